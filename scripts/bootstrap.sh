@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: the Debian tools the tests and demos use,
+# then a virtual environment in .venv with cosim installed in editable mode.
+# Sourced by scripts/demo and scripts/test; safe to run again and again.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Debian packages: binutils for both guest architectures (test guests are built
+# from assembly), dpkg-deb/apt for fetching guest images.
+debs=(binutils binutils-aarch64-linux-gnu)
+missing=()
+for p in "${debs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "cosim: installing Debian packages: ${missing[*]}" >&2
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+venv="$root/.venv"
+stamp="$venv/.cosim-installed"
+if [ ! -x "$venv/bin/python" ]; then
+    echo "cosim: creating $venv" >&2
+    python3 -m venv "$venv"
+fi
+# Re-install only when pyproject.toml changed since the last install.
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+    echo "cosim: installing cosim and its test dependencies into $venv" >&2
+    "$venv/bin/python" -m pip install -q --upgrade pip >&2
+    "$venv/bin/python" -m pip install -q -e "$root[test]" >&2
+    touch "$stamp"
+fi
