@@ -1,0 +1,27 @@
+"""cosim: virtual platforms in Python — a SimPy kernel, device models and a KVM or software CPU."""
+
+from ._bus import Bus, BusError, Command, Mapping, Response, Target, Transaction
+from ._device import Device
+from ._errors import CosimError, ModelError, PlatformError, SimulationError
+from ._kernel import Clock, ScheduledCall, Simulation, StopRequest, Summary
+from ._memory import Memory
+from ._platform import GiB, KiB, MiB, Platform, Property, get_platform, parse_size, platforms
+from ._regs import Access, Field, Reg, RegisterDevice, RegisterFile, Unmapped
+from ._signal import Input, Signal
+from ._time import (GHz, Hz, MHz, MS, NS, PS, SEC, US, Frequency, TimeError, format_time, kHz, ms, ns,
+                    parse_time, ps, s, us)
+
+__all__ = [
+    # kernel and time
+    "Simulation", "Summary", "StopRequest", "Clock", "ScheduledCall",
+    "PS", "NS", "US", "MS", "SEC", "ps", "ns", "us", "ms", "s",
+    "Frequency", "Hz", "kHz", "MHz", "GHz", "format_time", "parse_time", "TimeError",
+    # wires, buses, memory
+    "Signal", "Input", "Bus", "BusError", "Response", "Command", "Transaction", "Mapping", "Target", "Memory",
+    # models
+    "Device", "RegisterDevice", "RegisterFile", "Reg", "Field", "Access", "Unmapped",
+    # platforms
+    "Platform", "Property", "platforms", "get_platform", "parse_size", "KiB", "MiB", "GiB",
+    # errors
+    "CosimError", "PlatformError", "ModelError", "SimulationError",
+]

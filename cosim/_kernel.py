@@ -1,0 +1,245 @@
+"""The simulation kernel: a SimPy environment with integer picosecond time.
+
+`Simulation` adds what a virtual platform needs on top of SimPy: cancellable
+scheduled calls for lazy device models, stop requests from models (a guest
+asking to exit with a status), the quantum keeper's clock advance, and a
+summary at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _wall
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import simpy
+from simpy.core import URGENT, EmptySchedule, StopSimulation
+
+from ._errors import SimulationError
+from ._time import format_time, parse_time
+
+__all__ = ["Simulation", "Summary", "Clock", "ScheduledCall", "StopRequest"]
+
+
+class Clock(Protocol):
+    """The narrow view of time a device model gets: read the time, schedule a call."""
+
+    @property
+    def now(self) -> int: ...
+
+    def schedule(self, delay: int, callback: Callable[[], None]) -> "ScheduledCall": ...
+
+
+class ScheduledCall:
+    """A callback due at `when`; `cancel()` makes it a no-op (SimPy events cannot be removed)."""
+
+    __slots__ = ("when", "_callback")
+
+    def __init__(self, when: int, callback: Callable[[], None]) -> None:
+        self.when = when
+        self._callback: Callable[[], None] | None = callback
+
+    @property
+    def active(self) -> bool:
+        return self._callback is not None
+
+    def cancel(self) -> None:
+        self._callback = None
+
+    def _fire(self, _event: simpy.Event) -> None:
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            callback()
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    status: int
+    reason: str
+    time: int
+
+
+@dataclass
+class Summary:
+    """What a run did; `str()` gives the table printed at the end of `cosim run`."""
+
+    sim_time: int
+    wall_time: float
+    events: int
+    stop: StopRequest | None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        return self.stop.status if self.stop else 0
+
+    def __str__(self) -> str:
+        ratio = (self.sim_time / 1e12) / self.wall_time if self.wall_time > 0 else math.inf
+        rows = [
+            ("simulated time", format_time(self.sim_time)),
+            ("wall time", f"{self.wall_time:.3f} s"),
+            ("simulated/wall", f"{ratio:.3g}x"),
+            ("events processed", f"{self.events}"),
+        ]
+        if self.stop:
+            rows.append(("stopped by", f"{self.stop.reason} (status {self.stop.status}) at {format_time(self.stop.time)}"))
+        rows += list(self.extra.items())
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+class _Environment(simpy.Environment):
+    """SimPy environment that counts the events it processes."""
+
+    def __init__(self) -> None:
+        super().__init__(initial_time=0)
+        self.events_processed = 0
+
+    def step(self) -> None:
+        self.events_processed += 1
+        super().step()
+
+
+class Simulation:
+    """A simulation: SimPy underneath, integer picoseconds on top.
+
+    Processes are ordinary SimPy generator functions; `sim.env` is the SimPy
+    environment for anything not wrapped here.
+    """
+
+    def __init__(self) -> None:
+        self.env = _Environment()
+        self._stop_event = self.env.event()
+        self._stop: StopRequest | None = None
+        self._finalizers: list[Callable[[], None]] = []
+        self._summaries: list[Callable[[], dict[str, str]]] = []
+
+    # -- time ---------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        return int(self.env.now)
+
+    def peek(self) -> int | float:
+        """Time of the next pending event, `math.inf` when none is scheduled."""
+        return self.env.peek()
+
+    def advance_to(self, when: int) -> None:
+        """Move the clock forward without processing events (the quantum keeper's sync).
+
+        Only legal while no event is due before `when`: a CPU that ran ahead
+        inside its budget pushes the clock to its local time before touching a
+        device, so the device reads the time the guest has reached.
+        """
+        if when < self.env.now:
+            raise SimulationError(f"time cannot go backwards ({format_time(when)} < {format_time(self.now)})")
+        if when > self.env.peek():
+            raise SimulationError(
+                f"advance to {format_time(when)} would skip an event due at {format_time(int(self.env.peek()))}"
+            )
+        self.env._now = when  # SimPy keeps `now` here; nothing is due before `when` (checked above).
+
+    # -- scheduling ---------------------------------------------------------
+    def timeout(self, delay: int, value: Any = None) -> simpy.Timeout:
+        if delay < 0:
+            raise SimulationError(f"negative delay {delay} ps")
+        return self.env.timeout(delay, value)
+
+    def schedule(self, delay: int, callback: Callable[[], None]) -> ScheduledCall:
+        """Call `callback()` after `delay` ps; cancel it with the returned handle."""
+        if delay < 0:
+            raise SimulationError(f"cannot schedule {delay} ps in the past")
+        call = ScheduledCall(self.now + delay, callback)
+        self.env.timeout(delay).callbacks.append(call._fire)
+        return call
+
+    def process(self, generator: Generator[simpy.Event, Any, Any]) -> simpy.Process:
+        return self.env.process(generator)
+
+    def event(self) -> simpy.Event:
+        return self.env.event()
+
+    # -- ending -------------------------------------------------------------
+    @property
+    def stop_request(self) -> StopRequest | None:
+        return self._stop
+
+    def request_stop(self, status: int = 0, reason: str = "stop requested") -> None:
+        """End the run after the current event; the first request wins."""
+        if self._stop is None:
+            self._stop = StopRequest(status, reason, self.now)
+            # Urgent, so the run ends before other work due at this instant.
+            self._stop_event._ok = True
+            self._stop_event._value = self._stop
+            self.env.schedule(self._stop_event, URGENT)
+
+    def add_finalizer(self, finalizer: Callable[[], None]) -> None:
+        """Run `finalizer()` when the simulation is closed: after a stop, an error, or `close()`."""
+        self._finalizers.append(finalizer)
+
+    def add_summary(self, provider: Callable[[], dict[str, str]]) -> None:
+        """Contribute rows to the end-of-run summary (a CPU adds instructions, MIPS, ...)."""
+        self._summaries.append(provider)
+
+    def run(self, until: int | str | None = None) -> Summary:
+        """Run until the absolute time `until` (ps or text like '10 ms'), a stop request, or no events.
+
+        A run can be continued by calling `run()` again unless it was stopped.
+        On a stop request or an error the simulation is closed (finalizers run,
+        so output is flushed and file descriptors closed) before returning or
+        raising.
+        """
+        if isinstance(until, str):
+            until = parse_time(until)
+        if until is not None and until < self.now:
+            raise SimulationError(f"--until {format_time(until)} is before the current time {format_time(self.now)}")
+        start_wall = _wall.perf_counter()
+        start_events = self.env.events_processed
+        stoppers = [self._stop_event]
+        if until is not None:
+            # Like SimPy's numeric `until`: urgent, so events due exactly at `until` do not run.
+            limit = self.env.event()
+            limit._ok, limit._value = True, None
+            self.env.schedule(limit, URGENT, until - self.now)
+            stoppers.append(limit)
+        try:
+            if self._stop is None:
+                for event in stoppers:
+                    if event.callbacks is not None:
+                        event.callbacks.append(StopSimulation.callback)
+                step = self.env.step
+                while True:
+                    step()
+        except (StopSimulation, EmptySchedule):
+            pass  # stopped, reached `until`, or the platform went quiet
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            # A limit not reached must not stop a later run().
+            if until is not None and limit.callbacks and StopSimulation.callback in limit.callbacks:
+                limit.callbacks.remove(StopSimulation.callback)
+        if self._stop is not None:
+            self.close()
+        summary = Summary(
+            sim_time=self.now,
+            wall_time=_wall.perf_counter() - start_wall,
+            events=self.env.events_processed - start_events,
+            stop=self._stop,
+        )
+        for provider in self._summaries:
+            summary.extra.update(provider())
+        return summary
+
+    def close(self) -> None:
+        """Run the finalizers once (newest first); idempotent."""
+        finalizers, self._finalizers = self._finalizers, []
+        for finalizer in reversed(finalizers):
+            finalizer()
+
+    def __enter__(self) -> "Simulation":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,71 @@
+"""Memory backed by one contiguous, mmap'd buffer.
+
+The buffer is what a CPU backend maps straight into the guest (DMI: direct
+memory interface) so RAM accesses never leave the guest; the bus path below
+serves loaders, debuggers and other initiators.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from ._bus import BusError, Response
+from ._device import Device
+from ._errors import PlatformError
+
+__all__ = ["Memory"]
+
+
+class Memory(Device):
+    """RAM (read_only=False) or ROM.  `array` is a numpy uint8 view of the contents."""
+
+    model: ClassVar[str] = "memory"
+
+    def __init__(self, name: str, size: int, *, read_only: bool = False,
+                 on_write: Literal["error", "ignore"] = "error", image: str | Path | None = None,
+                 image_offset: int = 0) -> None:
+        super().__init__(name)
+        if size <= 0 or size % mmap.PAGESIZE:
+            raise PlatformError(f"{name}: size {size:#x} must be a positive multiple of {mmap.PAGESIZE:#x}")
+        if on_write not in ("error", "ignore"):
+            raise PlatformError(f"{name}: on_write must be 'error' or 'ignore', not {on_write!r}")
+        self.size = size
+        self.read_only = read_only
+        self.on_write = on_write
+        self.buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self.array = np.frombuffer(self.buffer, dtype=np.uint8)
+        # The ctypes view pins the buffer's address for backends that map it; it
+        # lives exactly as long as the buffer, so the address stays valid.
+        self._pin = ctypes.c_char.from_buffer(self.buffer)
+        self.address = ctypes.addressof(self._pin)
+        self._image = (Path(image), image_offset) if image is not None else None
+        if self._image:
+            self.load_file(*self._image)
+
+    def load(self, data: bytes, offset: int = 0) -> None:
+        """Copy `data` in at `offset` (loaders use this; it bypasses read-only)."""
+        if offset < 0 or offset + len(data) > self.size:
+            raise PlatformError(
+                f"{self.name}: {len(data):#x} bytes at offset {offset:#x} do not fit in {self.size:#x} bytes"
+            )
+        self.buffer[offset:offset + len(data)] = data
+
+    def load_file(self, path: Path, offset: int = 0) -> None:
+        if not path.is_file():
+            raise PlatformError(f"{self.name}: image {path} does not exist")
+        self.load(path.read_bytes(), offset)
+
+    def read(self, offset: int, size: int) -> int:
+        return int.from_bytes(self.buffer[offset:offset + size], "little")
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if self.read_only:
+            if self.on_write == "ignore":
+                return
+            raise BusError(Response.COMMAND_ERROR, detail=f"{self.name} is read-only")
+        self.buffer[offset:offset + size] = value.to_bytes(size, "little")
