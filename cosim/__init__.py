@@ -5,7 +5,7 @@ from ._device import Device
 from ._errors import CosimError, ModelError, PlatformError, SimulationError
 from ._kernel import Clock, ScheduledCall, Simulation, StopRequest, Summary
 from ._memory import Memory
-from ._platform import GiB, KiB, MiB, Platform, Property, get_platform, parse_size, platforms
+from ._platform import GiB, KiB, MiB, Platform, Property, get_platform, parse_size, registered_platforms
 from ._regs import Access, Field, Reg, RegisterDevice, RegisterFile, Unmapped
 from ._signal import Input, Signal
 from ._time import (GHz, Hz, MHz, MS, NS, PS, SEC, US, Frequency, TimeError, format_time, kHz, ms, ns,
@@ -21,7 +21,7 @@ __all__ = [
     # models
     "Device", "RegisterDevice", "RegisterFile", "Reg", "Field", "Access", "Unmapped",
     # platforms
-    "Platform", "Property", "platforms", "get_platform", "parse_size", "KiB", "MiB", "GiB",
+    "Platform", "Property", "registered_platforms", "get_platform", "parse_size", "KiB", "MiB", "GiB",
     # errors
     "CosimError", "PlatformError", "ModelError", "SimulationError",
 ]

@@ -28,7 +28,7 @@ from ._errors import PlatformError
 from ._kernel import Simulation
 from ._signal import Input, Signal
 
-__all__ = ["Platform", "Property", "parse_size", "KiB", "MiB", "GiB", "platforms", "get_platform"]
+__all__ = ["Platform", "Property", "parse_size", "KiB", "MiB", "GiB", "registered_platforms", "get_platform"]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 D = TypeVar("D", bound=Device)
@@ -68,7 +68,7 @@ class Property:
 _REGISTRY: dict[str, type["Platform"]] = {}
 
 
-def platforms() -> dict[str, type["Platform"]]:
+def registered_platforms() -> dict[str, type["Platform"]]:
     """Every registered platform by name (importing cosim.platforms registers the built-in ones)."""
     import cosim.platforms  # noqa: F401  (registers the built-in platforms)
 
@@ -76,7 +76,7 @@ def platforms() -> dict[str, type["Platform"]]:
 
 
 def get_platform(name: str) -> type["Platform"]:
-    known = platforms()
+    known = registered_platforms()
     if name not in known:
         raise PlatformError(f"unknown platform {name!r}; known: {', '.join(known) or 'none'}")
     return known[name]
@@ -90,7 +90,9 @@ class Platform:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.name:
+        if "name" in vars(cls) and cls.name:  # subclasses that don't rename are variants, not new platforms
+            if cls.name in _REGISTRY and _REGISTRY[cls.name].__qualname__ != cls.__qualname__:
+                raise PlatformError(f"two platforms are named {cls.name!r}: {_REGISTRY[cls.name].__qualname__} and {cls.__qualname__}")
             _REGISTRY[cls.name] = cls
 
     @classmethod

@@ -127,5 +127,11 @@ def parse_time(text: str) -> int:
     unit = unit or "s"
     if unit not in _UNITS:
         raise TimeError(f"unknown time unit {unit!r} in {text!r} (use ps, ns, us, ms or s)")
-    value: int | float = int(number) if number.isdigit() else float(number)
-    return _exact(value, _UNITS[unit], unit)
+    # Exact decimal arithmetic: "4451.995789467653 s" must not lose digits to a float.
+    whole, _, fraction = number.partition(".")
+    scale = _UNITS[unit]
+    numerator = int(whole or "0") * 10 ** len(fraction) + int(fraction or "0")
+    picoseconds, remainder = divmod(numerator * scale, 10 ** len(fraction))
+    if remainder:
+        raise TimeError(f"{text!r} is not a whole number of picoseconds")
+    return picoseconds

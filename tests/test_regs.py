@@ -1,0 +1,153 @@
+import pytest
+from hypothesis import given, strategies as st
+
+from cosim import Access, Field, PlatformError, Reg, RegisterDevice, Response, Unmapped
+
+
+class Widget(RegisterDevice):
+    """A made-up device exercising every access mode."""
+
+    model = "widget"
+    size = 0x100
+    registers = (
+        Reg("CTRL", 0x00, reset=0x5, fields=(Field("EN", 0), Field("MODE", 1, 2), Field("DONE", 4, access=Access.W1C),
+                                              Field("ID", 8, 8, access=Access.RO))),
+        Reg("STATUS", 0x04, reset=0xF0, access=Access.RC),
+        Reg("CMD", 0x08, access=Access.WO),
+        Reg("SET", 0x0C, access=Access.W1S),
+        Reg("VERSION", 0x10, reset=0x0102, access=Access.RO),
+        Reg("PRIO", 0x20, count=8, sizes=(1, 4), reset=tuple(range(8))),
+        Reg("COUNT", 0x40),
+        Reg("WIDE", 0x48, width=64, sizes=(4, 8)),
+    )
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.commands = []
+        self.updates = 0
+
+    def read_COUNT(self):
+        return len(self.commands)
+
+    def write_CMD(self, value):
+        self.commands.append(value)
+
+    def update(self):
+        self.updates += 1
+
+
+@pytest.fixture
+def dut(harness):
+    return harness(Widget("w"))
+
+
+def test_reset_values(dut):
+    assert [dut.read(o) for o in (0x00, 0x08, 0x0C, 0x10)] == [0x5, 0, 0, 0x0102]
+    assert [dut.read(0x20 + 4 * i) for i in range(8)] == list(range(8))
+
+
+def test_access_modes_bit_by_bit(dut):
+    d = dut.device
+    d.regs.CTRL = 0x10 | 0xAB00          # DONE set, ID=0xAB
+    dut.write(0x00, 0x0000_0013)          # EN=1, MODE=1, DONE written 1 -> cleared
+    assert d.regs.CTRL == 0xAB03          # ID kept (RO field)
+    assert dut.read(0x04) == 0xF0 and dut.read(0x04) == 0   # RC
+    dut.write(0x04, 0xFF)
+    assert d.regs.STATUS == 0                                # RC ignores writes
+    dut.write(0x0C, 0x1)
+    dut.write(0x0C, 0x4)
+    assert dut.read(0x0C) == 0x5                             # W1S accumulates
+    dut.write(0x10, 0xFFFF)
+    assert dut.read(0x10) == 0x0102                          # RO ignores writes
+
+
+def test_write_only_register_reads_zero_and_hook_gets_value(dut):
+    dut.write(0x08, 0x77)
+    assert dut.read(0x08) == 0 and dut.device.commands == [0x77]
+    assert dut.read(0x40) == 1
+
+
+def test_repeated_registers_byte_lanes(dut):
+    dut.write(0x21, 0xAA, size=1)
+    assert dut.read(0x21, 1) == 0xAA and dut.read(0x20) == 0x0000AA00
+    assert dut.read(0x24) == 1
+
+
+def test_narrow_write_does_not_clear_other_w1c_bits():
+    class W(RegisterDevice):
+        registers = (Reg("ICR", 0x0, access=Access.W1C, sizes=(1, 4)),)
+
+    w = W("w")
+    w.regs.ICR = 0xFFFF
+    w.write(1, 1, 0x01)                    # clears bit 8 only
+    assert w.regs.ICR == 0xFEFF
+
+
+def test_wrong_size_and_misaligned_give_burst_error(dut):
+    assert dut.status(0x00, size=1) is Response.BURST_ERROR
+    assert dut.status(0x22, size=4) is Response.BURST_ERROR
+    assert dut.status(0x48, size=8) is Response.OK and dut.status(0x4C, size=4) is Response.OK
+
+
+def test_unmapped_offsets(dut, harness):
+    assert dut.status(0x80) is Response.ADDRESS_ERROR
+
+    class Quiet(Widget):
+        unmapped = Unmapped.RAZ_WI
+
+    quiet = harness(Quiet("q"), base=0x1000)
+    assert quiet.read(0x80) == 0 and quiet.status(0x80, value=1) is Response.OK
+
+
+def test_reset_restores_every_register(dut):
+    d = dut.device
+    for offset in (0x00, 0x0C, 0x20, 0x24, 0x48):
+        dut.write(offset, 0xFFFF_FFFF)
+    d.read(0x04, 4)
+    d.reset()
+    assert d.regs.CTRL == 0x5 and d.regs.SET == 0 and d.regs.STATUS == 0xF0
+    assert d.regs.PRIO == list(range(8)) and d.regs.WIDE == 0
+
+
+def test_update_runs_after_writes_and_side_effect_reads(dut):
+    d = dut.device
+    before = d.updates
+    dut.write(0x00, 1)
+    dut.read(0x10)            # plain read: no side effect
+    dut.read(0x04)            # RC read: side effect
+    dut.read(0x40)            # hooked read
+    assert d.updates - before == 3
+
+
+def test_describe_offset_names_register_and_index(dut):
+    assert dut.device.describe_offset(0x26) == "PRIO[1] (offset 0x26)"
+
+
+def test_declaration_mistakes_are_caught_at_class_creation():
+    with pytest.raises(PlatformError, match="overlaps"):
+        class Bad(RegisterDevice):
+            registers = (Reg("A", 0x0), Reg("B", 0x2, width=16))
+    with pytest.raises(PlatformError, match="outside"):
+        Reg("C", 0, width=8, fields=(Field("F", 6, 4),))
+    with pytest.raises(PlatformError, match="reset values"):
+        Reg("D", 0, count=2, reset=(1, 2, 3))
+
+
+offsets = st.sampled_from([0x00, 0x04, 0x08, 0x0C, 0x10, 0x20, 0x21, 0x24, 0x40, 0x48, 0x80, 0x3])
+
+
+@given(st.lists(st.tuples(offsets, st.sampled_from([1, 2, 4, 8]), st.one_of(st.none(), st.integers(0, 2**64 - 1)))))
+def test_random_accesses_never_raise_and_fit_the_access(ops):
+    from cosim import BusError
+
+    w = Widget("w")
+    for offset, size, value in ops:
+        try:
+            if value is None:
+                got = w.read(offset, size)
+                assert 0 <= got < 1 << (8 * size)
+            else:
+                w.write(offset, size, value & ((1 << (8 * size)) - 1))
+        except BusError:
+            pass
+    assert (w.regs.CTRL >> 8) & 0xFF == 0          # the RO ID field never changes
