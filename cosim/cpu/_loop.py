@@ -1,0 +1,178 @@
+"""The CPU process, written once for every backend.
+
+Each iteration (the loop of the seed thread, `../shared/seed/`):
+
+    budget = min(quantum, time to the next pending event)     # gem5's KVM CPU
+    exit   = backend.run(budget)                               # guest runs natively / emulated
+    IDLE   -> wait for an interrupt: SimPy jumps to the next event
+    BUDGET -> advance simulated time by what the guest consumed; devices run
+    IO     -> an access scheduled something inside the budget: re-plan
+
+Because the budget never reaches past the next pending event, the guest can
+run ahead without missing anything, and a device touched mid-quantum sees the
+guest's local time (`Keeper.sync`).
+"""
+
+from __future__ import annotations
+
+import math
+import time as _wall
+from collections import Counter
+from collections.abc import Generator
+from functools import partial
+from typing import Any, ClassVar
+
+import simpy
+
+from .._device import Device
+from .._errors import PlatformError, SimulationError
+from .._kernel import Clock, Simulation
+from .._time import US, format_time
+from ._backend import CpuBackend, CpuError, CpuExit, ExitReason
+
+__all__ = ["Cpu", "Keeper"]
+
+
+class Keeper:
+    """The quantum keeper handed to `backend.run` (implements `QuantumKeeper`)."""
+
+    __slots__ = ("sim", "start", "budget", "end", "interrupt")
+
+    def __init__(self, sim: Simulation, start: int, budget: int) -> None:
+        self.sim = sim
+        self.start = start
+        self.budget = budget
+        self.end = start + budget
+        self.interrupt = False  # an interrupt input changed during this run
+
+    def sync(self, elapsed: int) -> None:
+        """Bring the kernel's clock to the guest's local time before a device access."""
+        target = min(self.start + elapsed, self.end, self.sim.peek())
+        if target > self.sim.now:
+            self.sim.advance_to(target)
+
+    @property
+    def must_yield(self) -> bool:
+        """True when the run must end now: a new event is due inside the budget, or an IRQ changed."""
+        return self.interrupt or self.sim.peek() < self.end
+
+
+class Cpu(Device):
+    """A CPU in a platform: interrupt inputs, a backend, and the quantum loop.
+
+    Interrupts: inputs named after the backend's lines ("irq", "fiq" on Arm;
+    "intr" on x86), wired by the platform from the interrupt controller.
+    Properties: backend (a CpuBackend), quantum (ps; SystemC's global quantum).
+    """
+
+    model: ClassVar[str] = "cpu"
+
+    def __init__(self, name: str, *, backend: CpuBackend, quantum: int = 100 * US,
+                 lines: tuple[str, ...] = ("irq", "fiq")) -> None:
+        super().__init__(name)
+        if quantum <= 0:
+            raise PlatformError(f"{name}: quantum must be positive, not {quantum} ps")
+        self.backend = backend
+        self.quantum = quantum
+        self.pins = {line: self.input(line, partial(self._line, line)) for line in lines}
+        self._sim: Simulation | None = None
+        self._keeper: Keeper | None = None
+        self._wake: simpy.Event | None = None
+        self.instructions = 0
+        self.idle_skipped = 0
+        self.exits: Counter[str] = Counter()
+        self._wall_start = 0.0
+
+    def attach(self, clock: Clock) -> None:
+        if not isinstance(clock, Simulation):
+            raise PlatformError(f"{self.name}: a CPU needs the full Simulation, not just a clock")
+        super().attach(clock)
+        if self._sim is None:
+            self._sim = clock
+            clock.add_finalizer(self.backend.close)
+            clock.add_summary(self.summary)
+            self._wall_start = _wall.perf_counter()
+            clock.process(self._loop())
+
+    # -- interrupt inputs --------------------------------------------------
+    def _line(self, line: str, level: bool) -> None:
+        self.backend.set_irq(line, level)
+        if self._keeper is not None:
+            self._keeper.interrupt = True
+        if level and self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    # -- the loop ----------------------------------------------------------
+    def _loop(self) -> Generator[simpy.Event, Any, None]:
+        sim = self._sim
+        assert sim is not None
+        backend = self.backend
+        while True:
+            now = sim.now
+            upcoming = sim.peek()
+            budget = self.quantum if upcoming == math.inf else min(self.quantum, int(upcoming) - now)
+            if budget <= 0:
+                yield sim.timeout(0)  # events due now run before the guest continues
+                continue
+            keeper = Keeper(sim, now, budget)
+            self._keeper = keeper
+            try:
+                result = backend.run(keeper)
+            except CpuError as error:
+                raise SimulationError(f"{self.name}: {error}") from error
+            finally:
+                self._keeper = None
+            self.instructions += result.instructions
+            self.exits[result.reason.value] += 1
+            elapsed = max(0, now + result.elapsed - sim.now)
+            if result.reason is ExitReason.IDLE and not backend.interrupt_pending():
+                yield from self._idle(result)
+            elif result.reason in (ExitReason.STOP, ExitReason.BREAKPOINT, ExitReason.ERROR):
+                self._finish(result)
+                return
+            else:
+                yield sim.timeout(elapsed)
+
+    def _idle(self, result: CpuExit) -> Generator[simpy.Event, Any, None]:
+        """Sleep until an interrupt is raised: SimPy jumps straight to the event that raises it.
+
+        Nothing is due inside the budget, so the instructions run before the
+        WFI/HLT need no time of their own: the wake-up comes later anyway.
+        """
+        sim = self._sim
+        assert sim is not None
+        self._wake = sim.event()
+        waits: list[simpy.Event] = [self._wake]
+        upcoming = sim.peek()
+        if result.detail == "wfe" and upcoming != math.inf:
+            # WFE also wakes on events not modelled one by one (SEV, the event
+            # stream): resume at the next scheduled event instead of an IRQ only.
+            waits.append(sim.timeout(int(upcoming) - sim.now))
+        start = sim.now
+        yield sim.env.any_of(waits)
+        self._wake = None
+        self.idle_skipped += sim.now - start
+
+    def _finish(self, result: CpuExit) -> None:
+        sim = self._sim
+        assert sim is not None
+        if result.reason is ExitReason.ERROR:
+            raise SimulationError(f"{self.name}: {result.detail}\n{self.backend.register_dump()}")
+        if result.reason is ExitReason.BREAKPOINT:
+            sim.request_stop(0, f"{self.name}: breakpoint at {self.backend.pc:#x}")
+            return
+        status, reason = result.detail if isinstance(result.detail, tuple) else (0, str(result.detail or "guest stop"))
+        sim.request_stop(status, reason)
+
+    # -- reporting ---------------------------------------------------------
+    def summary(self) -> dict[str, str]:
+        wall = max(_wall.perf_counter() - self._wall_start, 1e-9)
+        exits = ", ".join(f"{k} {v}" for k, v in sorted(self.exits.items())) or "none"
+        rows = {
+            f"{self.name} backend": getattr(self.backend, "description", self.backend.name),
+            f"{self.name} instructions": f"{self.instructions:,}",
+            f"{self.name} MIPS": f"{self.instructions / wall / 1e6:.1f}",
+            f"{self.name} idle skipped": format_time(self.idle_skipped),
+            f"{self.name} exits": exits,
+        }
+        return rows
