@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import simpy
-from simpy.core import URGENT, EmptySchedule, StopSimulation
+from simpy.core import NORMAL, URGENT, EmptySchedule, StopSimulation
 
 from ._errors import SimulationError
 from ._time import format_time, parse_time
@@ -32,14 +32,20 @@ class Clock(Protocol):
     def schedule(self, delay: int, callback: Callable[[], None]) -> "ScheduledCall": ...
 
 
-class ScheduledCall:
-    """A callback due at `when`; `cancel()` makes it a no-op (SimPy events cannot be removed)."""
+class ScheduledCall(simpy.Event):
+    """A callback due at `when`; `cancel()` makes it a no-op (SimPy events cannot be removed).
 
-    __slots__ = ("when", "_callback")
+    It is itself the SimPy event on the queue, so scheduling costs one object.
+    """
 
-    def __init__(self, when: int, callback: Callable[[], None]) -> None:
-        self.when = when
+    def __init__(self, env: simpy.Environment, delay: int, callback: Callable[[], None]) -> None:
+        self.env = env
+        self.callbacks = [self._fire]
+        self._ok = True
+        self._value = None
+        self.when = int(env.now) + delay
         self._callback: Callable[[], None] | None = callback
+        env.schedule(self, NORMAL, delay)
 
     @property
     def active(self) -> bool:
@@ -90,18 +96,6 @@ class Summary:
         return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
 
-class _Environment(simpy.Environment):
-    """SimPy environment that counts the events it processes."""
-
-    def __init__(self) -> None:
-        super().__init__(initial_time=0)
-        self.events_processed = 0
-
-    def step(self) -> None:
-        self.events_processed += 1
-        super().step()
-
-
 class Simulation:
     """A simulation: SimPy underneath, integer picoseconds on top.
 
@@ -110,7 +104,8 @@ class Simulation:
     """
 
     def __init__(self) -> None:
-        self.env = _Environment()
+        self.env = simpy.Environment(initial_time=0)
+        self.events_processed = 0  # counted by run(); SimPy itself keeps no count
         self._stop_event = self.env.event()
         self._stop: StopRequest | None = None
         self._finalizers: list[Callable[[], None]] = []
@@ -150,9 +145,7 @@ class Simulation:
         """Call `callback()` after `delay` ps; cancel it with the returned handle."""
         if delay < 0:
             raise SimulationError(f"cannot schedule {delay} ps in the past")
-        call = ScheduledCall(self.now + delay, callback)
-        self.env.timeout(delay).callbacks.append(call._fire)
-        return call
+        return ScheduledCall(self.env, delay, callback)
 
     def process(self, generator: Generator[simpy.Event, Any, Any]) -> simpy.Process:
         return self.env.process(generator)
@@ -195,7 +188,7 @@ class Simulation:
         if until is not None and until < self.now:
             raise SimulationError(f"--until {format_time(until)} is before the current time {format_time(self.now)}")
         start_wall = _wall.perf_counter()
-        start_events = self.env.events_processed
+        start_events = self.events_processed
         stoppers = [self._stop_event]
         if until is not None:
             # Like SimPy's numeric `until`: urgent, so events due exactly at `until` do not run.
@@ -211,6 +204,7 @@ class Simulation:
                 step = self.env.step
                 while True:
                     step()
+                    self.events_processed += 1
         except (StopSimulation, EmptySchedule):
             pass  # stopped, reached `until`, or the platform went quiet
         except BaseException:
@@ -225,7 +219,7 @@ class Simulation:
         summary = Summary(
             sim_time=self.now,
             wall_time=_wall.perf_counter() - start_wall,
-            events=self.env.events_processed - start_events,
+            events=self.events_processed - start_events,
             stop=self._stop,
         )
         for provider in self._summaries:

@@ -82,6 +82,13 @@ class Reg:
     sizes: tuple[int, ...] = ()               # accepted access sizes in bytes; () means (width/8,)
     doc: str = ""
     _masks: dict[Access, int] = field(init=False, repr=False, compare=False)
+    # The masks merge_write and reads need, precomputed: registers sit on the hot path.
+    _new: int = field(init=False, repr=False, compare=False)
+    _old: int = field(init=False, repr=False, compare=False)
+    _w1c: int = field(init=False, repr=False, compare=False)
+    _w1s: int = field(init=False, repr=False, compare=False)
+    _rc: int = field(init=False, repr=False, compare=False)
+    _wo: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.width not in (8, 16, 32, 64):
@@ -100,6 +107,10 @@ class Reg:
             rest &= ~f.mask
         masks[self.access] |= rest
         object.__setattr__(self, "_masks", masks)
+        for name, value in (("_new", masks[Access.RW] | masks[Access.WO]), ("_old", masks[Access.RO] | masks[Access.RC]),
+                            ("_w1c", masks[Access.W1C]), ("_w1s", masks[Access.W1S]), ("_rc", masks[Access.RC]),
+                            ("_wo", masks[Access.WO])):
+            object.__setattr__(self, name, value)
 
     @property
     def nbytes(self) -> int:
@@ -127,13 +138,7 @@ class Reg:
 
     def merge_write(self, old: int, new: int) -> int:
         """Stored value after writing `new` over `old`, bit by bit per access mode."""
-        m = self._masks
-        return (
-            (new & (m[Access.RW] | m[Access.WO]))
-            | (old & (m[Access.RO] | m[Access.RC]))
-            | (old & ~new & m[Access.W1C])
-            | ((old | new) & m[Access.W1S])
-        )
+        return (new & self._new) | (old & self._old) | (old & ~new & self._w1c) | ((old | new) & self._w1s)
 
 
 class RegisterFile:
@@ -212,11 +217,10 @@ class RegisterDevice(Device):
             self.update()
         else:
             value = self._stored(reg, index)
-            rc = reg.mask(Access.RC)
-            if rc:
-                self._store(reg, index, value & ~rc)
+            if reg._rc:
+                self._store(reg, index, value & ~reg._rc)
                 self.update()
-            value &= ~reg.mask(Access.WO)
+            value &= ~reg._wo
         return (value >> shift) & ((1 << (size * 8)) - 1)
 
     def write(self, offset: int, size: int, value: int) -> None:
@@ -230,7 +234,7 @@ class RegisterDevice(Device):
             # A narrow write merges into the stored value; W1C/W1S bits outside
             # the written bytes take 0 so they are left alone.
             lane = ((1 << (size * 8)) - 1) << shift
-            keep = self._stored(reg, index) & ~lane & ~(reg.mask(Access.W1C) | reg.mask(Access.W1S))
+            keep = self._stored(reg, index) & ~lane & ~(reg._w1c | reg._w1s)
             value = keep | ((value << shift) & lane)
         if hook is not None:
             if reg.count > 1:

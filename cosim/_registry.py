@@ -1,0 +1,31 @@
+"""Discovery of the built-in models and platforms for `cosim list`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from ._device import Device
+
+__all__ = ["registered_models"]
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+def registered_models() -> dict[str, type[Device]]:
+    """Every model class in cosim.models by its `model` name."""
+    import cosim.models
+
+    for info in pkgutil.iter_modules(cosim.models.__path__):
+        importlib.import_module(f"cosim.models.{info.name}")
+    models: dict[str, type[Device]] = {}
+    for cls in _all_subclasses(Device):
+        if cls.__module__.startswith("cosim.models.") and "model" in vars(cls) and cls.model:
+            models[cls.model] = cls
+    return dict(sorted(models.items()))

@@ -1,0 +1,119 @@
+"""The `cosim` command: run, list and describe platforms.
+
+Errors are one clear line and a non-zero exit status; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ._errors import CosimError
+from ._platform import Platform, get_platform, registered_platforms
+from ._registry import registered_models
+from ._time import TimeError, parse_time
+
+__all__ = ["main"]
+
+# Shorthand options that set the platform property of the same name, where the platform has it.
+_SHORTHANDS = ("console", "cpu", "guest", "image", "quantum")
+
+
+def _doc_line(obj: object) -> str:
+    return ((obj.__doc__ or "").strip().splitlines() or [""])[0]
+
+
+def _properties(pairs: Sequence[str]) -> dict[str, str]:
+    props = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CosimError(f"-P expects name=value, not {pair!r}")
+        props[key.strip()] = value.strip()
+    return props
+
+
+def _build(args: argparse.Namespace) -> Platform:
+    cls = get_platform(args.platform)
+    props = _properties(args.prop)
+    known = cls.properties()
+    for name in _SHORTHANDS:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name not in known:
+            raise CosimError(f"platform {args.platform!r} has no --{name} option")
+        props[name] = value
+    return cls(**props)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    until = parse_time(args.until) if args.until else None
+    platform = _build(args)
+    summary = platform.run(until)
+    print(f"\ncosim: {platform.name} ended\n{summary}", file=sys.stderr)
+    return summary.status
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    print("platforms:")
+    for name, cls in registered_platforms().items():
+        print(f"  {name:<14} {cls.summary or _doc_line(cls)}")
+    print("models:")
+    for name, cls in registered_models().items():
+        print(f"  {name:<14} {_doc_line(cls)}")
+    return 0
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    platform = _build(args)
+    print(platform.describe())
+    props = type(platform).properties()
+    if props:
+        print("\nproperties")
+        for name, prop in props.items():
+            print(f"  {name:<12} = {getattr(platform, name)!s:<16} {prop.doc}")
+    platform.sim.close()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cosim", description="Run and inspect cosim virtual platforms.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def platform_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("platform", help="platform name (see `cosim list`)")
+        p.add_argument("-P", "--prop", action="append", default=[], metavar="NAME=VALUE",
+                       help="set a platform property (repeatable)")
+        for name in _SHORTHANDS:
+            p.add_argument(f"--{name}", help=f"shorthand for -P {name}=VALUE")
+
+    run = sub.add_parser("run", help="run a platform")
+    platform_args(run)
+    run.add_argument("--until", help="stop at this simulated time, e.g. '10 ms', '5 s'")
+    run.set_defaults(func=_cmd_run)
+    describe = sub.add_parser("describe", help="print a platform's address map and wiring")
+    platform_args(describe)
+    describe.set_defaults(func=_cmd_describe)
+    listing = sub.add_parser("list", help="list platforms and models")
+    listing.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="cosim: %(name)s: %(levelname)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (CosimError, TimeError, OSError) as error:
+        if args.debug:
+            raise
+        print(f"cosim: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cosim: interrupted", file=sys.stderr)
+        return 130
