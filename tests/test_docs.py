@@ -1,0 +1,32 @@
+"""The examples in docs/ run: the Countdown model and its tests from the model guides."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cosim import Simulation
+from cosim.testing import Harness
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _python_blocks(name: str) -> str:
+    return "\n\n".join(re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(), re.S))
+
+
+def _namespace() -> dict:
+    ns: dict = {}
+    exec(compile(_python_blocks("writing-models.md"), "writing-models.md", "exec"), ns)
+    exec(compile(_python_blocks("testing-models.md"), "testing-models.md", "exec"), ns)
+    return ns
+
+
+NS = _namespace()
+
+
+@pytest.mark.parametrize("name", sorted(k for k in NS if k.startswith("test_")))
+def test_documented_example(name):
+    sim = Simulation()
+    NS[name](lambda device, base=0: Harness(sim, device, base))
+    sim.close()
