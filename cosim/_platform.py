@@ -55,6 +55,7 @@ class Property:
     default: Any
     doc: str
     parse: Callable[[str], Any] = str
+    show: Callable[[Any], str] = str  # how `cosim describe` prints the value
 
     def __set_name__(self, owner: type, name: str) -> None:
         object.__setattr__(self, "name", name)

@@ -74,7 +74,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if props:
         print("\nproperties")
         for name, prop in props.items():
-            print(f"  {name:<12} = {getattr(platform, name)!s:<16} {prop.doc}")
+            print(f"  {name:<12} = {prop.show(getattr(platform, name)):<16} {prop.doc}")
     platform.sim.close()
     return 0
 

@@ -25,6 +25,13 @@ def _namespace() -> dict:
 NS = _namespace()
 
 
+def test_countdown_model_file_matches_the_guide():
+    """models/countdown.py is the guide's example, verbatim, so users can run what they read."""
+    model = (DOCS.parent / "models" / "countdown.py").read_text()
+    example = re.findall(r"```python\n(.*?)```", (DOCS / "writing-models.md").read_text(), re.S)[0]
+    assert example.strip() in model
+
+
 @pytest.mark.parametrize("name", sorted(k for k in NS if k.startswith("test_")))
 def test_documented_example(name):
     sim = Simulation()

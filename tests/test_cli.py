@@ -1,0 +1,52 @@
+import subprocess
+import sys
+
+import pytest
+
+from cosim.cli import main
+
+
+def test_list_shows_platforms_and_models(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "countdown" in out
+
+
+def test_describe_prints_map_and_properties(capsys):
+    assert main(["describe", "demo", "-P", "period=2ms"]) == 0
+    out = capsys.readouterr().out
+    assert "timer0 (countdown)" in out and "2 ms" in out
+
+
+def test_run_demo_ends_with_summary_and_status(capsys):
+    assert main(["run", "demo", "-P", "ticks=2", "-P", "period=5ms"]) == 0
+    captured = capsys.readouterr()
+    assert "timer interrupt 2/2 at 10 ms" in captured.out
+    assert "simulated time    10 ms" in captured.err and "demo finished" in captured.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "nope"], "unknown platform 'nope'; known: "),
+    (["run", "demo", "--until", "10 parsecs"], "unknown time unit 'parsecs'"),
+    (["run", "demo", "-P", "tick=3"], "no property 'tick'; known: period, ticks"),
+    (["run", "demo", "-P", "ticks"], "-P expects name=value"),
+    (["run", "demo", "--console", "stdio"], "platform 'demo' has no --console option"),
+])
+def test_errors_are_one_line_and_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cosim: error: ") and message in err and "\n" not in err
+
+
+def test_debug_shows_the_traceback():
+    from cosim import PlatformError
+
+    with pytest.raises(PlatformError):
+        main(["--debug", "run", "nope"])
+
+
+def test_python_dash_m_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "cosim", "run", "demo", "--until", "2.5s"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert "2/10 at 2 s" in proc.stdout and "simulated time    2.5 s" in proc.stderr
