@@ -1,0 +1,131 @@
+"""AArch64 exception entry to EL1, as the Armv8-A ARM defines it (D1.10, D1.11).
+
+Unicorn executes instructions but takes no exceptions of its own (it only
+reports them through a hook), so the software backend enters them here. The
+logic is pure: it maps the current PSTATE and the exception to the register
+values an exception entry writes. `ExceptionEntry.apply` is the one place
+those values reach a CPU.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Kind", "EC", "esr", "vector_offset", "ExceptionEntry", "enter_el1", "Arm64State",
+           "PSTATE_DAIF", "PSTATE_I", "PSTATE_F", "DFSC_SYNC_EXTERNAL"]
+
+# PSTATE / SPSR layout for AArch64 (C5.2.18 SPSR_EL1).
+PSTATE_NZCV = 0xF << 28
+PSTATE_D, PSTATE_A, PSTATE_I, PSTATE_F = 1 << 9, 1 << 8, 1 << 7, 1 << 6
+PSTATE_DAIF = PSTATE_D | PSTATE_A | PSTATE_I | PSTATE_F
+PSTATE_M = 0xF            # M[3:0]: EL in [3:2], SP selection in [0]
+EL1H = 0b0101             # EL1 using SP_EL1
+
+DFSC_SYNC_EXTERNAL = 0x10  # synchronous external abort, not on a translation table walk
+
+
+class Kind(enum.IntEnum):
+    """Exception type; the value is its offset inside a vector-table quarter (D1.10.2)."""
+
+    SYNC = 0x000
+    IRQ = 0x080
+    FIQ = 0x100
+    SERROR = 0x180
+
+
+class EC(enum.IntEnum):
+    """Exception classes of ESR_ELx (D17.2.37)."""
+
+    UNKNOWN = 0x00
+    SVC64 = 0x15
+    HVC64 = 0x16
+    SMC64 = 0x17
+    IABT_LOWER = 0x20
+    IABT_CURRENT = 0x21
+    DABT_LOWER = 0x24
+    DABT_CURRENT = 0x25
+
+
+def esr(ec: EC, iss: int = 0, il: bool = True) -> int:
+    """ESR_ELx value: EC [31:26], IL [25] (32-bit instruction), ISS [24:0]."""
+    return (int(ec) << 26) | (int(il) << 25) | (iss & 0x1FF_FFFF)
+
+
+def current_el(pstate: int) -> int:
+    return (pstate >> 2) & 3
+
+
+def vector_offset(pstate: int, kind: Kind) -> int:
+    """Offset from VBAR_EL1 for an exception taken to EL1 from the state `pstate` (D1.10.2)."""
+    if current_el(pstate) == 1:
+        base = 0x200 if pstate & 1 else 0x000    # current EL with SP_ELx / with SP_EL0
+    else:
+        base = 0x400                             # lower EL using AArch64
+    return base + kind
+
+
+@dataclass(frozen=True)
+class ExceptionEntry:
+    """The register writes of one exception entry."""
+
+    pc: int               # the vector
+    pstate: int           # EL1h, DAIF masked, NZCV kept
+    spsr: int             # the interrupted PSTATE
+    elr: int              # preferred return address
+    esr: int | None       # syndrome (synchronous exceptions only)
+    far: int | None       # faulting address (aborts only)
+    old_sp: int           # which SP_ELn was in use (0 or 1)
+
+    def apply(self, cpu: "Arm64State") -> None:
+        # The live stack pointer belongs to the old SP selection: bank it before switching.
+        cpu.set_banked_sp(self.old_sp, cpu.get_sp())
+        cpu.set_el1_registers(spsr=self.spsr, elr=self.elr, esr=self.esr, far=self.far)
+        cpu.set_pstate(self.pstate)
+        cpu.set_sp(cpu.get_banked_sp(1))
+        cpu.set_pc(self.pc)
+
+
+class Arm64State(Protocol):
+    """What exception entry needs from a CPU (the unicorn backend implements it; tests fake it)."""
+
+    def get_sp(self) -> int: ...
+
+    def set_sp(self, value: int) -> None: ...
+
+    def get_banked_sp(self, el: int) -> int: ...
+
+    def set_banked_sp(self, el: int, value: int) -> None: ...
+
+    def set_el1_registers(self, *, spsr: int, elr: int, esr: int | None, far: int | None) -> None: ...
+
+    def set_pstate(self, value: int) -> None: ...
+
+    def set_pc(self, value: int) -> None: ...
+
+
+def enter_el1(pstate: int, vbar: int, kind: Kind, return_address: int,
+              syndrome: int | None = None, fault_address: int | None = None) -> ExceptionEntry:
+    """Exception entry to EL1 from EL0 or EL1 (D1.10.1): SPSR <- PSTATE, ELR <- return address,
+    PSTATE <- EL1h with D, A, I and F masked, PC <- VBAR_EL1 + vector offset."""
+    if current_el(pstate) > 1:
+        raise ValueError(f"exception entry to EL1 from EL{current_el(pstate)} is not possible")
+    old_sp = 1 if current_el(pstate) == 1 and pstate & 1 else 0
+    return ExceptionEntry(
+        pc=(vbar & ~0x7FF) + vector_offset(pstate, kind),
+        pstate=(pstate & PSTATE_NZCV) | PSTATE_DAIF | EL1H,
+        spsr=pstate,
+        elr=return_address,
+        esr=syndrome if kind is Kind.SYNC else None,
+        far=fault_address,
+        old_sp=old_sp,
+    )
+
+
+def abort_syndrome(pstate: int, instruction: bool, write: bool, status: int = DFSC_SYNC_EXTERNAL) -> int:
+    """ESR for an instruction or data abort taken to EL1 (D17.2.37, ISS encodings for aborts)."""
+    lower = current_el(pstate) == 0
+    if instruction:
+        return esr(EC.IABT_LOWER if lower else EC.IABT_CURRENT, status)
+    return esr(EC.DABT_LOWER if lower else EC.DABT_CURRENT, status | (int(write) << 6))

@@ -1,0 +1,358 @@
+"""The software CPU for Arm64 guests: unicorn executes, this backend owns the rest.
+
+- **Exact local time.** A native hook counts retired instructions
+  (`_counter.py`); simulated time = instructions x the CPU period, plus the
+  poll skips below. Devices are accessed after `keeper.sync` to that time.
+- **Exceptions** are entered by `exceptions.enter_el1` (unicorn takes none):
+  IRQ/FIQ between runs when the line is high and unmasked; SVC, undefined
+  instructions and aborts reported by unicorn's interrupt hook; HVC/SMC go to
+  PSCI. An access to an address with nothing mapped is a synchronous external
+  abort taken by the guest (DFSC 0x10, FAR = the address).
+- **Idle.** WFI makes unicorn return early; that is the idle exit.
+- **Polling.** A guest that reads the same thing again and again (CNTPCT/CNTVCT,
+  or one device register such as a UART's flag register) with nothing else in
+  between is waiting for time to pass: each further read in the streak moves
+  local time on by a skip that doubles (1 us, 2 us, ...) up to `max_poll_skip`,
+  so `udelay` loops and console polling cost a few reads instead of millions
+  of instructions. Deterministic: the same guest gives the same times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED,
+                     UC_ERR_WRITE_PROT, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE_PROT,
+                     UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT, UC_MODE_ARM, UC_PROT_ALL,
+                     UC_PROT_EXEC, UC_PROT_READ, Uc, UcError)
+from unicorn import arm64_const as A
+
+from ..._bus import Bus, BusError
+from ..._time import GHz, US, Frequency
+from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
+from . import psci
+from ._counter import NativeCounter
+from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, enter_el1, esr
+
+__all__ = ["UnicornArm64Cpu", "MemoryRegion"]
+
+log = logging.getLogger("cosim.cpu.arm64")
+
+# (guest physical address, size, host address of the buffer, read-only)
+MemoryRegion = tuple[int, int, int, bool]
+
+# QEMU's internal exception numbers as unicorn's UC_HOOK_INTR reports them (target/arm/cpu.h).
+EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 3, 4, 7
+EXCP_HVC, EXCP_SMC = 11, 13
+
+SPSR_EL1 = (3, 0, 4, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
+SCR_EL3 = (3, 6, 1, 1, 0)
+HCR_EL2 = (3, 4, 1, 1, 0)
+# Unicorn starts in Secure EL1 with SCR_EL3.RW = 0, which QEMU reads as "EL1 is
+# AArch32": the first MMU enable then faults. Present what QEMU's virt gives a
+# guest instead: Non-secure (NS), HVC enabled (HCE), lower ELs AArch64 (RW).
+SCR_EL3_VALUE = (1 << 10) | (1 << 8) | 0x30 | 1
+HCR_EL2_RW = 1 << 31
+
+_X_REGS = {f"x{i}": getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)}
+_X_REGS |= {"x29": A.UC_ARM64_REG_FP, "x30": A.UC_ARM64_REG_LR, "sp": A.UC_ARM64_REG_SP,
+            "pc": A.UC_ARM64_REG_PC, "pstate": A.UC_ARM64_REG_PSTATE, "sp_el0": A.UC_ARM64_REG_SP_EL0,
+            "sp_el1": A.UC_ARM64_REG_SP_EL1, "elr_el1": A.UC_ARM64_REG_ELR_EL1, "esr_el1": A.UC_ARM64_REG_ESR_EL1,
+            "far_el1": A.UC_ARM64_REG_FAR_EL1, "vbar_el1": A.UC_ARM64_REG_VBAR_EL1}
+
+SysregHandler = Callable[[tuple[int, int, int, int, int]], str | None]
+
+
+class UnicornArm64Cpu:
+    """Arm64 CPU on unicorn behind the CpuBackend interface.
+
+    `memory`: regions mapped straight into the guest (DMI); `bus`: everything
+    else on the system bus, reached through `mmio` ranges; `timer`: the
+    generic-timer model (`read_sysreg`/`write_sysreg`, `SYSREG_NAMES`);
+    `on_psci_stop(kind)`: told when the guest asks PSCI to power off or reset.
+    """
+
+    name = "unicorn-arm64"
+
+    def __init__(self, *, bus: Bus, memory: Iterable[MemoryRegion], mmio: Iterable[tuple[int, int]],
+                 timer: Any = None, sysreg_names: dict[tuple[int, int, int, int, int], str] | None = None,
+                 frequency: Frequency = GHz(1), max_poll_skip: int = 100 * US, entry: int = 0,
+                 registers: dict[str, int] | None = None) -> None:
+        self.bus = bus
+        self.timer = timer
+        self.period = frequency.period
+        self.max_poll_skip = max_poll_skip
+        self._sysregs = sysreg_names or {}
+        self.description = f"unicorn {__import__('unicorn').__version__} Arm64 at {frequency}, exact instruction count"
+        self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        self.uc.cpr_write(*SCR_EL3, SCR_EL3_VALUE)
+        self.uc.cpr_write(*HCR_EL2, HCR_EL2_RW)
+        for base, size, host, read_only in memory:
+            self.uc.mem_map_ptr(base, size, UC_PROT_READ | UC_PROT_EXEC if read_only else UC_PROT_ALL, host)
+        for base, size in mmio:
+            self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
+        self.counter = NativeCounter(self.uc)
+        self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
+        self.uc.hook_add(UC_HOOK_MEM_UNMAPPED | UC_HOOK_MEM_WRITE_PROT, self._on_bad_access)
+        self.uc.hook_add(UC_HOOK_INSN, self._on_mrs, aux1=A.UC_ARM64_INS_MRS)
+        self.uc.hook_add(UC_HOOK_INSN, self._on_msr, aux1=A.UC_ARM64_INS_MSR)
+        self.lines = {"irq": False, "fiq": False}
+        self._keeper: QuantumKeeper | None = None
+        self._extra = 0                   # poll skips added to local time in this run
+        self._stop: tuple[ExitReason, object] | None = None
+        self._fault: tuple[int, bool, bool] | None = None   # (address, instruction fetch, write)
+        self._pending_sync: tuple[Kind, int, int | None] | None = None
+        self._poll_key: object = None
+        self._poll_at = 0
+        self._poll_skip = 0
+        self._done = 0
+        self._limit = 0
+        self._warned: set[int] = set()
+        self.write_register("pc", entry)
+        for name, value in (registers or {}).items():
+            self.write_register(name, value)
+
+    # -- registers -----------------------------------------------------------
+    def read_register(self, name: str) -> int:
+        if name == "spsr_el1":
+            return self.uc.cpr_read(*SPSR_EL1)
+        return self.uc.reg_read(_X_REGS[name])
+
+    def write_register(self, name: str, value: int) -> None:
+        if name == "spsr_el1":
+            self.uc.cpr_write(*SPSR_EL1, value)
+        else:
+            self.uc.reg_write(_X_REGS[name], value)
+
+    @property
+    def pc(self) -> int:
+        return self.uc.reg_read(A.UC_ARM64_REG_PC)
+
+    def register_dump(self) -> str:
+        regs = [f"x{i:<2}={self.read_register(f'x{i}'):016x}" for i in range(31)]
+        rows = ["  ".join(regs[i:i + 4]) for i in range(0, 31, 4)]
+        rows.append(f"sp ={self.read_register('sp'):016x}  pc ={self.pc:016x}  pstate={self.read_register('pstate'):08x}")
+        rows.append(f"elr_el1={self.read_register('elr_el1'):016x}  esr_el1={self.read_register('esr_el1'):08x}  "
+                    f"far_el1={self.read_register('far_el1'):016x}")
+        return "\n".join(rows)
+
+    # Arm64State for exception entry.
+    def get_sp(self) -> int:
+        return self.uc.reg_read(A.UC_ARM64_REG_SP)
+
+    def set_sp(self, value: int) -> None:
+        self.uc.reg_write(A.UC_ARM64_REG_SP, value)
+
+    def get_banked_sp(self, el: int) -> int:
+        return self.uc.reg_read(A.UC_ARM64_REG_SP_EL1 if el else A.UC_ARM64_REG_SP_EL0)
+
+    def set_banked_sp(self, el: int, value: int) -> None:
+        self.uc.reg_write(A.UC_ARM64_REG_SP_EL1 if el else A.UC_ARM64_REG_SP_EL0, value)
+
+    def set_el1_registers(self, *, spsr: int, elr: int, esr: int | None, far: int | None) -> None:
+        self.uc.cpr_write(*SPSR_EL1, spsr)
+        self.uc.reg_write(A.UC_ARM64_REG_ELR_EL1, elr)
+        if esr is not None:
+            self.uc.reg_write(A.UC_ARM64_REG_ESR_EL1, esr)
+        if far is not None:
+            self.uc.reg_write(A.UC_ARM64_REG_FAR_EL1, far)
+
+    def set_pstate(self, value: int) -> None:
+        self.uc.reg_write(A.UC_ARM64_REG_PSTATE, value)
+
+    def set_pc(self, value: int) -> None:
+        self.uc.reg_write(A.UC_ARM64_REG_PC, value)
+
+    # -- interrupts -----------------------------------------------------------
+    def set_irq(self, line: str, level: bool) -> None:
+        self.lines[line] = level
+
+    def interrupt_pending(self) -> bool:
+        # WFI wakes on a pending interrupt even when PSTATE masks it (D1.16.2).
+        return self.lines["irq"] or self.lines["fiq"]
+
+    def _take_interrupt(self) -> bool:
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        for line, kind, mask in (("fiq", Kind.FIQ, PSTATE_F), ("irq", Kind.IRQ, PSTATE_I)):
+            if self.lines[line] and not pstate & mask:
+                self._enter(kind, self.pc)
+                return True
+        return False
+
+    def _enter(self, kind: Kind, return_address: int, syndrome: int | None = None, far: int | None = None) -> None:
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        vbar = self.uc.reg_read(A.UC_ARM64_REG_VBAR_EL1)
+        enter_el1(pstate, vbar, kind, return_address, syndrome, far).apply(self)
+
+    # -- running --------------------------------------------------------------
+    def run(self, keeper: QuantumKeeper) -> CpuExit:
+        self._keeper = keeper
+        self._extra = 0
+        self._done = 0
+        self._stop = None
+        self._limit = max(1, keeper.budget // self.period)
+        try:
+            while True:
+                self._take_interrupt()
+                self.counter.arm(self._remaining())
+                self._pending_sync = None
+                try:
+                    self.uc.emu_start(self.pc, 0xFFFF_FFFF_FFFF_FFFF)
+                except UcError as error:
+                    self._done += self.counter.executed
+                    if not self._deliver_fault(error):
+                        raise CpuError(f"unicorn stopped at pc={self.pc:#x}: {error}", self.register_dump()) from error
+                else:
+                    self._done += self.counter.executed
+                    if self._pending_sync is not None:
+                        self._enter(*self._pending_sync)
+                    elif self._stop is None and self.counter.executed < self.counter.budget:
+                        return self._exit(ExitReason.IDLE, "wfi")   # unicorn returns early only on WFI/WFE
+                if self._stop is not None:
+                    return self._exit(*self._stop)
+                if self._remaining() <= 0:
+                    return self._exit(ExitReason.BUDGET)
+        finally:
+            self._keeper = None
+
+    def _remaining(self) -> int:
+        """Instructions left in the budget once poll skips are taken off."""
+        return self._limit - self._done - self._extra // self.period
+
+    def _elapsed(self) -> int:
+        return (self._done + self.counter.executed) * self.period + self._extra
+
+    def _exit(self, reason: ExitReason, detail: object = None) -> CpuExit:
+        assert self._keeper is not None
+        elapsed = self._done * self.period + self._extra
+        return CpuExit(reason, min(elapsed, self._keeper.budget), self._done, detail)
+
+    def _end_run(self, reason: ExitReason, detail: object = None) -> None:
+        self._stop = (reason, detail)
+        self.uc.emu_stop()
+
+    def _after_access(self) -> None:
+        keeper = self._keeper
+        if keeper is not None and keeper.must_yield and self._stop is None:
+            self._end_run(ExitReason.IO)
+
+    # -- device accesses --------------------------------------------------------
+    def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
+        self._poll_step(base + offset)
+        assert self._keeper is not None
+        self._keeper.sync(self._elapsed())
+        address = base + offset
+        try:
+            value = self.bus.read(address, size)
+        except BusError as error:
+            self._warn_once(address, f"read of {size} bytes failed ({error.status.value}); reads as 0")
+            value = 0
+        self._after_access()
+        return value
+
+    def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
+        self._poll_key = None
+        assert self._keeper is not None
+        self._keeper.sync(self._elapsed())
+        address = base + offset
+        try:
+            self.bus.write(address, size, value)
+        except BusError as error:
+            self._warn_once(address, f"write of {size} bytes failed ({error.status.value}); ignored")
+        self._after_access()
+
+    def _warn_once(self, address: int, message: str) -> None:
+        if address not in self._warned:
+            self._warned.add(address)
+            log.warning("guest access at %#x: %s", address, message)
+
+    def _on_mrs(self, uc: Uc, reg: int, cp: Any, _: Any) -> int:
+        name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
+        if name is None or self.timer is None:
+            return 0                                   # not ours: unicorn executes it
+        if name in ("CNTPCT_EL0", "CNTVCT_EL0"):
+            self._poll_step(name)
+        assert self._keeper is not None
+        self._keeper.sync(self._elapsed())
+        uc.reg_write(reg, self.timer.read_sysreg(name))
+        return 1
+
+    def _on_msr(self, uc: Uc, reg: int, cp: Any, _: Any) -> int:
+        name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
+        if name is None or self.timer is None:
+            return 0
+        self._poll_key = None
+        assert self._keeper is not None
+        self._keeper.sync(self._elapsed())
+        self.timer.write_sysreg(name, cp.val)
+        self._after_access()
+        return 1
+
+    def _poll_step(self, what: object) -> None:
+        """A read that repeats the previous one (same source, nothing written or read elsewhere in
+        between, few instructions apart) is a guest polling for time to pass: let time move on.
+        The PC is not part of the test: drivers often read a status register from two places."""
+        key = what
+        done = self._done + self.counter.executed
+        if key == self._poll_key and done - self._poll_at < 256:
+            assert self._keeper is not None
+            skip = min(max(2 * self._poll_skip, US), self.max_poll_skip, self._keeper.budget - self._elapsed())
+            if skip > 0:
+                self._poll_skip = skip
+                self._extra += skip
+                if self._remaining() <= self.counter.executed:
+                    self._end_run(ExitReason.BUDGET)
+                else:
+                    self.counter.budget = self._remaining()   # the counter counts from this emu_start
+        else:
+            self._poll_skip = 0
+        self._poll_key = key
+        self._poll_at = done
+
+    # -- exceptions reported by unicorn -------------------------------------------
+    def _on_exception(self, uc: Uc, intno: int, _: Any) -> None:
+        pc = self.pc
+        if intno in (EXCP_HVC, EXCP_SMC):
+            result = psci.call(self.read_register("x0"), self.read_register("x1"))
+            self.write_register("x0", result.x0)
+            if result.stop:
+                self._end_run(ExitReason.STOP, (0, f"guest called PSCI SYSTEM_{result.stop.upper()}"))
+            return
+        if intno == EXCP_SWI:
+            # SVC: the preferred return address is the next instruction, where unicorn's PC already is.
+            self._pending_sync = (Kind.SYNC, pc, esr(EC.SVC64, self._svc_immediate(pc - 4)))
+        elif intno == EXCP_UDEF:
+            self._pending_sync = (Kind.SYNC, pc, esr(EC.UNKNOWN))
+        elif intno == EXCP_BKPT:
+            self._stop = (ExitReason.BREAKPOINT, pc)
+        else:
+            self._stop = (ExitReason.ERROR, f"exception {intno} at pc={pc:#x} (MMU faults need a syndrome this backend does not derive yet)")
+        uc.emu_stop()
+
+    def _svc_immediate(self, address: int) -> int:
+        try:
+            word = int.from_bytes(self.uc.mem_read(address, 4), "little")
+        except UcError:
+            return 0
+        return (word >> 5) & 0xFFFF if word & 0xFFE0001F == 0xD4000001 else 0
+
+    def _on_bad_access(self, uc: Uc, access: int, address: int, size: int, value: int, _: Any) -> bool:
+        self._fault = (address, access == UC_MEM_FETCH_UNMAPPED, access in (UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT))
+        return False                                   # unicorn raises; _deliver_fault takes the abort
+
+    def _deliver_fault(self, error: UcError) -> bool:
+        """Nothing mapped (or ROM written): a synchronous external abort the guest takes (D1.10)."""
+        if self._fault is None or error.errno not in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED,
+                                                      UC_ERR_FETCH_UNMAPPED, UC_ERR_WRITE_PROT):
+            return False
+        address, fetch, write = self._fault
+        self._fault = None
+        self._warn_once(address, "nothing mapped: synchronous external abort taken by the guest")
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        self._enter(Kind.SYNC, self.pc, abort_syndrome(pstate, fetch, write), address)
+        return True
+
+    def close(self) -> None:
+        self._keeper = None

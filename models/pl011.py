@@ -1,0 +1,200 @@
+"""Arm PrimeCell UART (PL011), after the Technical Reference Manual, Arm DDI 0183 (r1p5).
+
+Design choices, documented once here:
+- Transmission is instantaneous: a byte written to UARTDR reaches the back-end
+  at once and the transmit FIFO is always empty (as QEMU's model does). That
+  keeps console output cheap; the TX interrupt is raised on every write, which
+  is what a driver waiting for FIFO space expects (TRM 3.4.3 UARTTXINTR).
+- Received bytes wait in the back-end until the RX FIFO has room, so typed input
+  is never lost to an overrun.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import ClassVar
+
+from cosim import Access, Field, Reg, RegisterDevice, ScheduledCall, SEC
+from cosim.chardev import CharBackend, NullBackend
+
+__all__ = ["Pl011"]
+
+# UARTFR bits (TRM 3.3.3).
+FR_BUSY, FR_RXFE, FR_TXFF, FR_RXFF, FR_TXFE = 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7
+# Interrupt bits shared by UARTIMSC/RIS/MIS/ICR (TRM 3.3.12-3.3.15).
+INT_RX, INT_TX, INT_RT = 1 << 4, 1 << 5, 1 << 6
+INT_ALL = 0x7FF
+LCR_H_FEN = 1 << 4
+CR_UARTEN, CR_LBE, CR_TXE, CR_RXE = 1 << 0, 1 << 7, 1 << 8, 1 << 9
+FIFO_DEPTH = 32  # r1p5: 32-entry FIFOs (TRM 2.4.2)
+# UARTIFLS level select -> fraction of the FIFO in eighths (TRM 3.3.10).
+_IFLS_EIGHTHS = {0: 1, 1: 2, 2: 4, 3: 6, 4: 7}
+
+
+class Pl011(RegisterDevice):
+    """Arm PL011 UART (DDI 0183) with 32-byte FIFOs and the PrimeCell ID registers Linux probes.
+
+    Interrupts:
+      irq: UARTINTR, the OR of the masked interrupt status (UARTMIS).
+    Properties:
+      backend: a CharBackend for the console (default: output discarded).
+      clock_hz: UARTCLK, used for the baud rate and the receive timeout (default 24 MHz).
+    """
+
+    model: ClassVar[str] = "pl011"
+    size: ClassVar[int] = 0x1000
+    compatible: ClassVar[tuple[str, ...]] = ("arm,pl011", "arm,primecell")
+    registers = (
+        Reg("UARTDR", 0x000, sizes=(1, 2, 4), doc="data: read pops the RX FIFO, write transmits"),
+        Reg("UARTRSR_ECR", 0x004, sizes=(1, 4), doc="receive status (read) / error clear (write)"),
+        Reg("UARTFR", 0x018, access=Access.RO, reset=FR_RXFE | FR_TXFE, sizes=(1, 2, 4),
+            fields=(Field("BUSY", 3), Field("RXFE", 4), Field("TXFF", 5), Field("RXFF", 6), Field("TXFE", 7))),
+        Reg("UARTILPR", 0x020, sizes=(1, 4)),
+        Reg("UARTIBRD", 0x024, sizes=(2, 4)),
+        Reg("UARTFBRD", 0x028, sizes=(1, 4)),
+        Reg("UARTLCR_H", 0x02C, sizes=(1, 2, 4), fields=(Field("BRK", 0), Field("PEN", 1), Field("EPS", 2),
+                                                          Field("STP2", 3), Field("FEN", 4), Field("WLEN", 5, 2), Field("SPS", 7))),
+        Reg("UARTCR", 0x030, reset=0x300, sizes=(2, 4), fields=(Field("UARTEN", 0), Field("LBE", 7), Field("TXE", 8), Field("RXE", 9))),
+        Reg("UARTIFLS", 0x034, reset=0x12, sizes=(1, 2, 4), fields=(Field("TXIFLSEL", 0, 3), Field("RXIFLSEL", 3, 3))),
+        Reg("UARTIMSC", 0x038, sizes=(2, 4)),
+        Reg("UARTRIS", 0x03C, access=Access.RO, sizes=(2, 4)),
+        Reg("UARTMIS", 0x040, access=Access.RO, sizes=(2, 4)),
+        Reg("UARTICR", 0x044, access=Access.WO, sizes=(2, 4)),
+        Reg("UARTDMACR", 0x048, sizes=(1, 4)),
+        # PrimeCell identification (TRM 3.3.17-3.3.24): part 0x011, designer 0x41 (Arm), revision 1.
+        Reg("UARTPeriphID", 0xFE0, count=4, access=Access.RO, reset=(0x11, 0x10, 0x14, 0x00)),
+        Reg("UARTPCellID", 0xFF0, count=4, access=Access.RO, reset=(0x0D, 0xF0, 0x05, 0xB1)),
+    )
+
+    def __init__(self, name: str, *, backend: CharBackend | None = None, clock_hz: int = 24_000_000) -> None:
+        super().__init__(name)
+        self.backend: CharBackend = backend or NullBackend()
+        self.clock_hz = clock_hz
+        self.irq = self.output("irq")
+        self._rx: deque[int] = deque()
+        self._waiting: deque[int] = deque()   # input not yet accepted by the FIFO
+        self._timeout: ScheduledCall | None = None
+        self.backend.set_receiver(self.receive)
+
+    def attach(self, clock) -> None:  # type: ignore[no-untyped-def]
+        super().attach(clock)
+        attach = getattr(self.backend, "attach", None)
+        if attach is not None and hasattr(clock, "add_finalizer"):
+            attach(clock)
+
+    def reset(self) -> None:
+        self._rx.clear()
+        self._cancel_timeout()
+        super().reset()
+
+    # -- registers ---------------------------------------------------------
+    def read_UARTDR(self) -> int:
+        if not self._rx:
+            return 0
+        value = self._rx.popleft()
+        self._accept_waiting()
+        if self._rx:
+            self._restart_timeout()        # TRM 3.4.3: reading restarts the timeout count
+        else:
+            self._cancel_timeout()
+            self.regs.UARTRIS &= ~INT_RT   # an empty FIFO clears the receive timeout
+        if len(self._rx) < self._rx_trigger():
+            self.regs.UARTRIS &= ~INT_RX
+        return value                        # no framing/parity errors are modelled: bits 11:8 read 0
+
+    def write_UARTDR(self, value: int) -> None:
+        cr = self.regs.UARTCR
+        if not (cr & CR_UARTEN and cr & CR_TXE):
+            return                          # TRM 3.3.8: data is only sent when UARTEN and TXE are set
+        byte = value & 0xFF
+        if cr & CR_LBE:
+            self._push_rx(byte)             # loopback: TX feeds RX internally
+        else:
+            self.backend.write(bytes((byte,)))
+        self.regs.UARTRIS |= INT_TX
+
+    def read_UARTRSR_ECR(self) -> int:
+        return 0
+
+    def write_UARTRSR_ECR(self, value: int) -> None:
+        pass                                # clears the (never set) error flags
+
+    def read_UARTFR(self) -> int:
+        fr = FR_TXFE
+        if not self._rx:
+            fr |= FR_RXFE
+        if len(self._rx) >= self._rx_depth():
+            fr |= FR_RXFF
+        return fr
+
+    def read_UARTMIS(self) -> int:
+        return self.regs.UARTRIS & self.regs.UARTIMSC
+
+    def write_UARTICR(self, value: int) -> None:
+        self.regs.UARTRIS &= ~(value & INT_ALL)
+
+    def write_UARTLCR_H(self, value: int) -> None:
+        if (value ^ self.regs.UARTLCR_H) & LCR_H_FEN:
+            self._rx.clear()                # TRM: changing FEN flushes the FIFOs
+        self.regs.UARTLCR_H = value & 0xFF
+        self._accept_waiting()
+
+    def write_UARTCR(self, value: int) -> None:
+        self.regs.UARTCR = value & 0xFF87
+        self._accept_waiting()
+
+    def update(self) -> None:
+        self.irq.set(bool(self.regs.UARTRIS & self.regs.UARTIMSC))
+
+    # -- receive path ------------------------------------------------------
+    def receive(self, data: bytes) -> None:
+        """Called by the back-end with input bytes; they enter the FIFO as space allows."""
+        self._waiting.extend(data)
+        self._accept_waiting()
+        self.update()
+
+    def _accept_waiting(self) -> None:
+        cr = self.regs.UARTCR
+        if not (cr & CR_UARTEN and cr & CR_RXE):
+            return
+        while self._waiting and len(self._rx) < self._rx_depth():
+            self._push_rx(self._waiting.popleft())
+
+    def _push_rx(self, byte: int) -> None:
+        self._rx.append(byte)
+        if len(self._rx) >= self._rx_trigger():
+            self.regs.UARTRIS |= INT_RX
+        self._restart_timeout()
+
+    def _rx_depth(self) -> int:
+        return FIFO_DEPTH if self.regs.UARTLCR_H & LCR_H_FEN else 1
+
+    def _rx_trigger(self) -> int:
+        if not self.regs.UARTLCR_H & LCR_H_FEN:
+            return 1
+        eighths = _IFLS_EIGHTHS.get((self.regs.UARTIFLS >> 3) & 7, 4)
+        return FIFO_DEPTH * eighths // 8
+
+    # -- receive timeout (TRM 3.4.3 UARTRTINTR: 32 bit periods without data) --
+    def bit_period(self) -> int:
+        """One bit time in ps from UARTIBRD/UARTFBRD (115200 baud if never programmed)."""
+        divisor64 = self.regs.UARTIBRD * 64 + self.regs.UARTFBRD    # baud divisor in 1/64ths
+        if divisor64 == 0:
+            return SEC // 115_200
+        return 16 * divisor64 * SEC // (64 * self.clock_hz)
+
+    def _restart_timeout(self) -> None:
+        self._cancel_timeout()
+        if self._clock is not None:
+            self._timeout = self.clock.schedule(32 * self.bit_period(), self._timed_out)
+
+    def _cancel_timeout(self) -> None:
+        if self._timeout is not None:
+            self._timeout.cancel()
+            self._timeout = None
+
+    def _timed_out(self) -> None:
+        self._timeout = None
+        if self._rx:
+            self.regs.UARTRIS |= INT_RT
+            self.update()

@@ -1,0 +1,161 @@
+"""`virt`: an Arm64 machine laid out like QEMU's `virt` board.
+
+The same description yields the models and the device tree the guest is
+given (`device_tree()`), so firmware written for QEMU's `virt` finds its
+devices where it expects them.
+
+| region | base | model |
+|---|---|---|
+| flash (boot ROM: firmware) | 0x0000_0000 | BootRom |
+| GICv2 distributor | 0x0800_0000 | Gicv2 |
+| GICv2 CPU interface | 0x0801_0000 | Gicv2 |
+| PL011 UART (SPI 1) | 0x0900_0000 | Pl011 |
+| sim-control | 0x0903_0000 | SimControl |
+| RAM | 0x4000_0000 | Ram |
+
+Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cosim import MiB, Platform, Property, parse_size
+from cosim.fdt import Node, cells64, to_dtb
+
+__all__ = ["Virt", "VIRT_MAP"]
+
+VIRT_MAP = {
+    "flash": (0x0000_0000, 0x0800_0000),
+    "gic_dist": (0x0800_0000, 0x0001_0000),
+    "gic_cpu": (0x0801_0000, 0x0001_0000),
+    "uart0": (0x0900_0000, 0x0000_1000),
+    "simctl": (0x0903_0000, 0x0000_1000),
+    "ram": (0x4000_0000, None),
+}
+
+UART0_SPI = 1
+# GIC PPI numbers (INTID) of the generic timer, and the DT's PPI numbering (INTID - 16).
+PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP = 29, 30, 27, 26
+# Device-tree interrupt flags: level-high, and the CPU mask for PPIs (GIC binding).
+IRQ_TYPE_LEVEL_HIGH = 4
+GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
+UART_CLOCK_HZ = 24_000_000
+
+from cosim import Memory, PlatformError, US, parse_time, format_time
+from cosim.chardev import BufferBackend, CharBackend, NullBackend, StdioBackend
+from cosim.cpu import Cpu
+from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
+from cosim.models.gicv2 import Gicv2
+from cosim.models.pl011 import Pl011
+
+
+def _console(value: str | CharBackend) -> CharBackend:
+    if not isinstance(value, str):
+        return value
+    if value == "stdio":
+        return StdioBackend()
+    if value == "none":
+        return NullBackend()
+    if value == "buffer":
+        return BufferBackend()
+    raise PlatformError(f"unknown console {value!r}: use stdio, buffer or none")
+
+
+def _firmware(value: str | Path) -> Path:
+    if str(value) == "uboot":
+        from cosim.images.fetch import uboot_image
+
+        return uboot_image()
+    path = Path(value)
+    if not path.is_file():
+        raise PlatformError(f"firmware image {path} does not exist")
+    return path
+
+
+class Virt(Platform):
+    """Arm64 `virt` machine: GICv2, PL011, generic timer, firmware in flash (U-Boot by default)."""
+
+    name = "virt"
+    summary = "Arm64 machine laid out like QEMU's virt; boots Debian's U-Boot by default"
+    ram_size = Property(128 * MiB, "RAM size in bytes", parse_size)
+    firmware = Property("uboot", "image in flash at 0x0: a path, or 'uboot' (Debian's u-boot-qemu, fetched)")
+    console = Property("stdio", "PL011 console: stdio, buffer, none (or a CharBackend from Python)")
+    quantum = Property(100 * US, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
+    cpu = Property("unicorn", "CPU backend: unicorn (software, any host)")
+
+    def build(self) -> None:
+        flash_base, flash_size = VIRT_MAP["flash"]
+        image = _firmware(self.firmware)
+        self.flash = self.add("flash", Memory, size=flash_size, read_only=True, on_write="ignore", image=image)
+        self.map("sysbus", flash_base, self.flash)
+        self.ram = self.add("ram", Memory, size=self.ram_size)
+        self.map("sysbus", VIRT_MAP["ram"][0], self.ram)
+
+        self.gic = self.add("gic", Gicv2, num_cpus=1, num_spis=256)
+        self.map("sysbus", VIRT_MAP["gic_dist"][0], self.gic.distributor)
+        self.map("sysbus", VIRT_MAP["gic_cpu"][0], self.gic.cpu_interface(0))
+
+        self.uart = self.add("uart0", Pl011, backend=_console(self.console), clock_hz=UART_CLOCK_HZ)
+        self.map("sysbus", VIRT_MAP["uart0"][0], self.uart)
+        self.wire(self.uart.irq, self.gic.spi(UART0_SPI))
+
+        self.timer = self.add("timer", GenericTimer)
+        self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))
+        self.wire(self.timer.cntv, self.gic.ppi(0, PPI_CNTV))
+
+        self.dtb = self.device_tree()
+        self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
+        self.cpu0 = self.add("cpu0", Cpu, backend=self._backend(), quantum=self.quantum)
+        self.wire(self.gic.irq(0), self.cpu0.pins["irq"])
+
+    def _backend(self):  # -> CpuBackend
+        if self.cpu != "unicorn":
+            raise PlatformError(f"unknown CPU backend {self.cpu!r} for virt: use unicorn")
+        from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
+
+        bus = self.buses["sysbus"]
+        memory = [(m.base, m.size, m.target.address, m.target.read_only)
+                  for m in bus.mappings if isinstance(m.target, Memory)]
+        mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
+        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES,
+                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
+
+    def device_tree(self) -> bytes:
+        """The device tree blob describing this platform, as QEMU's virt would."""
+        root = Node("")
+        root.set("#address-cells", 2).set("#size-cells", 2)
+        root.set("compatible", "linux,dummy-virt").set("model", "cosim virt")
+        gic_dist, gic_cpu = VIRT_MAP["gic_dist"], VIRT_MAP["gic_cpu"]
+        intc = root.add(f"intc@{gic_dist[0]:x}")
+        intc.set("compatible", "arm,cortex-a15-gic").set("#interrupt-cells", 3).set("interrupt-controller", True)
+        intc.set("reg", cells64(gic_dist[0], gic_dist[1], gic_cpu[0], gic_cpu[1]))
+        root.set("interrupt-parent", intc.ref())
+
+        memory = root.add(f"memory@{VIRT_MAP['ram'][0]:x}")
+        memory.set("device_type", "memory").set("reg", cells64(VIRT_MAP["ram"][0], self.ram.size))
+
+        cpus = root.add("cpus")
+        cpus.set("#address-cells", 1).set("#size-cells", 0)
+        cpu = cpus.add("cpu@0")
+        cpu.set("device_type", "cpu").set("compatible", "arm,cortex-a57").set("reg", 0).set("enable-method", "psci")
+        root.add("psci").set("compatible", ["arm,psci-0.2", "arm,psci"]).set("method", "hvc")
+
+        # Timer PPIs in the GIC binding: <1 (PPI) INTID-16 flags>, listed secure, non-secure, virtual, hyp.
+        flags = GIC_FDT_IRQ_PPI_CPU_MASK | IRQ_TYPE_LEVEL_HIGH
+        timer = root.add("timer")
+        timer.set("compatible", "arm,armv8-timer").set("always-on", True)
+        timer.set("interrupts", [c for ppi in (PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP) for c in (1, ppi - 16, flags)])
+
+        clock = root.add("apb-pclk")
+        clock.set("compatible", "fixed-clock").set("#clock-cells", 0).set("clock-frequency", UART_CLOCK_HZ)
+        clock.set("clock-output-names", "clk24mhz")
+        uart_base, uart_size = VIRT_MAP["uart0"]
+        uart = root.add(f"pl011@{uart_base:x}")
+        uart.set("compatible", list(Pl011.compatible)).set("reg", cells64(uart_base, uart_size))
+        uart.set("interrupts", [0, UART0_SPI, IRQ_TYPE_LEVEL_HIGH])
+        uart.set("clocks", [clock.ref(), clock.ref()]).set("clock-names", ["uartclk", "apb_pclk"])
+
+        chosen = root.add("chosen")
+        chosen.set("stdout-path", f"/pl011@{uart_base:x}")
+        return to_dtb(root)
