@@ -33,10 +33,14 @@ typedef struct {
 
 typedef int (*cosim_stop_fn)(void *uc);
 
+/* Called before each instruction: stopping here keeps that instruction from
+   running, so `executed` is exactly the number of instructions retired. */
 void cosim_count(void *uc, uint64_t address, uint32_t size, void *data) {
     cosim_counter *c = (cosim_counter *)data;
-    if (++c->executed >= c->budget)
+    if (c->executed >= c->budget)
         ((cosim_stop_fn)c->stop)(uc);
+    else
+        c->executed++;
 }
 """
 _CDEF = """
@@ -119,4 +123,5 @@ class NativeCounter:
 
     @budget.setter
     def budget(self, value: int) -> None:
-        self._state.budget = max(1, value)
+        """Change the budget mid-run: `executed` or less stops before the next instruction."""
+        self._state.budget = max(0, value)

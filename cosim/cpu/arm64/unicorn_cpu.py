@@ -192,6 +192,7 @@ class UnicornArm64Cpu:
         self._extra = 0
         self._done = 0
         self._stop = None
+        self._poll_key = None          # a polling streak never spans quanta
         self._limit = max(1, keeper.budget // self.period)
         try:
             while True:
@@ -230,8 +231,10 @@ class UnicornArm64Cpu:
         return CpuExit(reason, min(elapsed, self._keeper.budget), self._done, detail)
 
     def _end_run(self, reason: ExitReason, detail: object = None) -> None:
+        """End the run after the current instruction. The counter stops it at the next
+        boundary: stopping inside a device access could make unicorn repeat the access."""
         self._stop = (reason, detail)
-        self.uc.emu_stop()
+        self.counter.budget = self.counter.executed
 
     def _after_access(self) -> None:
         keeper = self._keeper
@@ -302,10 +305,9 @@ class UnicornArm64Cpu:
             if skip > 0:
                 self._poll_skip = skip
                 self._extra += skip
-                if self._remaining() <= self.counter.executed:
-                    self._end_run(ExitReason.BUDGET)
-                else:
-                    self.counter.budget = self._remaining()   # the counter counts from this emu_start
+                # Let the counter end the run at the next instruction boundary if the skip used
+                # the budget up: stopping inside an access could repeat it on resume.
+                self.counter.budget = max(self.counter.executed, self._remaining())
         else:
             self._poll_skip = 0
         self._poll_key = key

@@ -1,0 +1,80 @@
+"""End to end: Debian's U-Boot 2023.01 on the `virt` platform, driven over the PL011 console."""
+
+import time
+
+import pytest
+
+from cosim import SEC, ms
+from cosim.chardev import BufferBackend
+from cosim.fdt import from_dtb
+from cosim.images.fetch import ImageError, uboot_image
+
+
+@pytest.fixture(scope="module")
+def firmware():
+    try:
+        return uboot_image()
+    except ImageError as error:
+        pytest.skip(f"U-Boot image not available: {error}")
+
+
+@pytest.fixture
+def booted(firmware):
+    from cosim.platforms.virt import Virt
+
+    console = BufferBackend()
+    board = Virt(firmware=str(firmware), console=console)
+    console.run_until("Hit any key to stop autoboot", timeout=10 * SEC)
+    console.feed("\n")
+    console.run_until("=> ", timeout=5 * SEC, start=len(console.output) - 1)
+    return board, console
+
+
+def command(console, text, timeout=10 * SEC):
+    start = len(console.output)
+    console.feed(text + "\n")
+    return console.run_until("\n=> ", timeout=timeout, start=start)
+
+
+def test_boots_to_prompt_and_reports_its_version(booted):
+    board, console = booted
+    assert "U-Boot 2023.01" in console.text and "DRAM:  128 MiB" in console.text
+    assert "U-Boot 2023.01" in command(console, "version")
+
+
+def test_fdt_shows_the_generated_tree(booted):
+    board, console = booted
+    command(console, "fdt addr 0x40000000")
+    tree = command(console, "fdt print /pl011@9000000")
+    assert 'compatible = "arm,pl011", "arm,primecell"' in tree
+    assert from_dtb(board.dtb).path_offset("/pl011@9000000") >= 0
+    assert "linux,dummy-virt" in command(console, "fdt print /")
+
+
+def test_sleep_advances_simulated_time_far_faster_than_wall_time(booted):
+    board, console = booted
+    before, wall = board.sim.now, time.perf_counter()
+    command(console, "sleep 3", timeout=10 * SEC)
+    simulated = board.sim.now - before
+    assert simulated >= 3 * SEC
+    assert time.perf_counter() - wall < 3.0
+
+
+@pytest.mark.parametrize("word, reason", [("poweroff", "SYSTEM_OFF"), ("reset", "SYSTEM_RESET")])
+def test_poweroff_and_reset_end_the_run_cleanly(booted, word, reason):
+    board, console = booted
+    console.feed(word + "\n")
+    summary = board.run(until=board.sim.now + 5 * SEC)
+    assert summary.stop is not None and reason in summary.stop.reason and summary.status == 0
+
+
+def test_same_input_gives_the_same_simulated_times(firmware):
+    from cosim.platforms.virt import Virt
+
+    def trace():
+        console = BufferBackend()
+        board = Virt(firmware=str(firmware), console=console)
+        console.run_until("Hit any key", timeout=10 * SEC)
+        return board.sim.now, board.cpu0.instructions, bytes(console.output)
+
+    assert trace() == trace()
