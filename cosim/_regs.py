@@ -14,7 +14,10 @@
 Without a hook a register behaves as its access mode says (per bit, fields may
 override the register's mode).  With a `write_<NAME>` hook the hook decides
 what is stored.  Registers repeated in the manual (GICD_ISENABLER<n>) are one
-declaration with `count`, and their hooks take the index.  After every write,
+declaration with `count`, and their hooks take the index. A narrow write to a
+register that allows it (`sizes=(1, 4)`) reaches the write hook merged with the
+current value, read through the read hook: such registers must read without
+side effects.  After every write,
 and every read with a side effect, the bank calls the device's `update()`:
 the one place status bits and interrupt outputs are recomputed from state.
 """
@@ -228,13 +231,18 @@ class RegisterDevice(Device):
         if slot is None:
             self._unmapped(offset, size, value)
             return
-        reg, index, start, _, hook = slot
+        reg, index, start, read_hook, hook = slot
         shift = self._check(reg, offset, start, size)
         if size < reg.nbytes:
-            # A narrow write merges into the stored value; W1C/W1S bits outside
-            # the written bytes take 0 so they are left alone.
+            # A narrow write merges into the current value (from the read hook if there is
+            # one: registers that allow narrow access must read without side effects);
+            # W1C/W1S bits outside the written bytes take 0 so they are left alone.
             lane = ((1 << (size * 8)) - 1) << shift
-            keep = self._stored(reg, index) & ~lane & ~(reg._w1c | reg._w1s)
+            if read_hook is not None:
+                current = read_hook(self, index) if reg.count > 1 else read_hook(self)
+            else:
+                current = self._stored(reg, index)
+            keep = current & ~lane & ~(reg._w1c | reg._w1s)
             value = keep | ((value << shift) & lane)
         if hook is not None:
             if reg.count > 1:

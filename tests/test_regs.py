@@ -151,3 +151,23 @@ def test_random_accesses_never_raise_and_fit_the_access(ops):
         except BusError:
             pass
     assert (w.regs.CTRL >> 8) & 0xFF == 0          # the RO ID field never changes
+
+
+def test_narrow_write_to_hooked_register_merges_with_the_read_hook():
+    class Prio(RegisterDevice):
+        registers = (Reg("PRIO", 0x0, count=2, sizes=(1, 4)),)
+
+        def __init__(self, name):
+            super().__init__(name)
+            self.bytes = [0] * 8
+
+        def read_PRIO(self, n):
+            return int.from_bytes(bytes(self.bytes[4 * n:4 * n + 4]), "little")
+
+        def write_PRIO(self, value, n):
+            self.bytes[4 * n:4 * n + 4] = list(value.to_bytes(4, "little"))
+
+    p = Prio("p")
+    p.write(0x1, 1, 0xAA)
+    p.write(0x2, 1, 0xBB)
+    assert p.bytes[:4] == [0, 0xAA, 0xBB, 0]
