@@ -53,11 +53,11 @@ def _host_arch() -> str:
 def assemble(source: Path, arch: str, load_address: int, cache_dir: Path, extra_flags: tuple[str, ...] = ()) -> GuestBinary:
     """Assemble and link `source` at `load_address`; returns the ELF and flat binary.
 
-    Outputs are cached in `cache_dir` under a hash of the source, the address and
-    the flags, so an edited source is always rebuilt.
+    Outputs are cached in `cache_dir` under a hash of the source, the `.inc`
+    files beside it, the address and the flags, so an edit always rebuilds.
     """
     source = Path(source)
-    text = source.read_bytes()
+    text = source.read_bytes() + b"".join(p.read_bytes() for p in sorted(source.parent.glob("*.inc")))
     key = hashlib.sha256(text + f"{arch}:{load_address:#x}:{extra_flags}".encode()).hexdigest()[:16]
     out = Path(cache_dir) / f"{source.stem}-{key}"
     elf, flat = out.with_suffix(".elf"), out.with_suffix(".bin")

@@ -47,7 +47,8 @@ MemoryRegion = tuple[int, int, int, bool]
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 3, 4, 7
 EXCP_HVC, EXCP_SMC = 11, 13
 
-SPSR_EL1 = (3, 0, 4, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
+SPSR_EL1 = (3, 0, 4, 0, 0)
+SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
 SCR_EL3 = (3, 6, 1, 1, 0)
 HCR_EL2 = (3, 4, 1, 1, 0)
 # Unicorn starts in Secure EL1 with SCR_EL3.RW = 0, which QEMU reads as "EL1 is
@@ -161,6 +162,9 @@ class UnicornArm64Cpu:
 
     def set_pstate(self, value: int) -> None:
         self.uc.reg_write(A.UC_ARM64_REG_PSTATE, value)
+        # A PSTATE write alone leaves QEMU's cached translation flags (current EL) stale;
+        # rewriting SCTLR_EL1 makes unicorn rebuild them, so code at the new EL translates right.
+        self.uc.cpr_write(*SCTLR_EL1, self.uc.cpr_read(*SCTLR_EL1))
 
     def set_pc(self, value: int) -> None:
         self.uc.reg_write(A.UC_ARM64_REG_PC, value)

@@ -1,0 +1,77 @@
+"""Bare-metal Arm64 guests on the virt platform with the unicorn backend."""
+
+import time
+
+import pytest
+
+from cosim import MS, SEC, US
+from cosim.chardev import BufferBackend
+from cosim.platforms.virt import Virt
+
+RESULTS = 0x0020_0000  # offset of the guests' RESULTS area in RAM
+
+
+def boot(path, **props):
+    console = BufferBackend()
+    board = Virt(firmware=str(path), console=console, **props)
+    return board, console
+
+
+def results(board, index):
+    return board.ram.read(RESULTS + 8 * index, 8)
+
+
+def test_hello_on_the_pl011_and_psci_poweroff(arm_guest):
+    board, console = boot(arm_guest("hello"))
+    summary = board.run(until=SEC)
+    assert console.output == b"hello\n"
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0
+
+
+def test_timer_interrupts_with_wfi_let_time_jump(arm_guest):
+    board, _ = boot(arm_guest("timer_wfi"))
+    wall = time.perf_counter()
+    summary = board.run(until=5 * SEC)
+    wall = time.perf_counter() - wall
+    assert results(board, 0) == 1000                       # every tick acknowledged and EOId
+    assert results(board, 1) & 0x3FF == 27                 # through GICC_IAR: the virtual timer PPI
+    assert SEC <= summary.sim_time < SEC + MS               # 1000 ticks of 1 ms
+    assert board.cpu0.idle_skipped > 0.99 * SEC and wall < 10
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+
+
+def test_spinning_guest_gets_its_interrupt_within_one_quantum(arm_guest):
+    board, _ = boot(arm_guest("spin_irq"), quantum=100 * US)
+    summary = board.run(until=SEC)
+    due = 100 * US
+    assert summary.stop and due <= summary.sim_time <= due + board.quantum
+
+
+def test_unmapped_access_is_a_synchronous_external_abort(arm_guest):
+    board, _ = boot(arm_guest("unmapped"))
+    summary = board.run(until=SEC)
+    esr, far, elr, faulting = (results(board, i) for i in range(4))
+    assert esr >> 26 == 0x25 and esr & 0x3F == 0x10        # data abort, same EL; DFSC: sync external
+    assert far == 0x2000_0000 and elr == faulting
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+
+
+def test_svc_from_el0_and_eret_back_then_undefined_instruction(arm_guest):
+    board, _ = boot(arm_guest("svc_el0"))
+    board.run(until=SEC)
+    svc_esr, svc_elr, spsr, udf_esr, udf_elr, udf_addr, x5, sp_el0, handler_sp = (results(board, i) for i in range(9))
+    assert svc_esr == (0x15 << 26) | (1 << 25) | 0x42      # SVC64, IL, imm16 (D17.2.37)
+    assert spsr & 0xF == 0                                  # taken from EL0t
+    assert x5 == 8 and sp_el0 == 0x4018_0000               # ERET came back to EL0 with its SP
+    assert handler_sp == 0x4010_0000                        # the handler ran on SP_EL1
+    assert udf_esr == 1 << 25 and udf_elr == udf_addr      # EC 0 (unknown reason), ELR at the UDF
+    assert svc_elr == udf_addr - 12                         # preferred return: the instruction after SVC
+
+
+def test_same_guest_same_trace(arm_guest):
+    def trace():
+        board, _ = boot(arm_guest("timer_wfi"))
+        summary = board.run(until=5 * SEC)
+        return summary.sim_time, board.cpu0.instructions, dict(board.cpu0.exits)
+
+    assert trace() == trace()
