@@ -42,7 +42,7 @@ IRQ_TYPE_LEVEL_HIGH = 4
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
 UART_CLOCK_HZ = 24_000_000
 
-from cosim import Memory, PlatformError, US, parse_time, format_time
+from cosim import MS, Memory, PlatformError, US, parse_time, format_time
 from cosim.chardev import BufferBackend, CharBackend, NullBackend, StdioBackend
 from cosim.cpu import Cpu
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
@@ -81,7 +81,7 @@ class Virt(Platform):
     ram_size = Property(128 * MiB, "RAM size in bytes", parse_size)
     firmware = Property("uboot", "image in flash at 0x0: a path, or 'uboot' (Debian's u-boot-qemu, fetched)")
     console = Property("stdio", "PL011 console: stdio, buffer, none (or a CharBackend from Python)")
-    quantum = Property(100 * US, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
+    quantum = Property(MS, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
     cpu = Property("unicorn", "CPU backend: unicorn (software, any host)")
 
     def build(self) -> None:

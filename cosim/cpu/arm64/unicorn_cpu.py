@@ -105,7 +105,7 @@ class UnicornArm64Cpu:
         self._stop: tuple[ExitReason, object] | None = None
         self._fault: tuple[int, bool, bool] | None = None   # (address, instruction fetch, write)
         self._pending_sync: tuple[Kind, int, int | None] | None = None
-        self._poll_key: object = None
+        self._poll_keys: set[object] | None = None
         self._poll_at = 0
         self._poll_skip = 0
         self._done = 0
@@ -196,7 +196,7 @@ class UnicornArm64Cpu:
         self._extra = 0
         self._done = 0
         self._stop = None
-        self._poll_key = None          # a polling streak never spans quanta
+        self._poll_keys = None         # a polling streak never spans quanta
         self._limit = max(1, keeper.budget // self.period)
         try:
             while True:
@@ -260,7 +260,7 @@ class UnicornArm64Cpu:
         return value
 
     def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
-        self._poll_key = None
+        self._poll_keys = None
         assert self._keeper is not None
         self._keeper.sync(self._elapsed())
         address = base + offset
@@ -290,7 +290,7 @@ class UnicornArm64Cpu:
         name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
         if name is None or self.timer is None:
             return 0
-        self._poll_key = None
+        self._poll_keys = None
         assert self._keeper is not None
         self._keeper.sync(self._elapsed())
         self.timer.write_sysreg(name, cp.val)
@@ -298,23 +298,28 @@ class UnicornArm64Cpu:
         return 1
 
     def _poll_step(self, what: object) -> None:
-        """A read that repeats the previous one (same source, nothing written or read elsewhere in
-        between, few instructions apart) is a guest polling for time to pass: let time move on.
-        The PC is not part of the test: drivers often read a status register from two places."""
-        key = what
+        """Reads that repeat (the same few sources, nothing written in between, few
+        instructions apart) are a guest polling for time to pass: let time move on.
+        A loop may poll more than one source (U-Boot's `sleep` reads the counter and
+        the UART's flag register), so the streak remembers up to four of them."""
         done = self._done + self.counter.executed
-        if key == self._poll_key and done - self._poll_at < 256:
+        if done - self._poll_at >= 256 or self._poll_keys is None:
+            self._poll_keys = {what}
+            self._poll_skip = 0
+        elif what not in self._poll_keys:
+            if len(self._poll_keys) >= 4:
+                self._poll_keys = set()
+                self._poll_skip = 0
+            self._poll_keys.add(what)
+        else:
             assert self._keeper is not None
             skip = min(max(2 * self._poll_skip, US), self.max_poll_skip, self._keeper.budget - self._elapsed())
             if skip > 0:
                 self._poll_skip = skip
                 self._extra += skip
                 # Let the counter end the run at the next instruction boundary if the skip used
-                # the budget up: stopping inside an access could repeat it on resume.
+                # the budget up: stopping inside an access could make unicorn repeat it.
                 self.counter.budget = max(self.counter.executed, self._remaining())
-        else:
-            self._poll_skip = 0
-        self._poll_key = key
         self._poll_at = done
 
     # -- exceptions reported by unicorn -------------------------------------------
