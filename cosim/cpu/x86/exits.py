@@ -1,0 +1,158 @@
+"""KVM exits on x86: decoded from `kvm_run` into small values, handled by a pure function.
+
+`decode(run)` reads the exit union once; `handle_exit(exit, ...)` decides what
+happens, touching nothing but the buses it is given, so tests feed it fake
+exits (STYLE.md #9). The backend copies `Outcome.reply` back into kvm_run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..._bus import Bus
+from ...kvm._access import GuestAccesses
+from ...kvm._uapi import KVM_EXIT_IO_OUT, Exit, SystemEvent, ffi
+from .._backend import ExitReason
+
+__all__ = ["PortIo", "Mmio", "Halt", "IrqWindow", "Shutdown", "FailEntry", "InternalError", "SystemEventExit",
+           "OtherExit", "KvmExit", "Outcome", "decode", "handle_exit", "INTERNAL_SUBERRORS"]
+
+
+@dataclass(frozen=True, slots=True)
+class PortIo:
+    port: int
+    size: int
+    count: int          # > 1 for string I/O (rep ins/outs)
+    write: bool
+    data: bytes = b""   # OUT: count * size bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Mmio:
+    address: int
+    size: int
+    write: bool
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class IrqWindow:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FailEntry:
+    reason: int
+    cpu: int
+
+
+@dataclass(frozen=True, slots=True)
+class InternalError:
+    suberror: int
+    data: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SystemEventExit:
+    type: int
+
+
+@dataclass(frozen=True, slots=True)
+class OtherExit:
+    reason: int
+
+
+KvmExit = PortIo | Mmio | Halt | IrqWindow | Shutdown | FailEntry | InternalError | SystemEventExit | OtherExit
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the backend does next: `reason` None = keep running; `reply` = bytes for an IN / MMIO read."""
+
+    reason: ExitReason | None
+    reply: bytes | None = None
+    detail: object = None
+
+
+CONTINUE = Outcome(None)
+INTERNAL_SUBERRORS = {1: "emulation failure", 2: "simultaneous exceptions", 3: "exit during event delivery",
+                      4: "unexpected exit reason"}
+_HALT, _WINDOW, _SHUTDOWN = Halt(), IrqWindow(), Shutdown()
+
+
+def decode(run) -> KvmExit:  # run: cdata 'struct kvm_run *'
+    reason = run.exit_reason
+    if reason == Exit.IO:
+        io = run.io
+        write = io.direction == KVM_EXIT_IO_OUT
+        data = b""
+        if write:
+            # Safe: KVM puts count * size bytes at data_offset inside the mapped kvm_run area (api.rst KVM_EXIT_IO).
+            data = bytes(ffi.buffer(ffi.cast("char *", run) + io.data_offset, io.size * io.count))
+        return PortIo(io.port, io.size, io.count, write, data)
+    if reason == Exit.MMIO:
+        mmio = run.mmio
+        length = mmio.len
+        return Mmio(mmio.phys_addr, length, bool(mmio.is_write),
+                    bytes(mmio.data[0:length]) if mmio.is_write else b"")
+    if reason == Exit.HLT:
+        return _HALT
+    if reason == Exit.IRQ_WINDOW_OPEN:
+        return _WINDOW
+    if reason == Exit.SHUTDOWN:
+        return _SHUTDOWN
+    if reason == Exit.FAIL_ENTRY:
+        return FailEntry(run.fail_entry.hardware_entry_failure_reason, run.fail_entry.cpu)
+    if reason == Exit.INTERNAL_ERROR:
+        internal = run.internal
+        return InternalError(internal.suberror, tuple(internal.data[0:min(internal.ndata, 16)]))
+    if reason == Exit.SYSTEM_EVENT:
+        return SystemEventExit(run.system_event.type)
+    return OtherExit(reason)
+
+
+def handle_exit(exit: KvmExit, *, ports: Bus, memory: Bus, accesses: GuestAccesses) -> Outcome:
+    """The x86 exit policy. Device accesses go through `accesses` (bus errors: all ones / dropped, warned once)."""
+    if isinstance(exit, PortIo):
+        size = exit.size
+        if exit.write:
+            for i in range(exit.count):
+                accesses.write(ports, exit.port, size, int.from_bytes(exit.data[i * size:(i + 1) * size], "little"))
+            return CONTINUE
+        reply = b"".join(accesses.read(ports, exit.port, size).to_bytes(size, "little") for _ in range(exit.count))
+        return Outcome(None, reply)
+    if isinstance(exit, Mmio):
+        if exit.write:
+            accesses.write(memory, exit.address, exit.size, int.from_bytes(exit.data, "little"))
+            return CONTINUE
+        return Outcome(None, accesses.read(memory, exit.address, exit.size).to_bytes(exit.size, "little"))
+    if isinstance(exit, Halt):
+        return Outcome(ExitReason.IDLE, None, "hlt")
+    if isinstance(exit, IrqWindow):
+        return CONTINUE
+    if isinstance(exit, Shutdown):
+        return Outcome(ExitReason.ERROR, None, "triple fault: the guest took an exception it could not deliver "
+                                               "(KVM_EXIT_SHUTDOWN)")
+    if isinstance(exit, FailEntry):
+        return Outcome(ExitReason.ERROR, None, f"VM entry failed (KVM_EXIT_FAIL_ENTRY): hardware reason "
+                                               f"{exit.reason:#x} on CPU {exit.cpu}; the guest state is invalid")
+    if isinstance(exit, InternalError):
+        what = INTERNAL_SUBERRORS.get(exit.suberror, f"suberror {exit.suberror}")
+        data = " ".join(f"{d:#x}" for d in exit.data)
+        return Outcome(ExitReason.ERROR, None, f"KVM internal error: {what}" + (f" (data {data})" if data else ""))
+    if isinstance(exit, SystemEventExit):
+        if exit.type in (SystemEvent.SHUTDOWN, SystemEvent.RESET):
+            kind = "shutdown" if exit.type == SystemEvent.SHUTDOWN else "reset"
+            return Outcome(ExitReason.STOP, None, (0, f"guest requested {kind} (KVM_EXIT_SYSTEM_EVENT)"))
+        return Outcome(ExitReason.ERROR, None, f"guest system event {exit.type} (KVM_EXIT_SYSTEM_EVENT)")
+    return Outcome(ExitReason.ERROR, None, f"unexpected {Exit.name(exit.reason)} from KVM")

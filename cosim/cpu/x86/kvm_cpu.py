@@ -1,0 +1,298 @@
+"""The KVM-backed x86-64 CPU: guest code runs under /dev/kvm, this backend owns the rest.
+
+- **Memory.** RAM models are memory slots (DMI: no exit for RAM); ROM is a
+  read-only slot where the host offers KVM_CAP_READONLY_MEM, so a write exits
+  as MMIO and reaches the ROM model. Everything else exits: MMIO to the
+  platform bus, port I/O to the I/O-port bus (`exits.handle_exit`).
+- **Interrupts.** No in-kernel irqchip (no KVM_CREATE_IRQCHIP): the 8259 model
+  drives `intr`; when the guest can take it (`ready_for_interrupt_injection`)
+  the vector from `acknowledge()` is injected with KVM_INTERRUPT, otherwise
+  `request_interrupt_window` makes KVM exit as soon as it can. With the irqchip
+  in userspace, HLT exits to us: that is the idle exit.
+- **Time.** A quantum is a budget of instructions (budget / CPU period). The
+  budget source (`cosim.kvm._budget`) kicks the vCPU out of KVM_RUN when it is
+  spent and says how many instructions ran; simulated time = instructions x
+  period, plus `access_latency` per device access, so a guest polling a status
+  port sees time move between its reads.
+- **TSC.** The guest TSC runs at the host TSC rate while the guest runs, and is
+  moved forward by exactly the simulated time that passed while the guest was
+  not running (idle jumps), through KVM_VCPU_TSC_OFFSET: guest-visible TSC
+  deltas across HLT match simulated time.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import logging
+import signal
+from collections.abc import Callable, Iterable
+
+from ..._bus import Bus
+from ..._time import GHz, NS, Frequency
+from ...kvm._access import GuestAccesses
+from ...kvm._budget import KICK_SIGNAL, BudgetChoice, choose_budget_source
+from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError
+from ...kvm._uapi import Ioctl
+from ...kvm._x86 import KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi
+from ...loaders.x86 import EntryState
+from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
+from .calibrate import Calibration, calibrate
+from .exits import Mmio, PortIo, decode, handle_exit
+from .state import DEFAULT_HIDDEN, CpuidMask, X86State, set_cpuid
+
+__all__ = ["KvmX86Cpu", "MemoryRegion", "TSS_ADDRESS", "IDENTITY_MAP_ADDRESS"]
+
+log = logging.getLogger("cosim.cpu.x86")
+
+# (guest physical address, size, host address of the buffer, read-only)
+MemoryRegion = tuple[int, int, int, bool]
+# Three pages Intel VMX needs for real-mode emulation without unrestricted guest,
+# and one for the identity map; placed below 4 GiB where QEMU puts them.
+TSS_ADDRESS = 0xFFFB_D000
+IDENTITY_MAP_ADDRESS = 0xFFFB_C000
+
+
+class KvmX86Cpu:
+    """x86-64 CPU on KVM behind the CpuBackend interface.
+
+    `memory`: the system bus (MMIO exits); `ports`: the I/O-port bus; `ram`:
+    regions mapped as memory slots; `acknowledge()`: the interrupt controller's
+    INTA cycle, returning the vector to inject (None: spurious, nothing to do).
+    `frequency`: instructions per simulated second (period of one instruction);
+    `ips`: instructions per host CPU second for time-based budget sources
+    (default: measured by the calibration guest); `budget`: "auto", "pmu",
+    "task-clock" or "posix-timer"; `access_latency`: simulated time each device
+    access adds; `cpuid_hidden`: CPUID bits the platform does not model.
+    """
+
+    name = "kvm-x86"
+
+    def __init__(self, *, memory: Bus, ports: Bus, ram: Iterable[MemoryRegion],
+                 acknowledge: Callable[[], int | None] | None = None, frequency: Frequency = GHz(1),
+                 ips: float | None = None, budget: str = "auto", access_latency: int = 100 * NS,
+                 cpuid_hidden: Iterable[CpuidMask] = DEFAULT_HIDDEN, entry: EntryState | None = None,
+                 device: str = DEFAULT_DEVICE, kick_signal: int = KICK_SIGNAL,
+                 logger: logging.Logger = log) -> None:
+        if access_latency < 0:
+            raise ValueError(f"access latency must not be negative, not {access_latency} ps")
+        self.memory = memory
+        self.ports = ports
+        self.acknowledge = acknowledge
+        self.period = frequency.period
+        self.frequency = frequency
+        self.access_latency = access_latency
+        self.kick_signal = kick_signal
+        self.accesses = GuestAccesses(logger)
+        self.log = logger
+        self.intr = False
+        self._halted = False
+        self._resume_at: int | None = None   # simulated time the guest stopped at, if it ran before
+        self._closed = False
+        self.kvm = Kvm(device)
+        try:
+            self._setup(ram, cpuid_hidden)
+            self.calibration: Calibration | None = None if ips else calibrate(device)
+            self.ips = ips or self.calibration.guest_ips
+            self.budget_choice: BudgetChoice = choose_budget_source(budget, ips=lambda: self.ips, signo=kick_signal)
+            self.source = self.budget_choice.source
+        except BaseException:
+            self.kvm.close()
+            raise
+        self.description = self._describe()
+        if self.calibration is not None and not self.calibration.accelerated:
+            logger.warning("cosim: %s", self.calibration.describe())
+        if entry is not None:
+            self.set_entry(entry)
+
+    def _setup(self, ram: Iterable[MemoryRegion], cpuid_hidden: Iterable[CpuidMask]) -> None:
+        kvm = self.kvm
+        self.vm = vm = kvm.create_vm()
+        vm.ioctl(X86Ioctl.SET_TSS_ADDR, TSS_ADDRESS, what="KVM_SET_TSS_ADDR")
+        identity = ffi.new("unsigned long long *", IDENTITY_MAP_ADDRESS)
+        vm.ioctl(X86Ioctl.SET_IDENTITY_MAP_ADDR, identity, what="KVM_SET_IDENTITY_MAP_ADDR")
+        readonly = kvm.capabilities.has("READONLY_MEM")
+        for base, size, host, read_only in ram:
+            if read_only and not readonly:
+                self.log.warning("ROM at %#x is mapped writable: this host's KVM lacks KVM_CAP_READONLY_MEM", base)
+            vm.add_memory(base, size, host, read_only=read_only and readonly)
+        self.vcpu = vcpu = vm.create_vcpu(0)
+        self.cpuid = set_cpuid(kvm, vcpu, cpuid_hidden)
+        self.state = X86State(vcpu)
+        self.kvm_run = vcpu.kvm_run
+        self._irq = ffi.new("struct kvm_interrupt *")
+        self._tsc_attr = self._tsc_offset_attr()
+        # The kick signal stays blocked in this thread and is unblocked only inside
+        # KVM_RUN (see cosim.kvm._budget): a kick can then never be lost nor run a handler.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {self.kick_signal})
+        vcpu.set_signal_mask(set(blocked) - {self.kick_signal})
+
+    def _tsc_offset_attr(self):  # -> cdata 'struct kvm_device_attr *' or None
+        if not self.kvm.capabilities.has("VCPU_ATTRIBUTES"):
+            return None
+        attr = ffi.new("struct kvm_device_attr *")
+        attr.group, attr.attr = KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET
+        try:
+            self.vcpu.ioctl(Ioctl.HAS_DEVICE_ATTR, attr, what="KVM_HAS_DEVICE_ATTR(TSC offset)")
+        except KvmError:
+            return None
+        self._tsc_value = ffi.new("unsigned long long *")
+        attr.addr = int(ffi.cast("unsigned long", self._tsc_value))
+        return attr
+
+    def _describe(self) -> str:
+        rate = (self.calibration.describe() if self.calibration
+                else f"{self.ips / 1e6:.3g}M instructions/s (configured)")
+        tsc = "TSC offset follows idle time" if self._tsc_attr is not None else "TSC free-running (no offset control)"
+        return f"KVM x86-64 at {self.frequency}, budget: {self.budget_choice.describe()}; {rate}; {tsc}"
+
+    # -- registers -------------------------------------------------------------
+    def read_register(self, name: str) -> int:
+        return self.state.read(name)
+
+    def write_register(self, name: str, value: int) -> None:
+        self.state.write(name, value)
+
+    @property
+    def pc(self) -> int:
+        return self.state.read("rip")
+
+    def regs(self):  # -> cdata 'struct kvm_regs *'
+        return self.state.regs()
+
+    def sregs(self):  # -> cdata 'struct kvm_sregs *'
+        return self.state.sregs()
+
+    def set_entry(self, entry: EntryState) -> None:
+        self.state.set_entry(entry)
+        self._halted = False
+
+    def register_dump(self) -> str:
+        try:
+            return self.state.dump()
+        except KvmError as error:
+            return f"(registers unavailable: {error})"
+
+    # -- interrupts -------------------------------------------------------------
+    def set_irq(self, line: str, level: bool) -> None:
+        if line != "intr":
+            raise ValueError(f"x86 CPU has one interrupt input, 'intr', not {line!r}")
+        self.intr = level
+
+    def interrupt_pending(self) -> bool:
+        # HLT resumes on INTR only when RFLAGS.IF is set (SDM Vol. 2A, HLT); if_flag is from the last exit.
+        return self.intr and bool(self.kvm_run.if_flag)
+
+    def _inject(self) -> None:
+        run = self.kvm_run
+        if not self.intr:
+            run.request_interrupt_window = 0
+            return
+        if run.ready_for_interrupt_injection:
+            vector = self.acknowledge() if self.acknowledge is not None else None
+            if vector is not None:
+                self._irq.irq = vector
+                self.vcpu.ioctl(Ioctl.INTERRUPT, self._irq, what=f"KVM_INTERRUPT({vector:#x})")
+            run.request_interrupt_window = 0
+        else:
+            run.request_interrupt_window = 1   # exit with KVM_EXIT_IRQ_WINDOW_OPEN once IF=1 and no shadow
+
+    # -- TSC ---------------------------------------------------------------------
+    def _advance_tsc(self, picoseconds: int) -> None:
+        """Move the guest TSC on by `picoseconds` of simulated time the guest did not run for."""
+        attr = self._tsc_attr
+        if attr is None or picoseconds <= 0:
+            return
+        khz = self._tsc_khz()
+        self.vcpu.ioctl(Ioctl.GET_DEVICE_ATTR, attr, what="KVM_GET_DEVICE_ATTR(TSC offset)")
+        self._tsc_value[0] = (self._tsc_value[0] + picoseconds * khz // 1_000_000_000) & (1 << 64) - 1
+        self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
+
+    def _tsc_khz(self) -> int:
+        khz = getattr(self, "_khz", None)
+        if khz is None:
+            khz = self._khz = self.vcpu.ioctl(X86Ioctl.GET_TSC_KHZ, what="KVM_GET_TSC_KHZ")
+        return khz
+
+    # -- running -----------------------------------------------------------------
+    def run(self, keeper: QuantumKeeper) -> CpuExit:
+        if self._halted:
+            if not self.interrupt_pending():
+                return CpuExit(ExitReason.IDLE, 0, 0, "hlt")
+            self._halted = False
+        if self._resume_at is not None and keeper.start > self._resume_at:
+            self._advance_tsc(keeper.start - self._resume_at)
+        budget = keeper.budget
+        period = self.period
+        limit = max(1, budget // period)
+        source, vcpu, state = self.source, self.vcpu, self.state
+        extra = 0           # access latencies in this run
+        done = 0
+        source.arm(limit)
+        try:
+            while True:
+                self._inject()
+                source.entered()
+                ran = vcpu.run()
+                source.exited()
+                state.pending_completion = False
+                done = source.executed()
+                elapsed = done * period + extra
+                if not ran:
+                    if elapsed >= budget:
+                        return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                    source.rearm()     # an early kick, or another signal: the budget is not spent
+                    continue
+                exit = decode(self.kvm_run)
+                device = isinstance(exit, (PortIo, Mmio))
+                if device:
+                    extra += self.access_latency
+                    elapsed += self.access_latency
+                    keeper.sync(elapsed)          # the device sees the guest's local time
+                outcome = handle_exit(exit, ports=self.ports, memory=self.memory, accesses=self.accesses)
+                if outcome.reply is not None:
+                    self._reply(exit, outcome.reply)
+                if outcome.reason is not None:
+                    if outcome.reason is ExitReason.IDLE:
+                        self._halted = True
+                    return self._exit(keeper, outcome.reason, elapsed, done, outcome.detail)
+                if device and keeper.must_yield:
+                    return self._exit(keeper, ExitReason.IO, elapsed, done)
+                if elapsed >= budget:
+                    return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+        finally:
+            source.disarm()
+
+    def _reply(self, exit: PortIo | Mmio, data: bytes) -> None:
+        run = self.kvm_run
+        if isinstance(exit, PortIo):
+            # Safe: KVM reserved count * size bytes at data_offset inside the kvm_run mapping for this IN.
+            ffi.memmove(ffi.cast("char *", run) + run.io.data_offset, data, len(data))
+        else:
+            ffi.memmove(run.mmio.data, data, len(data))
+        self.state.pending_completion = True
+
+    def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int,
+              detail: object = None) -> CpuExit:
+        elapsed = min(elapsed, keeper.budget)
+        self._resume_at = keeper.start + elapsed
+        if reason is ExitReason.ERROR:
+            raise CpuError(f"{detail} (rip {self._safe_pc()})", self.register_dump())
+        return CpuExit(reason, elapsed, done, detail)
+
+    def _safe_pc(self) -> str:
+        try:
+            return f"{self.pc:#x}"
+        except KvmError:
+            return "unknown"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.source.close()
+        self.kvm.close()
+        try:
+            signal.sigtimedwait([self.kick_signal], 0)
+        except OSError as error:
+            if error.errno != _errno.EINTR:
+                raise
