@@ -1,0 +1,46 @@
+"""Guests that need no device: (d) unmapped memory and ports, (e) a triple fault, entry modes, kicks."""
+
+import logging
+
+import pytest
+
+from cosim import US, SimulationError
+
+from .bare import Bare
+from .conftest import RESULTS
+
+pytestmark = pytest.mark.usefixtures("kvm")
+
+
+def results(board, count):
+    return [board.ram.read(RESULTS + 8 * i, 8) for i in range(count)]
+
+
+def test_unmapped_ports_and_memory_read_all_ones_warn_once_and_the_guest_goes_on(x86_guest, caplog):
+    caplog.set_level(logging.WARNING, logger="cosim.cpu.x86")
+    board = Bare(kernel=str(x86_guest("unmapped").elf))
+    summary = board.run(until=US * 1000)
+    assert results(board, 5) == [0xFF, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF, 0x600D]
+    warnings = [r.getMessage() for r in caplog.records if "failed (" in r.getMessage()]
+    assert len(warnings) == 2                   # once per address, reads and writes alike
+    assert "io 0x2f0" in warnings[0] and "sysbus 0xe0000000" in warnings[1]
+    assert board.cpu0.exits["idle"] == 1 and summary.stop is None     # cli; hlt: nothing can wake it
+
+
+def test_triple_fault_ends_the_run_with_a_clear_error_and_registers(x86_guest):
+    board = Bare(kernel=str(x86_guest("triple_fault").elf))
+    with pytest.raises(SimulationError) as error:
+        board.run(until=US * 1000)
+    text = str(error.value)
+    assert "cpu0: triple fault" in text and "KVM_EXIT_SHUTDOWN" in text
+    assert "rip=" in text and "idt=0/0" in text and "cr0=80010033" in text
+
+
+@pytest.mark.parametrize("budget", ["task-clock", "posix-timer"])
+def test_a_spinning_guest_is_kicked_out_at_each_budget(x86_guest, budget):
+    board = Bare(kernel=str(x86_guest("spin").elf), budget=budget)
+    board.cpu0.quantum = 20 * US
+    summary = board.run(until=60 * US)
+    assert summary.sim_time == 60 * US
+    assert board.cpu0.exits["budget"] == 3          # exactly one kick per quantum: no late kick leaked
+    assert board.ram.read(RESULTS, 8) > 0
