@@ -10,9 +10,11 @@ class Bare(Platform):
     kernel = Property(None, "guest image")
     mode = Property("long", "entry mode")
     budget = Property("auto", "budget source")
+    load_address = Property(0x10_0000, "where a raw image goes", int)
 
     def build(self) -> None:
         self.ram = self.add("ram", Memory, size=4 * MiB)
         self.map("sysbus", 0, self.ram)
         self.bus("io", width=16)
-        self.cpu0 = add_kvm_x86_cpu(self, kernel=self.kernel, mode=self.mode, budget=self.budget)
+        self.cpu0 = add_kvm_x86_cpu(self, kernel=self.kernel, mode=self.mode, budget=self.budget,
+                                    load_address=self.load_address)

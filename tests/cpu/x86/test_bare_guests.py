@@ -44,3 +44,25 @@ def test_a_spinning_guest_is_kicked_out_at_each_budget(x86_guest, budget):
     assert summary.sim_time == 60 * US
     assert board.cpu0.exits["budget"] == 3          # exactly one kick per quantum: no late kick leaked
     assert board.ram.read(RESULTS, 8) > 0
+
+
+# mov word/dword [0x5000], imm; cli; hlt — encoded per mode (64-bit needs the SIB form: no RIP-relative).
+ENTRY_CODE = {
+    "real": bytes.fromhex("c7060050 3412".replace(" ", "")) + b"\xfa\xf4",
+    "protected": bytes.fromhex("c70500500000 78563412".replace(" ", "")) + b"\xfa\xf4",
+    "long": bytes.fromhex("48c7042500500000 78563412".replace(" ", "")) + b"\xfa\xf4",
+}
+EXPECTED = {"real": 0x1234, "protected": 0x1234_5678, "long": 0x1234_5678}
+
+
+@pytest.mark.parametrize("mode", ["real", "protected", "long"])
+def test_each_entry_mode_runs_guest_code(tmp_path, mode):
+    image = tmp_path / f"{mode}.bin"
+    image.write_bytes(ENTRY_CODE[mode])
+    board = Bare(kernel=str(image), mode=mode, load_address=0x9000)
+    board.run(until=US * 1000)
+    assert board.ram.read(0x5000, 8) == EXPECTED[mode]
+    backend = board.cpu0.backend
+    assert backend.pc == 0x9000 + len(ENTRY_CODE[mode])            # past the hlt (CS base 0 in real mode too)
+    cs_l = backend.sregs().cs.l
+    assert cs_l == (mode == "long") and bool(backend.read_register("cr0") & 1) == (mode != "real")
