@@ -328,7 +328,7 @@ class PmuBudget:
         return self._count
 
     def rearm(self) -> None:
-        _perf_restart(self.fd, max(1, self._budget - self._count), reset=False)
+        _perf_restart(self.fd, max(1, self._budget - self._count))
 
     def disarm(self) -> None:
         fcntl.ioctl(self.fd, PERF_EVENT_IOC_DISABLE, 0)
@@ -347,11 +347,14 @@ def _signal_owner(fd: int, signo: int, tid: int) -> None:
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
 
 
-def _perf_restart(fd: int, period: int, reset: bool = True) -> None:
-    """Overflow once after `period` more units: set the period, then enable for one overflow (REFRESH 1)."""
-    fcntl.ioctl(fd, PERF_EVENT_IOC_DISABLE, 0)
-    if reset:
-        fcntl.ioctl(fd, PERF_EVENT_IOC_RESET, 0)
+def _perf_restart(fd: int, period: int) -> None:
+    """Overflow once after `period` more units: set the period, then enable for one overflow (REFRESH 1).
+
+    At the start of a quantum the event is disabled (by `disarm`), so the new
+    period counts from the REFRESH: two ioctls per quantum. After an early kick
+    it disabled itself on the overflow; after another signal's EINTR it is still
+    counting and the REFRESH allows one more overflow, which is drained at the end.
+    """
     fcntl.ioctl(fd, PERF_EVENT_IOC_PERIOD, struct.pack("<Q", max(1, period)))
     fcntl.ioctl(fd, PERF_EVENT_IOC_REFRESH, 1)
 

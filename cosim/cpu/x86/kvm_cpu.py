@@ -87,6 +87,7 @@ class KvmX86Cpu:
         self.intr = False
         self._halted = False
         self._resume_at: int | None = None   # simulated time the guest stopped at, if it ran before
+        self._tsc_khz: int | None = None
         self._closed = False
         self.kvm = Kvm(device)
         try:
@@ -198,20 +199,18 @@ class KvmX86Cpu:
 
     # -- TSC ---------------------------------------------------------------------
     def _advance_tsc(self, picoseconds: int) -> None:
-        """Move the guest TSC on by `picoseconds` of simulated time the guest did not run for."""
+        """Move the guest TSC on by `picoseconds` of simulated time the guest did not run for.
+
+        The offset is read once and then kept here: nothing else writes it.
+        """
         attr = self._tsc_attr
         if attr is None or picoseconds <= 0:
             return
-        khz = self._tsc_khz()
-        self.vcpu.ioctl(Ioctl.GET_DEVICE_ATTR, attr, what="KVM_GET_DEVICE_ATTR(TSC offset)")
-        self._tsc_value[0] = (self._tsc_value[0] + picoseconds * khz // 1_000_000_000) & (1 << 64) - 1
+        if self._tsc_khz is None:
+            self._tsc_khz = self.vcpu.ioctl(X86Ioctl.GET_TSC_KHZ, what="KVM_GET_TSC_KHZ")
+            self.vcpu.ioctl(Ioctl.GET_DEVICE_ATTR, attr, what="KVM_GET_DEVICE_ATTR(TSC offset)")
+        self._tsc_value[0] = (self._tsc_value[0] + picoseconds * self._tsc_khz // 1_000_000_000) & (1 << 64) - 1
         self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
-
-    def _tsc_khz(self) -> int:
-        khz = getattr(self, "_khz", None)
-        if khz is None:
-            khz = self._khz = self.vcpu.ioctl(X86Ioctl.GET_TSC_KHZ, what="KVM_GET_TSC_KHZ")
-        return khz
 
     # -- running -----------------------------------------------------------------
     def run(self, keeper: QuantumKeeper) -> CpuExit:
