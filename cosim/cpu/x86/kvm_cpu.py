@@ -88,6 +88,7 @@ class KvmX86Cpu:
         self._halted = False
         self._resume_at: int | None = None   # simulated time the guest stopped at, if it ran before
         self._tsc_khz: int | None = None
+        self._tsc_read = False                # the TSC offset was read once and is kept here since
         self._closed = False
         self.kvm = Kvm(device)
         try:
@@ -206,11 +207,18 @@ class KvmX86Cpu:
         attr = self._tsc_attr
         if attr is None or picoseconds <= 0:
             return
+        if not self._tsc_read:
+            self.vcpu.ioctl(Ioctl.GET_DEVICE_ATTR, attr, what="KVM_GET_DEVICE_ATTR(TSC offset)")
+            self._tsc_read = True
+        self._tsc_value[0] = (self._tsc_value[0] + picoseconds * self.tsc_khz // 1_000_000_000) & (1 << 64) - 1
+        self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
+
+    @property
+    def tsc_khz(self) -> int:
+        """The guest TSC's frequency (KVM_GET_TSC_KHZ)."""
         if self._tsc_khz is None:
             self._tsc_khz = self.vcpu.ioctl(X86Ioctl.GET_TSC_KHZ, what="KVM_GET_TSC_KHZ")
-            self.vcpu.ioctl(Ioctl.GET_DEVICE_ATTR, attr, what="KVM_GET_DEVICE_ATTR(TSC offset)")
-        self._tsc_value[0] = (self._tsc_value[0] + picoseconds * self._tsc_khz // 1_000_000_000) & (1 << 64) - 1
-        self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
+        return self._tsc_khz
 
     # -- running -----------------------------------------------------------------
     def run(self, keeper: QuantumKeeper) -> CpuExit:

@@ -1,6 +1,7 @@
 # (b) PIT channel 0 at 1 kHz (mode 2) through the 8259A as vector 0x20; the guest
 # sleeps with sti; hlt and counts 1000 ticks, then exits with status 0. Any other
-# vector, or a tick before the PIC is set up, counts as a failure.
+# vector counts as a failure. The TSC is read at both ends, to compare with
+# simulated time.
 .include "common.inc"
 .set TICKS, 1000
 .set DIVISOR, 1193                  # 1193182 Hz / 1193 = 1000.15 Hz
@@ -11,6 +12,9 @@ _start:
     fill_idt idt, unexpected
     set_gate idt, 0x20, tick
     pic_init 0xFE                   # IRQ0 only
+    rdtsc
+    mov %eax, RESULTS + 24
+    mov %edx, RESULTS + 28
     pit_counter0 2, DIVISOR
 1:  sti
     hlt
@@ -20,6 +24,9 @@ _start:
     mov $SIMCTL_TIME_LO, %dx        # time of the last tick, for the test
     in %dx, %eax
     mov %rax, RESULTS + 8
+    rdtsc
+    mov %eax, RESULTS + 32
+    mov %edx, RESULTS + 36
     sim_exit 0
     jmp .
 
