@@ -38,7 +38,7 @@ from ...loaders.x86 import EntryState
 from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from .calibrate import Calibration, calibrate
 from .exits import Mmio, PortIo, decode, handle_exit
-from .state import DEFAULT_HIDDEN, CpuidMask, X86State, set_cpuid
+from .state import DEFAULT_HIDDEN, MSR_IA32_TSC, CpuidMask, X86State, set_cpuid
 
 __all__ = ["KvmX86Cpu", "MemoryRegion", "TSS_ADDRESS", "IDENTITY_MAP_ADDRESS"]
 
@@ -88,7 +88,6 @@ class KvmX86Cpu:
         self._halted = False
         self._resume_at: int | None = None   # simulated time the guest stopped at, if it ran before
         self._tsc_khz: int | None = None
-        self._tsc_read = False                # the TSC offset was read once and is kept here since
         self._closed = False
         self.kvm = Kvm(device)
         try:
@@ -129,23 +128,41 @@ class KvmX86Cpu:
         vcpu.set_signal_mask(set(blocked) - {self.kick_signal})
 
     def _tsc_offset_attr(self):  # -> cdata 'struct kvm_device_attr *' or None
+        """The vCPU's TSC-offset attribute, if the host has it *and* honours it.
+
+        Probed by moving the offset one second on and reading the guest TSC back:
+        an emulating nested KVM may accept the write and ignore it.
+        """
+        self.tsc_note = "TSC free-running (KVM_VCPU_TSC_OFFSET unavailable)"
         if not self.kvm.capabilities.has("VCPU_ATTRIBUTES"):
             return None
         attr = ffi.new("struct kvm_device_attr *")
         attr.group, attr.attr = KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET
+        self._tsc_value = value = ffi.new("unsigned long long *")
+        attr.addr = int(ffi.cast("unsigned long", value))
         try:
             self.vcpu.ioctl(Ioctl.HAS_DEVICE_ATTR, attr, what="KVM_HAS_DEVICE_ATTR(TSC offset)")
-        except KvmError:
+            self.vcpu.ioctl(Ioctl.GET_DEVICE_ATTR, attr, what="KVM_GET_DEVICE_ATTR(TSC offset)")
+            offset, second = value[0], self.tsc_khz * 1000
+            before = self.state.read_msr(MSR_IA32_TSC)
+            value[0] = (offset + second) & (1 << 64) - 1
+            self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
+            moved = self.state.read_msr(MSR_IA32_TSC) - before
+            value[0] = offset
+            self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
+        except KvmError as error:
+            self.tsc_note = f"TSC free-running ({error})"
             return None
-        self._tsc_value = ffi.new("unsigned long long *")
-        attr.addr = int(ffi.cast("unsigned long", self._tsc_value))
+        if not second <= moved < 2 * second:
+            self.tsc_note = "TSC free-running (this host's KVM ignores KVM_VCPU_TSC_OFFSET writes)"
+            return None
+        self.tsc_note = "TSC offset follows idle time"
         return attr
 
     def _describe(self) -> str:
         rate = (self.calibration.describe() if self.calibration
                 else f"{self.ips / 1e6:.3g}M instructions/s (configured)")
-        tsc = "TSC offset follows idle time" if self._tsc_attr is not None else "TSC free-running (no offset control)"
-        return f"KVM x86-64 at {self.frequency}, budget: {self.budget_choice.describe()}; {rate}; {tsc}"
+        return f"KVM x86-64 at {self.frequency}, budget: {self.budget_choice.describe()}; {rate}; {self.tsc_note}"
 
     # -- registers -------------------------------------------------------------
     def read_register(self, name: str) -> int:
@@ -202,14 +219,11 @@ class KvmX86Cpu:
     def _advance_tsc(self, picoseconds: int) -> None:
         """Move the guest TSC on by `picoseconds` of simulated time the guest did not run for.
 
-        The offset is read once and then kept here: nothing else writes it.
+        The offset read at set-up is kept here: nothing else writes it.
         """
         attr = self._tsc_attr
         if attr is None or picoseconds <= 0:
             return
-        if not self._tsc_read:
-            self.vcpu.ioctl(Ioctl.GET_DEVICE_ATTR, attr, what="KVM_GET_DEVICE_ATTR(TSC offset)")
-            self._tsc_read = True
         self._tsc_value[0] = (self._tsc_value[0] + picoseconds * self.tsc_khz // 1_000_000_000) & (1 << 64) - 1
         self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
 
