@@ -37,7 +37,7 @@ from ...kvm._x86 import KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi
 from ...loaders.x86 import EntryState
 from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from .calibrate import Calibration, calibrate
-from .exits import Mmio, PortIo, decode, handle_exit
+from .exits import Mmio, PortIo, RunView, decode, handle_exit
 from .state import DEFAULT_HIDDEN, MSR_IA32_TSC, CpuidMask, X86State, set_cpuid
 
 __all__ = ["KvmX86Cpu", "MemoryRegion", "TSS_ADDRESS", "IDENTITY_MAP_ADDRESS"]
@@ -120,6 +120,7 @@ class KvmX86Cpu:
         self.cpuid = set_cpuid(kvm, vcpu, cpuid_hidden)
         self.state = X86State(vcpu)
         self.kvm_run = vcpu.kvm_run
+        self._view = RunView(vcpu.kvm_run, kvm.vcpu_mmap_size)
         self._irq = ffi.new("struct kvm_interrupt *")
         self._tsc_attr = self._tsc_offset_attr()
         # The kick signal stays blocked in this thread and is unblocked only inside
@@ -245,13 +246,17 @@ class KvmX86Cpu:
         budget = keeper.budget
         period = self.period
         limit = max(1, budget // period)
-        source, vcpu, state = self.source, self.vcpu, self.state
+        source, vcpu, state, view = self.source, self.vcpu, self.state, self._view
+        ports, memory, accesses, latency = self.ports, self.memory, self.accesses, self.access_latency
+        run = self.kvm_run
         extra = 0           # access latencies in this run
-        done = 0
         source.arm(limit)
         try:
             while True:
-                self._inject()
+                if self.intr:
+                    self._inject()
+                elif run.request_interrupt_window:
+                    run.request_interrupt_window = 0
                 source.entered()
                 ran = vcpu.run()
                 source.exited()
@@ -263,13 +268,13 @@ class KvmX86Cpu:
                         return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
                     source.rearm()     # an early kick, or another signal: the budget is not spent
                     continue
-                exit = decode(self.kvm_run)
-                device = isinstance(exit, (PortIo, Mmio))
+                exit = decode(view)
+                device = type(exit) is PortIo or type(exit) is Mmio
                 if device:
-                    extra += self.access_latency
-                    elapsed += self.access_latency
+                    extra += latency
+                    elapsed += latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
-                outcome = handle_exit(exit, ports=self.ports, memory=self.memory, accesses=self.accesses)
+                outcome = handle_exit(exit, ports=ports, memory=memory, accesses=accesses)
                 if outcome.reply is not None:
                     self._reply(exit, outcome.reply)
                 if outcome.reason is not None:
@@ -284,12 +289,12 @@ class KvmX86Cpu:
             source.disarm()
 
     def _reply(self, exit: PortIo | Mmio, data: bytes) -> None:
-        run = self.kvm_run
         if isinstance(exit, PortIo):
-            # Safe: KVM reserved count * size bytes at data_offset inside the kvm_run mapping for this IN.
-            ffi.memmove(ffi.cast("char *", run) + run.io.data_offset, data, len(data))
+            # KVM reserved count * size bytes at data_offset inside the kvm_run mapping for this IN.
+            offset = self._view.io.data_offset
+            self._view.raw[offset:offset + len(data)] = data
         else:
-            ffi.memmove(run.mmio.data, data, len(data))
+            ffi.memmove(self._view.mmio.data, data, len(data))
         self.state.pending_completion = True
 
     def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int,

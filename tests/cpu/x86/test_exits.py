@@ -6,8 +6,8 @@ import pytest
 
 from cosim import Bus, BusError, Response
 from cosim.cpu import ExitReason
-from cosim.cpu.x86.exits import (FailEntry, Halt, InternalError, IrqWindow, Mmio, OtherExit, PortIo, Shutdown,
-                                 SystemEventExit, decode, handle_exit)
+from cosim.cpu.x86.exits import (FailEntry, Halt, InternalError, IrqWindow, Mmio, OtherExit, PortIo, RunView,
+                                 Shutdown, SystemEventExit, decode, handle_exit)
 from cosim.kvm._access import GuestAccesses
 from cosim.kvm._uapi import KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, Exit, ffi
 
@@ -108,25 +108,26 @@ def test_interrupt_window_keeps_running(rig):
 
 def test_decode_reads_the_kvm_run_exit_union():
     run = ffi.new("struct kvm_run *")
+    view = RunView(run, ffi.sizeof("struct kvm_run"))
     base = ffi.offsetof("struct kvm_run", "s")      # put OUT data somewhere inside the structure
     run.exit_reason = Exit.IO
     run.io.direction, run.io.size, run.io.port, run.io.count, run.io.data_offset = KVM_EXIT_IO_OUT, 2, 0x60, 2, base
     ffi.memmove(ffi.cast("char *", run) + base, b"\x01\x02\x03\x04", 4)
-    assert decode(run) == PortIo(0x60, 2, 2, True, b"\x01\x02\x03\x04")
+    assert decode(view) == PortIo(0x60, 2, 2, True, b"\x01\x02\x03\x04")
     run.io.direction = KVM_EXIT_IO_IN
-    assert decode(run) == PortIo(0x60, 2, 2, False)
+    assert decode(view) == PortIo(0x60, 2, 2, False)
     run.exit_reason = Exit.MMIO
     run.mmio.phys_addr, run.mmio.len, run.mmio.is_write = 0xFEE0_0000, 4, 1
     run.mmio.data[0:4] = [1, 2, 3, 4]
-    assert decode(run) == Mmio(0xFEE0_0000, 4, True, b"\x01\x02\x03\x04")
+    assert decode(view) == Mmio(0xFEE0_0000, 4, True, b"\x01\x02\x03\x04")
     run.exit_reason = Exit.INTERNAL_ERROR
     run.internal.suberror, run.internal.ndata = 3, 2
     run.internal.data[0:2] = [7, 8]
-    assert decode(run) == InternalError(3, (7, 8))
+    assert decode(view) == InternalError(3, (7, 8))
     run.exit_reason = Exit.FAIL_ENTRY
     run.fail_entry.hardware_entry_failure_reason, run.fail_entry.cpu = 0x21, 0
-    assert decode(run) == FailEntry(0x21, 0)
+    assert decode(view) == FailEntry(0x21, 0)
     for reason, expected in ((Exit.HLT, Halt()), (Exit.SHUTDOWN, Shutdown()), (Exit.IRQ_WINDOW_OPEN, IrqWindow()),
                              (Exit.NOTIFY, OtherExit(Exit.NOTIFY))):
         run.exit_reason = reason
-        assert decode(run) == expected
+        assert decode(view) == expected
