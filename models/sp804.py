@@ -7,7 +7,9 @@ Design choices, documented once here:
   whose raw interrupt is clear is scheduled, re-planned on every write: one
   event per interrupt, never one per tick.
 - A write to TimerXLoad, or one that enables the timer or changes its prescale
-  or size, restarts the tick grid at the write (the prescaler restarts).
+  or size, restarts the tick grid at the write (the prescaler restarts). A
+  size change also reloads the count from Load at the new width, so the usual
+  "write Load, then Control" sequence counts the whole 32-bit Load.
   BGLoad, IntEnable and mode changes keep the grid, so they never shift ticks.
 - Reload timing (DDI 0271 2.2.2): the counter reaches zero `Load` ticks after
   the load and raises the interrupt; it wraps past zero on the next tick, to
@@ -233,6 +235,8 @@ class Sp804(RegisterDevice):
         current = counter.value()                    # the count under the old settings
         counter.rebase()
         self.regs.TimerXControl[index] = new
+        if (old ^ new) & CTRL_SIZE32:
+            current = self.regs.TimerXLoad[index]    # the count is Load read at the new width
         if (old ^ new) & _GRID_BITS:
             counter.restart(current)                 # enable, size or prescale change: a new tick grid
         else:
