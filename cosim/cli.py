@@ -52,7 +52,10 @@ def _build(args: argparse.Namespace) -> Platform:
 def _cmd_run(args: argparse.Namespace) -> int:
     until = parse_time(args.until) if args.until else None
     platform = _build(args)
-    summary = platform.run(until)
+    try:
+        summary = platform.run(until)
+    finally:
+        platform.sim.close()    # also when --until ended the run: restore the terminal, flush output
     print(f"\ncosim: {platform.name} ended\n{summary}", file=sys.stderr)
     return summary.status
 
