@@ -75,3 +75,15 @@ def test_same_guest_same_trace(arm_guest):
         return summary.sim_time, board.cpu0.instructions, dict(board.cpu0.exits)
 
     assert trace() == trace()
+
+
+def test_guest_reports_results_and_exits_through_sim_control(arm_guest, capsys):
+    board, _ = boot(arm_guest("simctl"))
+    summary = board.run(until=SEC)
+    assert summary.stop and summary.status == 3 and "SIMCTL_EXIT" in summary.stop.reason
+    assert board.simctl.results == [0, 0, 5]               # ID matched, time moved on, deliberate fail 5
+    assert summary.extra["simctl test results"] == "2 passed, 1 failed (#3: code 0x5)"
+    assert "simctl test results" in str(summary)
+    first, second = results(board, 0), results(board, 1)
+    assert 0 <= first < second <= summary.sim_time // 1000  # ns readings, in order, before the exit
+    assert capsys.readouterr().out == "[simctl] hello from the guest\n"
