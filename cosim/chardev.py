@@ -266,8 +266,8 @@ class StdioBackend(_PolledBackend):
 
     def __init__(self, poll: int = MS, stdin: int | None = None, stdout: int | None = None) -> None:
         super().__init__(poll)
-        self._in = sys.stdin.fileno() if stdin is None else stdin
-        self._out = sys.stdout.fileno() if stdout is None else stdout
+        self._stdin, self._stdout = stdin, stdout
+        self._in = self._out = -1             # resolved at attach: stdin may be replaced until then
         self._saved: list | None = None
         self._escape = False
         self._eof = False
@@ -276,6 +276,8 @@ class StdioBackend(_PolledBackend):
         return "stdio console"
 
     def attach(self, sim: Simulation) -> None:
+        self._in = sys.stdin.fileno() if self._stdin is None else self._stdin
+        self._out = sys.stdout.fileno() if self._stdout is None else self._stdout
         if os.isatty(self._in):
             self._saved = termios.tcgetattr(self._in)
             tty.setraw(self._in)
@@ -290,6 +292,9 @@ class StdioBackend(_PolledBackend):
         if self._saved is not None:
             data = data.replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
         super().write(data)
+
+    def _can_send(self) -> bool:
+        return self._out >= 0                 # output before attach waits for it
 
     def _send(self, data: bytes) -> int:
         return os.write(self._out, data)
@@ -308,6 +313,7 @@ class StdioBackend(_PolledBackend):
                 self._escape = False
                 if byte in (ord("x"), ord("X")):
                     assert self._sim is not None
+                    self._deliver(bytes(out))     # what was typed before the escape still counts
                     self._sim.request_stop(0, "Ctrl-A X on the console")
                     return
                 out.append(byte)
