@@ -192,6 +192,7 @@ class _PolledBackend:
             return
         self._closed = True
         atexit.unregister(self.close)
+        self._closing()
         deadline = time.monotonic() + self.CLOSE_WAIT
         while self.pending and self._can_send() and time.monotonic() < deadline:
             if not self._flush():
@@ -218,6 +219,9 @@ class _PolledBackend:
 
     def _can_send(self) -> bool:
         return True
+
+    def _closing(self) -> None:
+        """Last chance to find a receiver for pending output (a client waiting to be accepted)."""
 
     def _release(self) -> None:
         """Give the host resources back (restore the terminal, close descriptors)."""
@@ -391,6 +395,10 @@ class TcpBackend(_PolledBackend):
         client.setblocking(False)
         self._client = client
         self._flush()                     # what was written while nobody listened
+
+    def _closing(self) -> None:
+        if self._client is None:
+            self._accept()                # connected but not yet accepted by a poll
 
     def _drop(self) -> None:
         if self._client is not None:

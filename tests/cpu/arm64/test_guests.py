@@ -87,3 +87,15 @@ def test_guest_reports_results_and_exits_through_sim_control(arm_guest, capsys):
     first, second = results(board, 0), results(board, 1)
     assert 0 <= first < second <= summary.sim_time // 1000  # ns readings, in order, before the exit
     assert capsys.readouterr().out == "[simctl] hello from the guest\n"
+
+
+def test_console_property_selects_a_tcp_backend(arm_guest):
+    import socket
+
+    from cosim.chardev import TcpBackend
+
+    board = Virt(firmware=str(arm_guest("hello")), console="tcp:127.0.0.1:0")
+    assert isinstance(board.uart.backend, TcpBackend)
+    with socket.create_connection(board.uart.backend.address, timeout=3) as client:
+        summary = board.run(until=SEC)                     # powers off at once; close() delivers the output
+        assert summary.stop and client.recv(100) == b"hello\n"
