@@ -249,6 +249,9 @@ class Sp804(RegisterDevice):
     def read_TimerXMIS(self, index: int) -> int:
         return self._mis(index)
 
+    def write_TimerITCR(self, value: int) -> None:
+        self.regs.TimerITCR = value & 1
+
     def write_TimerITOP(self, value: int) -> None:
         self._itop = value & 3
 
