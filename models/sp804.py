@@ -115,14 +115,15 @@ class _Counter:
             return
         now = self.owner.clock.now
         zero = self.base + self.start
-        if self.time_of(zero) <= now:
+        when = self.time_of(zero)
+        if when <= now:
             if self.control & CTRL_ONESHOT:
                 return                               # halted at zero until reprogrammed (DDI 0271 2.2.2)
             period = self.reload() + 1
             zero += max(1, (self.ticks(now) - zero) // period) * period
-            while self.time_of(zero) <= now:
+            while (when := self.time_of(zero)) <= now:
                 zero += period
-        self._call = self.owner.clock.schedule(self.time_of(zero) - now, self._zero)
+        self._call = self.owner.clock.schedule(when - now, self._zero)
 
     def cancel(self) -> None:
         if self._call is not None:
