@@ -76,6 +76,24 @@ def test_value_is_computed_from_time_without_events_per_tick(timer, sim):
     assert sim.events_processed - before <= 2      # the run's time limit, no ticks
 
 
+def test_no_events_while_ris_stays_set_and_the_count_goes_on(timer, sim):
+    timer.write(LOAD, 99)                          # periodic: a zero every 100 ticks
+    timer.write(CTRL, ENABLE | PERIODIC | SIZE32)
+    timer.run(99 * TICK + PAST)
+    assert timer.read(RIS) == 1
+    before = sim.events_processed
+    timer.run(1000 * TICK)                         # ten more zeros, RIS already set: nothing to schedule
+    assert sim.events_processed - before <= 1
+    assert timer.read(VALUE) == 0                  # tick 1099 = 99 + 10 * 100 is itself a zero
+    timer.run(TICK // 2)
+    assert timer.read(VALUE) == 0                  # and the count stays 0 until the next tick reloads it
+    timer.write(INTCLR, 1)
+    irq = timer.probe(timer.device.timint1)
+    timer.write(CTRL, ENABLE | PERIODIC | SIZE32 | INTEN)
+    timer.run(100 * TICK)
+    assert irq.rises == [1199 * TICK]
+
+
 def test_free_running_wraps_to_the_maximum(timer):
     timer.write(LOAD, 5)
     timer.write(CTRL, ENABLE | INTEN)               # free-running, 16-bit
@@ -238,4 +256,8 @@ def test_random_accesses_keep_the_invariants(ops):
             if not dut.read(ITCR) & 1:
                 assert line.level == bool(mis)
         assert d.timintc.level == (d.timint1.level or d.timint2.level)
-        assert sum(1 for c in d.counters if c._call is not None and c._call.active) <= 2
+        for i, c in enumerate(d.counters):
+            assert 0 <= dut.read(VALUE + i * T2) <= 0xFFFF_FFFF
+            halted = c.control & ONESHOT and c.time_of(c.base + c.start) <= sim.now
+            if c.running and not d.regs.TimerXRIS[i] and not halted:
+                assert c._call is not None and c._call.active and c._call.when > sim.now   # no lost expiry
