@@ -11,7 +11,7 @@ Design choices, documented once here:
   size change also reloads the count from Load at the new width, so the usual
   "write Load, then Control" sequence counts the whole 32-bit Load.
   BGLoad, IntEnable and mode changes keep the grid, so they never shift ticks.
-- Reload timing (DDI 0271 2.2.2): the counter reaches zero `Load` ticks after
+- Reload timing (DDI 0271, repetition modes): the counter reaches zero `Load` ticks after
   the load and raises the interrupt; it wraps past zero on the next tick, to
   Load in periodic mode or to 0xFFFF/0xFFFFFFFF in free-running mode, so
   successive interrupts are Load + 1 (or 2^16 / 2^32) ticks apart.
@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cosim import SEC, Access, Field, Reg, RegisterDevice, ScheduledCall, Signal
+from cosim import SEC, Access, Field, Reg, RegisterDevice, ScheduledCall
 
 __all__ = ["Sp804"]
 
-# TimerXControl bits (DDI 0271 3.3.3).
+# TimerXControl bits (DDI 0271, Control Register).
 CTRL_ONESHOT, CTRL_SIZE32, CTRL_INTEN, CTRL_PERIODIC, CTRL_ENABLE = 1 << 0, 1 << 1, 1 << 5, 1 << 6, 1 << 7
 CTRL_PRE_SHIFT, CTRL_MASK = 2, 0xEF                 # bit 4 is reserved
 _PRESCALE = {0: 1, 1: 16, 2: 256, 3: 1}
@@ -39,10 +39,9 @@ STRIDE = 0x20
 class _Counter:
     """The down-counter of one timer, computed from simulated time."""
 
-    def __init__(self, owner: "Sp804", index: int, line: Signal) -> None:
+    def __init__(self, owner: "Sp804", index: int) -> None:
         self.owner = owner
         self.index = index
-        self.line = line
         self._call: ScheduledCall | None = None
         self.reset()
 
@@ -50,7 +49,7 @@ class _Counter:
         self.cancel()
         self.origin = 0             # ps: when the tick grid started
         self.base = 0               # tick (since origin) at which the counter held `start`
-        self.start = 0xFFFF_FFFF    # DDI 0271 3.3.2: TimerXValue resets to 0xFFFFFFFF
+        self.start = 0xFFFF_FFFF    # DDI 0271: TimerXValue resets to 0xFFFFFFFF
         self.running = False
 
     # -- registers this counter depends on ---------------------------------
@@ -86,7 +85,7 @@ class _Counter:
         if elapsed <= self.start:
             return self.start - elapsed
         if self.control & CTRL_ONESHOT:
-            return 0                                 # DDI 0271 2.2.2: one-shot halts at zero
+            return 0                                 # DDI 0271, repetition modes: one-shot halts at zero
         reload = self.reload()
         return reload - (elapsed - self.start - 1) % (reload + 1)
 
@@ -118,7 +117,7 @@ class _Counter:
         when = self.time_of(zero)
         if when <= now:
             if self.control & CTRL_ONESHOT:
-                return                               # halted at zero until reprogrammed (DDI 0271 2.2.2)
+                return                               # one-shot: halted at zero until reprogrammed
             period = self.reload() + 1
             zero += max(1, (self.ticks(now) - zero) // period) * period
             while (when := self.time_of(zero)) <= now:
@@ -165,10 +164,10 @@ class Sp804(RegisterDevice):
         Reg("TimerXRIS", 0x10, count=TIMERS, stride=STRIDE, access=Access.RO, fields=(Field("RIS", 0),)),
         Reg("TimerXMIS", 0x14, count=TIMERS, stride=STRIDE, access=Access.RO, fields=(Field("MIS", 0),)),
         Reg("TimerXBGLoad", 0x18, count=TIMERS, stride=STRIDE, doc="Load for the next reload, count unchanged"),
-        # Integration test registers (DDI 0271 4.2): ITOP drives the outputs while ITCR bit 0 is set.
+        # Integration test registers (DDI 0271): ITOP drives the outputs while ITCR bit 0 is set.
         Reg("TimerITCR", 0xF00, fields=(Field("ITEN", 0),)),
         Reg("TimerITOP", 0xF04, access=Access.WO, fields=(Field("TIMINT1", 0), Field("TIMINT2", 1))),
-        # PrimeCell identification (DDI 0271 3.3.11-3.3.18): part 0x804, designer 0x41 (Arm), revision 1.
+        # PrimeCell identification (DDI 0271): part 0x804, designer 0x41 (Arm), revision 1.
         Reg("TimerPeriphID", 0xFE0, count=4, access=Access.RO, reset=(0x04, 0x18, 0x14, 0x00)),
         Reg("TimerPCellID", 0xFF0, count=4, access=Access.RO, reset=(0x0D, 0xF0, 0x05, 0xB1)),
     )
@@ -182,7 +181,7 @@ class Sp804(RegisterDevice):
         self.timint2 = self.output("timint2")
         self.timintc = self.output("timintc")
         self.irq = self.timintc
-        self.counters = (_Counter(self, 0, self.timint1), _Counter(self, 1, self.timint2))
+        self.counters = tuple(_Counter(self, i) for i in range(TIMERS))
         self._itop = 0
 
     def reset(self) -> None:
@@ -210,15 +209,15 @@ class Sp804(RegisterDevice):
 
     # -- registers ---------------------------------------------------------
     def write_TimerXLoad(self, value: int, index: int) -> None:
-        # DDI 0271 3.3.1: writing Load makes the counter restart at once from the new value.
+        # DDI 0271, TimerXLoad: writing Load makes the counter restart at once from the new value.
         self.regs.TimerXLoad[index] = value & 0xFFFF_FFFF
         counter = self.counters[index]
         if value & counter.size_mask == 0 and counter.control & CTRL_ENABLE:
-            self.regs.TimerXRIS[index] = 1           # loaded with zero: the count is already there
+            self.regs.TimerXRIS[index] = 1           # DDI 0271, TimerXLoad: a Load of 0 interrupts at once
         counter.restart(value)
 
     def write_TimerXBGLoad(self, value: int, index: int) -> None:
-        # DDI 0271 3.3.7: the same Load register, used from the next reload; the count goes on.
+        # DDI 0271, TimerXBGLoad: the same Load register, used from the next reload; the count goes on.
         counter = self.counters[index]
         counter.rebase()
         self.regs.TimerXLoad[index] = value & 0xFFFF_FFFF
@@ -241,7 +240,7 @@ class Sp804(RegisterDevice):
         if (old ^ new) & _GRID_BITS:
             counter.restart(current)                 # enable, size or prescale change: a new tick grid
         else:
-            counter.plan()                           # e.g. leaving one-shot resumes the count (DDI 0271 2.2.2)
+            counter.plan()                           # e.g. leaving one-shot resumes the count
 
     def write_TimerXIntClr(self, value: int, index: int) -> None:
         self.regs.TimerXRIS[index] = 0
@@ -261,7 +260,7 @@ class Sp804(RegisterDevice):
 
     def update(self) -> None:
         if self.regs.TimerITCR & 1:
-            levels = [bool(self._itop & 1), bool(self._itop & 2)]    # integration test mode (DDI 0271 4.2.2)
+            levels = [bool(self._itop & 1), bool(self._itop & 2)]    # integration test mode (DDI 0271, TimerITOP)
         else:
             levels = [bool(self._mis(i)) for i in range(TIMERS)]
         self.timint1.set(levels[0])

@@ -10,7 +10,7 @@ from cosim.testing import Harness
 LOAD, VALUE, CTRL, INTCLR, RIS, MIS, BGLOAD = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18
 T2 = 0x20
 ITCR, ITOP = 0xF00, 0xF04
-# TimerXControl (DDI 0271 3.3.3)
+# TimerXControl bits (DDI 0271, Control Register)
 ONESHOT, SIZE32, PRE16, PRE256, INTEN, PERIODIC, ENABLE = 1, 2, 1 << 2, 2 << 2, 1 << 5, 1 << 6, 1 << 7
 TICK = us(1)                                     # 1 MHz default TIMCLK
 PAST = 1                                         # run(d) stops before events due at d: go 1 ps past
@@ -62,7 +62,7 @@ def test_periodic_expiry_at_load_ticks_then_every_load_plus_one(timer):
     timer.write(INTCLR, 0)
     assert not irq.level
     timer.run(TICK + PAST)
-    assert timer.read(VALUE) == 0x100              # wrapped past zero to Load (DDI 0271 2.2.2)
+    assert timer.read(VALUE) == 0x100              # wrapped past zero to Load (DDI 0271, repetition modes)
     timer.run(0x100 * TICK + PAST)
     assert irq.rises[-1] == start + (2 * 0x100 + 1) * TICK
 
@@ -131,7 +131,7 @@ def test_one_shot_halts_at_zero_until_reprogrammed(timer):
     timer.run(50 * TICK + PAST)
     assert timer.read(VALUE) == 0 and timer.read(RIS) == 0   # halted: no second interrupt
     start = timer.now
-    timer.write(LOAD, 7)                           # DDI 0271 2.2.2: a new Load restarts it
+    timer.write(LOAD, 7)                           # DDI 0271, repetition modes: a new Load restarts it
     irq = timer.probe(timer.device.timint1)
     timer.run(10 * TICK + PAST)
     assert irq.rises == [start + 7 * TICK]
@@ -218,7 +218,7 @@ def test_clock_hz_sets_the_tick(harness):
 
 def test_integration_test_mode_drives_the_outputs(timer):
     timer.write(ITCR, 0xFFFF_FFFF)
-    assert timer.read(ITCR) == 1                   # DDI 0271 4.2.1: only ITEN is implemented
+    assert timer.read(ITCR) == 1                   # DDI 0271, TimerITCR: only ITEN is implemented
     timer.write(ITOP, 2)
     assert timer.device.timint2.level and timer.device.timintc.level and not timer.device.timint1.level
     timer.write(ITCR, 0)
