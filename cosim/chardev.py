@@ -340,7 +340,8 @@ class TcpBackend(_PolledBackend):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, poll: int = MS, announce: bool = True) -> None:
         super().__init__(poll)
         try:
-            self._server = socket.create_server((host, port), backlog=1)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self._server = socket.create_server((host, port), family=family, backlog=1)
         except OSError as error:
             raise PlatformError(f"cannot listen on tcp:{host}:{port}: {error.strerror or error}") from error
         self._server.setblocking(False)
@@ -349,7 +350,8 @@ class TcpBackend(_PolledBackend):
         self._announce = announce
 
     def describe(self) -> str:
-        return f"console on tcp:{self.address[0]}:{self.address[1]}"
+        host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
+        return f"console on tcp:{host}:{self.address[1]}"
 
     @property
     def connected(self) -> bool:

@@ -38,6 +38,14 @@ def test_open_backend_parses_the_console_property():
     tcp = open_backend("tcp:0")                         # host defaults to loopback
     assert tcp.address[0] == "127.0.0.1"
     tcp.close()
+    if socket.has_ipv6:
+        try:
+            tcp = open_backend("tcp:[::1]:0")
+        except PlatformError:
+            pass                                        # no IPv6 loopback on this host
+        else:
+            assert tcp.address[0] == "::1" and tcp.describe().startswith("console on tcp:[::1]:")
+            tcp.close()
     pty = open_backend("pty")
     assert isinstance(pty, PtyBackend) and os.path.exists(pty.path)
     pty.close()
