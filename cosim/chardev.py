@@ -185,7 +185,10 @@ class _PolledBackend:
 
     def write(self, data: bytes) -> None:
         self.pending += data
-        self._flush()
+        if self._closed:
+            self._spill()                 # written after the end: nowhere else to go
+        else:
+            self._flush()
 
     def close(self) -> None:
         if self._closed:
@@ -197,11 +200,14 @@ class _PolledBackend:
         while self.pending and self._can_send() and time.monotonic() < deadline:
             if not self._flush():
                 time.sleep(0.01)
+        self._spill()
+        self._release()
+
+    def _spill(self) -> None:
         if self.pending:
             sys.stderr.write(f"cosim: {self.describe()}: {len(self.pending)} bytes of output were not delivered:\n")
             sys.stderr.write(self.pending.decode(errors="replace") + "\n")
             self.pending.clear()
-        self._release()
 
     # -- for subclasses ----------------------------------------------------
     def describe(self) -> str:

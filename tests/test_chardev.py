@@ -109,6 +109,8 @@ def test_tcp_output_left_at_close_goes_to_stderr(capsys):
     sim.close()
     err = capsys.readouterr().err
     assert "10 bytes of output were not delivered" in err and "last words" in err
+    tcp.write(b"too late")
+    assert "too late" in capsys.readouterr().err
 
 
 def test_pty_carries_both_directions_and_announces_its_path(capsys):
