@@ -99,3 +99,12 @@ def test_console_property_selects_a_tcp_backend(arm_guest):
     with socket.create_connection(board.uart.backend.address, timeout=3) as client:
         summary = board.run(until=SEC)                     # powers off at once; close() delivers the output
         assert summary.stop and client.recv(100) == b"hello\n"
+
+
+def test_cosim_run_exits_with_the_guest_status_and_prints_its_results(arm_guest, capsys):
+    from cosim.cli import main
+
+    assert main(["run", "virt", "-P", f"firmware={arm_guest('simctl')}", "--console", "none", "--until", "1s"]) == 3
+    assert "simctl test results  2 passed, 1 failed (#3: code 0x5)" in capsys.readouterr().err
+    # 256 would read as 0 (success) in a shell: it becomes 1.
+    assert main(["run", "virt", "-P", f"firmware={arm_guest('exit256')}", "--console", "none"]) == 1
