@@ -127,8 +127,18 @@ class LineBackend:
     """
 
     def __init__(self, sink: Callable[[str], None] | None = None, prefix: str = "") -> None:
-        self._sink = sink or (lambda line: print(f"{prefix}{line}", flush=True))
+        self._sink = sink or self._printer(prefix)
         self._partial = bytearray()
+
+    @staticmethod
+    def _printer(prefix: str) -> Callable[[str], None]:
+        def show(line: str) -> None:
+            # \r\n on a terminal: a stdio console may have put it in raw mode.
+            end = "\r\n" if sys.stdout.isatty() else "\n"
+            sys.stdout.write(f"{prefix}{line}{end}")
+            sys.stdout.flush()
+
+        return show
 
     def attach(self, sim: Simulation) -> None:
         sim.add_finalizer(self.close)
