@@ -1,9 +1,13 @@
 """SP804 through the bus, per Arm DDI 0271."""
 
+import re
+import textwrap
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from cosim import Access, BusError, Response, Simulation, us
+import cosim.testing
 from cosim.models.sp804 import Sp804
 from cosim.testing import Harness
 
@@ -342,3 +346,10 @@ def test_lazy_counter_matches_a_tick_by_tick_reference(ops):
         ref.advance(sim.now)
         assert (dut.read(VALUE), dut.read(RIS)) == (ref.count, ref.ris), f"at {sim.now} ps"
         assert dut.device.timint1.level == bool(ref.ris and ref.control & INTEN)
+
+
+def test_the_test_kit_docstring_example_runs(harness):
+    example = re.search(r"(    def test_timer_fires.*?)\n\n", cosim.testing.__doc__, re.S).group(1)
+    namespace = {"Sp804": Sp804}
+    exec(compile(textwrap.dedent(example), "cosim.testing docstring", "exec"), namespace)
+    namespace["test_timer_fires"](harness)
