@@ -13,6 +13,7 @@ extrapolated from a short measured run of a per-tick SimPy process.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from cosim import MS, SEC, US, Bus, Simulation
 from cosim.models.sp804 import Sp804
@@ -26,6 +27,7 @@ BASE, STRIDE = 0x1000_0000, 0x1000
 LOAD, CONTROL, INTCLR = 0x00, 0x08, 0x0C
 # TimerEn | TimerMode (periodic) | IntEnable | TimerSize (32-bit); DDI 0271 3.3.3
 PERIODIC_32 = 0x80 | 0x40 | 0x20 | 0x02
+RUNS = 5
 
 
 def with_models() -> tuple[float, int]:
@@ -89,12 +91,18 @@ def per_tick(sim_time: int) -> tuple[float, int]:
     return time.perf_counter() - start, handled[0]
 
 
+def best_of(runs: int, measure: Callable[[], tuple[float, int]]) -> tuple[float, int]:
+    """The fastest of `runs` measurements: the machine is shared, noise only adds time."""
+    results = [measure() for _ in range(runs)]
+    return min(results)
+
+
 def main() -> None:
     expected = TIMERS * SIM_TIME // PERIOD
     print(f"{TIMERS} timers at {CLOCK_HZ / 1e6:g} MHz, an interrupt every {PERIOD // MS} ms, "
-          f"{SIM_TIME // SEC} s simulated ({expected} interrupts)")
-    ours, n_ours = with_models()
-    peer, n_peer = bare_callbacks()
+          f"{SIM_TIME // SEC} s simulated ({expected} interrupts); best of {RUNS} runs")
+    ours, n_ours = best_of(RUNS, with_models)
+    peer, n_peer = best_of(RUNS, bare_callbacks)
     assert n_ours == n_peer == expected, (n_ours, n_peer, expected)
     print(f"  SP804 models + bus ISR           {ours * 1e3:8.1f} ms wall  ({ours / expected * 1e6:.1f} µs per interrupt)")
     print(f"  peer: bare scheduled callbacks   {peer * 1e3:8.1f} ms wall  ({peer / expected * 1e6:.1f} µs per interrupt)")

@@ -259,10 +259,12 @@ class Sp804(RegisterDevice):
         return self.regs.TimerXRIS[index] & (self.regs.TimerXControl[index] >> 5) & 1
 
     def update(self) -> None:
-        if self.regs.TimerITCR & 1:
-            levels = [bool(self._itop & 1), bool(self._itop & 2)]    # integration test mode (DDI 0271, TimerITOP)
+        regs = self.regs
+        if regs.TimerITCR & 1:
+            int1, int2 = self._itop & 1, self._itop & 2                # integration test mode (DDI 0271, TimerITOP)
         else:
-            levels = [bool(self._mis(i)) for i in range(TIMERS)]
-        self.timint1.set(levels[0])
-        self.timint2.set(levels[1])
-        self.timintc.set(levels[0] or levels[1])
+            ris, control = regs.TimerXRIS, regs.TimerXControl
+            int1, int2 = ris[0] and control[0] & CTRL_INTEN, ris[1] and control[1] & CTRL_INTEN
+        self.timint1.set(bool(int1))
+        self.timint2.set(bool(int2))
+        self.timintc.set(bool(int1 or int2))
