@@ -66,3 +66,35 @@ def test_each_entry_mode_runs_guest_code(tmp_path, mode):
     assert backend.pc == 0x9000 + len(ENTRY_CODE[mode])            # past the hlt (CS base 0 in real mode too)
     cs_l = backend.sregs().cs.l
     assert cs_l == (mode == "long") and bool(backend.read_register("cr0") & 1) == (mode != "real")
+
+
+def test_rom_is_a_read_only_slot_whose_writes_reach_the_model(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="cosim.cpu.x86")
+    # mov dword [ROM_BASE], 0x1234; mov eax, [ROM_BASE]; mov [0x5000], eax; cli; hlt
+    code = (bytes.fromhex("c7042500004000") + (0x1234).to_bytes(4, "little") + bytes.fromhex("8b042500004000")
+            + bytes.fromhex("89042500500000") + b"\xfa\xf4")
+    image = tmp_path / "rom.bin"
+    image.write_bytes(code)
+    board = Bare(kernel=str(image), rom=True, load_address=0x9000)
+    board.run(until=US * 1000)
+    assert board.ram.read(0x5000, 4) == 0x5A5A5A5A          # the ROM kept its contents; reads need no exit
+    assert any("write of 4 bytes at sysbus 0x400000" in r.getMessage() and "read-only" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_other_signals_interrupt_kvm_run_without_ending_the_quantum(x86_guest):
+    import signal
+
+    alarms = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: alarms.append(1))
+    try:
+        board = Bare(kernel=str(x86_guest("spin").elf), budget="posix-timer")
+        board.cpu0.quantum = 20 * US
+        signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
+        summary = board.run(until=60 * US)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert alarms, "no SIGALRM arrived during the run"
+    assert summary.sim_time == 60 * US and board.cpu0.exits["budget"] == 3
+    assert board.cpu0.instructions >= 60_000                 # every quantum ran its whole budget
