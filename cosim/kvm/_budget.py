@@ -229,12 +229,7 @@ class TaskClockBudget(_CpuTimeBudget):
                  open_event: Callable[..., int] = _perf_event_open) -> None:
         super().__init__(ips, signo)
         attr = perf_attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK, 1_000_000, PerfAttrFlags.DISABLED)
-        self.fd = open_event(attr, 0, -1)
-        try:
-            _signal_owner(self.fd, signo, tid or threading.get_native_id())
-        except OSError as error:
-            os.close(self.fd)
-            raise KvmError("task-clock perf event: routing its overflow signal", error.errno or _errno.EINVAL) from error
+        self.fd = _open_signalling(open_event, attr, signo, tid, "task-clock perf event")
         self.description = f"task-clock perf event, estimated at {self.ips / 1e6:.3g}M instructions/s"
 
     def _kick_after(self, ns: int) -> None:
@@ -300,21 +295,14 @@ class PmuBudget:
         # exclude_host: count only while the CPU is in guest mode (VMX non-root / EL1 of the guest).
         attr = perf_attr(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS, 1_000_000,
                          PerfAttrFlags.DISABLED | PerfAttrFlags.EXCLUDE_HOST)
-        self.fd = open_event(attr, 0, -1)
-        try:
-            _signal_owner(self.fd, signo, tid or threading.get_native_id())
-        except OSError as error:
-            os.close(self.fd)
-            raise KvmError("PMU perf event: routing its overflow signal", error.errno or _errno.EINVAL) from error
+        self.fd = _open_signalling(open_event, attr, signo, tid, "PMU perf event")
         self._budget = 0
-        self._base = 0
         self._count = 0
         self.description = "hardware PMU, guest instructions counted (exclude_host)"
 
     def arm(self, instructions: int) -> None:
         self._budget = max(1, instructions)
         fcntl.ioctl(self.fd, PERF_EVENT_IOC_RESET, 0)
-        self._base = 0
         self._count = 0
         _perf_restart(self.fd, self._budget)
 
@@ -340,11 +328,21 @@ class PmuBudget:
             self.fd = -1
 
 
-def _signal_owner(fd: int, signo: int, tid: int) -> None:
-    """Overflow of `fd` sends `signo` to thread `tid` (fcntl F_SETOWN_EX/F_OWNER_TID, F_SETSIG, O_ASYNC)."""
-    fcntl.fcntl(fd, F_SETOWN_EX, struct.pack("ii", F_OWNER_TID, tid))
-    fcntl.fcntl(fd, F_SETSIG, signo)
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+def _open_signalling(open_event: Callable[..., int], attr, signo: int, tid: int | None, what: str) -> int:
+    """A perf event on this thread whose overflow sends `signo` to thread `tid` (default: this one).
+
+    fcntl F_SETOWN_EX (F_OWNER_TID), F_SETSIG and O_ASYNC route the overflow
+    notification as a signal to one thread (perf_event_open(2), "Overflow handling").
+    """
+    fd = open_event(attr, 0, -1)
+    try:
+        fcntl.fcntl(fd, F_SETOWN_EX, struct.pack("ii", F_OWNER_TID, tid or threading.get_native_id()))
+        fcntl.fcntl(fd, F_SETSIG, signo)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+    except OSError as error:
+        os.close(fd)
+        raise KvmError(f"{what}: routing its overflow signal", error.errno or _errno.EINVAL) from error
+    return fd
 
 
 def _perf_restart(fd: int, period: int) -> None:

@@ -25,15 +25,5 @@ fired:
     sim_exit 0
     jmp .
 
-unexpected:
-    sim_exit 1
-    jmp .
-
-.balign 8
-idt_pointer:
-    .word 256 * 16 - 1
-    .quad idt
-.bss
-.balign 4096
-idt:
-    .skip 256 * 16
+unexpected_vector
+idt_storage
