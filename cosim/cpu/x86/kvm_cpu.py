@@ -229,6 +229,11 @@ class KvmX86Cpu:
         self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
 
     @property
+    def tsc_follows_idle(self) -> bool:
+        """True when the guest TSC is moved on across idle time (see `tsc_note` otherwise)."""
+        return self._tsc_attr is not None
+
+    @property
     def tsc_khz(self) -> int:
         """The guest TSC's frequency (KVM_GET_TSC_KHZ)."""
         if self._tsc_khz is None:
