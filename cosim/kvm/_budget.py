@@ -37,6 +37,7 @@ import signal
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -230,6 +231,7 @@ class TaskClockBudget(_CpuTimeBudget):
         super().__init__(ips, signo)
         attr = perf_attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK, 1_000_000, PerfAttrFlags.DISABLED)
         self.fd = _open_signalling(open_event, attr, signo, tid, "task-clock perf event")
+        self._finalizer = weakref.finalize(self, _close_quietly, self.fd)
         self.description = f"task-clock perf event, estimated at {self.ips / 1e6:.3g}M instructions/s"
 
     def _kick_after(self, ns: int) -> None:
@@ -239,9 +241,7 @@ class TaskClockBudget(_CpuTimeBudget):
         fcntl.ioctl(self.fd, PERF_EVENT_IOC_DISABLE, 0)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self._finalizer()
 
 
 class TimerBudget(_CpuTimeBudget):
@@ -263,6 +263,7 @@ class TimerBudget(_CpuTimeBudget):
         if libc.timer_create(CLOCK_MONOTONIC, event, handle) != 0:
             raise KvmError("timer_create(CLOCK_MONOTONIC, SIGEV_THREAD_ID)", ffi.errno)
         self._timer = handle[0]
+        self._finalizer = weakref.finalize(self, libc.timer_delete, self._timer)
         self._spec = ffi.new("struct itimerspec_ *")
         self.description = f"POSIX timer, estimated at {self.ips / 1e6:.3g}M instructions/s"
 
@@ -278,9 +279,7 @@ class TimerBudget(_CpuTimeBudget):
         self._set(0)
 
     def close(self) -> None:
-        if self._timer is not None:
-            libc.timer_delete(self._timer)
-            self._timer = None
+        self._finalizer()
 
 
 class PmuBudget:
@@ -296,6 +295,7 @@ class PmuBudget:
         attr = perf_attr(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS, 1_000_000,
                          PerfAttrFlags.DISABLED | PerfAttrFlags.EXCLUDE_HOST)
         self.fd = _open_signalling(open_event, attr, signo, tid, "PMU perf event")
+        self._finalizer = weakref.finalize(self, _close_quietly, self.fd)
         self._budget = 0
         self._count = 0
         self.description = "hardware PMU, guest instructions counted (exclude_host)"
@@ -323,9 +323,14 @@ class PmuBudget:
         drain(self.signo)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self._finalizer()
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _open_signalling(open_event: Callable[..., int], attr, signo: int, tid: int | None, what: str) -> int:

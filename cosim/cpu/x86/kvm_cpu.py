@@ -52,6 +52,16 @@ TSS_ADDRESS = 0xFFFB_D000
 IDENTITY_MAP_ADDRESS = 0xFFFB_C000
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(logger: logging.Logger, message: str) -> None:
+    """A host fact (KVM not accelerated) is worth one warning per process, not one per CPU built."""
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning("%s", message)
+
+
 class KvmX86Cpu:
     """x86-64 CPU on KVM behind the CpuBackend interface.
 
@@ -89,21 +99,22 @@ class KvmX86Cpu:
         self._resume_at: int | None = None   # simulated time the guest stopped at, if it ran before
         self._tsc_khz: int | None = None
         self._closed = False
+        self.calibration: Calibration | None = None if ips else calibrate(device)
+        self.ips = ips or self.calibration.guest_ips
+        if self.calibration is not None and not self.calibration.accelerated:
+            _warn_once(logger, f"cosim: {self.calibration.describe()}")
         self.kvm = Kvm(device)
+        self.source = None
         try:
             self._setup(ram, cpuid_hidden)
-            self.calibration: Calibration | None = None if ips else calibrate(device)
-            self.ips = ips or self.calibration.guest_ips
             self.budget_choice: BudgetChoice = choose_budget_source(budget, ips=lambda: self.ips, signo=kick_signal)
             self.source = self.budget_choice.source
+            if entry is not None:
+                self.set_entry(entry)
         except BaseException:
-            self.kvm.close()
+            self.close()
             raise
         self.description = self._describe()
-        if self.calibration is not None and not self.calibration.accelerated:
-            logger.warning("cosim: %s", self.calibration.describe())
-        if entry is not None:
-            self.set_entry(entry)
 
     def _setup(self, ram: Iterable[MemoryRegion], cpuid_hidden: Iterable[CpuidMask]) -> None:
         kvm = self.kvm
@@ -320,7 +331,8 @@ class KvmX86Cpu:
         if self._closed:
             return
         self._closed = True
-        self.source.close()
+        if self.source is not None:
+            self.source.close()
         self.kvm.close()
         try:
             signal.sigtimedwait([self.kick_signal], 0)
