@@ -119,9 +119,12 @@ class KvmX86Cpu:
     def _setup(self, ram: Iterable[MemoryRegion], cpuid_hidden: Iterable[CpuidMask]) -> None:
         kvm = self.kvm
         self.vm = vm = kvm.create_vm()
-        vm.ioctl(X86Ioctl.SET_TSS_ADDR, TSS_ADDRESS, what="KVM_SET_TSS_ADDR")
-        identity = ffi.new("unsigned long long *", IDENTITY_MAP_ADDRESS)
-        vm.ioctl(X86Ioctl.SET_IDENTITY_MAP_ADDR, identity, what="KVM_SET_IDENTITY_MAP_ADDR")
+        # Intel VMX without unrestricted guest emulates real mode with these pages (api.rst KVM_SET_TSS_ADDR).
+        if kvm.capabilities.has("SET_TSS_ADDR"):
+            vm.ioctl(X86Ioctl.SET_TSS_ADDR, TSS_ADDRESS, what="KVM_SET_TSS_ADDR")
+        if kvm.capabilities.has("SET_IDENTITY_MAP_ADDR"):
+            identity = ffi.new("unsigned long long *", IDENTITY_MAP_ADDRESS)
+            vm.ioctl(X86Ioctl.SET_IDENTITY_MAP_ADDR, identity, what="KVM_SET_IDENTITY_MAP_ADDR")
         readonly = kvm.capabilities.has("READONLY_MEM")
         for base, size, host, read_only in ram:
             if read_only and not readonly:
