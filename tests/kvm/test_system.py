@@ -120,3 +120,10 @@ def test_memory_slots_and_immediate_exit(kvm_device):
         vcpu.kvm_run.immediate_exit = 0
         vcpu.complete_pending()                  # sets and clears immediate_exit itself
         assert vcpu.kvm_run.immediate_exit == 0
+
+
+def test_kvm_unavailable_says_why(tmp_path):
+    from cosim.kvm import kvm_unavailable
+
+    assert "does not exist" in kvm_unavailable(str(tmp_path / "kvm"))
+    assert "KVM_GET_API_VERSION failed" in kvm_unavailable("/dev/null")
