@@ -98,3 +98,20 @@ def test_other_signals_interrupt_kvm_run_without_ending_the_quantum(x86_guest):
     assert alarms, "no SIGALRM arrived during the run"
     assert summary.sim_time == 60 * US and board.cpu0.exits["budget"] == 3
     assert board.cpu0.instructions >= 60_000                 # every quantum ran its whole budget
+
+
+@pytest.mark.parametrize("mode, load, status", [("real", 0x7C00, 0x16), ("protected", 0x10_0000, 0x32)])
+def test_port_io_guests_in_real_and_protected_mode(x86_guest, tmp_path, mode, load, status):
+    from cosim.toolchain import ToolchainError, assemble
+
+    from .conftest import GUESTS
+
+    try:
+        built = assemble(GUESTS / f"hello_{mode}.S", "x86_64", load, tmp_path)   # .code16/.code32 inside
+    except ToolchainError as error:
+        pytest.skip(str(error))
+    image = built.bin if mode == "real" else built.elf      # raw like a boot sector; ELF by its headers
+    board = Bare(kernel=str(image), mode=mode, load_address=load)
+    summary = board.run(until=US * 1000)
+    assert board.log.output == f"{mode}\n".encode()
+    assert summary.status == status and "SIMCTL_EXIT" in summary.stop.reason
