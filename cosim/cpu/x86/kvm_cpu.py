@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from ..._bus import Bus
 from ..._time import GHz, NS, Frequency
 from ...kvm._access import GuestAccesses
-from ...kvm._budget import KICK_SIGNAL, BudgetChoice, choose_budget_source
+from ...kvm._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError
 from ...kvm._uapi import Ioctl
 from ...kvm._x86 import KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi
@@ -71,7 +71,7 @@ class KvmX86Cpu:
     `frequency`: instructions per simulated second (period of one instruction);
     `ips`: instructions per host CPU second for time-based budget sources
     (default: measured by the calibration guest); `budget`: "auto", "pmu",
-    "task-clock" or "posix-timer"; `access_latency`: simulated time each device
+    "task-clock", "posix-timer", or a BudgetSource object; `access_latency`: simulated time each device
     access adds; `cpuid_hidden`: CPUID bits the platform does not model.
     """
 
@@ -79,7 +79,7 @@ class KvmX86Cpu:
 
     def __init__(self, *, memory: Bus, ports: Bus, ram: Iterable[MemoryRegion],
                  acknowledge: Callable[[], int | None] | None = None, frequency: Frequency = GHz(1),
-                 ips: float | None = None, budget: str = "auto", access_latency: int = 100 * NS,
+                 ips: float | None = None, budget: str | BudgetSource = "auto", access_latency: int = 100 * NS,
                  cpuid_hidden: Iterable[CpuidMask] = DEFAULT_HIDDEN, entry: EntryState | None = None,
                  device: str = DEFAULT_DEVICE, kick_signal: int = KICK_SIGNAL,
                  logger: logging.Logger = log) -> None:
@@ -107,7 +107,10 @@ class KvmX86Cpu:
         self.source = None
         try:
             self._setup(ram, cpuid_hidden)
-            self.budget_choice: BudgetChoice = choose_budget_source(budget, ips=lambda: self.ips, signo=kick_signal)
+            if isinstance(budget, str):
+                self.budget_choice = choose_budget_source(budget, ips=lambda: self.ips, signo=kick_signal)
+            else:
+                self.budget_choice = BudgetChoice(budget, [])
             self.source = self.budget_choice.source
             if entry is not None:
                 self.set_entry(entry)
