@@ -14,7 +14,7 @@ class Bare(Platform):
 
     kernel = Property(None, "guest image")
     mode = Property("long", "entry mode")
-    budget = Property("auto", "budget source")
+    budget = Property("auto", "budget source: a name or a BudgetSource object")
     load_address = Property(0x10_0000, "where a raw image goes", int)
     rom = Property(False, "a 64 KiB ROM at ROM_BASE holding 0x5A bytes")
 

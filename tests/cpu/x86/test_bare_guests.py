@@ -174,3 +174,15 @@ def test_time_moves_between_polls_by_guest_progress_plus_access_latency(x86_gues
     assert times[0] == (1000 * 1000 + latency) // 1000
     assert all(b - a == (1000 * 1000 + latency) // 1000 for a, b in zip(times, times[1:]))
     assert source.armed[0] == board.cpu0.quantum // 1000    # the budget in instructions (quantum / period)
+
+
+def test_a_quantum_ends_when_exits_have_used_up_its_budget(tmp_path):
+    image = tmp_path / "out_loop.bin"
+    image.write_bytes(b"\xe6\x80\xeb\xfc")                  # 1: out %al, $0x80; jmp 1b
+    source = CountingSource(step=30_000)
+    board = Bare(kernel=str(image), load_address=0x9000, budget=source)
+    summary = board.run(until=300 * US)
+    # 100 us quanta = 100,000 instructions: the 4th exit passes the budget, and the
+    # quantum is charged exactly its budget (the overshoot is not simulated time).
+    assert board.cpu0.exits["budget"] == 3 and summary.sim_time == 300 * US
+    assert board.cpu0.instructions == 3 * 4 * 30_000
