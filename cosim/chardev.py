@@ -15,10 +15,11 @@ import tty
 from collections.abc import Callable
 from typing import Protocol
 
+from ._errors import PlatformError
 from ._kernel import Simulation
 from ._time import MS
 
-__all__ = ["CharBackend", "BufferBackend", "StdioBackend", "NullBackend"]
+__all__ = ["CharBackend", "BufferBackend", "StdioBackend", "NullBackend", "console_backend"]
 
 Receiver = Callable[[bytes], None]
 
@@ -183,3 +184,13 @@ class StdioBackend:
                 out.append(byte)
         if out and self._receiver is not None:
             self._receiver(bytes(out))
+
+
+def console_backend(value: "str | CharBackend") -> CharBackend:
+    """A platform's `console` property: 'stdio', 'buffer', 'none', or a CharBackend given from Python."""
+    if not isinstance(value, str):
+        return value
+    backends = {"stdio": StdioBackend, "buffer": BufferBackend, "none": NullBackend}
+    if value not in backends:
+        raise PlatformError(f"unknown console {value!r}: use stdio, buffer or none")
+    return backends[value]()

@@ -43,23 +43,11 @@ GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
 UART_CLOCK_HZ = 24_000_000
 
 from cosim import MS, Memory, PlatformError, US, parse_time, format_time
-from cosim.chardev import BufferBackend, CharBackend, NullBackend, StdioBackend
+from cosim.chardev import console_backend
 from cosim.cpu import Cpu
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
-
-
-def _console(value: str | CharBackend) -> CharBackend:
-    if not isinstance(value, str):
-        return value
-    if value == "stdio":
-        return StdioBackend()
-    if value == "none":
-        return NullBackend()
-    if value == "buffer":
-        return BufferBackend()
-    raise PlatformError(f"unknown console {value!r}: use stdio, buffer or none")
 
 
 def _firmware(value: str | Path) -> Path:
@@ -96,7 +84,7 @@ class Virt(Platform):
         self.map("sysbus", VIRT_MAP["gic_dist"][0], self.gic.distributor)
         self.map("sysbus", VIRT_MAP["gic_cpu"][0], self.gic.cpu_interface(0))
 
-        self.uart = self.add("uart0", Pl011, backend=_console(self.console), clock_hz=UART_CLOCK_HZ)
+        self.uart = self.add("uart0", Pl011, backend=console_backend(self.console), clock_hz=UART_CLOCK_HZ)
         self.map("sysbus", VIRT_MAP["uart0"][0], self.uart)
         self.wire(self.uart.irq, self.gic.spi(UART0_SPI))
 
