@@ -81,12 +81,7 @@ class I8259Chip(Device):
         return (self.irr & ~level) | (self.lines & level)
 
     def _level_mask(self) -> int:
-        mask = 0xFF if self.icw1 & ICW1_LTIM else self.elcr
-        if self.is_master and self.icw3 & (1 << CASCADE_IRQ):
-            # The slave holds INT high while it has a request, so following the level never
-            # loses one (an edge latch would, after an auto-EOI with more slave requests).
-            mask |= self.icw3
-        return mask
+        return 0xFF if self.icw1 & ICW1_LTIM else self.elcr
 
     # -- priority resolution -------------------------------------------------
     def _priority_order(self):
@@ -261,6 +256,7 @@ class I8259(Device):
         self.slave = I8259Chip(f"{name}.slave", self, master=False)
         self.elcr = Elcr(f"{name}.elcr", self)
         self._irq = [self.input(f"irq{n}", self._sink(n)) for n in range(16)]
+        self._in_inta = False
 
     def irq(self, n: int) -> Input:
         if not 0 <= n < 16:
@@ -277,6 +273,8 @@ class I8259(Device):
         self.elcr.reset()          # ends in update()
 
     def update(self) -> None:
+        if self._in_inta:
+            return                 # outputs settle once the acknowledge cycle is over
         self.cascade.set(self.slave.highest() is not None)
         self.intr.set(self.master.highest() is not None)
 
@@ -286,10 +284,15 @@ class I8259(Device):
 
         The master resolves priority; if the winner is an input with a slave on it
         (ICW3), the slave supplies the vector in the second INTA pulse. A request that
-        vanished before the acknowledge (a level input that dropped) gives the spurious
-        vector of IR7 of the chip that was asked, without setting its ISR bit.
+        vanished before the acknowledge (a level input that dropped, or a request masked
+        after the slave's INT was latched) gives the spurious vector of IR7 of the chip
+        that was asked (IRQ7 or IRQ15) without setting its ISR bit.
         """
-        vector = self._acknowledge(self.master)
+        self._in_inta = True
+        try:
+            vector = self._acknowledge(self.master)
+        finally:
+            self._in_inta = False
         self.update()
         return vector
 
@@ -298,6 +301,10 @@ class I8259(Device):
         if level is None:
             return chip.vector_base | 7
         if chip is self.master and self._slave_on(level):
+            # The slave's INT falls during its INTA cycle; if it still has a request
+            # afterwards (auto-EOI, or a higher level) INT rises again and the master's
+            # edge-triggered IR2 latches it anew.
+            self.cascade.set(False)
             return self._acknowledge(self.slave)
         return chip.vector_base | level
 
