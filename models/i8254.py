@@ -19,7 +19,7 @@ import logging
 from collections import deque
 from typing import ClassVar
 
-from cosim import SEC, Access, BusError, Device, Field, Reg, RegisterDevice, Response, ScheduledCall
+from cosim import SEC, Access, BusError, Device, Field, Reg, OneShot, RegisterDevice, Response
 
 __all__ = ["I8254", "PortB", "PIT_HZ"]
 
@@ -326,7 +326,7 @@ class I8254(Device):
         self.irq0 = self.output("irq0")
         self.counters = [_Counter(i) for i in range(3)]
         self.port_b = PortB(f"{name}.port_b", self)
-        self._expiry: ScheduledCall | None = None
+        self._out0_change = OneShot(self._update_out0)
 
     def reset(self) -> None:
         for counter in self.counters:
@@ -397,12 +397,11 @@ class I8254(Device):
             return
         counter = self.counter(0)
         self.irq0.set(counter.out)
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
         edge = counter.next_out_change()
-        if edge is not None:
-            self._expiry = self.clock.schedule(time_of_edge(edge) - self.clock.now, self._update_out0)
+        if edge is None:
+            self._out0_change.cancel()
+        else:
+            self._out0_change.start(self.clock, time_of_edge(edge) - self.clock.now)
 
 
 class PortB(RegisterDevice):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from cosim import SEC, Access, BusError, Field, Reg, RegisterDevice, Response, ScheduledCall
+from cosim import SEC, Access, BusError, Field, Reg, RegisterDevice, OneShot, Response
 from cosim.chardev import CharBackend, NullBackend
 
 __all__ = ["Ns16550"]
@@ -84,7 +84,7 @@ class Ns16550(RegisterDevice):
         self.irq = self.output("irq")
         self._rx: deque[int] = deque()
         self._waiting: deque[int] = deque()    # input not yet accepted by the receiver
-        self._timeout: ScheduledCall | None = None
+        self._timeout = OneShot(self._timed_out)
         self.backend.set_receiver(self.receive)
         self._clear_state()
 
@@ -105,7 +105,7 @@ class Ns16550(RegisterDevice):
 
     def reset(self) -> None:
         self._rx.clear()
-        self._cancel_timeout()
+        self._timeout.cancel()
         self._clear_state()
         super().reset()
 
@@ -178,7 +178,7 @@ class Ns16550(RegisterDevice):
         if (value ^ self.fcr) & FCR_FIFO_ENABLE or value & FCR_RX_RESET:
             self._rx.clear()               # changing FIFO enable clears both FIFOs (8.9)
             self.timed_out = False
-            self._cancel_timeout()
+            self._timeout.cancel()
         self.fcr = value & 0xC9            # bits 1 and 2 self-clear; 5:4 reserved
         self._accept_waiting()
 
@@ -273,17 +273,11 @@ class Ns16550(RegisterDevice):
         return half_bits * 16 * divisor * SEC // (2 * self.clock_hz)
 
     def _restart_timeout(self) -> None:
-        self._cancel_timeout()
+        self._timeout.cancel()
         if self._clock is not None and self._rx and self._fifo_enabled():
-            self._timeout = self.clock.schedule(4 * self.character_time(), self._timed_out)
-
-    def _cancel_timeout(self) -> None:
-        if self._timeout is not None:
-            self._timeout.cancel()
-            self._timeout = None
+            self._timeout.start(self.clock, 4 * self.character_time())
 
     def _timed_out(self) -> None:
-        self._timeout = None
         if self._rx:
             self.timed_out = True
             self.update()
