@@ -131,7 +131,9 @@ class _Counter:
             return
         self.ce = self.count
         self.armed = True
-        if mode == 1:
+        if mode in (4, 5):
+            self.out = True                                  # a reload during the strobe ends it
+        elif mode == 1:
             self.out = False                                 # the one-shot starts: OUT low
 
     def _advance_rate(self, d: int) -> None:
@@ -189,8 +191,8 @@ class _Counter:
             load = self.synced + 1
             if mode in (0, 4) and not self.gate:
                 return None                                  # loaded, but a low gate stops the count
-            if mode == 1:
-                return load
+            if mode == 1 or (mode in (4, 5) and not self.out):
+                return load                                  # the load itself moves OUT
             if mode == 2:
                 return load + self.count - 1
             if mode == 3:

@@ -230,6 +230,19 @@ def test_mode4_software_strobe_is_one_clock_low(pit):
     assert irq0.falls == [time_of_edge(load + 20)] and irq0.rises[1:] == [time_of_edge(load + 21)]
 
 
+def test_mode4_new_count_restarts_the_count(pit):
+    irq0 = pit.dut.probe(pit.pit.irq0)
+    load = pit.program(0, 4, 20)
+    pit.run_to_edge(load + 20)                               # inside the one-clock strobe
+    assert not pit.pit.irq0.level
+    pit.outb(CH0, 10)
+    pit.outb(CH0, 0)
+    reload = edges(pit.dut.now) + 1
+    pit.run_to_edge(reload + 11)
+    assert irq0.falls == [time_of_edge(load + 20), time_of_edge(reload + 10)]
+    assert irq0.rises[1:] == [time_of_edge(reload), time_of_edge(reload + 11)]
+
+
 def test_mode5_hardware_strobe_waits_for_the_gate(pit):
     pit.program(2, 5, 20)
     pit.dut.run(us(100))
@@ -284,3 +297,137 @@ def test_random_programming_keeps_the_invariants(ops):
             counter = pit.pit.counter(index)
             assert 0 <= counter.value() < counter.modulus   # the counter is always within its range
         assert pit.pit.irq0.level == pit.pit.counters[0].out
+
+
+class ReferenceCounter:
+    """A clock-by-clock 8254 counter written straight from the data sheet's mode descriptions.
+
+    Slow (one step per CLK edge) and used only to check the lazy model's closed-form catch-up.
+    """
+
+    def __init__(self, gate: bool) -> None:
+        self.gate, self.mode, self.count, self.ce, self.out = gate, 0, 0, 0, False
+        self.state, self.armed, self.fresh, self.low_byte = "idle", False, False, None
+
+    def program(self, mode: int) -> None:
+        self.mode, self.count, self.state, self.armed, self.low_byte = mode, 0, "idle", False, None
+        self.out = mode != 0
+
+    def write(self, rw: int, byte: int) -> None:
+        if rw == 3 and self.low_byte is None:
+            self.low_byte = byte
+            if self.mode == 0:
+                self.state, self.out = "idle", False
+            return
+        self.count = ((self.low_byte | byte << 8) if rw == 3 else byte) or 0x10000
+        self.low_byte = None
+        if self.mode == 0:
+            self.state, self.out = "load", False
+        elif self.mode == 4 or (self.mode in (2, 3) and self.state == "idle"):
+            self.state = "load"
+
+    def set_gate(self, level: bool) -> None:
+        rising = level and not self.gate
+        self.gate = level
+        if self.mode in (2, 3) and not level:
+            self.out = True
+        if rising and ((self.mode in (1, 5) and self.count) or (self.mode in (2, 3) and self.state != "idle")):
+            self.state = "load"
+
+    def clock(self) -> None:
+        mode = self.mode
+        if self.state == "load":
+            if mode in (2, 3) and not self.gate:
+                return
+            self.ce, self.state, self.armed, self.fresh = self.count, "counting", True, True
+            self.out = mode != 1 if mode != 0 else False
+            return
+        if self.state != "counting" or (not self.gate and mode in (0, 2, 3, 4)):
+            return
+        if mode in (0, 1):
+            self.ce = (self.ce - 1) % 0x10000
+            if self.armed and self.ce == 0:
+                self.out, self.armed = True, False
+        elif mode in (4, 5):
+            if not self.out:
+                self.out, self.armed = True, False           # the strobe lasts one clock
+            self.ce = (self.ce - 1) % 0x10000
+            if self.armed and self.ce == 0:
+                self.out = False
+        elif mode == 2:
+            self.ce -= 1
+            if self.ce == 0:
+                self.ce, self.out = self.count, True         # reload with the current count
+            else:
+                self.out = self.ce != 1
+        else:
+            odd = self.ce % 2 if self.fresh else self.count % 2
+            step = (1 if self.out else 3) if self.fresh and odd else 2
+            self.fresh = False
+            self.ce -= step
+            if self.ce <= 0:
+                self.ce, self.out, self.fresh = self.count, not self.out, True
+
+
+counts = st.one_of(st.integers(2, 40), st.just(0x10000))
+pit_ops = st.one_of(
+    # A whole programming step (control word, LSB, MSB), so most examples count something.
+    st.tuples(st.just("program"), st.integers(0, 2), st.integers(0, 5), counts),
+    st.tuples(st.just("count"), st.integers(0, 2), st.just(0), counts),      # a new count, same mode
+    st.tuples(st.just("control"), st.integers(0, 2), st.sampled_from([1, 3]), st.integers(0, 5)),
+    st.tuples(st.just("byte"), st.integers(0, 2), st.sampled_from([0, 2, 3, 5, 40]), st.just(0)),
+    st.tuples(st.just("gate"), st.booleans(), st.just(0), st.just(0)),
+    st.tuples(st.just("wait"), st.integers(0, 60), st.just(0), st.just(0)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(pit_ops, min_size=10, max_size=40))
+def test_lazy_counters_agree_with_a_clock_by_clock_reference(ops):
+    sim = Simulation()
+    pit = Pit(Harness(sim, I8254("pit"), base=CH0, size=4))
+    irq0 = pit.dut.probe(pit.pit.irq0)
+    refs = [ReferenceCounter(gate=i != 2) for i in range(3)]
+    expected_irq0: list[tuple[int, bool]] = []
+
+    def note_out0(when: int) -> None:
+        level = expected_irq0[-1][1] if expected_irq0 else False
+        if refs[0].out != level:
+            expected_irq0.append((when, refs[0].out))
+
+    rws = [3, 3, 3]
+    edge = edges(sim.now)
+    for kind, a, b, c in ops:
+        if kind == "program":
+            pit.outb(CTRL, a << 6 | 0x30 | b << 1)
+            refs[a].program(b)
+            rws[a] = 3
+        if kind in ("program", "count"):
+            for byte in (c & 0xFF, c >> 8 & 0xFF) if rws[a] == 3 else ():
+                pit.outb(CH0 + a, byte)
+                refs[a].write(3, byte)
+        elif kind == "control":
+            pit.outb(CTRL, a << 6 | b << 4 | c << 1)
+            refs[a].program(c)
+            rws[a] = b
+        elif kind == "byte":
+            pit.outb(CH0 + a, b)
+            refs[a].write(rws[a], b)
+        elif kind == "gate":
+            pit.outb(PORT_B, int(a))
+            refs[2].set_gate(a)
+        note_out0(sim.now)
+        for _ in range(a if kind == "wait" else 1):
+            edge += 1
+            for ref in refs:
+                ref.clock()
+            note_out0(time_of_edge(edge))
+        pit.run_to_edge(edge)
+        for index, ref in enumerate(refs):
+            counter = pit.pit.counter(index)
+            if ref.state == "counting":
+                assert counter.value() == ref.ce % 0x10000, (index, ref.mode)
+            assert counter.out == ref.out, (index, ref.mode)
+        assert bool(pit.inb(PORT_B) & 0x20) == refs[2].out
+    # Every IRQ0 transition happened, at the exact clock edge: the scheduled events are right.
+    assert irq0.history == expected_irq0
