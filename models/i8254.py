@@ -268,7 +268,10 @@ class _Counter:
         self.gate = level
         mode = self.mode
         if mode in (2, 3) and not level:
-            self.out = True                                  # a low gate forces OUT high
+            # A low gate forces OUT high and stops the count; the rising gate reloads it.
+            if self.state == _COUNTING:
+                self.set_state(_LOAD)
+            self.out = True
         if not rising:
             return
         # A rising gate triggers modes 1 and 5 once a count is written, and restarts a
