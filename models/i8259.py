@@ -17,6 +17,7 @@ buffered mode and special fully nested mode (stored, no effect).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import ClassVar
 
 from cosim import Access, BusError, Device, Field, Input, Reg, RegisterDevice, Response
@@ -41,10 +42,9 @@ class I8259Chip(Device):
 
     size: ClassVar[int] = 2
 
-    def __init__(self, name: str, pair: "I8259", master: bool) -> None:
+    def __init__(self, name: str, pair: "I8259") -> None:
         super().__init__(name)
         self.pair = pair
-        self.is_master = master
         self.elcr = 0            # level-triggered inputs (ELCR); every input is edge-triggered otherwise
         self.lines = 0           # current input levels
         self.power_on()
@@ -84,7 +84,7 @@ class I8259Chip(Device):
         return 0xFF if self.icw1 & ICW1_LTIM else self.elcr
 
     # -- priority resolution -------------------------------------------------
-    def _priority_order(self):
+    def _priority_order(self) -> list[int]:
         first = (self.lowest + 1) & 7
         return [(first + i) & 7 for i in range(8)]
 
@@ -252,8 +252,8 @@ class I8259(Device):
         super().__init__(name)
         self.intr = self.output("intr")
         self.cascade = self.output("cascade", required=True)
-        self.master = I8259Chip(f"{name}.master", self, master=True)
-        self.slave = I8259Chip(f"{name}.slave", self, master=False)
+        self.master = I8259Chip(f"{name}.master", self)
+        self.slave = I8259Chip(f"{name}.slave", self)
         self.elcr = Elcr(f"{name}.elcr", self)
         self._irq = [self.input(f"irq{n}", self._sink(n)) for n in range(16)]
         self._in_inta = False
@@ -263,7 +263,7 @@ class I8259(Device):
             raise IndexError(f"{self.name}: there is no IRQ {n} (0-15)")
         return self._irq[n]
 
-    def _sink(self, n: int):
+    def _sink(self, n: int) -> Callable[[bool], None]:
         chip, line = (self.master, n) if n < 8 else (self.slave, n - 8)
         return lambda level: chip.set_line(line, level)
 
