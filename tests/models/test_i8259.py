@@ -283,3 +283,11 @@ def test_random_programming_keeps_the_invariants(initialise, ops):
         assert pic.intr.level == (pic.master.highest() is not None)
         if pic.master.imr == 0xFF:
             assert not pic.intr.level
+
+
+def test_pending_vector_peeks_without_acknowledging(pics):
+    assert pics.pic.pending_vector() is None
+    pics.pulse(11)
+    assert pics.pic.pending_vector() == SLAVE_BASE + 3
+    assert pics.inb(SLAVE) == 0x08 and pics.isr(SLAVE) == 0          # still only requested
+    assert pics.pic.acknowledge() == SLAVE_BASE + 3

@@ -1,9 +1,12 @@
 """The `pc` platform: its I/O map, its wiring, and the devices working together through the io bus."""
 
-from cosim import MiB, Memory
+import pytest
+
+from cosim import MiB, Memory, Platform, PlatformError
 from cosim.chardev import BufferBackend
 from cosim.cli import main
 from cosim.models.i8254 import edges, time_of_edge
+from cosim.models.i8259 import I8259
 from cosim.platforms.pc import PC_IO_MAP, SIMCTL_PORTS, Pc
 
 
@@ -71,3 +74,12 @@ def test_com1_output_and_interrupt_on_irq4():
     io.write(0x3F9, 1, 0x02)                         # IER: THR empty interrupt
     assert pc.intr.level and pc.pic.acknowledge() == 0x34
     pc.sim.close()
+
+
+def test_a_pic_pair_without_its_cascade_wire_is_rejected_when_built():
+    class Broken(Platform):
+        def build(self) -> None:
+            self.add("pic", I8259)
+
+    with pytest.raises(PlatformError, match="output pic.cascade of 'pic' is required but not connected"):
+        Broken()
