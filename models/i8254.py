@@ -1,5 +1,5 @@
 """Intel 8254 programmable interval timer, after the 8254 data sheet (Intel 231164), and the PC's
-system control port B (I/O 61h; NMI status and control, PIIX4 data sheet 290562, 4.7.x).
+system control port B (I/O 61h; NMISC, "NMI status and control", in the PIIX4 data sheet 290562).
 
 Lazy: the counters are never stepped per clock. Each counter keeps its state as of a
 clock edge index (edges of the 1.193182 MHz input counted from time 0:
@@ -354,7 +354,7 @@ class I8254(Device):
     def read(self, offset: int, size: int) -> int:
         self._check(offset, size)
         if offset == 3:
-            return 0xFF                   # the control word register cannot be read (data sheet, Table 1)
+            return 0xFF                   # the control word register cannot be read (data sheet, "Read/Write Operations")
         value = self.counter(offset).read_byte()
         self._update_out0()
         return value

@@ -1,5 +1,5 @@
 """Intel 8259A programmable interrupt controllers, cascaded as on the PC, after the 8259A data sheet
-(Intel 231468) and, for the edge/level control registers, the PIIX4 data sheet (Intel 290562, 4.1).
+(Intel 231468) and, for the edge/level control registers, the PIIX4 data sheet (Intel 290562, ELCR1/ELCR2).
 
 One `I8259` is the PC's pair: the master (ports 0x20/0x21) and the slave (0xA0/0xA1)
 on its IR2, plus the edge/level control registers ELCR1/ELCR2 (0x4D0/0x4D1). The bus
@@ -210,7 +210,7 @@ class I8259Chip(Device):
 
 
 class Elcr(RegisterDevice):
-    """Edge/level control registers ELCR1 (IRQ0-7) and ELCR2 (IRQ8-15), PIIX4 4.1.2/4.1.3.
+    """Edge/level control registers ELCR1 (IRQ0-7) and ELCR2 (IRQ8-15), as in the PIIX4 data sheet.
 
     A set bit makes that IRQ level-sensitive (active high here). IRQ0, 1, 2, 8 and 13 are
     always edge-triggered: their bits are reserved and read 0.

@@ -8,7 +8,7 @@ Design choices, documented once here:
   holding register with FIFOs off) has room, so typed input is never overrun. Overruns
   happen only in loopback, where the transmitter feeds the receiver directly.
 - The modem inputs are those of an attached terminal: CTS, DSR and DCD asserted, RI not;
-  in loopback they follow RTS, DTR, OUT2 and OUT1 (data sheet 8.6, MCR bit 4).
+  in loopback they follow RTS, DTR, OUT2 and OUT1 (data sheet, MCR bit 4 "Loop").
 - One model for both buses: registers are 1 byte at offsets 0-7 << `reg_shift`
   (0 on the PC's I/O ports; 2 for MMIO UARTs at stride 4, which also accept 4-byte accesses).
 """
@@ -25,7 +25,7 @@ __all__ = ["Ns16550"]
 
 FIFO_DEPTH = 16
 IER_ERBFI, IER_ETBEI, IER_ELSI, IER_EDSSI = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-# IIR interrupt identification, highest priority first (data sheet Table IV).
+# IIR interrupt identification, highest priority first (data sheet, IIR: "Interrupt Control Functions").
 IIR_NONE, IIR_LINE_STATUS, IIR_RX_DATA, IIR_TIMEOUT, IIR_THRE, IIR_MODEM = 0x01, 0x06, 0x04, 0x0C, 0x02, 0x00
 IIR_FIFOS = 0xC0
 FCR_FIFO_ENABLE, FCR_RX_RESET, FCR_TX_RESET = 1 << 0, 1 << 1, 1 << 2
@@ -92,7 +92,7 @@ class Ns16550(RegisterDevice):
         self.dll = self.dlm = 0
         self.fcr = 0
         self.thre_pending = False      # THRE interrupt: set when THR empties, cleared by IIR read/THR write
-        self.timed_out = False         # character timeout indication (data sheet 8.4, FIFO mode)
+        self.timed_out = False         # character timeout indication (data sheet, FIFO interrupt mode operation)
         self.overrun = False
         self.msr_delta = 0
         self._modem = self._modem_inputs(0)
@@ -171,12 +171,14 @@ class Ns16550(RegisterDevice):
     def read_IIR_FCR(self) -> int:
         source = self.interrupt_id()
         if source == IIR_THRE:
-            self.thre_pending = False      # reading IIR while THRE is the source clears it (Table IV)
+            self.thre_pending = False      # reading IIR while THRE is the source clears it (data sheet, IIR)
         return source | (IIR_FIFOS if self.fcr & FCR_FIFO_ENABLE else 0)
 
     def write_IIR_FCR(self, value: int) -> None:
+        if not value & FCR_FIFO_ENABLE:
+            value = 0                      # FCR0 must be set for the other bits to be written (data sheet, FCR bit 0)
         if (value ^ self.fcr) & FCR_FIFO_ENABLE or value & FCR_RX_RESET:
-            self._rx.clear()               # changing FIFO enable clears both FIFOs (8.9)
+            self._rx.clear()               # changing FIFO enable clears both FIFOs (data sheet, FCR bit 0)
             self.timed_out = False
             self._timeout.cancel()
         self.fcr = value & 0xC9            # bits 1 and 2 self-clear; 5:4 reserved
@@ -216,7 +218,7 @@ class Ns16550(RegisterDevice):
         return sum(status for control, status in loop if mcr & control)
 
     def interrupt_id(self) -> int:
-        """IIR bits 3:0: the highest-priority enabled interrupt, or IIR_NONE (data sheet Table IV)."""
+        """IIR bits 3:0: the highest-priority enabled interrupt, or IIR_NONE (data sheet, IIR)."""
         ier = self.regs.IER
         if ier & IER_ELSI and self.overrun:
             return IIR_LINE_STATUS
@@ -242,13 +244,13 @@ class Ns16550(RegisterDevice):
 
     def _accept_waiting(self) -> None:
         if self.regs.MCR & MCR_LOOP:
-            return                         # loopback disconnects the serial input (8.6)
+            return                         # loopback disconnects the serial input (data sheet, MCR bit 4)
         while self._waiting and len(self._rx) < self._rx_depth():
             self._push_rx(self._waiting.popleft(), overrun_allowed=False)
 
     def _push_rx(self, byte: int, overrun_allowed: bool) -> None:
         if len(self._rx) >= self._rx_depth():
-            self.overrun = overrun_allowed  # the new character is lost, the FIFO kept (8.4 OE)
+            self.overrun = overrun_allowed  # the new character is lost, the FIFO kept (data sheet, LSR bit 1 OE)
             return
         self._rx.append(byte)
         self._restart_timeout()
@@ -262,7 +264,7 @@ class Ns16550(RegisterDevice):
     def _rx_trigger(self) -> int:
         return RX_TRIGGER[self.fcr >> 6] if self._fifo_enabled() else 1
 
-    # -- character timeout: 4 character times without FIFO activity (8.4) -----
+    # -- character timeout: 4 character times without FIFO activity (data sheet, FIFO interrupt mode) --
     def character_time(self) -> int:
         """One character (start, data, parity, stop bits) at the programmed baud rate, in ps."""
         lcr = self.regs.LCR

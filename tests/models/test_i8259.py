@@ -1,4 +1,4 @@
-"""The 8259A pair through the I/O bus, per the Intel 8259A data sheet (231468) and PIIX4 ELCR (290562 4.1)."""
+"""The 8259A pair through the I/O bus, per the Intel 8259A data sheet (231468) and PIIX4 ELCR1/ELCR2 (290562)."""
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -76,7 +76,7 @@ def test_ports_are_one_byte_and_elcr_reserved_bits_read_zero(pics):
         dut.bus.read(SLAVE, 2)
     pics.outb(ELCR, 0xFF)
     pics.outb(ELCR + 1, 0xFF)
-    # PIIX4 4.1.2/4.1.3: IRQ0, 1, 2 (ELCR1 bits 2:0) and IRQ8, 13 (ELCR2 bits 0, 5) are reserved.
+    # PIIX4 ELCR1/ELCR2: IRQ0, 1, 2 (ELCR1 bits 2:0) and IRQ8, 13 (ELCR2 bits 0, 5) are reserved.
     assert pics.inb(ELCR) == 0xF8 and pics.inb(ELCR + 1) == 0xDE
     pics.outb(MASTER + 1, 0xA5)               # OCW1 is read back as IMR
     assert pics.inb(MASTER + 1) == 0xA5

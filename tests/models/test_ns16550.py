@@ -30,7 +30,7 @@ def wr(dut, reg, value):
 
 def test_reset_values(uart):
     dut, _ = uart
-    # Data sheet Table II (reset): IER 0, IIR 01h, LCR 0, MCR 0, LSR 60h; MSR shows a connected terminal.
+    # Data sheet, reset states: IER 0, IIR 01h, LCR 0, MCR 0, LSR 60h; MSR shows a connected terminal.
     assert [rd(dut, r) for r in (IER, IIR, LCR, MCR, LSR, SCR)] == [0, 0x01, 0, 0, 0x60, 0]
     assert rd(dut, MSR) == 0xB0                              # CTS, DSR, DCD asserted; RI not
     assert not dut.device.irq.level
@@ -71,7 +71,7 @@ def test_transmit_and_thre_interrupt(uart):
     assert backend.output == b"A" and not irq.level
     wr(dut, IER, 0x02)                                       # enabling ETBEI with THR empty interrupts
     assert irq.level and rd(dut, IIR) == IIR_THRE
-    assert not irq.level and rd(dut, IIR) == IIR_NONE        # the IIR read cleared it (Table IV)
+    assert not irq.level and rd(dut, IIR) == IIR_NONE        # the IIR read cleared it (data sheet, IIR)
     wr(dut, THR, ord("B"))                                   # THR empties again at once
     assert irq.level and backend.output == b"AB"
 
@@ -115,7 +115,7 @@ def test_character_timeout_after_four_character_times(uart):
     dut.run(1)
     assert dut.now == arrived + 4 * char + 1
     assert dut.device.irq.level and rd(dut, IIR) == 0xC0 | IIR_TIMEOUT
-    assert rd(dut, RBR) == ord("a")                          # reading a character clears it (8.4)
+    assert rd(dut, RBR) == ord("a")                          # reading a character clears it (data sheet, FIFO interrupt mode)
     assert not dut.device.irq.level
 
 
@@ -172,6 +172,17 @@ def test_fifo_reset_clears_received_data(uart):
     dut.run(us(2))
     wr(dut, FCR, 0x03)                                       # RX FIFO reset (self-clearing bit)
     assert not rd(dut, LSR) & 0x01
+
+
+def test_fcr_bits_need_fifo_enable(uart):
+    dut, backend = uart
+    wr(dut, FCR, 0xC0)                                       # trigger 14 without FCR0: not written
+    wr(dut, IER, 0x01)
+    backend.feed(b"z")
+    dut.run(us(2))
+    assert rd(dut, IIR) == IIR_RX_DATA                       # no FIFOs: one byte is enough
+    wr(dut, FCR, 0xC1)
+    assert rd(dut, IIR) == 0xC0 | IIR_NONE                   # enabling the FIFOs cleared them
 
 
 def test_mmio_with_reg_shift_2(harness, sim):
