@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from cosim import SEC, Access, BusError, Device, Field, Reg, OneShot, RegisterDevice, Response
 
-__all__ = ["I8254", "PortB", "PIT_HZ"]
+__all__ = ["I8254", "Counter", "PortB", "PIT_HZ", "edges", "time_of_edge"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _to_bcd(value: int) -> int:
     return sum((value // 10**i % 10) << (4 * i) for i in range(4))
 
 
-class _Counter:
+class Counter:
     """One of the three counters: count register, counting element, output latches, OUT."""
 
     def __init__(self, index: int) -> None:
@@ -329,9 +329,10 @@ class I8254(Device):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.irq0 = self.output("irq0")
-        self.counters = [_Counter(i) for i in range(3)]
+        self.counters = [Counter(i) for i in range(3)]
         self.port_b = PortB(f"{name}.port_b", self)
         self._out0_change = OneShot(self._update_out0)
+        self._planned: int | None = None      # the clock edge _out0_change is set for
 
     def reset(self) -> None:
         for counter in self.counters:
@@ -344,7 +345,7 @@ class I8254(Device):
     def _now_edge(self) -> int:
         return edges(self.clock.now) if self._clock is not None else 0
 
-    def counter(self, index: int) -> _Counter:
+    def counter(self, index: int) -> Counter:
         """Counter `index`, brought up to the present."""
         counter = self.counters[index]
         counter.advance(self._now_edge())
@@ -355,9 +356,7 @@ class I8254(Device):
         self._check(offset, size)
         if offset == 3:
             return 0xFF                   # the control word register cannot be read (data sheet, "Read/Write Operations")
-        value = self.counter(offset).read_byte()
-        self._update_out0()
-        return value
+        return self.counter(offset).read_byte()     # reads change no state that OUT depends on
 
     def write(self, offset: int, size: int, value: int) -> None:
         self._check(offset, size)
@@ -378,7 +377,8 @@ class I8254(Device):
                 counter.latch_count()
             else:
                 counter.program(value)
-        self._update_out0()
+        if offset == 0 or (offset == 3 and value >> 6 == 0):
+            self._update_out0()                    # only counter 0 drives a line
 
     def _check(self, offset: int, size: int) -> None:
         if size != 1:
@@ -390,7 +390,8 @@ class I8254(Device):
     # -- gates and outputs ------------------------------------------------------
     def set_gate(self, index: int, level: bool) -> None:
         self.counter(index).set_gate(level)
-        self._update_out0()
+        if index == 0:
+            self._update_out0()
 
     def out(self, index: int) -> bool:
         """OUT of counter `index` now."""
@@ -403,6 +404,9 @@ class I8254(Device):
         counter = self.counter(0)
         self.irq0.set(counter.out)
         edge = counter.next_out_change()
+        if edge == self._planned and self._out0_change.pending:
+            return                                 # already planned: keep the event queue short
+        self._planned = edge
         if edge is None:
             self._out0_change.cancel()
         else:
