@@ -70,6 +70,18 @@ def test_mode2_rate_generator_irq0_edges_are_exact(pit):
     assert pit.dut.sim.events_processed <= 2 * 5 + 2
 
 
+def test_polling_the_counters_adds_no_events(pit):
+    load = pit.program(0, 2, 1000)
+    for k in range(0, 1000, 10):                            # a guest polling counter 0 and port 61h
+        pit.run_to_edge(load + k)
+        pit.latched(0)
+        pit.inb(PORT_B)
+    before = pit.dut.sim.events_processed
+    pit.run_to_edge(load + 3000)
+    # Two transitions per period; the polls above ran only their own time steps.
+    assert pit.dut.sim.events_processed - before <= 2 * 3 + 1
+
+
 def test_mode2_counter_value_follows_time_exactly(pit):
     load = pit.program(0, 2, 1000)
     pit.run_to_edge(load + 250)
