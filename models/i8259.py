@@ -10,6 +10,10 @@ The cascade is a board wire, as in hardware: the slave's INT is the `cascade` ou
 which the platform wires to `irq(2)`; the master's ICW3 says which of its inputs has a
 slave, and on the interrupt acknowledge the slave whose ICW3 ID matches supplies the vector.
 
+A rising edge on an edge-triggered input stays latched in IRR until acknowledged, even
+if the line falls first (the data sheet asks for it to stay high until the first INTA,
+else IR7 is given): so a device may `pulse()` its line, as QEMU's model also allows.
+
 Not modelled: the MCS-80/85 call sequence (ICW4 uPM=0 still yields an 8086 vector),
 buffered mode and special fully nested mode (stored, no effect).
 """
