@@ -19,7 +19,7 @@ from ._errors import PlatformError
 from ._kernel import Simulation
 from ._time import MS
 
-__all__ = ["CharBackend", "BufferBackend", "StdioBackend", "NullBackend", "console_backend"]
+__all__ = ["CharBackend", "BufferBackend", "StdioBackend", "NullBackend", "console_backend", "attach_backend"]
 
 Receiver = Callable[[bytes], None]
 
@@ -194,3 +194,13 @@ def console_backend(value: "str | CharBackend") -> CharBackend:
     if value not in backends:
         raise PlatformError(f"unknown console {value!r}: use stdio, buffer or none")
     return backends[value]()
+
+
+def attach_backend(backend: CharBackend, clock: object) -> None:
+    """Connect a UART model's back-end to the simulation its clock belongs to.
+
+    Called from the model's `attach`; a bare Clock (no simulation behind it) leaves
+    the back-end detached, so input polling only runs inside a real simulation.
+    """
+    if isinstance(clock, Simulation):
+        backend.attach(clock)

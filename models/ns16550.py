@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from cosim import SEC, Access, BusError, Field, Reg, RegisterDevice, OneShot, Response
-from cosim.chardev import CharBackend, NullBackend
+from cosim import SEC, Access, BusError, Clock, Field, Reg, RegisterDevice, OneShot, Response
+from cosim.chardev import CharBackend, NullBackend, attach_backend
 
 __all__ = ["Ns16550"]
 
@@ -97,16 +97,14 @@ class Ns16550(RegisterDevice):
         self.msr_delta = 0
         self._modem = self._modem_inputs(0)
 
-    def attach(self, clock) -> None:  # type: ignore[no-untyped-def]
+    def attach(self, clock: Clock) -> None:
         super().attach(clock)
-        attach = getattr(self.backend, "attach", None)
-        if attach is not None and hasattr(clock, "add_finalizer"):
-            attach(clock)
+        attach_backend(self.backend, clock)
 
     def reset(self) -> None:
+        self._clear_state()
         self._rx.clear()
         self._timeout.cancel()
-        self._clear_state()
         super().reset()
 
     # -- bus surface: registers at 1 << reg_shift spacing ---------------------

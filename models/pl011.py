@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from cosim import Access, Field, OneShot, Reg, RegisterDevice, SEC
-from cosim.chardev import CharBackend, NullBackend
+from cosim import Access, Clock, Field, OneShot, Reg, RegisterDevice, SEC
+from cosim.chardev import CharBackend, NullBackend, attach_backend
 
 __all__ = ["Pl011"]
 
@@ -76,11 +76,9 @@ class Pl011(RegisterDevice):
         self._timeout = OneShot(self._timed_out)
         self.backend.set_receiver(self.receive)
 
-    def attach(self, clock) -> None:  # type: ignore[no-untyped-def]
+    def attach(self, clock: Clock) -> None:
         super().attach(clock)
-        attach = getattr(self.backend, "attach", None)
-        if attach is not None and hasattr(clock, "add_finalizer"):
-            attach(clock)
+        attach_backend(self.backend, clock)
 
     def reset(self) -> None:
         self._rx.clear()

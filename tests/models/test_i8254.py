@@ -29,6 +29,19 @@ class Pit:
         self.outb(CH0 + counter, count >> 8)
         return edges(self.dut.now) + 1          # loaded on the next CLK pulse
 
+    def out2(self) -> bool:
+        """Counter 2's OUT, as software sees it: port 61h bit 5."""
+        return bool(self.inb(PORT_B) & 0x20)
+
+    def out2_at(self, k: int) -> bool:
+        self.run_to_edge(k)
+        return self.out2()
+
+    def gate2_rises(self) -> int:
+        """Raise counter 2's gate; returns the clock edge at which a triggered count loads."""
+        self.outb(PORT_B, 0x01)
+        return edges(self.dut.now) + 1
+
     def latched(self, counter: int) -> int:
         self.outb(CTRL, counter << 6)           # counter latch command
         return self.inb(CH0 + counter) | self.inb(CH0 + counter) << 8
@@ -187,9 +200,9 @@ def test_linux_pit_calibrate_tsc_polls_out2(pit):
     pit.outb(CH2, latch >> 8)
     load = edges(pit.dut.now) + 1
     pit.run_to_edge(load + latch - 1)
-    assert not pit.inb(PORT_B) & 0x20
+    assert not pit.out2()
     pit.run_to_edge(load + latch)
-    assert pit.inb(PORT_B) & 0x20
+    assert pit.out2()
     assert pit.dut.sim.events_processed <= 4                 # OUT2 is computed when read, not scheduled
 
 
@@ -221,18 +234,13 @@ def test_gate_low_suspends_mode0_counting(pit):
 
 def test_mode1_one_shot_is_triggered_and_retriggered_by_the_gate(pit):
     pit.program(2, 1, 10)
-    assert pit.inb(PORT_B) & 0x20                            # OUT high until triggered
-    pit.outb(PORT_B, 0x01)                                   # trigger
-    trigger = edges(pit.dut.now) + 1
+    assert pit.out2()                                        # OUT high until triggered
+    trigger = pit.gate2_rises()
     pit.run_to_edge(trigger + 5)
-    assert not pit.inb(PORT_B) & 0x20
+    assert not pit.out2()
     pit.outb(PORT_B, 0x00)
-    pit.outb(PORT_B, 0x01)                                   # retrigger: starts over
-    trigger = edges(pit.dut.now) + 1
-    pit.run_to_edge(trigger + 9)
-    assert not pit.inb(PORT_B) & 0x20
-    pit.run_to_edge(trigger + 10)
-    assert pit.inb(PORT_B) & 0x20
+    trigger = pit.gate2_rises()                              # retrigger: starts over
+    assert [pit.out2_at(trigger + k) for k in (9, 10)] == [False, True]
 
 
 def test_mode4_software_strobe_is_one_clock_low(pit):
@@ -258,13 +266,9 @@ def test_mode4_new_count_restarts_the_count(pit):
 def test_mode5_hardware_strobe_waits_for_the_gate(pit):
     pit.program(2, 5, 20)
     pit.dut.run(us(100))
-    assert pit.inb(PORT_B) & 0x20                            # no trigger yet
-    pit.outb(PORT_B, 0x01)
-    load = edges(pit.dut.now) + 1
-    pit.run_to_edge(load + 20)
-    assert not pit.inb(PORT_B) & 0x20
-    pit.run_to_edge(load + 21)
-    assert pit.inb(PORT_B) & 0x20
+    assert pit.out2()                                        # no trigger yet
+    load = pit.gate2_rises()
+    assert [pit.out2_at(load + k) for k in (19, 20, 21)] == [True, False, True]
 
 
 def test_bcd_counting(pit):
@@ -440,6 +444,6 @@ def test_lazy_counters_agree_with_a_clock_by_clock_reference(ops):
             if ref.state == "counting":
                 assert counter.value() == ref.ce % 0x10000, (index, ref.mode)
             assert counter.out == ref.out, (index, ref.mode)
-        assert bool(pit.inb(PORT_B) & 0x20) == refs[2].out
+        assert pit.out2() == refs[2].out
     # Every IRQ0 transition happened, at the exact clock edge: the scheduled events are right.
     assert irq0.history == expected_irq0
