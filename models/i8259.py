@@ -167,8 +167,9 @@ class I8259Chip(Device):
         return _ICW4 if self.icw1 & ICW1_IC4 else _READY
 
     def _icw1(self, value: int) -> None:
-        # ICW1 clears the edge latches, IMR and ISR, makes IR7 lowest priority, selects
-        # IRR for status reads and leaves special mask mode; without IC4 ICW4 is 0.
+        # ICW1 clears the edge latches and IMR, makes IR7 lowest priority, selects IRR for
+        # status reads and leaves special mask mode; without IC4, ICW4 is 0 (data sheet,
+        # ICW1). ISR is cleared too: nothing is in service on a freshly initialised chip.
         self.icw1 = value
         self.irr = self.isr = self.imr = 0
         self.icw4 = 0

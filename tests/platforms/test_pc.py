@@ -83,3 +83,9 @@ def test_a_pic_pair_without_its_cascade_wire_is_rejected_when_built():
 
     with pytest.raises(PlatformError, match="output pic.cascade of 'pic' is required but not connected"):
         Broken()
+
+
+def test_cosim_list_shows_the_pc_and_its_models(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("  pc ", "  i8254 ", "  i8259 ", "  ns16550 "))
