@@ -44,6 +44,7 @@ from typing import Protocol
 
 from cffi import FFI
 
+from .._errors import PlatformError
 from ._system import KvmError
 
 __all__ = ["BudgetSource", "PmuBudget", "TaskClockBudget", "TimerBudget", "choose_budget_source", "KICK_SIGNAL",
@@ -183,7 +184,7 @@ class _CpuTimeBudget:
 
     def __init__(self, ips: float, signo: int = KICK_SIGNAL) -> None:
         if ips <= 0:
-            raise ValueError(f"instructions per second must be positive, not {ips}")
+            raise PlatformError(f"instructions per second must be positive, not {ips}")
         self.ips = ips
         self.signo = signo
         self._budget_ns = 0
@@ -383,7 +384,7 @@ def choose_budget_source(preference: str = "auto", *, ips: Callable[[], float], 
     """
     order = ["pmu", "task-clock", "posix-timer"]
     if preference != "auto" and preference not in order:
-        raise ValueError(f"unknown budget source {preference!r}: use auto, {', '.join(order)}")
+        raise PlatformError(f"unknown budget source {preference!r}: use auto, {', '.join(order)}")
     rejected: list[str] = []
     for name in order if preference == "auto" else [preference]:
         try:

@@ -28,6 +28,7 @@ import signal
 from collections.abc import Callable, Iterable
 
 from ..._bus import Bus
+from ..._errors import PlatformError
 from ..._time import GHz, NS, Frequency
 from ...kvm._access import GuestAccesses
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
@@ -84,7 +85,7 @@ class KvmX86Cpu:
                  device: str = DEFAULT_DEVICE, kick_signal: int = KICK_SIGNAL,
                  logger: logging.Logger = log) -> None:
         if access_latency < 0:
-            raise ValueError(f"access latency must not be negative, not {access_latency} ps")
+            raise PlatformError(f"access latency must not be negative, not {access_latency} ps")
         self.memory = memory
         self.ports = ports
         self.acknowledge = acknowledge
