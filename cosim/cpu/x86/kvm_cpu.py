@@ -272,6 +272,7 @@ class KvmX86Cpu:
         source, vcpu, state, view = self.source, self.vcpu, self.state, self._view
         ports, memory, accesses, latency = self.ports, self.memory, self.accesses, self.access_latency
         run = self.kvm_run
+        entered, exited, executed, run_vcpu = source.entered, source.exited, source.executed, vcpu.run
         extra = 0           # access latencies in this run
         source.arm(limit)
         try:
@@ -280,11 +281,11 @@ class KvmX86Cpu:
                     self._inject()
                 elif run.request_interrupt_window:
                     run.request_interrupt_window = 0
-                source.entered()
-                ran = vcpu.run()
-                source.exited()
+                entered()
+                ran = run_vcpu()
+                exited()
                 state.pending_completion = False
-                done = source.executed()
+                done = executed()
                 elapsed = done * period + extra
                 if not ran:
                     if elapsed >= budget:
@@ -297,7 +298,7 @@ class KvmX86Cpu:
                     extra += latency
                     elapsed += latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
-                outcome = handle_exit(exit, ports=ports, memory=memory, accesses=accesses)
+                outcome = handle_exit(exit, ports, memory, accesses)
                 if outcome.reply is not None:
                     self._reply(exit, outcome.reply)
                 if outcome.reason is not None:
