@@ -163,3 +163,20 @@ def test_perf_event_attr_matches_linux_perf_event_h(c_values):
         assert values[f"bit {name}"] == bit, name
     for name in constants:
         assert getattr(_budget, name) == values[name], name
+
+
+def test_the_cost_of_the_exit_itself_is_not_guest_progress():
+    source = TimerBudget(1e9, exit_ns=1_000_000)          # pretend each exit costs KVM 1 ms of CPU
+    try:
+        source.arm(10**9)
+        for spin_ns in (500_000, 3_000_000):
+            source.entered()
+            end = time.thread_time_ns() + spin_ns
+            while time.thread_time_ns() < end:
+                pass
+            source.exited()
+        # 0.5 ms inside is all exit cost (nothing counted); of 3 ms, ~2 ms are guest progress
+        assert 1_900_000 <= source.executed() < 2_600_000
+        source.disarm()
+    finally:
+        source.close()

@@ -109,7 +109,9 @@ class KvmX86Cpu:
         try:
             self._setup(ram, cpuid_hidden)
             if isinstance(budget, str):
-                self.budget_choice = choose_budget_source(budget, ips=lambda: self.ips, signo=kick_signal)
+                exit_ns = self.calibration.exit_ns if self.calibration else 0.0
+                self.budget_choice = choose_budget_source(budget, ips=lambda: self.ips, signo=kick_signal,
+                                                          exit_ns=exit_ns)
             else:
                 self.budget_choice = BudgetChoice(budget, [])
             self.source = self.budget_choice.source
