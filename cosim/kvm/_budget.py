@@ -198,7 +198,7 @@ class _CpuTimeBudget:
     def arm(self, instructions: int) -> None:
         self._budget_ns = self._ns_for(instructions)
         self._inside_ns = 0
-        self._kick_after(self._budget_ns)
+        self._kick_after(self._budget_ns + self.exit_ns)    # the kicked exit costs its share too
 
     def entered(self) -> None:
         self._entered_at = time.thread_time_ns()
@@ -212,7 +212,7 @@ class _CpuTimeBudget:
         return int(self._inside_ns * self.ips / 1e9)
 
     def rearm(self) -> None:
-        self._kick_after(max(1, self._budget_ns - self._inside_ns))
+        self._kick_after(max(1, self._budget_ns - self._inside_ns) + self.exit_ns)
 
     def disarm(self) -> None:
         self._stop_kick()
