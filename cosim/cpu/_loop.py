@@ -151,7 +151,7 @@ class Cpu(Device):
             # stream): resume at the next scheduled event instead of an IRQ only.
             waits.append(sim.timeout(int(upcoming) - sim.now))
         start = sim.now
-        yield sim.env.any_of(waits)
+        yield waits[0] if len(waits) == 1 else sim.env.any_of(waits)
         self._wake = None
         self.idle_skipped += sim.now - start
 
