@@ -300,6 +300,7 @@ class KvmX86Cpu:
                     extra += latency
                     elapsed += latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
+                    state.pending_completion = True   # the instruction finishes on the next KVM_RUN
                 outcome = handle_exit(exit, ports, memory, accesses)
                 if outcome.reply is not None:
                     self._reply(exit, outcome.reply)
@@ -321,7 +322,6 @@ class KvmX86Cpu:
             self._view.raw[offset:offset + len(data)] = data
         else:
             ffi.memmove(self._view.mmio.data, data, len(data))
-        self.state.pending_completion = True
 
     def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int,
               detail: object = None) -> CpuExit:

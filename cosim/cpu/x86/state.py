@@ -59,7 +59,7 @@ class X86State:
         self._regs = ffi.new("struct kvm_regs *")
         self._sregs = ffi.new("struct kvm_sregs *")
         self._msrs = ffi.new("struct kvm_msrs *", {"nmsrs": 1, "entries": 1})
-        self.pending_completion = False   # set by the backend after an IN / MMIO read exit
+        self.pending_completion = False   # set by the backend after an I/O or MMIO exit
 
     def _settle(self) -> None:
         if self.pending_completion:

@@ -207,3 +207,21 @@ def test_an_early_kick_is_drained_and_the_quantum_goes_on(x86_guest, budget):
     # per quantum: the early kick, a re-arm, the real kick — two KVM_RUNs (a wall-clock timer
     # may kick early a few more times on a busy host), not a storm of EINTRs from a kick left pending
     assert board.cpu0.exits["budget"] == 3 and 6 <= len(runs) <= 30 and len(arms) == len(runs)
+
+
+def test_registers_read_after_an_in_exit_see_the_completed_instruction(tmp_path):
+    # mov $0x500, %dx; in %dx, %eax (SIMCTL_ID); then spin
+    code = bytes.fromhex("66ba0005") + b"\xed" + b"\xeb\xfe"
+    image = tmp_path / "in.bin"
+    image.write_bytes(code)
+    board = Bare(kernel=str(image), load_address=0x9000, budget=CountingSource(step=10))
+    backend = board.cpu0.backend
+    from cosim.cpu import ExitReason
+    from cosim.cpu._loop import Keeper
+
+    # Run the backend by hand, before the simulation starts: the CPU process's own start
+    # event is due at 0, inside the budget, so the run ends right after serving the IN.
+    result = backend.run(Keeper(board.sim, 0, 1000 * US))
+    assert result.reason is ExitReason.IO and backend.state.pending_completion
+    assert backend.read_register("rax") == 0x4D49_5343 and backend.pc == 0x9000 + 5
+    assert not backend.state.pending_completion
