@@ -225,3 +225,18 @@ def test_registers_read_after_an_in_exit_see_the_completed_instruction(tmp_path)
     assert result.reason is ExitReason.IO and backend.state.pending_completion
     assert backend.read_register("rax") == 0x4D49_5343 and backend.pc == 0x9000 + 5
     assert not backend.state.pending_completion
+
+
+def test_a_stray_kick_pending_before_a_quantum_does_not_cut_it_short(x86_guest):
+    import signal
+    import threading
+
+    board = Bare(kernel=str(x86_guest("spin").elf), budget="posix-timer")
+    board.cpu0.quantum = 20 * US
+    backend = board.cpu0.backend
+    signal.pthread_kill(threading.get_ident(), backend.kick_signal)   # blocked here: stays pending
+    assert backend.kick_signal in signal.sigpending()
+    summary = board.run(until=20 * US)
+    assert summary.sim_time == 20 * US and board.cpu0.exits["budget"] == 1
+    assert board.cpu0.instructions >= 20_000                      # the whole budget ran
+    assert backend.kick_signal not in signal.sigpending()
