@@ -20,7 +20,7 @@ Without an image the platform has no CPU (device-level tests and demos).
 
 from __future__ import annotations
 
-from cosim import NS, US, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size, parse_time
+from cosim import NS, US, GHz, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size, parse_time
 from cosim.chardev import open_backend
 from cosim.models.i8254 import I8254
 from cosim.models.i8259 import CASCADE_IRQ, I8259
@@ -44,6 +44,12 @@ PIT_IRQ, COM1_IRQ = 0, 4
 IO_BUS, IO_BUS_BITS = "io", 16
 
 
+def _frequency(text: str):  # -> Frequency | "host"
+    from cosim.cpu.x86.machine import parse_frequency
+
+    return parse_frequency(text)
+
+
 class Pc(Platform):
     """x86 PC: KVM CPU (given an image), 8259A pair, 8254 PIT with port 61h, 16550A COM1, sim-control, RAM at 0."""
 
@@ -62,6 +68,8 @@ class Pc(Platform):
     ips = Property(0.0, "guest instructions per host CPU second for time-based budgets (0: calibrate)", float)
     access_latency = Property(100 * NS, "simulated time each device access costs the guest", parse_time,
                               format_time)
+    frequency = Property(GHz(1), "guest instructions per simulated second: e.g. 1GHz, or host (its measured "
+                         "rate here: simulated time follows guest execution)", _frequency, str)
 
     def build(self) -> None:
         self.ram = self.add("ram", Memory, size=self.ram_size)
@@ -97,4 +105,5 @@ class Pc(Platform):
 
         return add_kvm_x86_cpu(self, kernel=self.image, mode=self.mode, load_address=self.load_address,
                                intr=self.pic.intr, acknowledge=self.pic.acknowledge, quantum=self.quantum,
-                               budget=self.budget, ips=self.ips or None, access_latency=self.access_latency)
+                               budget=self.budget, ips=self.ips or None, access_latency=self.access_latency,
+                               frequency=self.frequency)

@@ -26,6 +26,7 @@ import errno as _errno
 import logging
 import signal
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 from ..._bus import Bus
 from ..._errors import PlatformError
@@ -69,7 +70,9 @@ class KvmX86Cpu:
     `memory`: the system bus (MMIO exits); `ports`: the I/O-port bus; `ram`:
     regions mapped as memory slots; `acknowledge()`: the interrupt controller's
     INTA cycle, returning the vector to inject (None: spurious, nothing to do).
-    `frequency`: instructions per simulated second (period of one instruction);
+    `frequency`: instructions per simulated second (period of one instruction),
+    or "host" for the guest's measured rate on this host (simulated time then
+    follows the guest's execution time);
     `ips`: instructions per host CPU second for time-based budget sources
     (default: measured by the calibration guest); `budget`: "auto", "pmu",
     "task-clock", "posix-timer", or a BudgetSource object; `access_latency`: simulated time each device
@@ -79,7 +82,8 @@ class KvmX86Cpu:
     name = "kvm-x86"
 
     def __init__(self, *, memory: Bus, ports: Bus, ram: Iterable[MemoryRegion],
-                 acknowledge: Callable[[], int | None] | None = None, frequency: Frequency = GHz(1),
+                 acknowledge: Callable[[], int | None] | None = None,
+                 frequency: Frequency | Literal["host"] = GHz(1),
                  ips: float | None = None, budget: str | BudgetSource = "auto", access_latency: int = 100 * NS,
                  cpuid_hidden: Iterable[CpuidMask] = DEFAULT_HIDDEN, entry: EntryState | None = None,
                  device: str = DEFAULT_DEVICE, kick_signal: int = KICK_SIGNAL,
@@ -89,8 +93,6 @@ class KvmX86Cpu:
         self.memory = memory
         self.ports = ports
         self.acknowledge = acknowledge
-        self.period = frequency.period
-        self.frequency = frequency
         self.access_latency = access_latency
         self.kick_signal = kick_signal
         self.accesses = GuestAccesses(logger)
@@ -102,6 +104,10 @@ class KvmX86Cpu:
         self._closed = False
         self.calibration: Calibration | None = None if ips else calibrate(device)
         self.ips = ips or self.calibration.guest_ips
+        # "host": one simulated second per second of guest execution on this host (gem5's
+        # KVM CPU default); a fixed frequency keeps simulated time independent of the host.
+        self.frequency = Frequency(max(1, round(self.ips))) if frequency == "host" else frequency
+        self.period = self.frequency.period
         if self.calibration is not None and not self.calibration.accelerated:
             _warn_once(logger, f"cosim: {self.calibration.describe()}")
         self.kvm = Kvm(device)

@@ -89,3 +89,25 @@ def test_cosim_run_pc_runs_an_image(x86_guest, capsys):
     status = main(["run", "pc", "--image", str(x86_guest("hello").elf), "--console", "none", "--until", "1 s"])
     err = capsys.readouterr().err
     assert status == 0 and "guest wrote 0x0 to simctl SIMCTL_EXIT" in err and "KVM x86-64" in err, err
+
+
+def test_c_with_the_host_rate_as_frequency_simulated_time_follows_guest_execution(x86_guest):
+    # At the host's rate every µs the host spends inside KVM_RUN is a simulated µs, and
+    # an emulating host spends tens of µs delivering an interrupt: a 100 µs quantum.
+    board, _ = boot(x86_guest("spin_irq"), quantum=100 * US, frequency="host")
+    backend = board.cpu0.backend
+    assert backend.frequency.hz == round(backend.ips) and backend.period == backend.frequency.period
+    summary = board.run(until=SEC)
+    spins, started_ns, fired_ns = results(board, 3)
+    due = started_ns * 1000 + 119 * SEC // 1_193_182
+    assert summary.status == 0 and due <= fired_ns * 1000 <= due + board.quantum
+
+
+def test_frequency_property_parsing():
+    from cosim import GHz, MHz, PlatformError
+    from cosim.cpu.x86.machine import parse_frequency
+
+    assert parse_frequency("host") == "host" and parse_frequency("2.5 GHz") == GHz(2.5)
+    assert parse_frequency("800MHz") == MHz(800) and parse_frequency(GHz(1)) == GHz(1)
+    with pytest.raises(PlatformError, match="cannot read 'fast' as a CPU frequency"):
+        parse_frequency("fast")
