@@ -111,3 +111,32 @@ def test_frequency_property_parsing():
     assert parse_frequency("800MHz") == MHz(800) and parse_frequency(GHz(1)) == GHz(1)
     with pytest.raises(PlatformError, match="cannot read 'fast' as a CPU frequency"):
         parse_frequency("fast")
+
+
+def test_the_tsc_offset_policy_moves_the_tsc_by_exactly_the_time_the_guest_did_not_run(x86_guest, monkeypatch):
+    """The policy's plumbing and arithmetic, checked whether or not this host honours the offset."""
+    from cosim.kvm._uapi import Ioctl
+    from cosim.kvm._x86 import ffi
+
+    board, _ = boot(x86_guest("timer_hlt"))
+    backend = board.cpu0.backend
+    attr = ffi.new("struct kvm_device_attr *")
+    backend._tsc_attr, backend._tsc_value, backend._tsc_khz = attr, ffi.new("unsigned long long *", 7), 2_000_000
+    written, moved = [], []
+    real_ioctl, advance = backend.vcpu.ioctl, backend._advance_tsc
+
+    def ioctl(request, arg=0, what=""):
+        if request == Ioctl.SET_DEVICE_ATTR and arg is attr:
+            written.append(backend._tsc_value[0])
+            return 0
+        return real_ioctl(request, arg, what)
+
+    monkeypatch.setattr(backend.vcpu, "ioctl", ioctl)
+    monkeypatch.setattr(backend, "_advance_tsc", lambda ps: moved.append(ps) or advance(ps))
+    summary = board.run(until=5 * SEC)
+    assert summary.status == 0 and len(moved) >= 999               # each wake-up from HLT (tick 1 came running)
+    skipped = sum(moved)
+    # the idle jumps, less what the guest itself ran before each HLT (its TSC ran then)
+    assert 0.99 * board.cpu0.idle_skipped <= skipped <= board.cpu0.idle_skipped
+    # 2 GHz TSC: 2 ticks per ns of simulated time the guest did not run (each step rounded down)
+    assert written[-1] - 7 == pytest.approx(skipped * 2 // 1000, abs=len(moved))
