@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from ..._bus import Bus
 from ...kvm._access import GuestAccesses
-from ...kvm._uapi import KVM_EXIT_IO_OUT, Exit, SystemEvent, ffi
+from ...kvm._uapi import KVM_EXIT_IO_OUT, KVM_RUN_EXIT_UNION_OFFSET, Exit, SystemEvent, ffi
+from ...kvm._x86 import ffi as x86_ffi
 from .._backend import ExitReason
 
-__all__ = ["PortIo", "Mmio", "Halt", "IrqWindow", "Shutdown", "FailEntry", "InternalError", "SystemEventExit",
+__all__ = ["PortIo", "Mmio", "Halt", "IrqWindow", "Shutdown", "Debug", "FailEntry", "InternalError", "SystemEventExit",
            "OtherExit", "KvmExit", "Outcome", "RunView", "decode", "handle_exit", "INTERNAL_SUBERRORS"]
 
 
@@ -52,6 +53,15 @@ class Shutdown:
 
 
 @dataclass(frozen=True, slots=True)
+class Debug:
+    """A guest-debug stop (KVM_EXIT_DEBUG): a hardware breakpoint or single step."""
+
+    exception: int      # 1: #DB, 3: #BP
+    pc: int
+    dr6: int
+
+
+@dataclass(frozen=True, slots=True)
 class FailEntry:
     reason: int
     cpu: int
@@ -73,7 +83,7 @@ class OtherExit:
     reason: int
 
 
-KvmExit = PortIo | Mmio | Halt | IrqWindow | Shutdown | FailEntry | InternalError | SystemEventExit | OtherExit
+KvmExit = PortIo | Mmio | Halt | IrqWindow | Shutdown | Debug | FailEntry | InternalError | SystemEventExit | OtherExit
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +108,14 @@ class RunView:
     outlives this view (the backend drops both together).
     """
 
-    __slots__ = ("run", "io", "mmio", "raw")
+    __slots__ = ("run", "io", "mmio", "debug", "raw")
 
     def __init__(self, run, size: int) -> None:  # run: cdata 'struct kvm_run *'
         self.run = run
         self.io = run.io
         self.mmio = run.mmio
+        # The debug member of the exit union is x86's struct kvm_debug_exit_arch, at the union's offset.
+        self.debug = x86_ffi.cast("struct kvm_debug_exit_arch *", x86_ffi.cast("char *", run) + KVM_RUN_EXIT_UNION_OFFSET)
         self.raw = ffi.buffer(run, size)
 
 
@@ -130,6 +142,9 @@ def decode(view: RunView) -> KvmExit:
         return _WINDOW
     if reason == Exit.SHUTDOWN:
         return _SHUTDOWN
+    if reason == Exit.DEBUG:
+        debug = view.debug
+        return Debug(debug.exception, debug.pc, debug.dr6)
     if reason == Exit.FAIL_ENTRY:
         return FailEntry(run.fail_entry.hardware_entry_failure_reason, run.fail_entry.cpu)
     if reason == Exit.INTERNAL_ERROR:
@@ -165,6 +180,8 @@ def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses)
     if isinstance(exit, Shutdown):
         return Outcome(ExitReason.ERROR, None, "triple fault: the guest took an exception it could not deliver "
                                                "(KVM_EXIT_SHUTDOWN)")
+    if isinstance(exit, Debug):
+        return Outcome(ExitReason.BREAKPOINT, None, exit.pc)
     if isinstance(exit, FailEntry):
         return Outcome(ExitReason.ERROR, None, f"VM entry failed (KVM_EXIT_FAIL_ENTRY): hardware reason "
                                                f"{exit.reason:#x} on CPU {exit.cpu}; the guest state is invalid")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import errno as _errno
 import logging
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from ..._bus import Bus
@@ -35,7 +35,8 @@ from ...kvm._access import GuestAccesses
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError
 from ...kvm._uapi import Ioctl
-from ...kvm._x86 import KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi
+from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET,
+                         X86Ioctl, ffi)
 from ...loaders.x86 import EntryState
 from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from .calibrate import Calibration, calibrate
@@ -211,6 +212,23 @@ class KvmX86Cpu:
     def set_entry(self, entry: EntryState) -> None:
         self.state.set_entry(entry)
         self._halted = False
+
+    def set_breakpoints(self, addresses: Sequence[int]) -> None:
+        """Stop the run when the guest is about to execute one of these (up to 4) linear addresses.
+
+        Hardware breakpoints through KVM_SET_GUEST_DEBUG: DR0-DR3 hold the
+        addresses, DR7 enables them as instruction breakpoints (R/W = 00,
+        LEN = 00; SDM Vol. 3B 18.2.4). The run ends with ExitReason.BREAKPOINT.
+        """
+        if len(addresses) > 4:
+            raise PlatformError(f"x86 has 4 hardware breakpoints, not {len(addresses)}")
+        debug = ffi.new("struct kvm_guest_debug *")
+        if addresses:
+            debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP
+            for index, address in enumerate(addresses):
+                debug.arch.debugreg[index] = address
+                debug.arch.debugreg[7] |= 1 << (2 * index)      # Ln: local enable
+        self.vcpu.ioctl(X86Ioctl.SET_GUEST_DEBUG, debug, what="KVM_SET_GUEST_DEBUG")
 
     def register_dump(self) -> str:
         try:

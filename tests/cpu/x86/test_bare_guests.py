@@ -240,3 +240,13 @@ def test_a_stray_kick_pending_before_a_quantum_does_not_cut_it_short(x86_guest):
     assert summary.sim_time == 20 * US and board.cpu0.exits["budget"] == 1
     assert board.cpu0.instructions >= 20_000                      # the whole budget ran
     assert backend.kick_signal not in signal.sigpending()
+
+
+def test_a_hardware_breakpoint_stops_the_run_at_its_address(tmp_path):
+    image = tmp_path / "nops.bin"
+    image.write_bytes(b"\x90\x90\x90\xe6\x80\xfa\xf4")          # nop x3; out %al, $0x80; cli; hlt
+    board = Bare(kernel=str(image), load_address=0x9000)
+    board.cpu0.backend.set_breakpoints([0x9002])
+    summary = board.run(until=US * 1000)
+    assert summary.stop and "breakpoint at 0x9002" in summary.stop.reason
+    assert board.cpu0.exits["breakpoint"] == 1            # (the run closed the vCPU; the reason names the pc)

@@ -6,7 +6,7 @@ import pytest
 
 from cosim import Bus, BusError, Response
 from cosim.cpu import ExitReason
-from cosim.cpu.x86.exits import (FailEntry, Halt, InternalError, IrqWindow, Mmio, OtherExit, PortIo, RunView,
+from cosim.cpu.x86.exits import (Debug, FailEntry, Halt, InternalError, IrqWindow, Mmio, OtherExit, PortIo, RunView,
                                  Shutdown, SystemEventExit, decode, handle_exit)
 from cosim.kvm._access import GuestAccesses
 from cosim.kvm._uapi import KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, Exit, ffi
@@ -91,6 +91,7 @@ def test_unmapped_and_refused_writes_are_dropped_with_a_warning(rig, caplog):
 @pytest.mark.parametrize("exit, reason, text", [
     (Halt(), ExitReason.IDLE, "hlt"),
     (Shutdown(), ExitReason.ERROR, "triple fault"),
+    (Debug(1, 0x9002, 0xFFFF0FF1), ExitReason.BREAKPOINT, "36866"),
     (FailEntry(0x80000021, 1), ExitReason.ERROR, "hardware reason 0x80000021 on CPU 1"),
     (InternalError(1, (0x1234,)), ExitReason.ERROR, "emulation failure (data 0x1234)"),
     (SystemEventExit(1), ExitReason.STOP, "shutdown"),
