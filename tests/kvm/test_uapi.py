@@ -105,3 +105,10 @@ def test_sync_regs_area_offset_is_exported(header):
 def test_ioctl_encoders_reject_oversized_arguments():
     with pytest.raises(ValueError, match="does not fit"):
         _uapi.IOW(_uapi.KVMIO, 1, 1 << 14)
+
+
+def test_x86_debug_exit_sits_at_the_exit_union(c_values):
+    fields = ["exception", "pc", "dr6", "dr7"]
+    values = c_values(["linux/kvm.h"], {f: f"offsetof(struct kvm_run, debug.arch.{f})" for f in fields})
+    for field in fields:
+        assert _uapi.KVM_RUN_EXIT_UNION_OFFSET + _x86.ffi.offsetof("struct kvm_debug_exit_arch", field) == values[field]
