@@ -9,15 +9,18 @@
   the vector from `acknowledge()` is injected with KVM_INTERRUPT, otherwise
   `request_interrupt_window` makes KVM exit as soon as it can. With the irqchip
   in userspace, HLT exits to us: that is the idle exit.
-- **Time.** A quantum is a budget of instructions (budget / CPU period). The
-  budget source (`cosim.kvm._budget`) kicks the vCPU out of KVM_RUN when it is
-  spent and says how many instructions ran; simulated time = instructions x
-  period, plus `access_latency` per device access, so a guest polling a status
-  port sees time move between its reads.
+- **Time.** A quantum is a budget of instructions (budget / CPU period; the
+  period is 1/frequency, 1 GHz by default or the guest's measured rate with
+  frequency "host"). The budget source (`cosim.kvm._budget`) kicks the vCPU out
+  of KVM_RUN when it is spent and says how many instructions ran; simulated
+  time = instructions x period, plus `access_latency` per device access, so a
+  guest polling a status port sees time move between its reads.
 - **TSC.** The guest TSC runs at the host TSC rate while the guest runs, and is
   moved forward by exactly the simulated time that passed while the guest was
   not running (idle jumps), through KVM_VCPU_TSC_OFFSET: guest-visible TSC
-  deltas across HLT match simulated time.
+  deltas across HLT match simulated time. Hosts that ignore the offset (probed
+  at start) leave it free-running, and the description says so.
+- **Debug.** Up to four hardware breakpoints (KVM_SET_GUEST_DEBUG) end the run.
 """
 
 from __future__ import annotations
