@@ -68,3 +68,28 @@ def test_small_api_errors_are_clear(parts):
         assert cpu.cpuid[1][3] & (1 << 9) == 0     # the APIC bit is hidden by default
     finally:
         cpu.close()
+
+
+def test_calibration_tells_when_kvm_is_not_hardware_accelerated():
+    from cosim.cpu.x86.calibrate import Calibration
+
+    emulated = Calibration(guest_ips=1.8e6, native_ips=7e9, exit_ns=10_000)
+    native = Calibration(guest_ips=6.9e9, native_ips=7e9, exit_ns=900)
+    assert not emulated.accelerated and "KVM is not hardware accelerated" in emulated.describe()
+    assert native.accelerated and "not hardware accelerated" not in native.describe()
+    assert "0.986 x native" in native.describe() and "0.9 us per exit" in native.describe()
+
+
+def test_the_description_reports_the_budget_source_and_why_better_ones_were_rejected(parts):
+    cpu = make(parts, budget="posix-timer")
+    try:
+        assert "budget: POSIX timer" in cpu.description and "1M instructions/s (configured)" in cpu.description
+    finally:
+        cpu.close()
+
+
+def test_calibration_measures_this_host():
+    from cosim.cpu.x86.calibrate import calibrate
+
+    result = calibrate()
+    assert result.guest_ips > 1e5 and result.native_ips > result.guest_ips / 2 and result.exit_ns > 0
