@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ...kvm._system import DEFAULT_DEVICE, Kvm, Vcpu
+from ...kvm._uapi import Exit
 from ...loaders.x86 import long_mode
 from .state import X86State, set_cpuid
 
@@ -47,6 +48,7 @@ class Calibration:
     guest_ips: float        # guest instructions per second of vCPU thread CPU time
     native_ips: float       # the same loop run natively
     exit_ns: float = 0.0    # CPU time one exit costs inside KVM_RUN (not guest progress)
+    irq_window: bool = True  # KVM exits when an interrupt window opens (request_interrupt_window)
 
     @property
     def ratio(self) -> float:
@@ -62,6 +64,9 @@ class Calibration:
         if not self.accelerated:
             text += ("; KVM is not hardware accelerated on this host (nested or emulated): "
                      "guests run far below native speed")
+        if not self.irq_window:
+            text += ("; no interrupt-window exits: an interrupt due while IF=0 is delivered at the "
+                     "guest's next exit (within the quantum)")
         return text
 
 
@@ -80,7 +85,7 @@ OUT_LOOP = b"\xe6\x80\xff\xc9\x75\xfa"    # 1: out %al, $0x80; dec ecx; jnz 1b
 
 
 @contextmanager
-def _scratch_vcpu(device: str) -> Iterator[tuple[Callable[[bytes], None], Vcpu]]:
+def _scratch_vcpu(device: str) -> Iterator[tuple[Callable[[bytes], None], Vcpu, X86State]]:
     """A throw-away VM in long mode: `load(code)` puts code at CODE_ADDRESS and resets the entry state."""
     ram = mmap.mmap(-1, RAM_SIZE)
     pin = ctypes.c_char.from_buffer(ram)
@@ -101,7 +106,7 @@ def _scratch_vcpu(device: str) -> Iterator[tuple[Callable[[bytes], None], Vcpu]]
                 write(CODE_ADDRESS, code)
                 state.set_entry(entry)
 
-            yield load, vcpu
+            yield load, vcpu, state
     finally:
         del pin
         ram.close()
@@ -109,7 +114,7 @@ def _scratch_vcpu(device: str) -> Iterator[tuple[Callable[[bytes], None], Vcpu]]
 
 def guest_rate(device: str = DEFAULT_DEVICE, min_seconds: float = 0.02, start: int = 10_000) -> float:
     """Guest instructions per second of vCPU-thread CPU time, for the counted loop."""
-    with _scratch_vcpu(device) as (load, vcpu):
+    with _scratch_vcpu(device) as (load, vcpu, _):
         def run(iterations: int) -> None:
             load(LOOP_CODE(iterations))
             vcpu.run()
@@ -119,7 +124,7 @@ def guest_rate(device: str = DEFAULT_DEVICE, min_seconds: float = 0.02, start: i
 
 def exit_cost(device: str = DEFAULT_DEVICE, exits: int = 200) -> float:
     """CPU ns one exit to userspace and back costs inside KVM_RUN (a guest doing nothing but `out`)."""
-    with _scratch_vcpu(device) as (load, vcpu):
+    with _scratch_vcpu(device) as (load, vcpu, _):
         load(b"\xb9" + struct.pack("<I", exits) + OUT_LOOP + b"\xf4")
         inside = 0
         for _ in range(exits):
@@ -127,6 +132,22 @@ def exit_cost(device: str = DEFAULT_DEVICE, exits: int = 200) -> float:
             vcpu.run()
             inside += time.thread_time_ns() - start
         return inside / exits
+
+
+def irq_window_exits(device: str = DEFAULT_DEVICE) -> bool:
+    """Does KVM exit as soon as the guest can take an interrupt (request_interrupt_window)?
+
+    The guest runs `sti; nop; nop; hlt` with IF=0 and a window requested: KVM
+    should return KVM_EXIT_IRQ_WINDOW_OPEN right after the STI shadow (the first
+    nop). A host that does not (the emulating nested KVM of the development
+    machine runs on to the HLT) delivers such interrupts at the guest's next
+    exit instead: still within the quantum, but later.
+    """
+    with _scratch_vcpu(device) as (load, vcpu, state):
+        load(b"\xfb\x90\x90\xf4")
+        vcpu.kvm_run.request_interrupt_window = 1
+        vcpu.run()
+        return vcpu.kvm_run.exit_reason == Exit.IRQ_WINDOW_OPEN and state.read("rip") <= CODE_ADDRESS + 2
 
 
 def native_rate(min_seconds: float = 0.02, start: int = 1_000_000) -> float:
@@ -145,4 +166,4 @@ def native_rate(min_seconds: float = 0.02, start: int = 1_000_000) -> float:
 @functools.cache
 def calibrate(device: str = DEFAULT_DEVICE) -> Calibration:
     """Measured once per process and device: the host does not change under a running simulation."""
-    return Calibration(guest_rate(device), native_rate(), exit_cost(device))
+    return Calibration(guest_rate(device), native_rate(), exit_cost(device), irq_window_exits(device))

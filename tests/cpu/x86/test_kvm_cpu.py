@@ -93,3 +93,11 @@ def test_calibration_measures_this_host():
 
     result = calibrate()
     assert result.guest_ips > 1e5 and result.native_ips > result.guest_ips / 2 and result.exit_ns > 0
+
+
+def test_calibration_reports_hosts_without_interrupt_window_exits():
+    from cosim.cpu.x86.calibrate import Calibration
+
+    quiet = Calibration(guest_ips=1.8e6, native_ips=7e9, exit_ns=10_000, irq_window=False)
+    assert "no interrupt-window exits" in quiet.describe()
+    assert "interrupt-window" not in Calibration(6.9e9, 7e9, 900, True).describe()

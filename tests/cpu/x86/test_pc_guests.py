@@ -140,3 +140,14 @@ def test_the_tsc_offset_policy_moves_the_tsc_by_exactly_the_time_the_guest_did_n
     assert 0.99 * board.cpu0.idle_skipped <= skipped <= board.cpu0.idle_skipped
     # 2 GHz TSC: 2 ticks per ns of simulated time the guest did not run (each step rounded down)
     assert written[-1] - 7 == pytest.approx(skipped * 2 // 1000, abs=len(moved))
+
+
+def test_an_interrupt_due_while_if_is_clear_waits_for_sti_and_its_shadow(x86_guest):
+    board, _ = boot(x86_guest("irq_window"), quantum=20 * US)
+    summary = board.run(until=SEC)
+    marker_at_delivery = results(board, 3)[2]
+    assert summary.status == 0 and marker_at_delivery in (1, 2)  # never while IF=0
+    assert board.cpu0.exits["budget"] >= 2                      # the IF=0 spin ran through several quanta
+    if board.cpu0.backend.calibration.irq_window:
+        assert marker_at_delivery == 1      # KVM_EXIT_IRQ_WINDOW_OPEN right after sti + its shadow
+    # else (this development host): at the guest's next exit, its HLT, still within the quantum
