@@ -333,6 +333,11 @@ class KvmX86Cpu:
                     self._reply(exit, outcome.reply)
                 if outcome.reason is not None:
                     if outcome.reason is ExitReason.IDLE:
+                        if not run.if_flag:
+                            # HLT with IF=0 waits for NMI, SMI or INIT (SDM Vol. 2A, HLT), none of
+                            # which is modelled: the guest has stopped for good (`cli; hlt`).
+                            return self._exit(keeper, ExitReason.STOP, elapsed, done,
+                                              (0, f"guest halted with interrupts disabled at {self.pc - 1:#x}"))
                         self._halted = True
                     return self._exit(keeper, outcome.reason, elapsed, done, outcome.detail)
                 if device and keeper.must_yield:
