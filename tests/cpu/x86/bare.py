@@ -1,6 +1,6 @@
 """A machine with nothing but RAM and a KVM CPU, for guests that need no device."""
 
-from cosim import MiB, Memory, Platform, Property
+from cosim import GHz, MiB, Memory, Platform, Property
 from cosim.chardev import BufferBackend
 from cosim.models.simctl import SimControl
 from cosim.cpu.x86.machine import add_kvm_x86_cpu
@@ -17,6 +17,7 @@ class Bare(Platform):
     budget = Property("auto", "budget source: a name or a BudgetSource object")
     load_address = Property(0x10_0000, "where a raw image goes", int)
     rom = Property(False, "a 64 KiB ROM at ROM_BASE holding 0x5A bytes")
+    frequency = Property(GHz(1), "guest instructions per simulated second, or host")
 
     def build(self) -> None:
         self.ram = self.add("ram", Memory, size=4 * MiB)
@@ -29,4 +30,4 @@ class Bare(Platform):
         self.simctl = self.add("simctl", SimControl, log=self.log)
         self.map(self.bus("io", width=16), 0x500, self.simctl, size=0x20)
         self.cpu0 = add_kvm_x86_cpu(self, kernel=self.kernel, mode=self.mode, budget=self.budget,
-                                    load_address=self.load_address)
+                                    load_address=self.load_address, frequency=self.frequency)

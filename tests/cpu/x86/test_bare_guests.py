@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from cosim import SEC, US, SimulationError
+from cosim import MS, SEC, US, SimulationError
 
 from .bare import Bare
 from .conftest import RESULTS
@@ -88,16 +88,17 @@ def test_other_signals_interrupt_kvm_run_without_ending_the_quantum(x86_guest):
     alarms = []
     previous = signal.signal(signal.SIGALRM, lambda *_: alarms.append(1))
     try:
-        board = Bare(kernel=str(x86_guest("spin").elf), budget="posix-timer")
-        board.cpu0.quantum = 20 * US
+        # frequency "host": each 10 ms quantum is 10 ms of guest execution on any host
+        board = Bare(kernel=str(x86_guest("spin").elf), budget="posix-timer", frequency="host")
+        board.cpu0.quantum = 10 * MS
         signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
-        summary = board.run(until=60 * US)
+        summary = board.run(until=30 * MS)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert alarms, "no SIGALRM arrived during the run"
-    assert summary.sim_time == 60 * US and board.cpu0.exits["budget"] == 3
-    assert board.cpu0.instructions >= 60_000                 # every quantum ran its whole budget
+    assert summary.sim_time == 30 * MS and board.cpu0.exits["budget"] == 3
+    assert board.cpu0.instructions >= 0.03 * board.cpu0.backend.ips     # every quantum ran its whole budget
 
 
 @pytest.mark.parametrize("mode, load, status", [("real", 0x7C00, 0x16), ("protected", 0x10_0000, 0x32)])
@@ -190,8 +191,9 @@ def test_a_quantum_ends_when_exits_have_used_up_its_budget(tmp_path):
 
 @pytest.mark.parametrize("budget", ["task-clock", "posix-timer"])
 def test_an_early_kick_is_drained_and_the_quantum_goes_on(x86_guest, budget):
-    board = Bare(kernel=str(x86_guest("spin").elf), budget=budget)
-    board.cpu0.quantum = 20 * US
+    # frequency "host": a 2 ms quantum is 2 ms of guest execution, well above timer floors on any host
+    board = Bare(kernel=str(x86_guest("spin").elf), budget=budget, frequency="host")
+    board.cpu0.quantum = 2 * MS
     backend = board.cpu0.backend
     source, vcpu = backend.source, backend.vcpu
     arms, runs = [], []
@@ -203,7 +205,7 @@ def test_an_early_kick_is_drained_and_the_quantum_goes_on(x86_guest, budget):
 
     source._kick_after = first_kick_early
     vcpu.run = lambda: runs.append(1) or run()
-    board.run(until=60 * US)
+    board.run(until=6 * MS)
     # per quantum: the early kick, a re-arm, the real kick — two KVM_RUNs (a wall-clock timer
     # may kick early a few more times on a busy host), not a storm of EINTRs from a kick left pending
     assert board.cpu0.exits["budget"] == 3 and 6 <= len(runs) <= 30 and len(arms) == len(runs)

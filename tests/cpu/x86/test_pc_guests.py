@@ -93,8 +93,8 @@ def test_cosim_run_pc_runs_an_image(x86_guest, capsys):
 
 def test_c_with_the_host_rate_as_frequency_simulated_time_follows_guest_execution(x86_guest):
     # At the host's rate every µs the host spends inside KVM_RUN is a simulated µs, and
-    # an emulating host spends tens of µs delivering an interrupt: a 100 µs quantum.
-    board, _ = boot(x86_guest("spin_irq"), quantum=100 * US, frequency="host")
+    # an emulating host spends tens of µs delivering an interrupt: a 300 µs quantum.
+    board, _ = boot(x86_guest("spin_irq"), quantum=300 * US, frequency="host")
     backend = board.cpu0.backend
     assert backend.frequency.hz == round(backend.ips) and backend.period == backend.frequency.period
     summary = board.run(until=SEC)
