@@ -13,10 +13,10 @@ better ones failed are reported):
 
 For (2) and (3) the guest's progress is *estimated*: the vCPU thread's CPU time
 spent inside KVM_RUN, less the measured cost of the exit itself, times an
-instructions-per-second figure (configured, or measured by the calibration guest). A kick that comes early (the thread was
-descheduled, or Python's own exit handling used CPU time) just re-arms for
-what is left, so a quantum never ends short of its budget by more than one
-exit's worth.
+instructions-per-second figure (configured, or measured by the calibration
+guest). A kick that comes early (the thread was descheduled, or Python's own
+exit handling used CPU time) is drained and the source re-armed for what is
+left: a quantum ends when its budget is spent, not before.
 
 Signals: the kick signal is *blocked* in the vCPU thread at all times, and
 `KVM_SET_SIGNAL_MASK` unblocks it only while the thread is inside KVM_RUN. A
