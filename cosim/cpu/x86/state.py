@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 
 from ...kvm._system import Kvm, KvmError, Vcpu
@@ -112,7 +113,7 @@ class X86State:
     def read_msr(self, index: int) -> int:
         self._msrs.entries[0].index = index
         if self.vcpu.ioctl(X86Ioctl.GET_MSRS, self._msrs, what=f"KVM_GET_MSRS({index:#x})") != 1:
-            raise KvmError(f"KVM_GET_MSRS({index:#x}): MSR not readable", 22)
+            raise KvmError(f"KVM_GET_MSRS({index:#x}): MSR not readable", errno.EINVAL)
         return self._msrs.entries[0].data
 
     def set_entry(self, state: EntryState) -> None:
