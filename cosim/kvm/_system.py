@@ -34,10 +34,10 @@ _ZERO = ffi.cast("unsigned long", 0)
 class KvmError(CosimError):
     """A KVM call failed: says which call, on what, and the errno."""
 
-    def __init__(self, what: str, errno: int) -> None:
+    def __init__(self, what: str, errno: int, hint: str = "") -> None:
         self.errno = errno
         name = _errno.errorcode.get(errno, str(errno))
-        super().__init__(f"{what} failed: {name} ({os.strerror(errno)})")
+        super().__init__(f"{what} failed: {name} ({os.strerror(errno)})" + (f"; {hint}" if hint else ""))
 
 
 def ioctl(fd: int, request: int, arg: Any = _ZERO, what: str = "") -> int:
@@ -111,7 +111,9 @@ class Kvm:
         try:
             self.fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
         except OSError as error:
-            raise KvmError(f"opening {device}", error.errno or _errno.EIO) from error
+            hint = {_errno.ENOENT: "no KVM on this host: enable virtualization, load kvm_intel or kvm_amd",
+                    _errno.EACCES: "add this user to the kvm group"}.get(error.errno or 0, "")
+            raise KvmError(f"opening {device}", error.errno or _errno.EIO, hint) from error
         self._finalizer = weakref.finalize(self, _close_fd, self.fd)
         self._vms: weakref.WeakSet[Vm] = weakref.WeakSet()
         try:
