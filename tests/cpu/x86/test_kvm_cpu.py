@@ -101,3 +101,17 @@ def test_calibration_reports_hosts_without_interrupt_window_exits():
     quiet = Calibration(guest_ips=1.8e6, native_ips=7e9, exit_ns=10_000, irq_window=False)
     assert "no interrupt-window exits" in quiet.describe()
     assert "interrupt-window" not in Calibration(6.9e9, 7e9, 900, True).describe()
+
+
+def test_forcing_an_unavailable_budget_source_is_a_clear_error(parts):
+    from cosim.kvm import KvmError
+
+    before = fds()
+    try:
+        cpu = make(parts, budget="pmu")
+    except KvmError as error:
+        assert "perf_event_open(type 0, config 1) failed" in str(error)
+        assert fds() == before
+    else:
+        cpu.close()
+        pytest.skip("this host has a PMU that counts guest instructions: the pmu source works here")
