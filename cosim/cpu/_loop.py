@@ -177,4 +177,8 @@ class Cpu(Device):
             f"{self.name} idle skipped": format_time(self.idle_skipped),
             f"{self.name} exits": exits,
         }
+        # A backend may add rows of its own (KVM: exits by kind, budget kicks).
+        backend_rows = getattr(self.backend, "summary", None)
+        if callable(backend_rows):
+            rows |= {f"{self.name} {key}": value for key, value in backend_rows().items()}
         return rows

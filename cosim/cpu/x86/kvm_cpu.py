@@ -28,6 +28,7 @@ from __future__ import annotations
 import errno as _errno
 import logging
 import signal
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
@@ -43,7 +44,7 @@ from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, KVM_VCPU_T
 from ...loaders.x86 import EntryState
 from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from .calibrate import Calibration, calibrate
-from .exits import Mmio, PortIo, RunView, decode, handle_exit
+from .exits import Debug, Halt, IrqWindow, Mmio, PortIo, RunView, decode, handle_exit
 from .state import DEFAULT_HIDDEN, MSR_IA32_TSC, CpuidMask, X86State, set_cpuid
 
 __all__ = ["KvmX86Cpu", "MemoryRegion", "TSS_ADDRESS", "IDENTITY_MAP_ADDRESS"]
@@ -105,6 +106,9 @@ class KvmX86Cpu:
         self._halted = False
         self._resume_at: int | None = None   # simulated time the guest stopped at, if it ran before
         self._tsc_khz: int | None = None
+        self._exit_types: Counter[type] = Counter()   # KVM exits by kind, for the summary
+        self.kicks = 0                             # KVM_RUNs a signal ended
+        self.early_kicks = 0                       # ... before the budget was spent
         self._closed = False
         self.calibration: Calibration | None = None if ips else calibrate(device)
         self.ips = ips or self.calibration.guest_ips
@@ -302,6 +306,7 @@ class KvmX86Cpu:
         ports, memory, accesses, latency = self.ports, self.memory, self.accesses, self.access_latency
         run = self.kvm_run
         entered, exited, executed, run_vcpu = source.entered, source.exited, source.executed, vcpu.run
+        kvm_exits = self._exit_types
         extra = 0           # access latencies in this run
         source.arm(limit)
         try:
@@ -313,21 +318,26 @@ class KvmX86Cpu:
                 entered()
                 ran = run_vcpu()
                 exited()
-                state.pending_completion = False
                 done = executed()
                 elapsed = done * period + extra
                 if not ran:
+                    state.pending_completion = False   # KVM finished any half-done access first
+                    self.kicks += 1
                     if elapsed >= budget:
                         return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                    self.early_kicks += 1
                     source.rearm()     # an early kick, or another signal: the budget is not spent
                     continue
                 exit = decode(view)
-                device = type(exit) is PortIo or type(exit) is Mmio
+                kind = type(exit)
+                kvm_exits[kind] += 1
+                device = kind is PortIo or kind is Mmio
+                # An I/O or MMIO instruction finishes on the next KVM_RUN; others are complete.
+                state.pending_completion = device
                 if device:
                     extra += latency
                     elapsed += latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
-                    state.pending_completion = True   # the instruction finishes on the next KVM_RUN
                 outcome = handle_exit(exit, ports, memory, accesses)
                 if outcome.reply is not None:
                     self._reply(exit, outcome.reply)
@@ -362,6 +372,16 @@ class KvmX86Cpu:
         if reason is ExitReason.ERROR:
             raise CpuError(f"{detail} (rip {self._safe_pc()})", self.register_dump())
         return CpuExit(reason, elapsed, done, detail)
+
+    def summary(self) -> dict[str, str]:
+        """Rows for the run summary: KVM exits by kind, kicks, accesses that failed."""
+        names = {PortIo: "port I/O", Mmio: "MMIO", Halt: "HLT", IrqWindow: "interrupt window", Debug: "debug"}
+        exits = ", ".join(f"{names.get(kind, kind.__name__)} {count}"
+                          for kind, count in sorted(self._exit_types.items(), key=lambda item: -item[1]))
+        rows = {"KVM exits": exits or "none", "budget kicks": f"{self.kicks} ({self.early_kicks} early, re-armed)"}
+        if self.accesses.failed:
+            rows["failed accesses"] = f"{len(self.accesses.failed)} addresses (reads all ones, writes dropped)"
+        return rows
 
     def _safe_pc(self) -> str:
         try:

@@ -151,3 +151,12 @@ def test_an_interrupt_due_while_if_is_clear_waits_for_sti_and_its_shadow(x86_gue
     if board.cpu0.backend.calibration.irq_window:
         assert marker_at_delivery == 1      # KVM_EXIT_IRQ_WINDOW_OPEN right after sti + its shadow
     # else (this development host): at the guest's next exit, its HLT, still within the quantum
+
+
+def test_the_summary_counts_kvm_exits_and_kicks(x86_guest):
+    board, _ = boot(x86_guest("spin_irq"), quantum=20 * US)
+    summary = board.run(until=SEC)
+    rows = summary.extra
+    assert "port I/O" in rows["cpu0 KVM exits"]
+    kicks = int(rows["cpu0 budget kicks"].split()[0])
+    assert kicks >= board.cpu0.exits["budget"] >= 4           # each spinning quantum ended by a kick
