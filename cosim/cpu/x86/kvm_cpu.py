@@ -28,9 +28,8 @@ from __future__ import annotations
 import errno as _errno
 import logging
 import signal
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from ..._bus import Bus
 from ..._errors import PlatformError
@@ -44,7 +43,7 @@ from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, KVM_VCPU_T
 from ...loaders.x86 import EntryState
 from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from .calibrate import Calibration, calibrate
-from .exits import Debug, Halt, IrqWindow, Mmio, PortIo, RunView, decode, handle_exit
+from .exits import Debug, Halt, IrqWindow, KvmExit, Mmio, PortIo, RunView, decode, handle_exit
 from .state import DEFAULT_HIDDEN, MSR_IA32_TSC, CpuidMask, X86State, set_cpuid
 
 __all__ = ["KvmX86Cpu", "MemoryRegion", "TSS_ADDRESS", "IDENTITY_MAP_ADDRESS"]
@@ -106,7 +105,8 @@ class KvmX86Cpu:
         self._halted = False
         self._resume_at: int | None = None   # simulated time the guest stopped at, if it ran before
         self._tsc_khz: int | None = None
-        self._exit_types: Counter[type] = Counter()   # KVM exits by kind, for the summary
+        # KVM exits by kind, for the summary: a plain dict with every kind, the cheapest to count into
+        self._exit_types: dict[type, int] = dict.fromkeys(get_args(KvmExit), 0)
         self.kicks = 0                             # KVM_RUNs a signal ended
         self.early_kicks = 0                       # ... before the budget was spent
         self._closed = False
@@ -377,7 +377,7 @@ class KvmX86Cpu:
         """Rows for the run summary: KVM exits by kind, kicks, accesses that failed."""
         names = {PortIo: "port I/O", Mmio: "MMIO", Halt: "HLT", IrqWindow: "interrupt window", Debug: "debug"}
         exits = ", ".join(f"{names.get(kind, kind.__name__)} {count}"
-                          for kind, count in sorted(self._exit_types.items(), key=lambda item: -item[1]))
+                          for kind, count in sorted(self._exit_types.items(), key=lambda item: -item[1]) if count)
         rows = {"KVM exits": exits or "none", "budget kicks": f"{self.kicks} ({self.early_kicks} early, re-armed)"}
         if self.accesses.failed:
             rows["failed accesses"] = f"{len(self.accesses.failed)} addresses (reads all ones, writes dropped)"
