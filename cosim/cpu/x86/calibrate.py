@@ -8,7 +8,9 @@ good on fast and slow hosts alike. The guest rate is the instructions-per-
 second figure time-based budget sources need; a ratio far below 1 means KVM
 is not hardware accelerated (nested KVM emulating its guests, for instance).
 A second guest that does nothing but `out` measures the CPU time one exit
-costs inside KVM_RUN, which those sources do not count as guest progress.
+costs inside KVM_RUN, which those sources do not count as guest progress, and
+a third checks that KVM honours interrupt-window requests. All three share
+one throw-away VM.
 """
 
 from __future__ import annotations
@@ -81,11 +83,12 @@ def _timed(run, iterations: int, min_seconds: float, limit: int) -> float:
         iterations = min(limit, iterations * 2)
 
 
+Loader = Callable[[bytes], None]     # puts code at CODE_ADDRESS and resets the entry state
 OUT_LOOP = b"\xe6\x80\xff\xc9\x75\xfa"    # 1: out %al, $0x80; dec ecx; jnz 1b
 
 
 @contextmanager
-def _scratch_vcpu(device: str) -> Iterator[tuple[Callable[[bytes], None], Vcpu, X86State]]:
+def _scratch_vcpu(device: str) -> Iterator[tuple[Loader, Vcpu, X86State]]:
     """A throw-away VM in long mode: `load(code)` puts code at CODE_ADDRESS and resets the entry state."""
     ram = mmap.mmap(-1, RAM_SIZE)
     pin = ctypes.c_char.from_buffer(ram)
@@ -112,29 +115,27 @@ def _scratch_vcpu(device: str) -> Iterator[tuple[Callable[[bytes], None], Vcpu, 
         ram.close()
 
 
-def guest_rate(device: str = DEFAULT_DEVICE, min_seconds: float = 0.02, start: int = 10_000) -> float:
+def guest_rate(load: Loader, vcpu: Vcpu, min_seconds: float = 0.02, start: int = 10_000) -> float:
     """Guest instructions per second of vCPU-thread CPU time, for the counted loop."""
-    with _scratch_vcpu(device) as (load, vcpu, _):
-        def run(iterations: int) -> None:
-            load(LOOP_CODE(iterations))
-            vcpu.run()
+    def run(iterations: int) -> None:
+        load(LOOP_CODE(iterations))
+        vcpu.run()
 
-        return _timed(run, start, min_seconds, 1 << 31)
+    return _timed(run, start, min_seconds, 1 << 31)
 
 
-def exit_cost(device: str = DEFAULT_DEVICE, exits: int = 200) -> float:
+def exit_cost(load: Loader, vcpu: Vcpu, exits: int = 200) -> float:
     """CPU ns one exit to userspace and back costs inside KVM_RUN (a guest doing nothing but `out`)."""
-    with _scratch_vcpu(device) as (load, vcpu, _):
-        load(b"\xb9" + struct.pack("<I", exits) + OUT_LOOP + b"\xf4")
-        inside = 0
-        for _ in range(exits):
-            start = time.thread_time_ns()
-            vcpu.run()
-            inside += time.thread_time_ns() - start
-        return inside / exits
+    load(b"\xb9" + struct.pack("<I", exits) + OUT_LOOP + b"\xf4")
+    inside = 0
+    for _ in range(exits):
+        start = time.thread_time_ns()
+        vcpu.run()
+        inside += time.thread_time_ns() - start
+    return inside / exits
 
 
-def irq_window_exits(device: str = DEFAULT_DEVICE) -> bool:
+def irq_window_exits(load: Loader, vcpu: Vcpu, state: X86State) -> bool:
     """Does KVM exit as soon as the guest can take an interrupt (request_interrupt_window)?
 
     The guest runs `sti; nop; nop; hlt` with IF=0 and a window requested: KVM
@@ -143,11 +144,13 @@ def irq_window_exits(device: str = DEFAULT_DEVICE) -> bool:
     machine runs on to the HLT) delivers such interrupts at the guest's next
     exit instead: still within the quantum, but later.
     """
-    with _scratch_vcpu(device) as (load, vcpu, state):
-        load(b"\xfb\x90\x90\xf4")
-        vcpu.kvm_run.request_interrupt_window = 1
+    load(b"\xfb\x90\x90\xf4")
+    vcpu.kvm_run.request_interrupt_window = 1
+    try:
         vcpu.run()
-        return vcpu.kvm_run.exit_reason == Exit.IRQ_WINDOW_OPEN and state.read("rip") <= CODE_ADDRESS + 2
+    finally:
+        vcpu.kvm_run.request_interrupt_window = 0
+    return vcpu.kvm_run.exit_reason == Exit.IRQ_WINDOW_OPEN and state.read("rip") <= CODE_ADDRESS + 2
 
 
 def native_rate(min_seconds: float = 0.02, start: int = 1_000_000) -> float:
@@ -166,4 +169,8 @@ def native_rate(min_seconds: float = 0.02, start: int = 1_000_000) -> float:
 @functools.cache
 def calibrate(device: str = DEFAULT_DEVICE) -> Calibration:
     """Measured once per process and device: the host does not change under a running simulation."""
-    return Calibration(guest_rate(device), native_rate(), exit_cost(device), irq_window_exits(device))
+    with _scratch_vcpu(device) as (load, vcpu, state):
+        guest_ips = guest_rate(load, vcpu)
+        exit_ns = exit_cost(load, vcpu)
+        window = irq_window_exits(load, vcpu, state)
+    return Calibration(guest_ips, native_rate(), exit_ns, window)
