@@ -6,8 +6,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Debian packages: binutils for both guest architectures (test guests are built
-# from assembly), dpkg-deb/apt for fetching guest images.
-debs=(binutils binutils-aarch64-linux-gnu)
+# from assembly), dpkg-deb/apt for fetching guest images; gcc and linux-libc-dev
+# to check the KVM bindings against <linux/kvm.h> (tests/kvm/test_uapi.py).
+debs=(binutils binutils-aarch64-linux-gnu gcc linux-libc-dev)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,7 +17,7 @@ if ((${#missing[@]})); then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "cosim: installing Debian packages: ${missing[*]}" >&2
     $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >&2
 fi
 
 venv="$root/.venv"

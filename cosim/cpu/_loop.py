@@ -97,7 +97,9 @@ class Cpu(Device):
     # -- interrupt inputs --------------------------------------------------
     def _line(self, line: str, level: bool) -> None:
         self.backend.set_irq(line, level)
-        if self._keeper is not None:
+        # Only a raised line needs the running guest's attention; a lowered one (often
+        # the backend's own interrupt acknowledge) is seen at the next injection anyway.
+        if level and self._keeper is not None:
             self._keeper.interrupt = True
         if level and self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
@@ -149,7 +151,7 @@ class Cpu(Device):
             # stream): resume at the next scheduled event instead of an IRQ only.
             waits.append(sim.timeout(int(upcoming) - sim.now))
         start = sim.now
-        yield sim.env.any_of(waits)
+        yield waits[0] if len(waits) == 1 else sim.env.any_of(waits)
         self._wake = None
         self.idle_skipped += sim.now - start
 
@@ -175,4 +177,8 @@ class Cpu(Device):
             f"{self.name} idle skipped": format_time(self.idle_skipped),
             f"{self.name} exits": exits,
         }
+        # A backend may add rows of its own (KVM: exits by kind, budget kicks).
+        backend_rows = getattr(self.backend, "summary", None)
+        if callable(backend_rows):
+            rows |= {f"{self.name} {key}": value for key, value in backend_rows().items()}
         return rows

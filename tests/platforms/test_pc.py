@@ -28,15 +28,17 @@ def test_describe_prints_the_io_map_and_wiring(capsys):
         assert wire in out
 
 
-def test_layout_ram_at_zero_and_the_simctl_range_kept_free():
+def test_layout_ram_at_zero_sim_control_on_its_ports_and_no_cpu_without_an_image():
     pc = Pc(console="none", ram_size="32M")
     ram = pc.buses["sysbus"].find(0)
     assert ram is not None and isinstance(ram.target, Memory) and ram.size == 32 * MiB
     io = pc.buses["io"]
     assert io.width == 16
     assert SIMCTL_PORTS == PC_IO_MAP["simctl"] == (0x500, 0x20)
-    assert all(io.find(port) is None for port in range(0x500, 0x520))
+    assert all(io.find(port).target is pc.simctl for port in range(0x500, 0x520))
+    assert io.read(0x500, 4) == 0x4D49_5343                 # SIMCTL_ID
     assert pc.intr is pc.pic.intr and not pc.intr.required and not pc.intr.connected
+    assert "cpu0" not in pc.devices
     pc.sim.close()
 
 
