@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from ..._bus import Bus
 from ...kvm._access import GuestAccesses
-from ...kvm._uapi import KVM_EXIT_IO_OUT, Exit, SystemEvent, ffi
+from ...kvm._exits import (CONTINUE, INTERNAL_SUBERRORS, FailEntry, InternalError, Mmio, OtherExit, Outcome,
+                           SystemEventExit, common_outcome, decode_common)
+from ...kvm._uapi import KVM_EXIT_IO_OUT, Exit, ffi
 from .._backend import ExitReason
 
 __all__ = ["PortIo", "Mmio", "Halt", "IrqWindow", "Shutdown", "FailEntry", "InternalError", "SystemEventExit",
@@ -25,14 +27,6 @@ class PortIo:
     count: int          # > 1 for string I/O (rep ins/outs)
     write: bool
     data: bytes = b""   # OUT: count * size bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Mmio:
-    address: int
-    size: int
-    write: bool
-    data: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,43 +44,7 @@ class Shutdown:
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class FailEntry:
-    reason: int
-    cpu: int
-
-
-@dataclass(frozen=True, slots=True)
-class InternalError:
-    suberror: int
-    data: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SystemEventExit:
-    type: int
-
-
-@dataclass(frozen=True, slots=True)
-class OtherExit:
-    reason: int
-
-
 KvmExit = PortIo | Mmio | Halt | IrqWindow | Shutdown | FailEntry | InternalError | SystemEventExit | OtherExit
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What the backend does next: `reason` None = keep running; `reply` = bytes for an IN / MMIO read."""
-
-    reason: ExitReason | None
-    reply: bytes | None = None
-    detail: object = None
-
-
-CONTINUE = Outcome(None)
-INTERNAL_SUBERRORS = {1: "emulation failure", 2: "simultaneous exceptions", 3: "exit during event delivery",
-                      4: "unexpected exit reason"}
 _HALT, _WINDOW, _SHUTDOWN = Halt(), IrqWindow(), Shutdown()
 
 
@@ -100,25 +58,13 @@ def decode(run) -> KvmExit:  # run: cdata 'struct kvm_run *'
             # Safe: KVM puts count * size bytes at data_offset inside the mapped kvm_run area (api.rst KVM_EXIT_IO).
             data = bytes(ffi.buffer(ffi.cast("char *", run) + io.data_offset, io.size * io.count))
         return PortIo(io.port, io.size, io.count, write, data)
-    if reason == Exit.MMIO:
-        mmio = run.mmio
-        length = mmio.len
-        return Mmio(mmio.phys_addr, length, bool(mmio.is_write),
-                    bytes(mmio.data[0:length]) if mmio.is_write else b"")
     if reason == Exit.HLT:
         return _HALT
     if reason == Exit.IRQ_WINDOW_OPEN:
         return _WINDOW
     if reason == Exit.SHUTDOWN:
         return _SHUTDOWN
-    if reason == Exit.FAIL_ENTRY:
-        return FailEntry(run.fail_entry.hardware_entry_failure_reason, run.fail_entry.cpu)
-    if reason == Exit.INTERNAL_ERROR:
-        internal = run.internal
-        return InternalError(internal.suberror, tuple(internal.data[0:min(internal.ndata, 16)]))
-    if reason == Exit.SYSTEM_EVENT:
-        return SystemEventExit(run.system_event.type)
-    return OtherExit(reason)
+    return decode_common(run)
 
 
 def handle_exit(exit: KvmExit, *, ports: Bus, memory: Bus, accesses: GuestAccesses) -> Outcome:
@@ -143,16 +89,4 @@ def handle_exit(exit: KvmExit, *, ports: Bus, memory: Bus, accesses: GuestAccess
     if isinstance(exit, Shutdown):
         return Outcome(ExitReason.ERROR, None, "triple fault: the guest took an exception it could not deliver "
                                                "(KVM_EXIT_SHUTDOWN)")
-    if isinstance(exit, FailEntry):
-        return Outcome(ExitReason.ERROR, None, f"VM entry failed (KVM_EXIT_FAIL_ENTRY): hardware reason "
-                                               f"{exit.reason:#x} on CPU {exit.cpu}; the guest state is invalid")
-    if isinstance(exit, InternalError):
-        what = INTERNAL_SUBERRORS.get(exit.suberror, f"suberror {exit.suberror}")
-        data = " ".join(f"{d:#x}" for d in exit.data)
-        return Outcome(ExitReason.ERROR, None, f"KVM internal error: {what}" + (f" (data {data})" if data else ""))
-    if isinstance(exit, SystemEventExit):
-        if exit.type in (SystemEvent.SHUTDOWN, SystemEvent.RESET):
-            kind = "shutdown" if exit.type == SystemEvent.SHUTDOWN else "reset"
-            return Outcome(ExitReason.STOP, None, (0, f"guest requested {kind} (KVM_EXIT_SYSTEM_EVENT)"))
-        return Outcome(ExitReason.ERROR, None, f"guest system event {exit.type} (KVM_EXIT_SYSTEM_EVENT)")
-    return Outcome(ExitReason.ERROR, None, f"unexpected {Exit.name(exit.reason)} from KVM")
+    return common_outcome(exit)
