@@ -17,8 +17,8 @@
   ended by a budget source (`cosim.kvm._budget`: the PMU counting guest
   instructions, else a CPU-time estimate). Simulated time = instructions x
   period + `access_latency` per MMIO access. The guest's virtual counter runs
-  with the host's while the guest runs, and is moved forward by exactly the
-  simulated time that passed while it did not (idle jumps).
+  at the host's pace inside a quantum and is brought up to simulated time at
+  the start of each one (never backwards), idle jumps included.
 - **Idle.** With the seed's KVM_CAP_EXIT_ON_WFX, a WFI/WFE that would block
   exits to us: the in-kernel timer's next expiry is scheduled in the
   simulation and time jumps to the next event. Without it (stock kernels) a
@@ -145,7 +145,7 @@ class KvmArm64Cpu:
         self.log = logger
         self.lines = {"irq": False, "fiq": False}
         self._levels: int | None = None     # device_irq_level last applied; None: reconcile on the next exit
-        self._resume_at: int | None = None  # simulated time the guest stopped at
+        self._resume_at = 0                 # simulated time the guest stopped at (the counter is 0 at time 0)
         self._pending = False               # an MMIO read completes on the next KVM_RUN
         self._aborted: set[int] = set()
         self._closed = False
@@ -281,12 +281,20 @@ class KvmArm64Cpu:
         self.vcpu.ioctl(Arm64Ioctl.SET_VCPU_EVENTS, self._events, what="KVM_SET_VCPU_EVENTS(external data abort)")
 
     # -- the counter and the in-kernel timer --------------------------------------
-    def _advance_counter(self, picoseconds: int) -> None:
-        """Move the guest's virtual counter on by `picoseconds` of simulated time it did not run for."""
-        ticks = self.timer.count_at(picoseconds)
-        if ticks > 0:
-            now = _one_reg(self.vcpu, TimerReg.TIMER_CNT, what="virtual counter")
-            _one_reg(self.vcpu, TimerReg.TIMER_CNT, now + ticks, "virtual counter")
+    def _sync_counter(self, start: int) -> None:
+        """Before a quantum starting at simulated time `start`: bring the guest's virtual counter up to it.
+
+        Inside a quantum the counter runs at the host's pace, while simulated time
+        follows the instructions retired, so the two drift apart by up to one
+        quantum. The counter is never moved back (guests expect it monotonic): when
+        it ran ahead, it is only moved on by the simulated time that passed while
+        the guest was stopped (an idle jump), keeping its lead.
+        """
+        timer = self.timer
+        now = _one_reg(self.vcpu, TimerReg.TIMER_CNT, what="virtual counter")
+        target = max(timer.count_at(start), now + timer.count_at(max(0, start - self._resume_at)))
+        if target > now:
+            _one_reg(self.vcpu, TimerReg.TIMER_CNT, target, "virtual counter")
 
     def comparators(self) -> list[Comparator]:
         """The kernel's timers as ONE_REG reports them (the physical one where the kernel exposes it)."""
@@ -314,8 +322,7 @@ class KvmArm64Cpu:
     def run(self, keeper: QuantumKeeper) -> CpuExit:
         if self.timer.cancel():
             self._levels = None     # a planned expiry raised an output: reconcile with the kernel's level
-        if self._resume_at is not None and keeper.start > self._resume_at:
-            self._advance_counter(keeper.start - self._resume_at)
+        self._sync_counter(keeper.start)
         budget = keeper.budget
         period = self.period
         source, vcpu, run = self.source, self.vcpu, self.kvm_run

@@ -286,7 +286,7 @@ def test_timer_level_reaches_the_gic_and_the_vcpu_irq_line(fake):
     assert kernel.irq_lines == [(0, 1), (0, 0)]               # KVM_IRQ_LINE: type CPU, vCPU 0, IRQ; up then down
 
 
-def test_idle_exit_plans_the_timer_and_moves_the_counter_by_the_skipped_time(fake):
+def test_idle_exit_plans_the_timer_and_the_counter_follows_the_jump(fake):
     script = [
         executing(10, mmio(GICD, 4, True, 1)), mmio(GICD + 0x100, 4, True, 1 << 27),
         mmio(GICC + 4, 4, True, 0xF0), mmio(GICC, 4, True, 1),
@@ -297,12 +297,29 @@ def test_idle_exit_plans_the_timer_and_moves_the_counter_by_the_skipped_time(fak
     board, kernel, _ = fake(script)
     summary = board.run(until=SEC)
     counter_writes = [value for reg, value in kernel.writes if reg == TimerReg.TIMER_CNT]
-    # set to 0 at time 0 (the fake counter stands still), then moved by exactly the 1 ms skipped
-    assert counter_writes == [0, 62_500]
+    # 0 at time 0; the WFI came after 10 instructions and 4 accesses (410 ns) with CVAL 1 ms of ticks ahead
+    wake = 10 * 1000 + 4 * 100_000 + 1_000_000_000
+    assert counter_writes == [0, board.timer.count_at(wake)] and counter_writes[1] >= 62_500
     assert board.cpu0.idle_skipped >= us(999)
     assert us(1000) <= summary.sim_time < us(1001)
     assert kernel.irq_lines[0] == (0, 1)
     assert board.cpu0.exits["idle"] == 1
+
+
+def test_counter_catches_up_with_simulated_time_but_never_goes_back(fake):
+    board, kernel, _ = fake([])
+    cpu, regs = board.cpu0.backend, kernel.vcpu.regs
+    regs[TimerReg.TIMER_CNT] = 100                        # behind: the host ran faster than the model
+    cpu._resume_at = us(10)
+    cpu._sync_counter(us(10))
+    assert regs[TimerReg.TIMER_CNT] == board.timer.count_at(us(10)) == 625
+    regs[TimerReg.TIMER_CNT] = 10_000                     # ahead: moved on only by the time the guest was stopped
+    cpu._sync_counter(us(12))
+    assert regs[TimerReg.TIMER_CNT] == 10_000 + board.timer.count_at(us(2))
+    cpu._resume_at = us(12)
+    writes = len(kernel.writes)
+    cpu._sync_counter(us(12))
+    assert len(kernel.writes) == writes                   # nothing to do: no write
 
 
 def test_early_kick_rearms_and_a_spent_budget_ends_the_quantum(fake):
