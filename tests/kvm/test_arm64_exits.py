@@ -123,7 +123,7 @@ def test_interruption_asks_the_backend_about_the_budget(bus):
     assert handle(Interrupted(), bus).reason is ExitReason.BUDGET
 
 
-@pytest.mark.parametrize("kind, word", [(SystemEvent.SHUTDOWN, "shutdown"), (SystemEvent.RESET, "reset")])
+@pytest.mark.parametrize("kind, word", [(SystemEvent.SHUTDOWN, "PSCI SYSTEM_OFF"), (SystemEvent.RESET, "PSCI SYSTEM_RESET")])
 def test_psci_shutdown_and_reset_stop_the_run(bus, kind, word):
     outcome = handle(SystemEventExit(kind), bus)
     assert outcome.reason is ExitReason.STOP and word in outcome.detail[1]

@@ -15,7 +15,7 @@ from ...kvm._access import GuestAccesses
 from ...kvm._arm64 import ESR_WFX_ISS_WFE, arm_nisv, wfx_esr
 from ...kvm._exits import (CONTINUE, FailEntry, InternalError, Mmio, OtherExit, Outcome, SystemEventExit,
                            common_outcome, decode_common)
-from ...kvm._uapi import Exit
+from ...kvm._uapi import Exit, SystemEvent
 from .._backend import ExitReason
 
 __all__ = ["Wfx", "Interrupted", "ArmNisv", "ExternalAbort", "KvmExit", "decode", "handle_exit", "Mmio",
@@ -57,6 +57,7 @@ class ExternalAbort:
 
 KvmExit = Mmio | Wfx | Interrupted | ArmNisv | SystemEventExit | FailEntry | InternalError | OtherExit
 INTERRUPTED = Interrupted()
+_PSCI_STOPS = {SystemEvent.SHUTDOWN: "SYSTEM_OFF", SystemEvent.RESET: "SYSTEM_RESET"}
 
 
 def decode(run, *, ran: bool, wfx_exit: int) -> KvmExit:  # run: cdata 'struct kvm_run *'
@@ -88,6 +89,9 @@ def handle_exit(exit: KvmExit, *, bus: Bus, accesses: GuestAccesses, inject_abor
         return Outcome(ExitReason.IDLE, None, "wfe" if exit.wfe else "wfi")
     if isinstance(exit, Interrupted):
         return Outcome(ExitReason.BUDGET)
+    if isinstance(exit, SystemEventExit) and exit.type in _PSCI_STOPS:
+        # With PSCI 0.2 in KVM these events are the guest's PSCI calls (api.rst, KVM_EXIT_SYSTEM_EVENT).
+        return Outcome(ExitReason.STOP, None, (0, f"guest called PSCI {_PSCI_STOPS[exit.type]} (KVM_EXIT_SYSTEM_EVENT)"))
     if isinstance(exit, ArmNisv):
         return Outcome(ExitReason.ERROR, None,
                        f"guest MMIO access at {exit.fault_ipa:#x} with an instruction KVM cannot decode "
