@@ -41,7 +41,7 @@ def test_bad_cpu_options_are_one_line_errors(capsys, argv, message):
 def test_describe_lists_the_kvm_properties(capsys, tmp_path):
     firmware = tmp_path / "firmware.bin"
     firmware.write_bytes(b"\0" * 4)
-    assert main(["describe", "virt", "-P", "kvm_wfx=240:50", "-P", f"firmware={firmware}"]) == 0
+    assert main(["describe", "virt", "-P", "kvm_wfx=240:50", "-P", f"firmware={firmware}", "--console", "none"]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "kvm_wfx      = 240:50" in out and "kvm_budget   = auto" in out
     assert "kvm (Arm64 Linux host with /dev/kvm)" in out
