@@ -52,9 +52,13 @@ def _build(args: argparse.Namespace) -> Platform:
 def _cmd_run(args: argparse.Namespace) -> int:
     until = parse_time(args.until) if args.until else None
     platform = _build(args)
-    summary = platform.run(until)
+    try:
+        summary = platform.run(until)
+    finally:
+        platform.sim.close()    # also when --until ended the run: restore the terminal, flush output
     print(f"\ncosim: {platform.name} ended\n{summary}", file=sys.stderr)
-    return summary.status
+    # A process status holds 0..255: a larger guest status (say 256) must not read as success.
+    return summary.status if 0 <= summary.status <= 255 else 1
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

@@ -3,10 +3,11 @@
     def test_timer_fires(harness):
         dut = harness(Sp804("timer"))            # mapped at 0 on a fresh bus
         irq = dut.probe(dut.device.irq)
+        start, period = dut.now, dut.device.tick_period()
         dut.write(0x00, 0x100)                    # Timer1Load, through the bus
-        dut.write(0x08, 0xE2)                     # enable, periodic, interrupt
-        dut.run(dut.device.period * 0x100)
-        assert irq.level and irq.rises == [dut.start + 0x100 * period]
+        dut.write(0x08, 0xE2)                     # enable, periodic, interrupt, 32-bit
+        dut.run(0x100 * period + 1)               # run(d) leaves events due at exactly +d for later
+        assert irq.level and irq.rises == [start + 0x100 * period]
 
 Everything goes through the same `Bus.read`/`Bus.write` a CPU uses.
 """

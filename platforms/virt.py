@@ -44,25 +44,14 @@ GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
 UART_CLOCK_HZ = 24_000_000
 
 from cosim import MS, Memory, PlatformError, US, parse_time, format_time
-from cosim.chardev import BufferBackend, CharBackend, NullBackend, StdioBackend
+from cosim.chardev import open_backend
 from cosim.cpu import Cpu
 from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
 from cosim.kvm._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
-
-
-def _console(value: str | CharBackend) -> CharBackend:
-    if not isinstance(value, str):
-        return value
-    if value == "stdio":
-        return StdioBackend()
-    if value == "none":
-        return NullBackend()
-    if value == "buffer":
-        return BufferBackend()
-    raise PlatformError(f"unknown console {value!r}: use stdio, buffer or none")
+from cosim.models.simctl import SimControl
 
 
 def _parse_wfx(value: str) -> tuple[int, int] | None:
@@ -97,7 +86,7 @@ class Virt(Platform):
     summary = "Arm64 machine laid out like QEMU's virt; boots Debian's U-Boot by default"
     ram_size = Property(128 * MiB, "RAM size in bytes", parse_size)
     firmware = Property("uboot", "image in flash at 0x0: a path, or 'uboot' (Debian's u-boot-qemu, fetched)")
-    console = Property("stdio", "PL011 console: stdio, buffer, none (or a CharBackend from Python)")
+    console = Property("stdio", "PL011 console: stdio, buffer, none, pty, tcp:[HOST:]PORT (or a CharBackend from Python)")
     quantum = Property(MS, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
     cpu = Property("unicorn", "CPU backend: unicorn (software, any host) or kvm (Arm64 Linux host with /dev/kvm)")
     kvm_wfx = Property((DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT),
@@ -125,9 +114,12 @@ class Virt(Platform):
         self.map("sysbus", VIRT_MAP["gic_dist"][0], self.gic.distributor)
         self.map("sysbus", VIRT_MAP["gic_cpu"][0], self.gic.cpu_interface(0))
 
-        self.uart = self.add("uart0", Pl011, backend=_console(self.console), clock_hz=UART_CLOCK_HZ)
+        self.uart = self.add("uart0", Pl011, backend=open_backend(self.console), clock_hz=UART_CLOCK_HZ)
         self.map("sysbus", VIRT_MAP["uart0"][0], self.uart)
         self.wire(self.uart.irq, self.gic.spi(UART0_SPI))
+
+        self.simctl = self.add("simctl", SimControl)          # mapping only: guests know the address
+        self.map("sysbus", VIRT_MAP["simctl"][0], self.simctl)
 
         self.timer = self.add("timer", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
         self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))

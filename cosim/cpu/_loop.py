@@ -97,7 +97,9 @@ class Cpu(Device):
     # -- interrupt inputs --------------------------------------------------
     def _line(self, line: str, level: bool) -> None:
         self.backend.set_irq(line, level)
-        if self._keeper is not None:
+        # Only a raised line needs the running guest's attention; a lowered one (often
+        # the backend's own interrupt acknowledge) is seen at the next injection anyway.
+        if level and self._keeper is not None:
             self._keeper.interrupt = True
         if level and self._wake is not None and not self._wake.triggered:
             self._wake.succeed()

@@ -37,6 +37,7 @@ import signal
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -229,12 +230,8 @@ class TaskClockBudget(_CpuTimeBudget):
                  open_event: Callable[..., int] = _perf_event_open) -> None:
         super().__init__(ips, signo)
         attr = perf_attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK, 1_000_000, PerfAttrFlags.DISABLED)
-        self.fd = open_event(attr, 0, -1)
-        try:
-            _signal_owner(self.fd, signo, tid or threading.get_native_id())
-        except OSError as error:
-            os.close(self.fd)
-            raise KvmError("task-clock perf event: routing its overflow signal", error.errno or _errno.EINVAL) from error
+        self.fd = _open_signalling(open_event, attr, signo, tid, "task-clock perf event")
+        self._finalizer = weakref.finalize(self, _close_quietly, self.fd)
         self.description = f"task-clock perf event, estimated at {self.ips / 1e6:.3g}M instructions/s"
 
     def _kick_after(self, ns: int) -> None:
@@ -244,9 +241,7 @@ class TaskClockBudget(_CpuTimeBudget):
         fcntl.ioctl(self.fd, PERF_EVENT_IOC_DISABLE, 0)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self._finalizer()
 
 
 class TimerBudget(_CpuTimeBudget):
@@ -268,6 +263,7 @@ class TimerBudget(_CpuTimeBudget):
         if libc.timer_create(CLOCK_MONOTONIC, event, handle) != 0:
             raise KvmError("timer_create(CLOCK_MONOTONIC, SIGEV_THREAD_ID)", ffi.errno)
         self._timer = handle[0]
+        self._finalizer = weakref.finalize(self, libc.timer_delete, self._timer)
         self._spec = ffi.new("struct itimerspec_ *")
         self.description = f"POSIX timer, estimated at {self.ips / 1e6:.3g}M instructions/s"
 
@@ -283,9 +279,7 @@ class TimerBudget(_CpuTimeBudget):
         self._set(0)
 
     def close(self) -> None:
-        if self._timer is not None:
-            libc.timer_delete(self._timer)
-            self._timer = None
+        self._finalizer()
 
 
 class PmuBudget:
@@ -300,21 +294,15 @@ class PmuBudget:
         # exclude_host: count only while the CPU is in guest mode (VMX non-root / EL1 of the guest).
         attr = perf_attr(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS, 1_000_000,
                          PerfAttrFlags.DISABLED | PerfAttrFlags.EXCLUDE_HOST)
-        self.fd = open_event(attr, 0, -1)
-        try:
-            _signal_owner(self.fd, signo, tid or threading.get_native_id())
-        except OSError as error:
-            os.close(self.fd)
-            raise KvmError("PMU perf event: routing its overflow signal", error.errno or _errno.EINVAL) from error
+        self.fd = _open_signalling(open_event, attr, signo, tid, "PMU perf event")
+        self._finalizer = weakref.finalize(self, _close_quietly, self.fd)
         self._budget = 0
-        self._base = 0
         self._count = 0
         self.description = "hardware PMU, guest instructions counted (exclude_host)"
 
     def arm(self, instructions: int) -> None:
         self._budget = max(1, instructions)
         fcntl.ioctl(self.fd, PERF_EVENT_IOC_RESET, 0)
-        self._base = 0
         self._count = 0
         _perf_restart(self.fd, self._budget)
 
@@ -328,30 +316,48 @@ class PmuBudget:
         return self._count
 
     def rearm(self) -> None:
-        _perf_restart(self.fd, max(1, self._budget - self._count), reset=False)
+        _perf_restart(self.fd, max(1, self._budget - self._count))
 
     def disarm(self) -> None:
         fcntl.ioctl(self.fd, PERF_EVENT_IOC_DISABLE, 0)
         drain(self.signo)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self._finalizer()
 
 
-def _signal_owner(fd: int, signo: int, tid: int) -> None:
-    """Overflow of `fd` sends `signo` to thread `tid` (fcntl F_SETOWN_EX/F_OWNER_TID, F_SETSIG, O_ASYNC)."""
-    fcntl.fcntl(fd, F_SETOWN_EX, struct.pack("ii", F_OWNER_TID, tid))
-    fcntl.fcntl(fd, F_SETSIG, signo)
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
-def _perf_restart(fd: int, period: int, reset: bool = True) -> None:
-    """Overflow once after `period` more units: set the period, then enable for one overflow (REFRESH 1)."""
-    fcntl.ioctl(fd, PERF_EVENT_IOC_DISABLE, 0)
-    if reset:
-        fcntl.ioctl(fd, PERF_EVENT_IOC_RESET, 0)
+def _open_signalling(open_event: Callable[..., int], attr, signo: int, tid: int | None, what: str) -> int:
+    """A perf event on this thread whose overflow sends `signo` to thread `tid` (default: this one).
+
+    fcntl F_SETOWN_EX (F_OWNER_TID), F_SETSIG and O_ASYNC route the overflow
+    notification as a signal to one thread (perf_event_open(2), "Overflow handling").
+    """
+    fd = open_event(attr, 0, -1)
+    try:
+        fcntl.fcntl(fd, F_SETOWN_EX, struct.pack("ii", F_OWNER_TID, tid or threading.get_native_id()))
+        fcntl.fcntl(fd, F_SETSIG, signo)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+    except OSError as error:
+        os.close(fd)
+        raise KvmError(f"{what}: routing its overflow signal", error.errno or _errno.EINVAL) from error
+    return fd
+
+
+def _perf_restart(fd: int, period: int) -> None:
+    """Overflow once after `period` more units: set the period, then enable for one overflow (REFRESH 1).
+
+    At the start of a quantum the event is disabled (by `disarm`), so the new
+    period counts from the REFRESH: two ioctls per quantum. After an early kick
+    it disabled itself on the overflow; after another signal's EINTR it is still
+    counting and the REFRESH allows one more overflow, which is drained at the end.
+    """
     fcntl.ioctl(fd, PERF_EVENT_IOC_PERIOD, struct.pack("<Q", max(1, period)))
     fcntl.ioctl(fd, PERF_EVENT_IOC_REFRESH, 1)
 

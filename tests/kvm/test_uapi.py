@@ -1,16 +1,10 @@
 """The cffi layouts and ioctl numbers against the host's <linux/kvm.h>, compiled with gcc at test time."""
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from cosim.kvm import _uapi, _x86
 from cosim.kvm._uapi import Ioctl, ffi
 from cosim.kvm._x86 import X86Ioctl
-
-HEADER = Path("/usr/include/linux/kvm.h")
 
 # (C type, cffi type, fields whose offsets the backends use)
 STRUCTS = [
@@ -64,33 +58,17 @@ CONSTANTS |= {"KVM_MEM_READONLY": _uapi.KVM_MEM_READONLY, "KVM_API_VERSION": _ua
 
 
 @pytest.fixture(scope="module")
-def header(tmp_path_factory):
+def header(c_values):
     """name -> value, printed by a C program built against the host's <linux/kvm.h>."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc not found: install gcc to check the cffi layouts against <linux/kvm.h>")
-    if not HEADER.exists():
-        pytest.skip(f"{HEADER} missing: install linux-libc-dev (scripts/bootstrap.sh does)")
-    lines = ["#include <stddef.h>", "#include <stdio.h>", "#include <linux/kvm.h>", "int main(void) {"]
-
-    def emit(name: str, expr: str) -> None:
-        lines.append(f'  printf("%s %llu\\n", "{name}", (unsigned long long)({expr}));')
-
+    expressions = {}
     for ctype, _, _, fields in STRUCTS:
-        emit(f"sizeof {ctype}", f"sizeof({ctype})")
+        expressions[f"sizeof {ctype}"] = f"sizeof({ctype})"
         for field in fields:
-            emit(f"offsetof {ctype} {field}", f"offsetof({ctype}, {field})")
+            expressions[f"offsetof {ctype} {field}"] = f"offsetof({ctype}, {field})"
     for path in UNION_FIELDS:
-        emit(f"offsetof struct kvm_run {path}", f"offsetof(struct kvm_run, {path})")
-    for name in {**IOCTLS, **CONSTANTS}:
-        emit(name, name)
-    lines.append("  return 0;\n}")
-    work = tmp_path_factory.mktemp("uapi")
-    (work / "probe.c").write_text("\n".join(lines))
-    build = subprocess.run([gcc, "-o", str(work / "probe"), str(work / "probe.c")], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    out = subprocess.run([str(work / "probe")], capture_output=True, text=True, check=True).stdout
-    return {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in out.splitlines()}
+        expressions[f"offsetof struct kvm_run {path}"] = f"offsetof(struct kvm_run, {path})"
+    expressions |= {name: name for name in {**IOCTLS, **CONSTANTS}}
+    return c_values(["linux/kvm.h"], expressions)
 
 
 def _offset(ffi_, ctype: str, path: str) -> int:

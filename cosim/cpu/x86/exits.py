@@ -1,6 +1,6 @@
 """KVM exits on x86: decoded from `kvm_run` into small values, handled by a pure function.
 
-`decode(run)` reads the exit union once; `handle_exit(exit, ...)` decides what
+`decode(view)` reads the exit union once (through a `RunView` of kvm_run); `handle_exit(exit, ...)` decides what
 happens, touching nothing but the buses it is given, so tests feed it fake
 exits (STYLE.md #9). The backend copies `Outcome.reply` back into kvm_run.
 """
@@ -17,10 +17,11 @@ from ...kvm._uapi import KVM_EXIT_IO_OUT, Exit, ffi
 from .._backend import ExitReason
 
 __all__ = ["PortIo", "Mmio", "Halt", "IrqWindow", "Shutdown", "FailEntry", "InternalError", "SystemEventExit",
-           "OtherExit", "KvmExit", "Outcome", "decode", "handle_exit", "INTERNAL_SUBERRORS"]
+           "OtherExit", "KvmExit", "Outcome", "RunView", "decode", "handle_exit", "INTERNAL_SUBERRORS"]
 
 
-@dataclass(frozen=True, slots=True)
+# PortIo and Mmio (cosim.kvm._exits) are made on every device exit: plain slotted classes, cheaper than frozen ones.
+@dataclass(slots=True)
 class PortIo:
     port: int
     size: int
@@ -48,16 +49,39 @@ KvmExit = PortIo | Mmio | Halt | IrqWindow | Shutdown | FailEntry | InternalErro
 _HALT, _WINDOW, _SHUTDOWN = Halt(), IrqWindow(), Shutdown()
 
 
-def decode(run) -> KvmExit:  # run: cdata 'struct kvm_run *'
-    reason = run.exit_reason
+class RunView:
+    """Views into one vCPU's kvm_run, taken once: the exit union members and the raw bytes.
+
+    Safe: `run` points at the vCPU's kvm_run mapping of `size` bytes, which
+    outlives this view (the backend drops both together).
+    """
+
+    __slots__ = ("run", "io", "mmio", "raw")
+
+    def __init__(self, run, size: int) -> None:  # run: cdata 'struct kvm_run *'
+        self.run = run
+        self.io = run.io
+        self.mmio = run.mmio
+        self.raw = ffi.buffer(run, size)
+
+
+def decode(view: RunView) -> KvmExit:
+    reason = view.run.exit_reason
     if reason == Exit.IO:
-        io = run.io
-        write = io.direction == KVM_EXIT_IO_OUT
-        data = b""
-        if write:
-            # Safe: KVM puts count * size bytes at data_offset inside the mapped kvm_run area (api.rst KVM_EXIT_IO).
-            data = bytes(ffi.buffer(ffi.cast("char *", run) + io.data_offset, io.size * io.count))
-        return PortIo(io.port, io.size, io.count, write, data)
+        io = view.io
+        size, count = io.size, io.count
+        if io.direction == KVM_EXIT_IO_OUT:
+            # KVM put count * size bytes at data_offset inside the kvm_run mapping (api.rst KVM_EXIT_IO).
+            offset = io.data_offset
+            return PortIo(io.port, size, count, True, view.raw[offset:offset + size * count])
+        return PortIo(io.port, size, count, False)
+    if reason == Exit.MMIO:
+        mmio = view.mmio
+        length = mmio.len
+        if mmio.is_write:
+            return Mmio(mmio.phys_addr, length, True, bytes(ffi.buffer(mmio.data, length)))
+        return Mmio(mmio.phys_addr, length, False)
+    run = view.run
     if reason == Exit.HLT:
         return _HALT
     if reason == Exit.IRQ_WINDOW_OPEN:

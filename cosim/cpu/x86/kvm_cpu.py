@@ -37,8 +37,8 @@ from ...kvm._x86 import KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi
 from ...loaders.x86 import EntryState
 from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from .calibrate import Calibration, calibrate
-from .exits import Mmio, PortIo, decode, handle_exit
-from .state import DEFAULT_HIDDEN, CpuidMask, X86State, set_cpuid
+from .exits import Mmio, PortIo, RunView, decode, handle_exit
+from .state import DEFAULT_HIDDEN, MSR_IA32_TSC, CpuidMask, X86State, set_cpuid
 
 __all__ = ["KvmX86Cpu", "MemoryRegion", "TSS_ADDRESS", "IDENTITY_MAP_ADDRESS"]
 
@@ -50,6 +50,16 @@ MemoryRegion = tuple[int, int, int, bool]
 # and one for the identity map; placed below 4 GiB where QEMU puts them.
 TSS_ADDRESS = 0xFFFB_D000
 IDENTITY_MAP_ADDRESS = 0xFFFB_C000
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(logger: logging.Logger, message: str) -> None:
+    """A host fact (KVM not accelerated) is worth one warning per process, not one per CPU built."""
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning("%s", message)
 
 
 class KvmX86Cpu:
@@ -87,29 +97,34 @@ class KvmX86Cpu:
         self.intr = False
         self._halted = False
         self._resume_at: int | None = None   # simulated time the guest stopped at, if it ran before
+        self._tsc_khz: int | None = None
         self._closed = False
+        self.calibration: Calibration | None = None if ips else calibrate(device)
+        self.ips = ips or self.calibration.guest_ips
+        if self.calibration is not None and not self.calibration.accelerated:
+            _warn_once(logger, f"cosim: {self.calibration.describe()}")
         self.kvm = Kvm(device)
+        self.source = None
         try:
             self._setup(ram, cpuid_hidden)
-            self.calibration: Calibration | None = None if ips else calibrate(device)
-            self.ips = ips or self.calibration.guest_ips
             self.budget_choice: BudgetChoice = choose_budget_source(budget, ips=lambda: self.ips, signo=kick_signal)
             self.source = self.budget_choice.source
+            if entry is not None:
+                self.set_entry(entry)
         except BaseException:
-            self.kvm.close()
+            self.close()
             raise
         self.description = self._describe()
-        if self.calibration is not None and not self.calibration.accelerated:
-            logger.warning("cosim: %s", self.calibration.describe())
-        if entry is not None:
-            self.set_entry(entry)
 
     def _setup(self, ram: Iterable[MemoryRegion], cpuid_hidden: Iterable[CpuidMask]) -> None:
         kvm = self.kvm
         self.vm = vm = kvm.create_vm()
-        vm.ioctl(X86Ioctl.SET_TSS_ADDR, TSS_ADDRESS, what="KVM_SET_TSS_ADDR")
-        identity = ffi.new("unsigned long long *", IDENTITY_MAP_ADDRESS)
-        vm.ioctl(X86Ioctl.SET_IDENTITY_MAP_ADDR, identity, what="KVM_SET_IDENTITY_MAP_ADDR")
+        # Intel VMX without unrestricted guest emulates real mode with these pages (api.rst KVM_SET_TSS_ADDR).
+        if kvm.capabilities.has("SET_TSS_ADDR"):
+            vm.ioctl(X86Ioctl.SET_TSS_ADDR, TSS_ADDRESS, what="KVM_SET_TSS_ADDR")
+        if kvm.capabilities.has("SET_IDENTITY_MAP_ADDR"):
+            identity = ffi.new("unsigned long long *", IDENTITY_MAP_ADDRESS)
+            vm.ioctl(X86Ioctl.SET_IDENTITY_MAP_ADDR, identity, what="KVM_SET_IDENTITY_MAP_ADDR")
         readonly = kvm.capabilities.has("READONLY_MEM")
         for base, size, host, read_only in ram:
             if read_only and not readonly:
@@ -119,6 +134,7 @@ class KvmX86Cpu:
         self.cpuid = set_cpuid(kvm, vcpu, cpuid_hidden)
         self.state = X86State(vcpu)
         self.kvm_run = vcpu.kvm_run
+        self._view = RunView(vcpu.kvm_run, kvm.vcpu_mmap_size)
         self._irq = ffi.new("struct kvm_interrupt *")
         self._tsc_attr = self._tsc_offset_attr()
         # The kick signal stays blocked in this thread and is unblocked only inside
@@ -127,23 +143,41 @@ class KvmX86Cpu:
         vcpu.set_signal_mask(set(blocked) - {self.kick_signal})
 
     def _tsc_offset_attr(self):  # -> cdata 'struct kvm_device_attr *' or None
+        """The vCPU's TSC-offset attribute, if the host has it *and* honours it.
+
+        Probed by moving the offset one second on and reading the guest TSC back:
+        an emulating nested KVM may accept the write and ignore it.
+        """
+        self.tsc_note = "TSC free-running (KVM_VCPU_TSC_OFFSET unavailable)"
         if not self.kvm.capabilities.has("VCPU_ATTRIBUTES"):
             return None
         attr = ffi.new("struct kvm_device_attr *")
         attr.group, attr.attr = KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET
+        self._tsc_value = value = ffi.new("unsigned long long *")
+        attr.addr = int(ffi.cast("unsigned long", value))
         try:
             self.vcpu.ioctl(Ioctl.HAS_DEVICE_ATTR, attr, what="KVM_HAS_DEVICE_ATTR(TSC offset)")
-        except KvmError:
+            self.vcpu.ioctl(Ioctl.GET_DEVICE_ATTR, attr, what="KVM_GET_DEVICE_ATTR(TSC offset)")
+            offset, second = value[0], self.tsc_khz * 1000
+            before = self.state.read_msr(MSR_IA32_TSC)
+            value[0] = (offset + second) & (1 << 64) - 1
+            self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
+            moved = self.state.read_msr(MSR_IA32_TSC) - before
+            value[0] = offset
+            self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
+        except KvmError as error:
+            self.tsc_note = f"TSC free-running ({error})"
             return None
-        self._tsc_value = ffi.new("unsigned long long *")
-        attr.addr = int(ffi.cast("unsigned long", self._tsc_value))
+        if not second <= moved < 2 * second:
+            self.tsc_note = "TSC free-running (this host's KVM ignores KVM_VCPU_TSC_OFFSET writes)"
+            return None
+        self.tsc_note = "TSC offset follows idle time"
         return attr
 
     def _describe(self) -> str:
         rate = (self.calibration.describe() if self.calibration
                 else f"{self.ips / 1e6:.3g}M instructions/s (configured)")
-        tsc = "TSC offset follows idle time" if self._tsc_attr is not None else "TSC free-running (no offset control)"
-        return f"KVM x86-64 at {self.frequency}, budget: {self.budget_choice.describe()}; {rate}; {tsc}"
+        return f"KVM x86-64 at {self.frequency}, budget: {self.budget_choice.describe()}; {rate}; {self.tsc_note}"
 
     # -- registers -------------------------------------------------------------
     def read_register(self, name: str) -> int:
@@ -198,20 +232,27 @@ class KvmX86Cpu:
 
     # -- TSC ---------------------------------------------------------------------
     def _advance_tsc(self, picoseconds: int) -> None:
-        """Move the guest TSC on by `picoseconds` of simulated time the guest did not run for."""
+        """Move the guest TSC on by `picoseconds` of simulated time the guest did not run for.
+
+        The offset read at set-up is kept here: nothing else writes it.
+        """
         attr = self._tsc_attr
         if attr is None or picoseconds <= 0:
             return
-        khz = self._tsc_khz()
-        self.vcpu.ioctl(Ioctl.GET_DEVICE_ATTR, attr, what="KVM_GET_DEVICE_ATTR(TSC offset)")
-        self._tsc_value[0] = (self._tsc_value[0] + picoseconds * khz // 1_000_000_000) & (1 << 64) - 1
+        self._tsc_value[0] = (self._tsc_value[0] + picoseconds * self.tsc_khz // 1_000_000_000) & (1 << 64) - 1
         self.vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(TSC offset)")
 
-    def _tsc_khz(self) -> int:
-        khz = getattr(self, "_khz", None)
-        if khz is None:
-            khz = self._khz = self.vcpu.ioctl(X86Ioctl.GET_TSC_KHZ, what="KVM_GET_TSC_KHZ")
-        return khz
+    @property
+    def tsc_follows_idle(self) -> bool:
+        """True when the guest TSC is moved on across idle time (see `tsc_note` otherwise)."""
+        return self._tsc_attr is not None
+
+    @property
+    def tsc_khz(self) -> int:
+        """The guest TSC's frequency (KVM_GET_TSC_KHZ)."""
+        if self._tsc_khz is None:
+            self._tsc_khz = self.vcpu.ioctl(X86Ioctl.GET_TSC_KHZ, what="KVM_GET_TSC_KHZ")
+        return self._tsc_khz
 
     # -- running -----------------------------------------------------------------
     def run(self, keeper: QuantumKeeper) -> CpuExit:
@@ -224,13 +265,17 @@ class KvmX86Cpu:
         budget = keeper.budget
         period = self.period
         limit = max(1, budget // period)
-        source, vcpu, state = self.source, self.vcpu, self.state
+        source, vcpu, state, view = self.source, self.vcpu, self.state, self._view
+        ports, memory, accesses, latency = self.ports, self.memory, self.accesses, self.access_latency
+        run = self.kvm_run
         extra = 0           # access latencies in this run
-        done = 0
         source.arm(limit)
         try:
             while True:
-                self._inject()
+                if self.intr:
+                    self._inject()
+                elif run.request_interrupt_window:
+                    run.request_interrupt_window = 0
                 source.entered()
                 ran = vcpu.run()
                 source.exited()
@@ -242,13 +287,13 @@ class KvmX86Cpu:
                         return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
                     source.rearm()     # an early kick, or another signal: the budget is not spent
                     continue
-                exit = decode(self.kvm_run)
-                device = isinstance(exit, (PortIo, Mmio))
+                exit = decode(view)
+                device = type(exit) is PortIo or type(exit) is Mmio
                 if device:
-                    extra += self.access_latency
-                    elapsed += self.access_latency
+                    extra += latency
+                    elapsed += latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
-                outcome = handle_exit(exit, ports=self.ports, memory=self.memory, accesses=self.accesses)
+                outcome = handle_exit(exit, ports=ports, memory=memory, accesses=accesses)
                 if outcome.reply is not None:
                     self._reply(exit, outcome.reply)
                 if outcome.reason is not None:
@@ -263,12 +308,12 @@ class KvmX86Cpu:
             source.disarm()
 
     def _reply(self, exit: PortIo | Mmio, data: bytes) -> None:
-        run = self.kvm_run
         if isinstance(exit, PortIo):
-            # Safe: KVM reserved count * size bytes at data_offset inside the kvm_run mapping for this IN.
-            ffi.memmove(ffi.cast("char *", run) + run.io.data_offset, data, len(data))
+            # KVM reserved count * size bytes at data_offset inside the kvm_run mapping for this IN.
+            offset = self._view.io.data_offset
+            self._view.raw[offset:offset + len(data)] = data
         else:
-            ffi.memmove(run.mmio.data, data, len(data))
+            ffi.memmove(self._view.mmio.data, data, len(data))
         self.state.pending_completion = True
 
     def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int,
@@ -289,7 +334,8 @@ class KvmX86Cpu:
         if self._closed:
             return
         self._closed = True
-        self.source.close()
+        if self.source is not None:
+            self.source.close()
         self.kvm.close()
         try:
             signal.sigtimedwait([self.kick_signal], 0)

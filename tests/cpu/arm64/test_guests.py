@@ -80,3 +80,36 @@ def test_same_guest_same_trace(arm_guest):
         return summary.sim_time, board.cpu0.instructions, dict(board.cpu0.exits)
 
     assert trace() == trace()
+
+
+def test_guest_reports_results_and_exits_through_sim_control(arm_guest, capsys, cpu):
+    board, _ = boot(arm_guest("simctl"), cpu=cpu)
+    summary = board.run(until=SEC)
+    assert summary.stop and summary.status == 3 and "SIMCTL_EXIT" in summary.stop.reason
+    assert board.simctl.results == [0, 0, 5]               # ID matched, time moved on, deliberate fail 5
+    assert summary.extra["simctl test results"] == "2 passed, 1 failed (#3: code 0x5)"
+    assert "simctl test results" in str(summary)
+    first, second = results(board, 0), results(board, 1)
+    assert 0 <= first < second <= summary.sim_time // 1000  # ns readings, in order, before the exit
+    assert capsys.readouterr().out == "[simctl] hello from the guest\n"
+
+
+def test_console_property_selects_a_tcp_backend(arm_guest):
+    import socket
+
+    from cosim.chardev import TcpBackend
+
+    board = Virt(firmware=str(arm_guest("hello")), console="tcp:127.0.0.1:0")
+    assert isinstance(board.uart.backend, TcpBackend)
+    with socket.create_connection(board.uart.backend.address, timeout=3) as client:
+        summary = board.run(until=SEC)                     # powers off at once; close() delivers the output
+        assert summary.stop and client.recv(100) == b"hello\n"
+
+
+def test_cosim_run_exits_with_the_guest_status_and_prints_its_results(arm_guest, capsys):
+    from cosim.cli import main
+
+    assert main(["run", "virt", "-P", f"firmware={arm_guest('simctl')}", "--console", "none", "--until", "1s"]) == 3
+    assert "simctl test results  2 passed, 1 failed (#3: code 0x5)" in capsys.readouterr().err
+    # 256 would read as 0 (success) in a shell: it becomes 1.
+    assert main(["run", "virt", "-P", f"firmware={arm_guest('exit256')}", "--console", "none"]) == 1
