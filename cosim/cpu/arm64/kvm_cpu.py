@@ -32,7 +32,6 @@ from __future__ import annotations
 import errno as _errno
 import logging
 import platform
-import signal
 import time
 from collections.abc import Callable, Iterable
 
@@ -44,10 +43,11 @@ from ...kvm._access import GuestAccesses
 from ...kvm._arm64 import (CORE_REGS, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, KVM_ARM_VCPU_PMU_V3_CTRL,
                            KVM_ARM_VCPU_PMU_V3_INIT, SYSREGS, Arm64Cap, Arm64Features, Arm64Ioctl, CpuIrq, Feature,
                            IrqType, TimerReg, device_irq_level, ffi, irq_line, probe_arm64)
+from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, TimerBudget, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError, Vcpu, Vm
 from ...kvm._uapi import Ioctl
-from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
+from .._backend import CpuExit, ExitReason, QuantumKeeper
 from .kvm_exits import ExternalAbort, Mmio, decode, handle_exit
 from .kvm_timer import Comparator, KvmGenericTimer, host_counter_frequency
 
@@ -55,8 +55,6 @@ __all__ = ["KvmArm64Cpu", "MemoryRegion", "kvm_arm64_unavailable", "guest_rate"]
 
 log = logging.getLogger("cosim.cpu.arm64")
 
-# (guest physical address, size, host address of the buffer, read-only)
-MemoryRegion = tuple[int, int, int, bool]
 _MASK64 = (1 << 64) - 1
 
 
@@ -109,7 +107,7 @@ def _init_vcpu(vm: Vm, vcpu: Vcpu, features: Arm64Features, want_pmu: bool, logg
     return pmu
 
 
-class KvmArm64Cpu:
+class KvmArm64Cpu(KvmCpuBase):
     """Arm64 CPU on KVM behind the CpuBackend interface.
 
     `bus`: the system bus (MMIO exits); `memory`: regions mapped as memory
@@ -148,7 +146,6 @@ class KvmArm64Cpu:
         self._resume_at = 0                 # simulated time the guest stopped at (the counter is 0 at time 0)
         self._pending = False               # an MMIO read completes on the next KVM_RUN
         self._aborted: set[int] = set()
-        self._closed = False
         self.guard: TimerBudget | None = None
         timer.frequency_hz = host_counter_frequency()
         self.kvm = Kvm(device)
@@ -177,20 +174,13 @@ class KvmArm64Cpu:
                                     wfx_cap=wfx_cap, use_wfx=use_wfx)
         if self.features.nisv_to_user:
             _enable_cap(vm, Arm64Cap.ARM_NISV_TO_USER, "ARM_NISV_TO_USER")
-        readonly = kvm.capabilities.has("READONLY_MEM")
-        for base, size, host, read_only in memory:
-            if read_only and not readonly:
-                self.log.warning("ROM at %#x is mapped writable: this host's KVM lacks KVM_CAP_READONLY_MEM", base)
-            vm.add_memory(base, size, host, read_only=read_only and readonly)
+        map_memory(kvm, vm, memory, self.log)
         self.vcpu = vcpu = vm.create_vcpu(0)
         self.guest_pmu = _init_vcpu(vm, vcpu, self.features, guest_pmu, self.log)
         self.kvm_run = vcpu.kvm_run
         self._irq = ffi.new("struct kvm_irq_level *")
         self._events = ffi.new("struct kvm_vcpu_events *")
-        # The kick signal stays blocked in this thread and is unblocked only inside
-        # KVM_RUN (see cosim.kvm._budget): a kick can then never be lost nor run a handler.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {self.kick_signal})
-        vcpu.set_signal_mask(set(blocked) - {self.kick_signal})
+        block_kick(vcpu, self.kick_signal)
 
     def _guest_ips(self) -> float:
         if self._ips is None:
@@ -381,33 +371,8 @@ class KvmArm64Cpu:
             if guard is not None:
                 guard.disarm()
 
-    def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int,
-              detail: object = None) -> CpuExit:
-        elapsed = min(elapsed, keeper.budget)
-        self._resume_at = keeper.start + elapsed
-        if reason is ExitReason.ERROR:
-            raise CpuError(f"{detail} (pc {self._safe_pc()})", self.register_dump())
-        return CpuExit(reason, elapsed, done, detail)
-
-    def _safe_pc(self) -> str:
-        try:
-            return f"{self.pc:#x}"
-        except KvmError:
-            return "unknown"
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for part in (getattr(self, "source", None), self.guard):
-            if part is not None:
-                part.close()
-        self.kvm.close()
-        try:
-            signal.sigtimedwait([self.kick_signal], 0)
-        except OSError as error:
-            if error.errno != _errno.EINTR:
-                raise
+    def _closeables(self) -> list:
+        return [part for part in (getattr(self, "source", None), self.guard) if part is not None]
 
 
 # -- the guest's instruction rate, for time-based budget sources ----------------------------

@@ -22,20 +22,19 @@
 
 from __future__ import annotations
 
-import errno as _errno
 import logging
-import signal
 from collections.abc import Callable, Iterable
 
 from ..._bus import Bus
 from ..._time import GHz, NS, Frequency
 from ...kvm._access import GuestAccesses
+from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError
 from ...kvm._uapi import Ioctl
 from ...kvm._x86 import KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi
 from ...loaders.x86 import EntryState
-from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
+from .._backend import CpuExit, ExitReason, QuantumKeeper
 from .calibrate import Calibration, calibrate
 from .exits import Mmio, PortIo, RunView, decode, handle_exit
 from .state import DEFAULT_HIDDEN, MSR_IA32_TSC, CpuidMask, X86State, set_cpuid
@@ -44,8 +43,6 @@ __all__ = ["KvmX86Cpu", "MemoryRegion", "TSS_ADDRESS", "IDENTITY_MAP_ADDRESS"]
 
 log = logging.getLogger("cosim.cpu.x86")
 
-# (guest physical address, size, host address of the buffer, read-only)
-MemoryRegion = tuple[int, int, int, bool]
 # Three pages Intel VMX needs for real-mode emulation without unrestricted guest,
 # and one for the identity map; placed below 4 GiB where QEMU puts them.
 TSS_ADDRESS = 0xFFFB_D000
@@ -62,7 +59,7 @@ def _warn_once(logger: logging.Logger, message: str) -> None:
         logger.warning("%s", message)
 
 
-class KvmX86Cpu:
+class KvmX86Cpu(KvmCpuBase):
     """x86-64 CPU on KVM behind the CpuBackend interface.
 
     `memory`: the system bus (MMIO exits); `ports`: the I/O-port bus; `ram`:
@@ -76,6 +73,7 @@ class KvmX86Cpu:
     """
 
     name = "kvm-x86"
+    pc_name = "rip"
 
     def __init__(self, *, memory: Bus, ports: Bus, ram: Iterable[MemoryRegion],
                  acknowledge: Callable[[], int | None] | None = None, frequency: Frequency = GHz(1),
@@ -98,7 +96,6 @@ class KvmX86Cpu:
         self._halted = False
         self._resume_at: int | None = None   # simulated time the guest stopped at, if it ran before
         self._tsc_khz: int | None = None
-        self._closed = False
         self.calibration: Calibration | None = None if ips else calibrate(device)
         self.ips = ips or self.calibration.guest_ips
         if self.calibration is not None and not self.calibration.accelerated:
@@ -125,11 +122,7 @@ class KvmX86Cpu:
         if kvm.capabilities.has("SET_IDENTITY_MAP_ADDR"):
             identity = ffi.new("unsigned long long *", IDENTITY_MAP_ADDRESS)
             vm.ioctl(X86Ioctl.SET_IDENTITY_MAP_ADDR, identity, what="KVM_SET_IDENTITY_MAP_ADDR")
-        readonly = kvm.capabilities.has("READONLY_MEM")
-        for base, size, host, read_only in ram:
-            if read_only and not readonly:
-                self.log.warning("ROM at %#x is mapped writable: this host's KVM lacks KVM_CAP_READONLY_MEM", base)
-            vm.add_memory(base, size, host, read_only=read_only and readonly)
+        map_memory(kvm, vm, ram, self.log)
         self.vcpu = vcpu = vm.create_vcpu(0)
         self.cpuid = set_cpuid(kvm, vcpu, cpuid_hidden)
         self.state = X86State(vcpu)
@@ -137,10 +130,7 @@ class KvmX86Cpu:
         self._view = RunView(vcpu.kvm_run, kvm.vcpu_mmap_size)
         self._irq = ffi.new("struct kvm_interrupt *")
         self._tsc_attr = self._tsc_offset_attr()
-        # The kick signal stays blocked in this thread and is unblocked only inside
-        # KVM_RUN (see cosim.kvm._budget): a kick can then never be lost nor run a handler.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {self.kick_signal})
-        vcpu.set_signal_mask(set(blocked) - {self.kick_signal})
+        block_kick(vcpu, self.kick_signal)
 
     def _tsc_offset_attr(self):  # -> cdata 'struct kvm_device_attr *' or None
         """The vCPU's TSC-offset attribute, if the host has it *and* honours it.
@@ -315,30 +305,3 @@ class KvmX86Cpu:
         else:
             ffi.memmove(self._view.mmio.data, data, len(data))
         self.state.pending_completion = True
-
-    def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int,
-              detail: object = None) -> CpuExit:
-        elapsed = min(elapsed, keeper.budget)
-        self._resume_at = keeper.start + elapsed
-        if reason is ExitReason.ERROR:
-            raise CpuError(f"{detail} (rip {self._safe_pc()})", self.register_dump())
-        return CpuExit(reason, elapsed, done, detail)
-
-    def _safe_pc(self) -> str:
-        try:
-            return f"{self.pc:#x}"
-        except KvmError:
-            return "unknown"
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self.source is not None:
-            self.source.close()
-        self.kvm.close()
-        try:
-            signal.sigtimedwait([self.kick_signal], 0)
-        except OSError as error:
-            if error.errno != _errno.EINTR:
-                raise
