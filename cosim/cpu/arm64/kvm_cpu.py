@@ -177,6 +177,8 @@ class KvmArm64Cpu(KvmCpuBase):
         map_memory(kvm, vm, memory, self.log)
         self.vcpu = vcpu = vm.create_vcpu(0)
         self.guest_pmu = _init_vcpu(vm, vcpu, self.features, guest_pmu, self.log)
+        # Aborting an access needs it retired first, with immediate_exit (see _inject_abort).
+        self.inject_abort = self.features.ext_dabt and kvm.capabilities.has("IMMEDIATE_EXIT")
         self.kvm_run = vcpu.kvm_run
         self._irq = ffi.new("struct kvm_irq_level *")
         self._events = ffi.new("struct kvm_vcpu_events *")
@@ -260,12 +262,22 @@ class KvmArm64Cpu(KvmCpuBase):
         return self.lines["irq"] or self.lines["fiq"]
 
     def _inject_abort(self, abort: ExternalAbort) -> None:
-        """The access that exited hit nothing: the guest takes a synchronous external abort at its address."""
+        """The access that exited hit nothing: the guest takes a synchronous external abort at its address.
+
+        The access is retired first (KVM_RUN with immediate_exit) and the PC put
+        back on it: kernels before the fix "Don't retire aborted MMIO
+        instruction" (Linux 6.12) would otherwise retire it after the abort was
+        pended and skip the handler's first instruction. The ESR and FAR KVM
+        builds come from the exit (api.rst, KVM_SET_VCPU_EVENTS, arm64).
+        """
         if abort.address not in self._aborted:
             self._aborted.add(abort.address)
             self.log.warning("guest %s at %#x failed (%s): synchronous external abort taken by the guest "
                              "(reported once per address)", "write" if abort.write else "read", abort.address,
                              abort.error)
+        self._pending = True
+        self._complete()
+        self.write_register("pc", self.read_register("pc") - 4)     # A64 instructions are 4 bytes
         ffi.memmove(self._events, bytes(ffi.sizeof("struct kvm_vcpu_events")), ffi.sizeof("struct kvm_vcpu_events"))
         self._events.exception.ext_dabt_pending = 1
         self.vcpu.ioctl(Arm64Ioctl.SET_VCPU_EVENTS, self._events, what="KVM_SET_VCPU_EVENTS(external data abort)")
@@ -339,7 +351,7 @@ class KvmArm64Cpu(KvmCpuBase):
                     extra += self.access_latency
                     elapsed += self.access_latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
-                outcome = handle_exit(exit, bus=self.bus, accesses=self.accesses, inject_abort=self.features.ext_dabt)
+                outcome = handle_exit(exit, bus=self.bus, accesses=self.accesses, inject_abort=self.inject_abort)
                 if outcome.reply is not None:
                     ffi.memmove(run.mmio.data, outcome.reply, len(outcome.reply))
                     self._pending = True

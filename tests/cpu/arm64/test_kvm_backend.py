@@ -263,9 +263,15 @@ def test_mmio_to_the_uart_and_psci_off(fake):
 
 
 def test_unanswered_mmio_injects_an_external_abort(fake):
-    script = [executing(1, mmio(0x2000_0000, 4)), executing(1, system_event(SystemEvent.SHUTDOWN))]
+    def retired(kernel, run):        # the unmapped load at 0x1000 exits; KVM_RUN would retire it (pc + 4)
+        kernel.vcpu.regs[CORE_REGS["pc"]] = 0x1004
+        return mmio(0x2000_0000, 4)(kernel, run)
+
+    script = [executing(1, retired), executing(1, system_event(SystemEvent.SHUTDOWN))]
     board, kernel, _ = fake(script)
     board.run(until=SEC)
+    assert kernel.vcpu.completed == 1                  # the access was retired before the abort was pended
+    assert (CORE_REGS["pc"], 0x1000) in kernel.writes  # and the PC put back on it: ELR = the faulting load
     assert kernel.aborts == 1
 
 
@@ -357,6 +363,7 @@ def test_without_the_wfx_exit_a_wall_clock_guard_ends_idle_quanta(fake, monkeypa
 
 def test_patched_kernel_enables_the_wfx_exit(fake):
     board, kernel, _ = fake([], offered=STOCK | {DEFAULT_WFX_CAP: 1})
+    assert board.cpu0.backend.inject_abort
     assert DEFAULT_WFX_CAP in kernel.enabled and board.cpu0.backend.guard is None
     assert "idle exit on WFI/WFE" in board.cpu0.backend.description
 
