@@ -56,6 +56,9 @@ __all__ = ["KvmArm64Cpu", "MemoryRegion", "kvm_arm64_unavailable", "guest_rate"]
 log = logging.getLogger("cosim.cpu.arm64")
 
 _MASK64 = (1 << 64) - 1
+# Documentation/arch/arm64/booting.rst, "Call the kernel image": EL1h with D, A, I, F masked
+# (what KVM_ARM_VCPU_INIT also gives), x1-x3 zero; x0 (the DTB) and the PC come from the platform.
+BOOT_STATE = {"pstate": 0x3C5, "x1": 0, "x2": 0, "x3": 0}
 
 
 def kvm_arm64_unavailable(device: str = DEFAULT_DEVICE) -> str | None:
@@ -158,8 +161,7 @@ class KvmArm64Cpu(KvmCpuBase):
                 # Fallback of the seed thread: a blocked WFI retires no instructions, so only wall time
                 # can end the quantum. One "instruction" of this timer is one nanosecond.
                 self.guard = TimerBudget(1e9, kick_signal)
-            self.write_register("pc", entry)
-            for name, value in (registers or {}).items():
+            for name, value in (BOOT_STATE | {"pc": entry} | (registers or {})).items():
                 self.write_register(name, value)
             _one_reg(self.vcpu, TimerReg.TIMER_CNT, 0, "virtual counter")   # counter 0 at simulated time 0
         except BaseException:

@@ -244,6 +244,7 @@ def test_vcpu_init_boot_state_and_capabilities(fake):
     assert ("KVM_SET_DEVICE_ATTR", Ioctl.SET_DEVICE_ATTR) in kernel.calls          # PMUv3 INIT
     assert kernel.enabled == [Arm64Cap.ARM_NISV_TO_USER]             # stock kernel: no WFx capability
     assert (CORE_REGS["pc"], 0) in kernel.writes and (CORE_REGS["x0"], 0x4000_0000) in kernel.writes
+    assert (CORE_REGS["pstate"], 0x3C5) in kernel.writes                         # EL1h, DAIF masked (booting.rst)
     assert (TimerReg.TIMER_CNT, 0) in kernel.writes                                  # counter 0 at time 0
     assert (0, 0x0800_0000, True) in kernel.vm.slots and (0x4000_0000, board.ram.size, False) in kernel.vm.slots
 
