@@ -149,6 +149,8 @@ class KvmArm64Cpu(KvmCpuBase):
         self._resume_at = 0                 # simulated time the guest stopped at (the counter is 0 at time 0)
         self._pending = False               # an MMIO read completes on the next KVM_RUN
         self._aborted: set[int] = set()
+        self._ips_measured = False
+        self._ptimer = True                 # the kernel exposes the physical timer's registers (until it says no)
         self.guard: TimerBudget | None = None
         timer.frequency_hz = host_counter_frequency()
         self.kvm = Kvm(device)
@@ -195,7 +197,7 @@ class KvmArm64Cpu(KvmCpuBase):
     def _describe(self) -> str:
         rate = ""
         if not self.budget_choice.source.exact and self._ips is not None:
-            how = "measured" if getattr(self, "_ips_measured", False) else "configured"
+            how = "measured" if self._ips_measured else "configured"
             rate = f"; {self._ips / 1e6:.3g}M instructions/s ({how})"
         pmu = "guest PMUv3" if self.guest_pmu else "no guest PMU"
         return (f"KVM Arm64 at {self.frequency}, budget: {self.budget_choice.describe()}{rate}; "
@@ -305,11 +307,12 @@ class KvmArm64Cpu(KvmCpuBase):
         vcpu = self.vcpu
         found = [Comparator("cntv", _one_reg(vcpu, TimerReg.TIMER_CTL), _one_reg(vcpu, TimerReg.TIMER_CVAL),
                             _one_reg(vcpu, TimerReg.TIMER_CNT))]
-        try:
-            found.append(Comparator("cntp", _one_reg(vcpu, TimerReg.PTIMER_CTL), _one_reg(vcpu, TimerReg.PTIMER_CVAL),
-                                    _one_reg(vcpu, TimerReg.PTIMER_CNT)))
-        except KvmError:
-            pass          # kernels before the physical timer's ONE_REG ids
+        if self._ptimer:
+            try:
+                found.append(Comparator("cntp", _one_reg(vcpu, TimerReg.PTIMER_CTL),
+                                        _one_reg(vcpu, TimerReg.PTIMER_CVAL), _one_reg(vcpu, TimerReg.PTIMER_CNT)))
+            except KvmError:
+                self._ptimer = False      # kernels before the physical timer's ONE_REG ids
         return found
 
     def _apply_levels(self, keeper: QuantumKeeper, elapsed: int) -> bool:

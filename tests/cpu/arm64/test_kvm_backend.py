@@ -313,6 +313,25 @@ def test_idle_exit_plans_the_timer_and_the_counter_follows_the_jump(fake):
     assert board.cpu0.exits["idle"] == 1
 
 
+def test_the_physical_timer_is_planned_where_the_kernel_exposes_it(fake):
+    def ptimer_then_wfi(kernel, run):
+        regs = kernel.vcpu.regs
+        regs |= {TimerReg.PTIMER_CTL: 1, TimerReg.PTIMER_CNT: 1_000, TimerReg.PTIMER_CVAL: 1_000 + 6_250}   # 100 us
+        return wfi(kernel, run)
+
+    script = [mmio(GICD, 4, True, 1), mmio(GICD + 0x100, 4, True, 1 << 30), mmio(GICC + 4, 4, True, 0xF0),
+              mmio(GICC, 4, True, 1), ptimer_then_wfi,
+              executing(1, interrupted(DeviceIrq.EL1_PTIMER)),          # resuming, the kernel agrees
+              system_event(SystemEvent.SHUTDOWN)]
+    board, kernel, _ = fake(script)
+    rises = []
+    board.timer.cntp.connect(lambda level: rises.append((board.sim.now, level)))
+    board.run(until=SEC)
+    idle_from = 4 * board.cpu0.backend.access_latency
+    assert rises == [(idle_from + board.timer.time_of(6_250), True)]
+    assert kernel.irq_lines == [(0, 1)]                      # PPI 30 reached the vCPU through the GIC model
+
+
 def test_counter_catches_up_with_simulated_time_but_never_goes_back(fake):
     board, kernel, _ = fake([])
     cpu, regs = board.cpu0.backend, kernel.vcpu.regs
