@@ -38,6 +38,7 @@ VIRT_MAP = {
 UART0_SPI = 1
 # GIC PPI numbers (INTID) of the generic timer, and the DT's PPI numbering (INTID - 16).
 PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP = 29, 30, 27, 26
+PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires it
 # Device-tree interrupt flags: level-high, and the CPU mask for PPIs (GIC binding).
 IRQ_TYPE_LEVEL_HIGH = 4
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
@@ -93,6 +94,7 @@ class Virt(Platform):
                        "cpu=kvm: numbers of the seed patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT, "
                        "or 'off' to use the wall-clock fallback", _parse_wfx, _show_wfx)
     kvm_budget = Property("auto", "cpu=kvm: what ends a quantum: auto, pmu, task-clock, posix-timer")
+    guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
     def build(self) -> None:
         if self.cpu not in ("unicorn", "kvm"):
@@ -125,9 +127,13 @@ class Virt(Platform):
         self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))
         self.wire(self.timer.cntv, self.gic.ppi(0, PPI_CNTV))
 
+        if self.cpu == "kvm":
+            self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))
+        backend = self._backend()                 # first: the device tree lists a PMU only if the guest has one
+        self.guest_pmu = bool(getattr(backend, "guest_pmu", False))
         self.dtb = self.device_tree()
         self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
-        self.cpu0 = self.add("cpu0", Cpu, backend=self._backend(), quantum=self.quantum)
+        self.cpu0 = self.add("cpu0", Cpu, backend=backend, quantum=self.quantum)
         self.wire(self.gic.irq(0), self.cpu0.pins["irq"])
 
     def _backend(self):  # -> CpuBackend
@@ -173,6 +179,8 @@ class Virt(Platform):
         timer = root.add("timer")
         timer.set("compatible", "arm,armv8-timer").set("always-on", True)
         timer.set("interrupts", [c for ppi in (PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP) for c in (1, ppi - 16, flags)])
+        if self.guest_pmu:
+            root.add("pmu").set("compatible", "arm,armv8-pmuv3").set("interrupts", [1, PPI_PMU - 16, flags])
 
         clock = root.add("apb-pclk")
         clock.set("compatible", "fixed-clock").set("#clock-cells", 0).set("clock-frequency", UART_CLOCK_HZ)

@@ -5,8 +5,8 @@ comparators live in the kernel. Two things still belong to the simulation:
 
 - **Output levels.** With no in-kernel GIC, KVM reports the timers' output
   levels in `kvm_run.s.regs.device_irq_level` (KVM_CAP_ARM_USER_IRQ) and exits
-  whenever one changes; `levels()` drives `cntv`/`cntp` from that word, so the
-  GIC model's PPIs 27 and 30 follow the kernel's timers.
+  whenever one changes; `levels()` drives `cntv`/`cntp` (and the guest PMU's
+  `pmu`) from that word, so the GIC model's PPIs follow the kernel's devices.
 - **Expiry while idle.** When the guest idles (the WFx exit), simulated time
   jumps to the next event: the kernel's timer must be one. `plan()` takes the
   comparators read from KVM and schedules, for each enabled and unmasked one,
@@ -61,6 +61,7 @@ class KvmGenericTimer(Device):
     Interrupts:
       cntv: virtual timer output, level-sensitive; PPI 27 by convention.
       cntp: physical timer output, level-sensitive; PPI 30 by convention.
+      pmu: the guest PMU's overflow interrupt, also reported by KVM beside the timers; PPI 23 on virt.
     Properties:
       frequency_hz: the host's CNTFRQ_EL0, which KVM guests read (set by the backend).
     """
@@ -72,6 +73,7 @@ class KvmGenericTimer(Device):
         self.frequency_hz = frequency_hz
         self.cntv = self.output("cntv")
         self.cntp = self.output("cntp")
+        self.pmu = self.output("pmu")
         self._calls: list[ScheduledCall] = []
         self._fired = False
 
@@ -87,6 +89,7 @@ class KvmGenericTimer(Device):
         """Drive the outputs from kvm_run.s.regs.device_irq_level."""
         self.cntv.set(bool(device_irq_level & DeviceIrq.EL1_VTIMER))
         self.cntp.set(bool(device_irq_level & DeviceIrq.EL1_PTIMER))
+        self.pmu.set(bool(device_irq_level & DeviceIrq.PMU))
 
     def plan(self, comparators: list[Comparator], at: int) -> None:
         """The guest idles from simulated time `at`, when KVM reported `comparators`: schedule each armed one's expiry."""
@@ -114,8 +117,8 @@ class KvmGenericTimer(Device):
 
     def reset(self) -> None:
         self.cancel()
-        self.cntv.set(False)
-        self.cntp.set(False)
+        for line in (self.cntv, self.cntp, self.pmu):
+            line.set(False)
 
 
 # MRS X0, CNTFRQ_EL0; RET — EL0 may read CNTFRQ_EL0 (Linux sets CNTKCTL_EL1 so, D11.2.2).

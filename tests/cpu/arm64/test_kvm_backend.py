@@ -249,6 +249,22 @@ def test_vcpu_init_boot_state_and_capabilities(fake):
     assert (0, 0x0800_0000, True) in kernel.vm.slots and (0x4000_0000, board.ram.size, False) in kernel.vm.slots
 
 
+def test_the_device_tree_lists_the_guest_pmu_and_its_interrupt_reaches_the_gic(fake):
+    from cosim.fdt import from_dtb
+
+    board, kernel, _ = fake([mmio(GICD, 4, True, 1), mmio(GICD + 0x100, 4, True, 1 << 23),
+                             mmio(GICC + 4, 4, True, 0xF0), mmio(GICC, 4, True, 1),
+                             executing(5, interrupted(DeviceIrq.PMU)),   # the guest PMU overflowed
+                             system_event(SystemEvent.SHUTDOWN)])
+    pmu = from_dtb(board.dtb).path_offset("/pmu")
+    assert board.guest_pmu and from_dtb(board.dtb).getprop(pmu, "compatible").as_str() == "arm,armv8-pmuv3"
+    assert list(from_dtb(board.dtb).getprop(pmu, "interrupts").as_uint32_list()) == [1, 7, 0x104]   # PPI 23
+    board.run(until=SEC)
+    assert kernel.irq_lines == [(0, 1)]
+    no_pmu, _, _ = fake([], offered={k: v for k, v in STOCK.items() if k != Arm64Cap.ARM_PMU_V3})
+    assert not no_pmu.guest_pmu and b"armv8-pmuv3" not in no_pmu.dtb
+
+
 def test_mmio_to_the_uart_and_psci_off(fake):
     script = [mmio(UART_CR, 4, True, 0x301),            # UARTEN | TXE | RXE
               executing(1000, mmio(UART_DR, 4, True, ord("h"))), executing(10, mmio(UART_DR, 4, True, ord("i"))),

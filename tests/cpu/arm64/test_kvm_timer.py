@@ -22,11 +22,11 @@ def timer(sim):
 
 
 def test_levels_follow_device_irq_level(sim, timer):
-    cntv, cntp = Probe(timer.cntv, sim), Probe(timer.cntp, sim)
+    cntv, cntp, pmu = Probe(timer.cntv, sim), Probe(timer.cntp, sim), Probe(timer.pmu, sim)
     timer.levels(DeviceIrq.EL1_VTIMER | DeviceIrq.PMU)
-    assert cntv.level and not cntp.level
+    assert cntv.level and not cntp.level and pmu.level
     timer.levels(DeviceIrq.EL1_PTIMER)
-    assert not cntv.level and cntp.level
+    assert not cntv.level and cntp.level and not pmu.level
     assert cntv.history == [(0, True), (0, False)]
 
 
