@@ -20,7 +20,7 @@ from simpy.core import NORMAL, URGENT, EmptySchedule, StopSimulation
 from ._errors import SimulationError
 from ._time import format_time, parse_time
 
-__all__ = ["Simulation", "Summary", "Clock", "ScheduledCall", "StopRequest"]
+__all__ = ["Simulation", "Summary", "Clock", "ScheduledCall", "OneShot", "StopRequest"]
 
 
 class Clock(Protocol):
@@ -58,6 +58,37 @@ class ScheduledCall(simpy.Event):
         callback, self._callback = self._callback, None
         if callback is not None:
             callback()
+
+
+class OneShot:
+    """A device's restartable timer: at most one pending call of `callback` (STYLE.md #7).
+
+    `start(clock, delay)` replaces any pending call, `cancel()` drops it; a receive
+    timeout or a timer expiry is one of these instead of hand-kept ScheduledCalls.
+    """
+
+    __slots__ = ("_callback", "_call")
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self._callback = callback
+        self._call: ScheduledCall | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._call is not None
+
+    def start(self, clock: Clock, delay: int) -> None:
+        self.cancel()
+        self._call = clock.schedule(delay, self._fire)
+
+    def cancel(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def _fire(self) -> None:
+        self._call = None
+        self._callback()
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from ._kernel import Simulation
 from ._time import MS
 
 __all__ = ["CharBackend", "BufferBackend", "StdioBackend", "NullBackend", "LineBackend", "TcpBackend", "PtyBackend",
-           "open_backend"]
+           "open_backend", "attach_backend"]
 
 Receiver = Callable[[bytes], None]
 
@@ -508,3 +508,13 @@ def open_backend(spec: str | CharBackend) -> CharBackend:
     if rest or kind not in simple:
         raise PlatformError(f"unknown console {spec!r}: use stdio, buffer, none, pty, tcp:PORT or tcp:HOST:PORT")
     return simple[kind]()
+
+
+def attach_backend(backend: CharBackend, clock: object) -> None:
+    """Connect a UART model's back-end to the simulation its clock belongs to.
+
+    Called from the model's `attach`; a bare Clock (no simulation behind it) leaves
+    the back-end detached, so input polling only runs inside a real simulation.
+    """
+    if isinstance(clock, Simulation):
+        backend.attach(clock)

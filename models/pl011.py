@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from cosim import Access, Field, Reg, RegisterDevice, ScheduledCall, SEC
-from cosim.chardev import CharBackend, NullBackend
+from cosim import Access, Clock, Field, OneShot, Reg, RegisterDevice, SEC
+from cosim.chardev import CharBackend, NullBackend, attach_backend
 
 __all__ = ["Pl011"]
 
@@ -73,18 +73,16 @@ class Pl011(RegisterDevice):
         self.irq = self.output("irq")
         self._rx: deque[int] = deque()
         self._waiting: deque[int] = deque()   # input not yet accepted by the FIFO
-        self._timeout: ScheduledCall | None = None
+        self._timeout = OneShot(self._timed_out)
         self.backend.set_receiver(self.receive)
 
-    def attach(self, clock) -> None:  # type: ignore[no-untyped-def]
+    def attach(self, clock: Clock) -> None:
         super().attach(clock)
-        attach = getattr(self.backend, "attach", None)
-        if attach is not None and hasattr(clock, "add_finalizer"):
-            attach(clock)
+        attach_backend(self.backend, clock)
 
     def reset(self) -> None:
         self._rx.clear()
-        self._cancel_timeout()
+        self._timeout.cancel()
         super().reset()
 
     # -- registers ---------------------------------------------------------
@@ -96,7 +94,7 @@ class Pl011(RegisterDevice):
         if self._rx:
             self._restart_timeout()        # TRM 3.4.3: reading restarts the timeout count
         else:
-            self._cancel_timeout()
+            self._timeout.cancel()
             self.regs.UARTRIS &= ~INT_RT   # an empty FIFO clears the receive timeout
         if len(self._rx) < self._rx_trigger():
             self.regs.UARTRIS &= ~INT_RX
@@ -184,17 +182,10 @@ class Pl011(RegisterDevice):
         return 16 * divisor64 * SEC // (64 * self.clock_hz)
 
     def _restart_timeout(self) -> None:
-        self._cancel_timeout()
         if self._clock is not None:
-            self._timeout = self.clock.schedule(32 * self.bit_period(), self._timed_out)
-
-    def _cancel_timeout(self) -> None:
-        if self._timeout is not None:
-            self._timeout.cancel()
-            self._timeout = None
+            self._timeout.start(self.clock, 32 * self.bit_period())
 
     def _timed_out(self) -> None:
-        self._timeout = None
         if self._rx:
             self.regs.UARTRIS |= INT_RT
             self.update()

@@ -105,3 +105,19 @@ def test_until_in_the_past_is_an_error(sim):
 def test_summary_extra_rows(sim):
     sim.add_summary(lambda: {"instructions": "42"})
     assert "instructions" in str(sim.run(until=1))
+
+
+def test_one_shot_keeps_at_most_one_pending_call(sim):
+    from cosim import OneShot
+
+    fired = []
+    timer = OneShot(lambda: fired.append(sim.now))
+    timer.start(sim, us(5))
+    timer.start(sim, us(3))                  # replaces the first
+    assert timer.pending
+    sim.run(until=us(10))
+    assert fired == [us(3)] and not timer.pending
+    timer.start(sim, us(1))
+    timer.cancel()
+    sim.run(until=us(20))
+    assert fired == [us(3)]

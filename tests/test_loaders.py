@@ -71,7 +71,7 @@ def test_real_mode_entry_uses_a_segment_and_offset():
     state = real_mode(0x1_2345)
     assert state.code.base == 0x1_0000 and state.code.selector == 0x1000 and state.rip == 0x2345
     assert state.cr0 & 1 == 0 and state.code.db == 0
-    with pytest.raises(ValueError, match="above the 1 MiB"):
+    with pytest.raises(PlatformError, match="above the 1 MiB"):
         real_mode(0x10_0000)
 
 
@@ -103,7 +103,7 @@ def test_long_mode_identity_maps_4_gib_with_2_mib_pages(ram):
 
 def test_entry_state_rejects_unknown_modes_and_unaligned_tables(ram):
     write = memory_writer(ram[0])
-    with pytest.raises(ValueError, match="unknown x86 entry mode 'smm'"):
+    with pytest.raises(PlatformError, match="unknown x86 entry mode 'smm'"):
         entry_state("smm", write, 0)
-    with pytest.raises(ValueError, match="4 KiB aligned"):
+    with pytest.raises(PlatformError, match="4 KiB aligned"):
         long_mode(write, 0, tables=0x1008)

@@ -1,14 +1,25 @@
-"""Linux KVM through cffi (ABI mode): generic UAPI bindings, system/VM/vCPU objects.
+"""Linux KVM through cffi (ABI mode), for every architecture.
 
-Architecture-specific structs live beside the generic ones (`_x86.py`; an
-`_arm64.py` can sit next to it); the generic layer never includes them.
+- `_uapi`: the architecture-independent UAPI (kvm_run and its exit union,
+  memory regions, capabilities, ioctl numbers); `_x86` adds the x86 structs
+  beside it, and an `_arm64` can sit next to it (the generic cdef includes no
+  architecture's structs).
+- `Kvm` / `Vm` / `Vcpu` (`_system`): fds and the kvm_run mapping, released on
+  close and on errors; `Vcpu.run()` issues KVM_RUN so a signal interrupts it.
+- `choose_budget_source` (`_budget`): what ends a quantum (PMU instruction
+  counter, task-clock perf event, POSIX timer), with the kick-signal protocol.
+- `GuestAccesses` (`_access`): device accesses on the guest's behalf, bus
+  errors turned into all-ones reads and dropped writes, warned once per address.
 """
 
+from ._access import GuestAccesses
+from ._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
 from ._system import DEFAULT_DEVICE, Capabilities, Kvm, KvmError, Vcpu, Vm, probe_capabilities
 from ._uapi import Cap, Exit, Ioctl
 
 __all__ = ["Kvm", "Vm", "Vcpu", "KvmError", "Capabilities", "probe_capabilities", "Cap", "Exit", "Ioctl",
-           "DEFAULT_DEVICE", "kvm_unavailable"]
+           "DEFAULT_DEVICE", "kvm_unavailable", "GuestAccesses", "KICK_SIGNAL", "BudgetChoice", "BudgetSource",
+           "choose_budget_source"]
 
 
 def kvm_unavailable(device: str = DEFAULT_DEVICE) -> str | None:

@@ -12,8 +12,8 @@ better ones failed are reported):
 3. `TimerBudget` — a POSIX timer (CLOCK_MONOTONIC) signalling the vCPU thread.
 
 For (2) and (3) the guest's progress is *estimated*: the vCPU thread's CPU time
-spent inside KVM_RUN times an instructions-per-second figure (configured, or
-measured by the calibration guest). A kick that comes early (the thread was
+spent inside KVM_RUN, less the measured cost of the exit itself, times an
+instructions-per-second figure (configured, or measured by the calibration guest). A kick that comes early (the thread was
 descheduled, or Python's own exit handling used CPU time) just re-arms for
 what is left, so a quantum never ends short of its budget by more than one
 exit's worth.
@@ -44,6 +44,7 @@ from typing import Protocol
 
 from cffi import FFI
 
+from .._errors import PlatformError
 from ._system import KvmError
 
 __all__ = ["BudgetSource", "PmuBudget", "TaskClockBudget", "TimerBudget", "choose_budget_source", "KICK_SIGNAL",
@@ -181,11 +182,12 @@ class _CpuTimeBudget:
     exact = False
     name = ""
 
-    def __init__(self, ips: float, signo: int = KICK_SIGNAL) -> None:
+    def __init__(self, ips: float, signo: int = KICK_SIGNAL, exit_ns: float = 0.0) -> None:
         if ips <= 0:
-            raise ValueError(f"instructions per second must be positive, not {ips}")
+            raise PlatformError(f"instructions per second must be positive, not {ips}")
         self.ips = ips
         self.signo = signo
+        self.exit_ns = int(exit_ns)   # CPU time each KVM_RUN return costs KVM itself: not guest progress
         self._budget_ns = 0
         self._inside_ns = 0       # CPU ns spent inside KVM_RUN since arm
         self._entered_at = 0
@@ -196,19 +198,21 @@ class _CpuTimeBudget:
     def arm(self, instructions: int) -> None:
         self._budget_ns = self._ns_for(instructions)
         self._inside_ns = 0
-        self._kick_after(self._budget_ns)
+        self._kick_after(self._budget_ns + self.exit_ns)    # the kicked exit costs its share too
 
     def entered(self) -> None:
         self._entered_at = time.thread_time_ns()
 
     def exited(self) -> None:
-        self._inside_ns += time.thread_time_ns() - self._entered_at
+        spent = time.thread_time_ns() - self._entered_at - self.exit_ns
+        if spent > 0:
+            self._inside_ns += spent
 
     def executed(self) -> int:
         return int(self._inside_ns * self.ips / 1e9)
 
     def rearm(self) -> None:
-        self._kick_after(max(1, self._budget_ns - self._inside_ns))
+        self._kick_after(max(1, self._budget_ns - self._inside_ns) + self.exit_ns)
 
     def disarm(self) -> None:
         self._stop_kick()
@@ -227,8 +231,8 @@ class TaskClockBudget(_CpuTimeBudget):
     name = "task-clock"
 
     def __init__(self, ips: float, signo: int = KICK_SIGNAL, tid: int | None = None,
-                 open_event: Callable[..., int] = _perf_event_open) -> None:
-        super().__init__(ips, signo)
+                 open_event: Callable[..., int] = _perf_event_open, exit_ns: float = 0.0) -> None:
+        super().__init__(ips, signo, exit_ns)
         attr = perf_attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK, 1_000_000, PerfAttrFlags.DISABLED)
         self.fd = _open_signalling(open_event, attr, signo, tid, "task-clock perf event")
         self._finalizer = weakref.finalize(self, _close_quietly, self.fd)
@@ -253,8 +257,8 @@ class TimerBudget(_CpuTimeBudget):
 
     name = "posix-timer"
 
-    def __init__(self, ips: float, signo: int = KICK_SIGNAL, tid: int | None = None) -> None:
-        super().__init__(ips, signo)
+    def __init__(self, ips: float, signo: int = KICK_SIGNAL, tid: int | None = None, exit_ns: float = 0.0) -> None:
+        super().__init__(ips, signo, exit_ns)
         event = ffi.new("struct sigevent_thread *")
         event.sigev_signo = signo
         event.sigev_notify = SIGEV_THREAD_ID
@@ -373,26 +377,27 @@ class BudgetChoice:
 
 
 def choose_budget_source(preference: str = "auto", *, ips: Callable[[], float], signo: int = KICK_SIGNAL,
-                         open_event: Callable[..., int] = _perf_event_open) -> BudgetChoice:
+                         open_event: Callable[..., int] = _perf_event_open, exit_ns: float = 0.0) -> BudgetChoice:
     """The best source that works here, trying pmu, task-clock, posix-timer in turn.
 
     `preference` names one source to use (errors are then reported, not skipped)
     or "auto". `ips()` gives the instructions-per-second figure the time-based
     sources need; it is called only when one of them is chosen (it may run the
-    calibration guest).
+    calibration guest). `exit_ns`: the CPU time one exit costs KVM, which those
+    sources take off each KVM_RUN's CPU time.
     """
     order = ["pmu", "task-clock", "posix-timer"]
     if preference != "auto" and preference not in order:
-        raise ValueError(f"unknown budget source {preference!r}: use auto, {', '.join(order)}")
+        raise PlatformError(f"unknown budget source {preference!r}: use auto, {', '.join(order)}")
     rejected: list[str] = []
     for name in order if preference == "auto" else [preference]:
         try:
             if name == "pmu":
                 source: BudgetSource = PmuBudget(signo, open_event=open_event)
             elif name == "task-clock":
-                source = TaskClockBudget(ips(), signo, open_event=open_event)
+                source = TaskClockBudget(ips(), signo, open_event=open_event, exit_ns=exit_ns)
             else:
-                source = TimerBudget(ips(), signo)
+                source = TimerBudget(ips(), signo, exit_ns=exit_ns)
         except KvmError as error:
             if preference != "auto":
                 raise

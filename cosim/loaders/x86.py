@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .._errors import PlatformError
+
 __all__ = ["Segment", "EntryState", "real_mode", "protected_mode", "long_mode", "Mode", "entry_state",
            "GDT", "CODE64_SELECTOR", "DATA_SELECTOR", "CODE32_SELECTOR", "TABLES_SIZE"]
 
@@ -78,7 +80,7 @@ class EntryState:
 def real_mode(entry: int, stack: int = 0x7C00) -> EntryState:
     """16-bit real mode: CS:IP addresses `entry` (CS = its 64 KiB-aligned segment), flat data segments at 0."""
     if entry >= 1 << 20:
-        raise ValueError(f"real-mode entry {entry:#x} is above the 1 MiB real-mode address space")
+        raise PlatformError(f"real-mode entry {entry:#x} is above the 1 MiB real-mode address space")
     base = entry & 0xF_0000
     code = Segment(base >> 4, base=base, limit=0xFFFF, type=0xB, db=0, g=0)
     data = Segment(0, limit=0xFFFF, db=0, g=0)
@@ -101,7 +103,7 @@ def protected_mode(write: Writer, entry: int, stack: int = 0x7C00, tables: int =
 def long_mode(write: Writer, entry: int, stack: int = 0x7C00, tables: int = 0x1000) -> EntryState:
     """64-bit long mode: the loader's GDT and an identity map of the low 4 GiB (2 MiB pages)."""
     if tables % 0x1000:
-        raise ValueError(f"page tables at {tables:#x} must be 4 KiB aligned")
+        raise PlatformError(f"page tables at {tables:#x} must be 4 KiB aligned")
     gdt = _write_gdt(write, tables)
     pml4, pdpt, pd = tables + 0x1000, tables + 0x2000, tables + 0x3000
     write(pml4, struct.pack("<Q", pdpt | PTE_P | PTE_RW))
@@ -121,4 +123,4 @@ def entry_state(mode: Mode, write: Writer, entry: int, stack: int = 0x7C00, tabl
         return protected_mode(write, entry, stack, tables)
     if mode == "long":
         return long_mode(write, entry, stack, tables)
-    raise ValueError(f"unknown x86 entry mode {mode!r}: use real, protected or long")
+    raise PlatformError(f"unknown x86 entry mode {mode!r}: use real, protected or long")

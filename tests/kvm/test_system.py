@@ -1,6 +1,7 @@
 """Capability probing, and that every fd and mapping is released on close and on errors."""
 
 import errno
+import gc
 import os
 
 import pytest
@@ -10,6 +11,7 @@ from cosim.kvm._uapi import Cap
 
 
 def open_fds() -> set[str]:
+    gc.collect()     # objects dropped by earlier tests release their fds now, not mid-test
     return set(os.listdir("/proc/self/fd"))
 
 
@@ -120,3 +122,10 @@ def test_memory_slots_and_immediate_exit(kvm_device):
         vcpu.kvm_run.immediate_exit = 0
         vcpu.complete_pending()                  # sets and clears immediate_exit itself
         assert vcpu.kvm_run.immediate_exit == 0
+
+
+def test_kvm_unavailable_says_why(tmp_path):
+    from cosim.kvm import kvm_unavailable
+
+    assert "does not exist" in kvm_unavailable(str(tmp_path / "kvm"))
+    assert "KVM_GET_API_VERSION failed" in kvm_unavailable("/dev/null")

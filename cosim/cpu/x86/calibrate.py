@@ -7,6 +7,8 @@ doubles until a run takes `min_seconds` of thread CPU time, so the figure is
 good on fast and slow hosts alike. The guest rate is the instructions-per-
 second figure time-based budget sources need; a ratio far below 1 means KVM
 is not hardware accelerated (nested KVM emulating its guests, for instance).
+A second guest that does nothing but `out` measures the CPU time one exit
+costs inside KVM_RUN, which those sources do not count as guest progress.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import functools
 import mmap
 import struct
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ...kvm._system import DEFAULT_DEVICE, Kvm
+from ...kvm._system import DEFAULT_DEVICE, Kvm, Vcpu
 from ...loaders.x86 import long_mode
 from .state import X86State, set_cpuid
 
@@ -42,6 +46,7 @@ NATIVE_CODE = b"\x89\xf9\xff\xc9\x75\xfc\xc3"   # mov ecx, edi; 1: dec ecx; jnz 
 class Calibration:
     guest_ips: float        # guest instructions per second of vCPU thread CPU time
     native_ips: float       # the same loop run natively
+    exit_ns: float = 0.0    # CPU time one exit costs inside KVM_RUN (not guest progress)
 
     @property
     def ratio(self) -> float:
@@ -53,7 +58,7 @@ class Calibration:
 
     def describe(self) -> str:
         text = (f"guest {self.guest_ips / 1e6:.3g}M instructions/s = {self.ratio:.3g} x native "
-                f"({self.native_ips / 1e6:.4g}M/s)")
+                f"({self.native_ips / 1e6:.4g}M/s), {self.exit_ns / 1000:.3g} us per exit")
         if not self.accelerated:
             text += ("; KVM is not hardware accelerated on this host (nested or emulated): "
                      "guests run far below native speed")
@@ -71,7 +76,12 @@ def _timed(run, iterations: int, min_seconds: float, limit: int) -> float:
         iterations = min(limit, iterations * 2)
 
 
-def guest_rate(device: str = DEFAULT_DEVICE, min_seconds: float = 0.02, start: int = 10_000) -> float:
+OUT_LOOP = b"\xe6\x80\xff\xc9\x75\xfa"    # 1: out %al, $0x80; dec ecx; jnz 1b
+
+
+@contextmanager
+def _scratch_vcpu(device: str) -> Iterator[tuple[Callable[[bytes], None], Vcpu]]:
+    """A throw-away VM in long mode: `load(code)` puts code at CODE_ADDRESS and resets the entry state."""
     ram = mmap.mmap(-1, RAM_SIZE)
     pin = ctypes.c_char.from_buffer(ram)
     try:
@@ -87,15 +97,36 @@ def guest_rate(device: str = DEFAULT_DEVICE, min_seconds: float = 0.02, start: i
 
             entry = long_mode(write, CODE_ADDRESS)
 
-            def run(iterations: int) -> None:
-                write(CODE_ADDRESS, LOOP_CODE(iterations))
+            def load(code: bytes) -> None:
+                write(CODE_ADDRESS, code)
                 state.set_entry(entry)
-                vcpu.run()
 
-            return _timed(run, start, min_seconds, 1 << 31)
+            yield load, vcpu
     finally:
         del pin
         ram.close()
+
+
+def guest_rate(device: str = DEFAULT_DEVICE, min_seconds: float = 0.02, start: int = 10_000) -> float:
+    """Guest instructions per second of vCPU-thread CPU time, for the counted loop."""
+    with _scratch_vcpu(device) as (load, vcpu):
+        def run(iterations: int) -> None:
+            load(LOOP_CODE(iterations))
+            vcpu.run()
+
+        return _timed(run, start, min_seconds, 1 << 31)
+
+
+def exit_cost(device: str = DEFAULT_DEVICE, exits: int = 200) -> float:
+    """CPU ns one exit to userspace and back costs inside KVM_RUN (a guest doing nothing but `out`)."""
+    with _scratch_vcpu(device) as (load, vcpu):
+        load(b"\xb9" + struct.pack("<I", exits) + OUT_LOOP + b"\xf4")
+        inside = 0
+        for _ in range(exits):
+            start = time.thread_time_ns()
+            vcpu.run()
+            inside += time.thread_time_ns() - start
+        return inside / exits
 
 
 def native_rate(min_seconds: float = 0.02, start: int = 1_000_000) -> float:
@@ -114,4 +145,4 @@ def native_rate(min_seconds: float = 0.02, start: int = 1_000_000) -> float:
 @functools.cache
 def calibrate(device: str = DEFAULT_DEVICE) -> Calibration:
     """Measured once per process and device: the host does not change under a running simulation."""
-    return Calibration(guest_rate(device), native_rate())
+    return Calibration(guest_rate(device), native_rate(), exit_cost(device))

@@ -91,15 +91,18 @@ def decode(view: RunView) -> KvmExit:
     return decode_common(run)
 
 
-def handle_exit(exit: KvmExit, *, ports: Bus, memory: Bus, accesses: GuestAccesses) -> Outcome:
+def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses) -> Outcome:
     """The x86 exit policy. Device accesses go through `accesses` (bus errors: all ones / dropped, warned once)."""
-    if isinstance(exit, PortIo):
-        size = exit.size
+    if type(exit) is PortIo:
+        size, count = exit.size, exit.count
         if exit.write:
-            for i in range(exit.count):
-                accesses.write(ports, exit.port, size, int.from_bytes(exit.data[i * size:(i + 1) * size], "little"))
+            if count == 1:
+                accesses.write(ports, exit.port, size, int.from_bytes(exit.data, "little"))
+            else:
+                for i in range(count):
+                    accesses.write(ports, exit.port, size, int.from_bytes(exit.data[i * size:(i + 1) * size], "little"))
             return CONTINUE
-        reply = b"".join(accesses.read(ports, exit.port, size).to_bytes(size, "little") for _ in range(exit.count))
+        reply = b"".join(accesses.read(ports, exit.port, size).to_bytes(size, "little") for _ in range(count))
         return Outcome(None, reply)
     if isinstance(exit, Mmio):
         if exit.write:

@@ -26,10 +26,11 @@ import logging
 from collections.abc import Callable, Iterable
 
 from ..._bus import Bus
+from ..._errors import PlatformError
 from ..._time import GHz, NS, Frequency
 from ...kvm._access import GuestAccesses
 from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
-from ...kvm._budget import KICK_SIGNAL, BudgetChoice, choose_budget_source
+from ...kvm._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError
 from ...kvm._uapi import Ioctl
 from ...kvm._x86 import KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi
@@ -68,7 +69,7 @@ class KvmX86Cpu(KvmCpuBase):
     `frequency`: instructions per simulated second (period of one instruction);
     `ips`: instructions per host CPU second for time-based budget sources
     (default: measured by the calibration guest); `budget`: "auto", "pmu",
-    "task-clock" or "posix-timer"; `access_latency`: simulated time each device
+    "task-clock", "posix-timer", or a BudgetSource object; `access_latency`: simulated time each device
     access adds; `cpuid_hidden`: CPUID bits the platform does not model.
     """
 
@@ -77,12 +78,12 @@ class KvmX86Cpu(KvmCpuBase):
 
     def __init__(self, *, memory: Bus, ports: Bus, ram: Iterable[MemoryRegion],
                  acknowledge: Callable[[], int | None] | None = None, frequency: Frequency = GHz(1),
-                 ips: float | None = None, budget: str = "auto", access_latency: int = 100 * NS,
+                 ips: float | None = None, budget: str | BudgetSource = "auto", access_latency: int = 100 * NS,
                  cpuid_hidden: Iterable[CpuidMask] = DEFAULT_HIDDEN, entry: EntryState | None = None,
                  device: str = DEFAULT_DEVICE, kick_signal: int = KICK_SIGNAL,
                  logger: logging.Logger = log) -> None:
         if access_latency < 0:
-            raise ValueError(f"access latency must not be negative, not {access_latency} ps")
+            raise PlatformError(f"access latency must not be negative, not {access_latency} ps")
         self.memory = memory
         self.ports = ports
         self.acknowledge = acknowledge
@@ -104,7 +105,12 @@ class KvmX86Cpu(KvmCpuBase):
         self.source = None
         try:
             self._setup(ram, cpuid_hidden)
-            self.budget_choice: BudgetChoice = choose_budget_source(budget, ips=lambda: self.ips, signo=kick_signal)
+            if isinstance(budget, str):
+                exit_ns = self.calibration.exit_ns if self.calibration else 0.0
+                self.budget_choice = choose_budget_source(budget, ips=lambda: self.ips, signo=kick_signal,
+                                                          exit_ns=exit_ns)
+            else:
+                self.budget_choice = BudgetChoice(budget, [])
             self.source = self.budget_choice.source
             if entry is not None:
                 self.set_entry(entry)
@@ -258,6 +264,7 @@ class KvmX86Cpu(KvmCpuBase):
         source, vcpu, state, view = self.source, self.vcpu, self.state, self._view
         ports, memory, accesses, latency = self.ports, self.memory, self.accesses, self.access_latency
         run = self.kvm_run
+        entered, exited, executed, run_vcpu = source.entered, source.exited, source.executed, vcpu.run
         extra = 0           # access latencies in this run
         source.arm(limit)
         try:
@@ -266,11 +273,11 @@ class KvmX86Cpu(KvmCpuBase):
                     self._inject()
                 elif run.request_interrupt_window:
                     run.request_interrupt_window = 0
-                source.entered()
-                ran = vcpu.run()
-                source.exited()
+                entered()
+                ran = run_vcpu()
+                exited()
                 state.pending_completion = False
-                done = source.executed()
+                done = executed()
                 elapsed = done * period + extra
                 if not ran:
                     if elapsed >= budget:
@@ -283,7 +290,7 @@ class KvmX86Cpu(KvmCpuBase):
                     extra += latency
                     elapsed += latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
-                outcome = handle_exit(exit, ports=ports, memory=memory, accesses=accesses)
+                outcome = handle_exit(exit, ports, memory, accesses)
                 if outcome.reply is not None:
                     self._reply(exit, outcome.reply)
                 if outcome.reason is not None:

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from cosim import US, SimulationError
+from cosim import SEC, US, SimulationError
 
 from .bare import Bare
 from .conftest import RESULTS
@@ -98,3 +98,91 @@ def test_other_signals_interrupt_kvm_run_without_ending_the_quantum(x86_guest):
     assert alarms, "no SIGALRM arrived during the run"
     assert summary.sim_time == 60 * US and board.cpu0.exits["budget"] == 3
     assert board.cpu0.instructions >= 60_000                 # every quantum ran its whole budget
+
+
+@pytest.mark.parametrize("mode, load, status", [("real", 0x7C00, 0x16), ("protected", 0x10_0000, 0x32)])
+def test_port_io_guests_in_real_and_protected_mode(x86_guest, tmp_path, mode, load, status):
+    from cosim.toolchain import ToolchainError, assemble
+
+    from .conftest import GUESTS
+
+    try:
+        built = assemble(GUESTS / f"hello_{mode}.S", "x86_64", load, tmp_path)   # .code16/.code32 inside
+    except ToolchainError as error:
+        pytest.skip(str(error))
+    image = built.bin if mode == "real" else built.elf      # raw like a boot sector; ELF by its headers
+    board = Bare(kernel=str(image), mode=mode, load_address=load)
+    summary = board.run(until=US * 1000)
+    assert board.log.output == f"{mode}\n".encode()
+    assert summary.status == status and "SIMCTL_EXIT" in summary.stop.reason
+
+
+class CountingSource:
+    """A budget source with a scripted instruction count: each KVM_RUN 'executes' `step` instructions."""
+
+    name = "scripted"
+    exact = True
+    description = "scripted test source"
+
+    def __init__(self, step):
+        self.step = step
+        self.count = 0
+        self.armed = []
+
+    def arm(self, instructions):
+        self.armed.append(instructions)
+        self.count = 0
+
+    def entered(self):
+        pass
+
+    def exited(self):
+        self.count += self.step
+
+    def executed(self):
+        return self.count
+
+    def rearm(self):
+        pass
+
+    def disarm(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_time_moves_between_polls_by_guest_progress_plus_access_latency(x86_guest):
+    from cosim import MiB, Memory, Platform
+    from cosim.cpu.x86.machine import add_kvm_x86_cpu
+    from cosim.models.simctl import SimControl
+
+    source = CountingSource(step=1000)
+
+    class Polling(Platform):
+        def build(self):
+            self.ram = self.add("ram", Memory, size=4 * MiB)
+            self.map("sysbus", 0, self.ram)
+            self.map(self.bus("io", width=16), 0x500, self.add("simctl", SimControl), size=0x20)
+            self.cpu0 = add_kvm_x86_cpu(self, kernel=str(x86_guest("poll_time").elf), budget=source, ips=1e6)
+
+    board = Polling()
+    board.run(until=SEC)
+    times = [board.ram.read(RESULTS + 8 * i, 8) for i in range(8)]
+    latency = board.cpu0.backend.access_latency
+    # each read: the guest's 1000 instructions at 1 GHz, plus the latency of the read itself
+    assert times[0] == (1000 * 1000 + latency) // 1000
+    assert all(b - a == (1000 * 1000 + latency) // 1000 for a, b in zip(times, times[1:]))
+    assert source.armed[0] == board.cpu0.quantum // 1000    # the budget in instructions (quantum / period)
+
+
+def test_a_quantum_ends_when_exits_have_used_up_its_budget(tmp_path):
+    image = tmp_path / "out_loop.bin"
+    image.write_bytes(b"\xe6\x80\xeb\xfc")                  # 1: out %al, $0x80; jmp 1b
+    source = CountingSource(step=30_000)
+    board = Bare(kernel=str(image), load_address=0x9000, budget=source)
+    summary = board.run(until=300 * US)
+    # 100 us quanta = 100,000 instructions: the 4th exit passes the budget, and the
+    # quantum is charged exactly its budget (the overshoot is not simulated time).
+    assert board.cpu0.exits["budget"] == 3 and summary.sim_time == 300 * US
+    assert board.cpu0.instructions == 3 * 4 * 30_000
