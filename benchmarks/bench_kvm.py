@@ -39,6 +39,7 @@ CODE = 0x10_0000
 DEVICE_PORT = 0x80
 DEVICE_MMIO = 0xE000_0000
 EXITS = 2000
+REPEATS = 3
 
 
 class Sink(RegisterDevice):
@@ -177,26 +178,31 @@ def main() -> int:
         print("    NOTE: KVM is not hardware accelerated on this host: this is the host's emulated rate,"
               " not a measure of cosim")
 
+    # Exit costs: the best of REPEATS runs each (other engineers' jobs share this host's cores).
     costs = {}
     for label, body, key in (("port I/O", OUT_PORT, "io"), ("MMIO", MMIO_STORE, "mmio")):
-        wall, cpu, board = run_code(counted(body, EXITS))
+        runs = [run_code(counted(body, EXITS))[:2] for _ in range(REPEATS)]
+        wall, cpu = min(runs, key=lambda r: r[1])
         costs[key] = cpu / EXITS * 1e6
         print(f"  {label + ' exit to a Python model':<34}{costs[key]:10.2f} µs [{wall / EXITS * 1e6:.2f} µs wall]")
-    bare_wall, bare = bare_port_exit_cost(EXITS)
+    bare_wall, bare = min((bare_port_exit_cost(EXITS) for _ in range(REPEATS)), key=lambda r: r[1])
     print(f"  bare ctypes KVM_RUN port-I/O exit {bare:10.2f} µs [{bare_wall:.2f} µs wall]"
           f"   cosim/bare = {costs['io'] / bare:.2f}   (target: cosim <= 15 µs)")
-    board = machine(HLT_LOOP, wake=True)
-    wall, cpu = timed(lambda: board.run(until=100 * SEC))
-    exits = max(1, board.cpu0.exits["idle"])
-    print(f"  HLT exit (wake, run, halt again)  {cpu / exits * 1e6:10.2f} µs [{wall / exits * 1e6:.2f} µs wall]"
-          f"   ({exits} exits)")
+    hlt = []
+    for _ in range(REPEATS):
+        board = machine(HLT_LOOP, wake=True)
+        wall, cpu = timed(lambda: board.run(until=100 * SEC))
+        exits = max(1, board.cpu0.exits["idle"])
+        hlt.append((cpu / exits * 1e6, wall / exits * 1e6, exits))
+    cpu_us, wall_us, exits = min(hlt)
+    print(f"  HLT exit (wake, run, halt again)  {cpu_us:10.2f} µs [{wall_us:.2f} µs wall]   ({exits} exits)")
 
-    idle_wall, idle_cpu = idle_guest()
+    idle_wall, idle_cpu = max((idle_guest() for _ in range(REPEATS)), key=lambda r: r[1])
     print(f"  idle guest, 1 kHz PIT ticks       {idle_cpu:10.1f} x real time [{idle_wall:.1f} x wall]"
           f"   (target >= 100x)")
 
     for quantum in (10 * US, 100 * US, MS):
-        overhead = quantum_overhead(quantum, cal.guest_ips)
+        overhead = min(quantum_overhead(quantum, cal.guest_ips) for _ in range(REPEATS))
         print(f"  overhead per quantum of {quantum // US:>5} µs   {overhead:10.2f} µs")
     return 0
 

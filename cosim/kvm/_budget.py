@@ -168,7 +168,7 @@ class BudgetSource(Protocol):
         """Guest instructions since `arm` (measured or estimated)."""
 
     def rearm(self) -> None:
-        """An early kick: kick again when the rest of the budget is spent."""
+        """An early kick (or another signal): drain it, and kick again when the rest of the budget is spent."""
 
     def disarm(self) -> None:
         """End of the quantum: stop the kick and drain a late one."""
@@ -212,6 +212,7 @@ class _CpuTimeBudget:
         return int(self._inside_ns * self.ips / 1e9)
 
     def rearm(self) -> None:
+        drain(self.signo)       # the early kick is still pending (blocked): it would end the next KVM_RUN at once
         self._kick_after(max(1, self._budget_ns - self._inside_ns) + self.exit_ns)
 
     def disarm(self) -> None:
@@ -320,6 +321,7 @@ class PmuBudget:
         return self._count
 
     def rearm(self) -> None:
+        drain(self.signo)
         _perf_restart(self.fd, max(1, self._budget - self._count))
 
     def disarm(self) -> None:
