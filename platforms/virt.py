@@ -13,7 +13,8 @@ devices where it expects them.
 | sim-control | 0x0903_0000 | SimControl |
 | RAM | 0x4000_0000 | Ram |
 
-Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them).
+Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them). With `cpu=kvm` the
+timer is the host kernel's (`KvmGenericTimer` reports its output levels).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ VIRT_MAP = {
 UART0_SPI = 1
 # GIC PPI numbers (INTID) of the generic timer, and the DT's PPI numbering (INTID - 16).
 PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP = 29, 30, 27, 26
+PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires it
 # Device-tree interrupt flags: level-high, and the CPU mask for PPIs (GIC binding).
 IRQ_TYPE_LEVEL_HIGH = 4
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
@@ -45,10 +47,26 @@ UART_CLOCK_HZ = 24_000_000
 from cosim import MS, Memory, PlatformError, US, parse_time, format_time
 from cosim.chardev import open_backend
 from cosim.cpu import Cpu
+from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
+from cosim.kvm._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
 from cosim.models.simctl import SimControl
+
+
+def _parse_wfx(value: str) -> tuple[int, int] | None:
+    if value.strip().lower() == "off":
+        return None
+    try:
+        cap, exit = (int(part, 0) for part in value.split(":"))
+    except ValueError:
+        raise PlatformError(f"kvm_wfx expects CAP:EXIT numbers (e.g. 222:35) or 'off', not {value!r}") from None
+    return cap, exit
+
+
+def _show_wfx(value: tuple[int, int] | None) -> str:
+    return "off" if value is None else f"{value[0]}:{value[1]}"
 
 
 def _firmware(value: str | Path) -> Path:
@@ -71,9 +89,22 @@ class Virt(Platform):
     firmware = Property("uboot", "image in flash at 0x0: a path, or 'uboot' (Debian's u-boot-qemu, fetched)")
     console = Property("stdio", "PL011 console: stdio, buffer, none, pty, tcp:[HOST:]PORT (or a CharBackend from Python)")
     quantum = Property(MS, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
-    cpu = Property("unicorn", "CPU backend: unicorn (software, any host)")
+    cpu = Property("unicorn", "CPU backend: unicorn (software, any host) or kvm (Arm64 Linux host with /dev/kvm)")
+    kvm_wfx = Property((DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT),
+                       "cpu=kvm: numbers of the seed patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT, "
+                       "or 'off' to use the wall-clock fallback", _parse_wfx, _show_wfx)
+    kvm_budget = Property("auto", "cpu=kvm: what ends a quantum: auto, pmu, task-clock, posix-timer")
+    guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
     def build(self) -> None:
+        if self.cpu not in ("unicorn", "kvm"):
+            raise PlatformError(f"unknown CPU backend {self.cpu!r} for virt: use unicorn or kvm")
+        if self.cpu == "kvm":
+            from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
+
+            reason = kvm_arm64_unavailable()
+            if reason:
+                raise PlatformError(f"virt: cpu=kvm: {reason}")
         flash_base, flash_size = VIRT_MAP["flash"]
         image = _firmware(self.firmware)
         self.flash = self.add("flash", Memory, size=flash_size, read_only=True, on_write="ignore", image=image)
@@ -92,23 +123,33 @@ class Virt(Platform):
         self.simctl = self.add("simctl", SimControl)          # mapping only: guests know the address
         self.map("sysbus", VIRT_MAP["simctl"][0], self.simctl)
 
-        self.timer = self.add("timer", GenericTimer)
+        self.timer = self.add("timer", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
         self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))
         self.wire(self.timer.cntv, self.gic.ppi(0, PPI_CNTV))
 
+        if self.cpu == "kvm":
+            self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))
+        backend = self._backend()                 # first: the device tree lists a PMU only if the guest has one
+        self.guest_pmu = bool(getattr(backend, "guest_pmu", False))
         self.dtb = self.device_tree()
         self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
-        self.cpu0 = self.add("cpu0", Cpu, backend=self._backend(), quantum=self.quantum)
+        self.cpu0 = self.add("cpu0", Cpu, backend=backend, quantum=self.quantum)
         self.wire(self.gic.irq(0), self.cpu0.pins["irq"])
 
     def _backend(self):  # -> CpuBackend
-        if self.cpu != "unicorn":
-            raise PlatformError(f"unknown CPU backend {self.cpu!r} for virt: use unicorn")
-        from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
-
         bus = self.buses["sysbus"]
         memory = [(m.base, m.size, m.target.address, m.target.read_only)
                   for m in bus.mappings if isinstance(m.target, Memory)]
+        # Boot state of the arm64 booting document: x0 = the DTB (at the start of RAM here).
+        if self.cpu == "kvm":
+            from cosim.cpu.arm64.kvm_cpu import KvmArm64Cpu
+
+            wfx = self.kvm_wfx
+            return KvmArm64Cpu(bus=bus, memory=memory, timer=self.timer, budget=self.kvm_budget,
+                               use_wfx=wfx is not None, **({"wfx_cap": wfx[0], "wfx_exit": wfx[1]} if wfx else {}),
+                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
+        from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
+
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
         return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES,
                                entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
@@ -138,6 +179,8 @@ class Virt(Platform):
         timer = root.add("timer")
         timer.set("compatible", "arm,armv8-timer").set("always-on", True)
         timer.set("interrupts", [c for ppi in (PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP) for c in (1, ppi - 16, flags)])
+        if self.guest_pmu:
+            root.add("pmu").set("compatible", "arm,armv8-pmuv3").set("interrupts", [1, PPI_PMU - 16, flags])
 
         clock = root.add("apb-pclk")
         clock.set("compatible", "fixed-clock").set("#clock-cells", 0).set("clock-frequency", UART_CLOCK_HZ)

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from ..._bus import Bus
 from ...kvm._access import GuestAccesses
-from ...kvm._uapi import KVM_EXIT_IO_OUT, KVM_RUN_EXIT_UNION_OFFSET, Exit, SystemEvent, ffi
+from ...kvm._exits import (CONTINUE, INTERNAL_SUBERRORS, FailEntry, InternalError, Mmio, OtherExit, Outcome,
+                           SystemEventExit, common_outcome, decode_common)
+from ...kvm._uapi import KVM_EXIT_IO_OUT, KVM_RUN_EXIT_UNION_OFFSET, Exit, ffi
 from ...kvm._x86 import ffi as x86_ffi
 from .._backend import ExitReason
 
@@ -19,7 +21,7 @@ __all__ = ["PortIo", "Mmio", "Halt", "IrqWindow", "Shutdown", "Debug", "FailEntr
            "OtherExit", "KvmExit", "Outcome", "RunView", "decode", "handle_exit", "INTERNAL_SUBERRORS"]
 
 
-# PortIo and Mmio are made on every device exit: plain slotted classes, cheaper to build than frozen ones.
+# PortIo and Mmio (cosim.kvm._exits) are made on every device exit: plain slotted classes, cheaper than frozen ones.
 @dataclass(slots=True)
 class PortIo:
     port: int
@@ -27,14 +29,6 @@ class PortIo:
     count: int          # > 1 for string I/O (rep ins/outs)
     write: bool
     data: bytes = b""   # OUT: count * size bytes
-
-
-@dataclass(slots=True)
-class Mmio:
-    address: int
-    size: int
-    write: bool
-    data: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,43 +55,7 @@ class Debug:
     dr6: int
 
 
-@dataclass(frozen=True, slots=True)
-class FailEntry:
-    reason: int
-    cpu: int
-
-
-@dataclass(frozen=True, slots=True)
-class InternalError:
-    suberror: int
-    data: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SystemEventExit:
-    type: int
-
-
-@dataclass(frozen=True, slots=True)
-class OtherExit:
-    reason: int
-
-
 KvmExit = PortIo | Mmio | Halt | IrqWindow | Shutdown | Debug | FailEntry | InternalError | SystemEventExit | OtherExit
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What the backend does next: `reason` None = keep running; `reply` = bytes for an IN / MMIO read."""
-
-    reason: ExitReason | None
-    reply: bytes | None = None
-    detail: object = None
-
-
-CONTINUE = Outcome(None)
-INTERNAL_SUBERRORS = {1: "emulation failure", 2: "simultaneous exceptions", 3: "exit during event delivery",
-                      4: "unexpected exit reason"}
 _HALT, _WINDOW, _SHUTDOWN = Halt(), IrqWindow(), Shutdown()
 
 
@@ -145,14 +103,7 @@ def decode(view: RunView) -> KvmExit:
     if reason == Exit.DEBUG:
         debug = view.debug
         return Debug(debug.exception, debug.pc, debug.dr6)
-    if reason == Exit.FAIL_ENTRY:
-        return FailEntry(run.fail_entry.hardware_entry_failure_reason, run.fail_entry.cpu)
-    if reason == Exit.INTERNAL_ERROR:
-        internal = run.internal
-        return InternalError(internal.suberror, tuple(internal.data[0:min(internal.ndata, 16)]))
-    if reason == Exit.SYSTEM_EVENT:
-        return SystemEventExit(run.system_event.type)
-    return OtherExit(reason)
+    return decode_common(run)
 
 
 def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses) -> Outcome:
@@ -182,16 +133,4 @@ def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses)
                                                "(KVM_EXIT_SHUTDOWN)")
     if isinstance(exit, Debug):
         return Outcome(ExitReason.BREAKPOINT, None, exit.pc)
-    if isinstance(exit, FailEntry):
-        return Outcome(ExitReason.ERROR, None, f"VM entry failed (KVM_EXIT_FAIL_ENTRY): hardware reason "
-                                               f"{exit.reason:#x} on CPU {exit.cpu}; the guest state is invalid")
-    if isinstance(exit, InternalError):
-        what = INTERNAL_SUBERRORS.get(exit.suberror, f"suberror {exit.suberror}")
-        data = " ".join(f"{d:#x}" for d in exit.data)
-        return Outcome(ExitReason.ERROR, None, f"KVM internal error: {what}" + (f" (data {data})" if data else ""))
-    if isinstance(exit, SystemEventExit):
-        if exit.type in (SystemEvent.SHUTDOWN, SystemEvent.RESET):
-            kind = "shutdown" if exit.type == SystemEvent.SHUTDOWN else "reset"
-            return Outcome(ExitReason.STOP, None, (0, f"guest requested {kind} (KVM_EXIT_SYSTEM_EVENT)"))
-        return Outcome(ExitReason.ERROR, None, f"guest system event {exit.type} (KVM_EXIT_SYSTEM_EVENT)")
-    return Outcome(ExitReason.ERROR, None, f"unexpected {Exit.name(exit.reason)} from KVM")
+    return common_outcome(exit)

@@ -25,9 +25,7 @@
 
 from __future__ import annotations
 
-import errno as _errno
 import logging
-import signal
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, get_args
 
@@ -35,13 +33,14 @@ from ..._bus import Bus
 from ..._errors import PlatformError
 from ..._time import GHz, NS, Frequency
 from ...kvm._access import GuestAccesses
+from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError
 from ...kvm._uapi import Ioctl
 from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET,
                          X86Ioctl, ffi)
 from ...loaders.x86 import EntryState
-from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
+from .._backend import CpuExit, ExitReason, QuantumKeeper
 from .calibrate import Calibration, calibrate
 from .exits import Debug, Halt, IrqWindow, KvmExit, Mmio, PortIo, RunView, decode, handle_exit
 from .state import DEFAULT_HIDDEN, MSR_IA32_TSC, CpuidMask, X86State, set_cpuid
@@ -50,8 +49,6 @@ __all__ = ["KvmX86Cpu", "MemoryRegion", "TSS_ADDRESS", "IDENTITY_MAP_ADDRESS"]
 
 log = logging.getLogger("cosim.cpu.x86")
 
-# (guest physical address, size, host address of the buffer, read-only)
-MemoryRegion = tuple[int, int, int, bool]
 # Three pages Intel VMX needs for real-mode emulation without unrestricted guest,
 # and one for the identity map; placed below 4 GiB where QEMU puts them.
 TSS_ADDRESS = 0xFFFB_D000
@@ -68,7 +65,7 @@ def _warn_once(logger: logging.Logger, message: str) -> None:
         logger.warning("%s", message)
 
 
-class KvmX86Cpu:
+class KvmX86Cpu(KvmCpuBase):
     """x86-64 CPU on KVM behind the CpuBackend interface.
 
     `memory`: the system bus (MMIO exits); `ports`: the I/O-port bus; `ram`:
@@ -84,6 +81,7 @@ class KvmX86Cpu:
     """
 
     name = "kvm-x86"
+    pc_name = "rip"
 
     def __init__(self, *, memory: Bus, ports: Bus, ram: Iterable[MemoryRegion],
                  acknowledge: Callable[[], int | None] | None = None,
@@ -109,7 +107,6 @@ class KvmX86Cpu:
         self._exit_types: dict[type, int] = dict.fromkeys(get_args(KvmExit), 0)
         self.kicks = 0                             # KVM_RUNs a signal ended
         self.early_kicks = 0                       # ... before the budget was spent
-        self._closed = False
         self.calibration: Calibration | None = None if ips else calibrate(device)
         self.ips = ips or self.calibration.guest_ips
         # "host": one simulated second per second of guest execution on this host (gem5's
@@ -145,11 +142,7 @@ class KvmX86Cpu:
         if kvm.capabilities.has("SET_IDENTITY_MAP_ADDR"):
             identity = ffi.new("unsigned long long *", IDENTITY_MAP_ADDRESS)
             vm.ioctl(X86Ioctl.SET_IDENTITY_MAP_ADDR, identity, what="KVM_SET_IDENTITY_MAP_ADDR")
-        readonly = kvm.capabilities.has("READONLY_MEM")
-        for base, size, host, read_only in ram:
-            if read_only and not readonly:
-                self.log.warning("ROM at %#x is mapped writable: this host's KVM lacks KVM_CAP_READONLY_MEM", base)
-            vm.add_memory(base, size, host, read_only=read_only and readonly)
+        map_memory(kvm, vm, ram, self.log)
         self.vcpu = vcpu = vm.create_vcpu(0)
         self.cpuid = set_cpuid(kvm, vcpu, cpuid_hidden)
         self.state = X86State(vcpu)
@@ -157,10 +150,7 @@ class KvmX86Cpu:
         self._view = RunView(vcpu.kvm_run, kvm.vcpu_mmap_size)
         self._irq = ffi.new("struct kvm_interrupt *")
         self._tsc_attr = self._tsc_offset_attr()
-        # The kick signal stays blocked in this thread and is unblocked only inside
-        # KVM_RUN (see cosim.kvm._budget): a kick can then never be lost nor run a handler.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {self.kick_signal})
-        vcpu.set_signal_mask(set(blocked) - {self.kick_signal})
+        block_kick(vcpu, self.kick_signal)
 
     def _tsc_offset_attr(self):  # -> cdata 'struct kvm_device_attr *' or None
         """The vCPU's TSC-offset attribute, if the host has it *and* honours it.
@@ -365,14 +355,6 @@ class KvmX86Cpu:
         else:
             ffi.memmove(self._view.mmio.data, data, len(data))
 
-    def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int,
-              detail: object = None) -> CpuExit:
-        elapsed = min(elapsed, keeper.budget)
-        self._resume_at = keeper.start + elapsed
-        if reason is ExitReason.ERROR:
-            raise CpuError(f"{detail} (rip {self._safe_pc()})", self.register_dump())
-        return CpuExit(reason, elapsed, done, detail)
-
     def summary(self) -> dict[str, str]:
         """Rows for the run summary: KVM exits by kind, kicks, accesses that failed."""
         names = {PortIo: "port I/O", Mmio: "MMIO", Halt: "HLT", IrqWindow: "interrupt window", Debug: "debug"}
@@ -382,22 +364,3 @@ class KvmX86Cpu:
         if self.accesses.failed:
             rows["failed accesses"] = f"{len(self.accesses.failed)} addresses (reads all ones, writes dropped)"
         return rows
-
-    def _safe_pc(self) -> str:
-        try:
-            return f"{self.pc:#x}"
-        except KvmError:
-            return "unknown"
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self.source is not None:
-            self.source.close()
-        self.kvm.close()
-        try:
-            signal.sigtimedwait([self.kick_signal], 0)
-        except OSError as error:
-            if error.errno != _errno.EINTR:
-                raise

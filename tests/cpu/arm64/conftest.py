@@ -19,3 +19,15 @@ def arm_guest(tmp_path_factory):
             pytest.skip(str(error))
 
     return build
+
+
+@pytest.fixture(params=["unicorn", "kvm"])
+def cpu(request):
+    """The virt CPU backend: the software one everywhere, KVM where this host is Arm64 with /dev/kvm."""
+    if request.param == "kvm":
+        from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
+
+        reason = kvm_arm64_unavailable()
+        if reason:
+            pytest.skip(f"KVM Arm64 backend: {reason}")
+    return request.param

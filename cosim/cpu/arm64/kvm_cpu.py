@@ -1,0 +1,431 @@
+"""The KVM-backed Arm64 CPU: guest code runs under /dev/kvm on an Arm64 host, this backend owns the rest.
+
+- **vCPU.** KVM_ARM_PREFERRED_TARGET + KVM_ARM_VCPU_INIT with PSCI 0.2 (PSCI
+  calls are served by KVM; SYSTEM_OFF/RESET come back as system events) and
+  PMUv3 where the host offers it. Registers go through KVM_GET/SET_ONE_REG.
+  Boot state per Documentation/arch/arm64/booting.rst: EL1h, DAIF masked, MMU
+  and caches off (what VCPU_INIT gives), PC at the entry, x0 = the DTB.
+- **Memory.** RAM and flash are memory slots (flash read-only where the host
+  has KVM_CAP_READONLY_MEM); every other access exits as MMIO to the bus. When
+  nothing answers, the guest takes a synchronous external abort
+  (KVM_CAP_ARM_INJECT_EXT_DABT), as on the unicorn backend.
+- **Interrupts.** No in-kernel vGIC: the GICv2 model drives the vCPU's IRQ/FIQ
+  inputs with KVM_IRQ_LINE (type CPU). The generic timer is the kernel's; its
+  output levels come back in kvm_run (KVM_CAP_ARM_USER_IRQ) and drive the
+  `KvmGenericTimer` device, wired to the GIC's PPIs like the software timer.
+- **Time.** A quantum is a budget of instructions (budget / CPU period),
+  ended by a budget source (`cosim.kvm._budget`: the PMU counting guest
+  instructions, else a CPU-time estimate). Simulated time = instructions x
+  period + `access_latency` per MMIO access. The guest's virtual counter runs
+  at the host's pace inside a quantum and is brought up to simulated time at
+  the start of each one (never backwards), idle jumps included.
+- **Idle.** With the seed's KVM_CAP_EXIT_ON_WFX, a WFI/WFE that would block
+  exits to us: the in-kernel timer's next expiry is scheduled in the
+  simulation and time jumps to the next event. Without it (stock kernels) a
+  blocked guest is woken by a wall-clock kick after the quantum's length:
+  simulated time then follows wall time while the guest idles
+  (docs/cpu-kvm-arm64.md).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import logging
+import platform
+import time
+from collections.abc import Callable, Iterable
+
+from ..._bus import Bus
+from ..._errors import PlatformError
+from ..._time import GHz, NS, Frequency
+from ...kvm import kvm_unavailable
+from ...kvm._access import GuestAccesses
+from ...kvm._arm64 import (CORE_REGS, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, KVM_ARM_VCPU_PMU_V3_CTRL,
+                           KVM_ARM_VCPU_PMU_V3_INIT, SYSREGS, Arm64Cap, Arm64Features, Arm64Ioctl, CpuIrq, Feature,
+                           IrqType, TimerReg, device_irq_level, ffi, irq_line, probe_arm64)
+from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
+from ...kvm._budget import KICK_SIGNAL, BudgetChoice, TimerBudget, choose_budget_source
+from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError, Vcpu, Vm
+from ...kvm._uapi import Ioctl
+from .._backend import CpuExit, ExitReason, QuantumKeeper
+from .kvm_exits import ExternalAbort, Mmio, decode, handle_exit
+from .kvm_timer import Comparator, KvmGenericTimer, host_counter_frequency
+
+__all__ = ["KvmArm64Cpu", "MemoryRegion", "kvm_arm64_unavailable", "guest_rate"]
+
+log = logging.getLogger("cosim.cpu.arm64")
+
+_MASK64 = (1 << 64) - 1
+# Documentation/arch/arm64/booting.rst, "Call the kernel image": EL1h with D, A, I, F masked
+# (what KVM_ARM_VCPU_INIT also gives), x1-x3 zero; x0 (the DTB) and the PC come from the platform.
+BOOT_STATE = {"pstate": 0x3C5, "x1": 0, "x2": 0, "x3": 0}
+
+
+def kvm_arm64_unavailable(device: str = DEFAULT_DEVICE) -> str | None:
+    """Why the KVM Arm64 CPU cannot run here (one line), or None when it can."""
+    machine = platform.machine()
+    if machine != "aarch64" or platform.system() != "Linux":
+        return (f"the KVM Arm64 CPU needs an Arm64 Linux host with /dev/kvm; this host is "
+                f"{platform.system()} {machine}: use the software CPU (--cpu unicorn)")
+    return kvm_unavailable(device)
+
+
+def _one_reg(vcpu: Vcpu, reg_id: int, value: int | None = None, what: str = "") -> int:
+    """KVM_GET_ONE_REG (value None) or KVM_SET_ONE_REG of one 64-bit register."""
+    cell = ffi.new("unsigned long long *", 0 if value is None else value & _MASK64)
+    # Safe: `cell` lives until the ioctl returns and holds the 8 bytes a U64 register id names.
+    reg = ffi.new("struct kvm_one_reg *", {"id": reg_id, "addr": int(ffi.cast("unsigned long", cell))})
+    if value is None:
+        vcpu.ioctl(Ioctl.GET_ONE_REG, reg, what=f"KVM_GET_ONE_REG({what or hex(reg_id)})")
+        return int(cell[0])
+    vcpu.ioctl(Ioctl.SET_ONE_REG, reg, what=f"KVM_SET_ONE_REG({what or hex(reg_id)})")
+    return value
+
+
+def _enable_cap(vm: Vm, cap: int, what: str) -> None:
+    enable = ffi.new("struct kvm_enable_cap *", {"cap": cap})
+    vm.ioctl(Ioctl.ENABLE_CAP, enable, what=f"KVM_ENABLE_CAP({what})")
+
+
+def _init_vcpu(vm: Vm, vcpu: Vcpu, features: Arm64Features, want_pmu: bool, logger: logging.Logger) -> bool:
+    """KVM_ARM_PREFERRED_TARGET + KVM_ARM_VCPU_INIT; True when the guest got a PMUv3."""
+    init = ffi.new("struct kvm_vcpu_init *")
+    vm.ioctl(Arm64Ioctl.ARM_PREFERRED_TARGET, init, what="KVM_ARM_PREFERRED_TARGET")
+    if not features.psci_0_2:
+        raise KvmError("this host's KVM lacks KVM_CAP_ARM_PSCI_0_2 (the virt device tree promises PSCI 0.2); "
+                       "probing", _errno.ENOTSUP)
+    init.features[0] |= 1 << Feature.PSCI_0_2
+    pmu = want_pmu and features.pmu_v3
+    if pmu:
+        init.features[0] |= 1 << Feature.PMU_V3
+    vcpu.ioctl(Arm64Ioctl.ARM_VCPU_INIT, init, what=f"KVM_ARM_VCPU_INIT(target {init.target})")
+    if pmu:
+        # With the interrupt controller in userspace the PMU needs no IRQ number, only INIT (api.rst, devices/vcpu.rst).
+        attr = ffi.new("struct kvm_device_attr *", {"group": KVM_ARM_VCPU_PMU_V3_CTRL, "attr": KVM_ARM_VCPU_PMU_V3_INIT})
+        try:
+            vcpu.ioctl(Ioctl.SET_DEVICE_ATTR, attr, what="KVM_SET_DEVICE_ATTR(PMUv3 INIT)")
+        except KvmError as error:
+            logger.warning("cosim: the guest PMU could not be initialised (%s); the guest runs without one", error)
+            pmu = False
+    return pmu
+
+
+class KvmArm64Cpu(KvmCpuBase):
+    """Arm64 CPU on KVM behind the CpuBackend interface.
+
+    `bus`: the system bus (MMIO exits); `memory`: regions mapped as memory
+    slots; `timer`: the `KvmGenericTimer` whose outputs follow the kernel's
+    timer. `frequency`: instructions per simulated second; `ips`: instructions
+    per host CPU second for time-based budget sources (default: measured);
+    `budget`: "auto", "pmu", "task-clock" or "posix-timer"; `wfx_cap` /
+    `wfx_exit`: the numbers of the seed patch's capability and exit (not
+    upstream); `use_wfx`: False ignores that capability; `guest_pmu`: give the
+    guest a PMUv3 where the host can; `entry`, `registers`: the boot state.
+    """
+
+    name = "kvm-arm64"
+
+    def __init__(self, *, bus: Bus, memory: Iterable[MemoryRegion], timer: KvmGenericTimer,
+                 frequency: Frequency = GHz(1), ips: float | None = None, budget: str = "auto",
+                 access_latency: int = 100 * NS, wfx_cap: int = DEFAULT_WFX_CAP, wfx_exit: int = DEFAULT_WFX_EXIT,
+                 use_wfx: bool = True, guest_pmu: bool = True, entry: int = 0, registers: dict[str, int] | None = None,
+                 device: str = DEFAULT_DEVICE, kick_signal: int = KICK_SIGNAL, logger: logging.Logger = log) -> None:
+        reason = kvm_arm64_unavailable(device)
+        if reason:
+            raise PlatformError(reason)
+        if access_latency < 0:
+            raise ValueError(f"access latency must not be negative, not {access_latency} ps")
+        self.bus = bus
+        self.timer = timer
+        self.period = frequency.period
+        self.frequency = frequency
+        self.access_latency = access_latency
+        self.wfx_exit = wfx_exit
+        self.kick_signal = kick_signal
+        self.accesses = GuestAccesses(logger)
+        self.log = logger
+        self.lines = {"irq": False, "fiq": False}
+        self._levels: int | None = None     # device_irq_level last applied; None: reconcile on the next exit
+        self._resume_at = 0                 # simulated time the guest stopped at (the counter is 0 at time 0)
+        self._pending = False               # an MMIO read completes on the next KVM_RUN
+        self._aborted: set[int] = set()
+        self._ips_measured = False
+        self._ptimer = True                 # the kernel exposes the physical timer's registers (until it says no)
+        self.guard: TimerBudget | None = None
+        timer.frequency_hz = host_counter_frequency()
+        self.kvm = Kvm(device)
+        try:
+            self._setup(memory, wfx_cap, use_wfx, guest_pmu)
+            self._ips = ips
+            self.budget_choice: BudgetChoice = choose_budget_source(budget, ips=self._guest_ips, signo=kick_signal)
+            self.source = self.budget_choice.source
+            if not self.features.wfx_exit:
+                # Fallback of the seed thread: a blocked WFI retires no instructions, so only wall time
+                # can end the quantum. One "instruction" of this timer is one nanosecond.
+                self.guard = TimerBudget(1e9, kick_signal)
+            for name, value in (BOOT_STATE | {"pc": entry} | (registers or {})).items():
+                self.write_register(name, value)
+            _one_reg(self.vcpu, TimerReg.TIMER_CNT, 0, "virtual counter")   # counter 0 at simulated time 0
+        except BaseException:
+            self.close()
+            raise
+        self.description = self._describe()
+
+    def _setup(self, memory: Iterable[MemoryRegion], wfx_cap: int, use_wfx: bool, guest_pmu: bool) -> None:
+        kvm = self.kvm
+        self.vm = vm = kvm.create_vm()
+        self.features = probe_arm64(vm.check_extension, lambda cap: _enable_cap(vm, cap, f"{cap}: WFx exit"),
+                                    wfx_cap=wfx_cap, use_wfx=use_wfx)
+        if self.features.nisv_to_user:
+            _enable_cap(vm, Arm64Cap.ARM_NISV_TO_USER, "ARM_NISV_TO_USER")
+        map_memory(kvm, vm, memory, self.log)
+        self.vcpu = vcpu = vm.create_vcpu(0)
+        self.guest_pmu = _init_vcpu(vm, vcpu, self.features, guest_pmu, self.log)
+        # Aborting an access needs it retired first, with immediate_exit (see _inject_abort).
+        self.inject_abort = self.features.ext_dabt and kvm.capabilities.has("IMMEDIATE_EXIT")
+        self.kvm_run = vcpu.kvm_run
+        self._irq = ffi.new("struct kvm_irq_level *")
+        self._events = ffi.new("struct kvm_vcpu_events *")
+        block_kick(vcpu, self.kick_signal)
+
+    def _guest_ips(self) -> float:
+        if self._ips is None:
+            self._ips = guest_rate(self.kvm.device)
+            self._ips_measured = True
+        return self._ips
+
+    def _describe(self) -> str:
+        rate = ""
+        if not self.budget_choice.source.exact and self._ips is not None:
+            how = "measured" if self._ips_measured else "configured"
+            rate = f"; {self._ips / 1e6:.3g}M instructions/s ({how})"
+        pmu = "guest PMUv3" if self.guest_pmu else "no guest PMU"
+        return (f"KVM Arm64 at {self.frequency}, budget: {self.budget_choice.describe()}{rate}; "
+                f"{self.features.describe()}; {pmu}; counter {self.timer.frequency_hz / 1e6:.4g} MHz")
+
+    # -- registers -------------------------------------------------------------
+    def _reg_id(self, name: str) -> int:
+        reg = CORE_REGS.get(name) or SYSREGS.get(name)
+        if reg is None:
+            known = ", ".join([*CORE_REGS, "sp", *SYSREGS])
+            raise KeyError(f"{self.name}: no register {name!r} (known: {known})")
+        return reg
+
+    def _complete(self) -> None:
+        """Registers are current only once a pending MMIO read has been completed (api.rst, KVM_RUN)."""
+        if self._pending:
+            self.vcpu.complete_pending()
+            self._pending = False
+
+    def _sp_name(self) -> str:
+        pstate = _one_reg(self.vcpu, CORE_REGS["pstate"], what="pstate")
+        # SP is SP_EL0 at EL0 or with PSTATE.SP (bit 0) clear, else SP_EL1 (Arm ARM D1.6.2).
+        return "sp_el1" if pstate & 1 and (pstate >> 2) & 3 else "sp_el0"
+
+    def read_register(self, name: str) -> int:
+        self._complete()
+        if name == "sp":
+            name = self._sp_name()
+        return _one_reg(self.vcpu, self._reg_id(name), what=name)
+
+    def write_register(self, name: str, value: int) -> None:
+        self._complete()
+        if name == "sp":
+            name = self._sp_name()
+        _one_reg(self.vcpu, self._reg_id(name), value, name)
+
+    @property
+    def pc(self) -> int:
+        return self.read_register("pc")
+
+    def register_dump(self) -> str:
+        try:
+            regs = [f"x{i:<2}={self.read_register(f'x{i}'):016x}" for i in range(31)]
+            rows = ["  ".join(regs[i:i + 4]) for i in range(0, 31, 4)]
+            rows.append(f"sp_el0={self.read_register('sp_el0'):016x}  sp_el1={self.read_register('sp_el1'):016x}  "
+                        f"pc={self.pc:016x}  pstate={self.read_register('pstate'):08x}")
+            rows.append(f"elr_el1={self.read_register('elr_el1'):016x}  esr_el1={self.read_register('esr_el1'):08x}  "
+                        f"far_el1={self.read_register('far_el1'):016x}  vbar_el1={self.read_register('vbar_el1'):016x}")
+            return "\n".join(rows)
+        except KvmError as error:
+            return f"(registers unavailable: {error})"
+
+    # -- interrupts -------------------------------------------------------------
+    def set_irq(self, line: str, level: bool) -> None:
+        if line not in self.lines:
+            raise ValueError(f"Arm CPU interrupt inputs are 'irq' and 'fiq', not {line!r}")
+        if self.lines[line] == level:
+            return
+        self.lines[line] = level
+        self._irq.irq = irq_line(IrqType.CPU, self.vcpu.index, CpuIrq.IRQ if line == "irq" else CpuIrq.FIQ)
+        self._irq.level = int(level)
+        self.vm.ioctl(Ioctl.IRQ_LINE, self._irq, what=f"KVM_IRQ_LINE({line}={int(level)})")
+
+    def interrupt_pending(self) -> bool:
+        # WFI wakes on a pending interrupt even when PSTATE masks it (Arm ARM D1.16.2).
+        return self.lines["irq"] or self.lines["fiq"]
+
+    def _inject_abort(self, abort: ExternalAbort) -> None:
+        """The access that exited hit nothing: the guest takes a synchronous external abort at its address.
+
+        The access is retired first (KVM_RUN with immediate_exit) and the PC put
+        back on it: kernels before the fix "Don't retire aborted MMIO
+        instruction" (Linux 6.12) would otherwise retire it after the abort was
+        pended and skip the handler's first instruction. The ESR and FAR KVM
+        builds come from the exit (api.rst, KVM_SET_VCPU_EVENTS, arm64).
+        """
+        if abort.address not in self._aborted:
+            self._aborted.add(abort.address)
+            self.log.warning("guest %s at %#x failed (%s): synchronous external abort taken by the guest "
+                             "(reported once per address)", "write" if abort.write else "read", abort.address,
+                             abort.error)
+        self._pending = True
+        self._complete()
+        self.write_register("pc", self.read_register("pc") - 4)     # A64 instructions are 4 bytes
+        ffi.memmove(self._events, bytes(ffi.sizeof("struct kvm_vcpu_events")), ffi.sizeof("struct kvm_vcpu_events"))
+        self._events.exception.ext_dabt_pending = 1
+        self.vcpu.ioctl(Arm64Ioctl.SET_VCPU_EVENTS, self._events, what="KVM_SET_VCPU_EVENTS(external data abort)")
+
+    # -- the counter and the in-kernel timer --------------------------------------
+    def _sync_counter(self, start: int) -> None:
+        """Before a quantum starting at simulated time `start`: bring the guest's virtual counter up to it.
+
+        Inside a quantum the counter runs at the host's pace, while simulated time
+        follows the instructions retired, so the two drift apart by up to one
+        quantum. The counter is never moved back (guests expect it monotonic): when
+        it ran ahead, it is only moved on by the simulated time that passed while
+        the guest was stopped (an idle jump), keeping its lead.
+        """
+        timer = self.timer
+        now = _one_reg(self.vcpu, TimerReg.TIMER_CNT, what="virtual counter")
+        target = max(timer.count_at(start), now + timer.count_at(max(0, start - self._resume_at)))
+        if target > now:
+            _one_reg(self.vcpu, TimerReg.TIMER_CNT, target, "virtual counter")
+
+    def comparators(self) -> list[Comparator]:
+        """The kernel's timers as ONE_REG reports them (the physical one where the kernel exposes it)."""
+        vcpu = self.vcpu
+        found = [Comparator("cntv", _one_reg(vcpu, TimerReg.TIMER_CTL), _one_reg(vcpu, TimerReg.TIMER_CVAL),
+                            _one_reg(vcpu, TimerReg.TIMER_CNT))]
+        if self._ptimer:
+            try:
+                found.append(Comparator("cntp", _one_reg(vcpu, TimerReg.PTIMER_CTL),
+                                        _one_reg(vcpu, TimerReg.PTIMER_CVAL), _one_reg(vcpu, TimerReg.PTIMER_CNT)))
+            except KvmError:
+                self._ptimer = False      # kernels before the physical timer's ONE_REG ids
+        return found
+
+    def _apply_levels(self, keeper: QuantumKeeper, elapsed: int) -> bool:
+        """Drive the timer outputs from kvm_run; True when they changed (the GIC may have moved an IRQ)."""
+        levels = device_irq_level(self.kvm_run)
+        if levels == self._levels:
+            return False
+        keeper.sync(elapsed)
+        self._levels = levels
+        self.timer.levels(levels)
+        return True
+
+    # -- running -----------------------------------------------------------------
+    def run(self, keeper: QuantumKeeper) -> CpuExit:
+        if self.timer.cancel():
+            self._levels = None     # a planned expiry raised an output: reconcile with the kernel's level
+        self._sync_counter(keeper.start)
+        budget = keeper.budget
+        period = self.period
+        source, vcpu, run = self.source, self.vcpu, self.kvm_run
+        guard = self.guard
+        extra = 0           # access latencies in this run
+        done = 0
+        source.arm(max(1, budget // period))
+        wall_end = 0
+        if guard is not None:
+            guard.arm(max(1, budget // 1000))
+            wall_end = time.monotonic_ns() + budget // 1000
+        try:
+            while True:
+                source.entered()
+                ran = vcpu.run()
+                source.exited()
+                self._pending = False
+                done = source.executed()
+                elapsed = done * period + extra
+                changed = self._apply_levels(keeper, elapsed)
+                exit = decode(run, ran=ran, wfx_exit=self.wfx_exit)
+                device = isinstance(exit, Mmio)
+                if device:
+                    extra += self.access_latency
+                    elapsed += self.access_latency
+                    keeper.sync(elapsed)          # the device sees the guest's local time
+                outcome = handle_exit(exit, bus=self.bus, accesses=self.accesses, inject_abort=self.inject_abort)
+                if outcome.reply is not None:
+                    ffi.memmove(run.mmio.data, outcome.reply, len(outcome.reply))
+                    self._pending = True
+                if isinstance(outcome.detail, ExternalAbort):
+                    self._inject_abort(outcome.detail)
+                reason = outcome.reason
+                if reason is ExitReason.BUDGET:   # a kick, another signal, or a level change
+                    if guard is not None and time.monotonic_ns() >= wall_end:
+                        # Wall time ran out: the guest idled in a WFI KVM kept to itself (no WFx exit).
+                        return self._exit(keeper, ExitReason.BUDGET, max(elapsed, budget), done)
+                    if elapsed >= budget:
+                        return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                    if changed and keeper.must_yield:
+                        return self._exit(keeper, ExitReason.IO, elapsed, done)
+                    source.rearm()
+                    continue
+                if reason is ExitReason.IDLE:
+                    result = self._exit(keeper, reason, elapsed, done, outcome.detail)
+                    self.timer.plan(self.comparators(), at=keeper.start + result.elapsed)
+                    return result
+                if reason is not None:
+                    return self._exit(keeper, reason, elapsed, done, outcome.detail)
+                if (device or changed) and keeper.must_yield:
+                    return self._exit(keeper, ExitReason.IO, elapsed, done)
+                if elapsed >= budget:
+                    return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+        finally:
+            source.disarm()
+            if guard is not None:
+                guard.disarm()
+
+    def _closeables(self) -> list:
+        return [part for part in (getattr(self, "source", None), self.guard) if part is not None]
+
+
+# -- the guest's instruction rate, for time-based budget sources ----------------------------
+_CALIBRATION_RAM = 0x1_0000
+_CALIBRATION_EXIT = 0x10_0000          # outside the slot: the store exits as MMIO
+# loop: SUBS X0, X0, #1; B.NE loop; STR XZR, [X1] — 2N + 1 instructions for x0 = N
+_CALIBRATION_CODE = b"".join(word.to_bytes(4, "little") for word in (0xF1000400, 0x54FFFFE1, 0xF900003F))
+
+
+def guest_rate(device: str = DEFAULT_DEVICE, min_seconds: float = 0.02, start: int = 10_000,
+               clock: Callable[[], int] = time.thread_time_ns) -> float:
+    """Guest instructions per second of vCPU thread CPU time: a counted loop, doubled until it takes `min_seconds`."""
+    import ctypes
+    import mmap
+
+    ram = mmap.mmap(-1, _CALIBRATION_RAM)
+    ram[0:len(_CALIBRATION_CODE)] = _CALIBRATION_CODE
+    pin = ctypes.c_char.from_buffer(ram)
+    try:
+        with Kvm(device) as kvm:
+            vm = kvm.create_vm()
+            vm.add_memory(0, _CALIBRATION_RAM, ctypes.addressof(pin))
+            vcpu = vm.create_vcpu(0)
+            init = ffi.new("struct kvm_vcpu_init *")
+            vm.ioctl(Arm64Ioctl.ARM_PREFERRED_TARGET, init, what="KVM_ARM_PREFERRED_TARGET")
+            vcpu.ioctl(Arm64Ioctl.ARM_VCPU_INIT, init, what="KVM_ARM_VCPU_INIT")
+            iterations = start
+            while True:
+                for name, value in (("pc", 0), ("x0", iterations), ("x1", _CALIBRATION_EXIT), ("pstate", 0x3C5)):
+                    _one_reg(vcpu, CORE_REGS[name], value, name)
+                began = clock()
+                vcpu.run()
+                spent = clock() - began
+                if spent >= min_seconds * 1e9 or iterations >= 1 << 40:
+                    return (2 * iterations + 1) / max(spent, 1) * 1e9
+                iterations *= 2
+    finally:
+        del pin
+        ram.close()
