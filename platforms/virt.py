@@ -62,14 +62,15 @@ def _console(value: str | CharBackend) -> CharBackend:
     raise PlatformError(f"unknown console {value!r}: use stdio, buffer or none")
 
 
-def _firmware(value: str | Path) -> Path:
-    if str(value) == "uboot":
-        from cosim.images.fetch import uboot_image
+def _image(what: str, value: str | Path, fetchers: dict[str, str]) -> Path:
+    """A path, or the key of an image the project fetches (`cosim.images.fetch`)."""
+    if str(value) in fetchers:
+        from cosim.images import fetch
 
-        return uboot_image()
+        return getattr(fetch, fetchers[str(value)])()
     path = Path(value)
     if not path.is_file():
-        raise PlatformError(f"firmware image {path} does not exist")
+        raise PlatformError(f"{what} image {path} does not exist")
     return path
 
 
@@ -79,14 +80,17 @@ class Virt(Platform):
     name = "virt"
     summary = "Arm64 machine laid out like QEMU's virt; boots Debian's U-Boot by default"
     ram_size = Property(128 * MiB, "RAM size in bytes", parse_size)
-    firmware = Property("uboot", "image in flash at 0x0: a path, or 'uboot' (Debian's u-boot-qemu, fetched)")
+    firmware = Property("uboot", "image in flash at 0x0: a path, 'uboot' (Debian's u-boot-qemu, fetched) or 'none'")
+    kernel = Property("none", "arm64 Linux Image booted directly (booting.rst): a path, 'debian' (fetched) or 'none'")
+    initrd = Property("none", "initramfs for the kernel: a path, 'busybox' (built from Debian's busybox-static) or 'none'")
+    bootargs = Property("console=ttyAMA0 earlycon=pl011,0x9000000", "kernel command line (/chosen/bootargs)")
     console = Property("stdio", "PL011 console: stdio, buffer, none (or a CharBackend from Python)")
     quantum = Property(MS, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
     cpu = Property("unicorn", "CPU backend: unicorn (software, any host)")
 
     def build(self) -> None:
         flash_base, flash_size = VIRT_MAP["flash"]
-        image = _firmware(self.firmware)
+        image = None if self.firmware == "none" else _image("firmware", self.firmware, {"uboot": "uboot_image"})
         self.flash = self.add("flash", Memory, size=flash_size, read_only=True, on_write="ignore", image=image)
         self.map("sysbus", flash_base, self.flash)
         self.ram = self.add("ram", Memory, size=self.ram_size)
@@ -104,12 +108,33 @@ class Virt(Platform):
         self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))
         self.wire(self.timer.cntv, self.gic.ppi(0, PPI_CNTV))
 
-        self.dtb = self.device_tree()
-        self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
-        self.cpu0 = self.add("cpu0", Cpu, backend=self._backend(), quantum=self.quantum)
+        if self.kernel == "none":
+            self.dtb = self.device_tree()
+            self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
+            entry, dtb_address = flash_base, VIRT_MAP["ram"][0]
+        else:
+            entry, dtb_address = self._load_linux()
+        self.cpu0 = self.add("cpu0", Cpu, backend=self._backend(entry, dtb_address), quantum=self.quantum)
         self.wire(self.gic.irq(0), self.cpu0.pins["irq"])
 
-    def _backend(self):  # -> CpuBackend
+    def _load_linux(self) -> tuple[int, int]:
+        """Kernel, initrd and device tree in RAM as booting.rst asks; returns (entry, DTB address)."""
+        from cosim.loaders.arm64_linux import decompress_kernel, parse_image, plan_layout
+
+        image = decompress_kernel(_image("kernel", self.kernel, {"debian": "linux_kernel"}).read_bytes())
+        header = parse_image(image)
+        initrd = b"" if self.initrd == "none" else \
+            _image("initrd", self.initrd, {"busybox": "busybox_initramfs_image"}).read_bytes()
+        layout = plan_layout(header, self.ram.size, 2 * MiB, len(initrd))
+        ram_base = VIRT_MAP["ram"][0]
+        self.ram.load(image, layout.kernel)
+        if initrd:
+            self.ram.load(initrd, layout.initrd)
+        self.dtb = self.device_tree(bootargs=self.bootargs, initrd=(ram_base + layout.initrd, len(initrd)) if initrd else None)
+        self.ram.load(self.dtb, layout.dtb)
+        return ram_base + layout.kernel, ram_base + layout.dtb
+
+    def _backend(self, entry: int, dtb_address: int):  # -> CpuBackend
         if self.cpu != "unicorn":
             raise PlatformError(f"unknown CPU backend {self.cpu!r} for virt: use unicorn")
         from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
@@ -119,9 +144,9 @@ class Virt(Platform):
                   for m in bus.mappings if isinstance(m.target, Memory)]
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
         return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES,
-                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
+                               entry=entry, registers={"x0": dtb_address})
 
-    def device_tree(self) -> bytes:
+    def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
         """The device tree blob describing this platform, as QEMU's virt would."""
         root = Node("")
         root.set("#address-cells", 2).set("#size-cells", 2)
@@ -158,4 +183,8 @@ class Virt(Platform):
 
         chosen = root.add("chosen")
         chosen.set("stdout-path", f"/pl011@{uart_base:x}")
+        if bootargs is not None:
+            chosen.set("bootargs", bootargs)
+        if initrd is not None:
+            chosen.set("linux,initrd-start", cells64(initrd[0])).set("linux,initrd-end", cells64(initrd[0] + initrd[1]))
         return to_dtb(root)
