@@ -4,10 +4,11 @@
   (`_counter.py`); simulated time = instructions x the CPU period, plus the
   poll skips below. Devices are accessed after `keeper.sync` to that time.
 - **Exceptions** are entered by `exceptions.enter_el1` (unicorn takes none):
-  IRQ/FIQ between runs when the line is high and unmasked; SVC, undefined
+  IRQ/FIQ between runs when the line is high and unmasked; SVC, BRK, undefined
   instructions and aborts reported by unicorn's interrupt hook; HVC/SMC go to
   PSCI. An access to an address with nothing mapped is a synchronous external
-  abort taken by the guest (DFSC 0x10, FAR = the address).
+  abort taken by the guest (DFSC 0x10, FAR = the address). MMU faults get the
+  syndrome and FAR `mmu.py` derives (unicorn reports only "data abort").
 - **Idle.** WFI makes unicorn return early; that is the idle exit.
 - **Polling.** A guest that reads the same thing again and again (CNTPCT/CNTVCT,
   or one device register such as a UART's flag register) with nothing else in
@@ -19,6 +20,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,7 +36,8 @@ from ..._time import GHz, US, Frequency
 from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from . import psci
 from ._counter import NativeCounter
-from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, enter_el1, esr
+from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr
+from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 
 __all__ = ["UnicornArm64Cpu", "MemoryRegion"]
 
@@ -49,6 +52,7 @@ EXCP_HVC, EXCP_SMC = 11, 13
 
 SPSR_EL1 = (3, 0, 4, 0, 0)
 SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
+TCR_EL1 = (3, 0, 2, 0, 2)
 SCR_EL3 = (3, 6, 1, 1, 0)
 HCR_EL2 = (3, 4, 1, 1, 0)
 # Unicorn starts in Secure EL1 with SCR_EL3.RW = 0, which QEMU reads as "EL1 is
@@ -62,6 +66,9 @@ _X_REGS |= {"x29": A.UC_ARM64_REG_FP, "x30": A.UC_ARM64_REG_LR, "sp": A.UC_ARM64
             "pc": A.UC_ARM64_REG_PC, "pstate": A.UC_ARM64_REG_PSTATE, "sp_el0": A.UC_ARM64_REG_SP_EL0,
             "sp_el1": A.UC_ARM64_REG_SP_EL1, "elr_el1": A.UC_ARM64_REG_ELR_EL1, "esr_el1": A.UC_ARM64_REG_ESR_EL1,
             "far_el1": A.UC_ARM64_REG_FAR_EL1, "vbar_el1": A.UC_ARM64_REG_VBAR_EL1}
+
+# Base registers of loads and stores: X0-X30, and 31 = SP.
+_BASE_REGS = [_X_REGS[f"x{i}"] for i in range(31)] + [A.UC_ARM64_REG_SP]
 
 SysregHandler = Callable[[tuple[int, int, int, int, int]], str | None]
 
@@ -90,6 +97,7 @@ class UnicornArm64Cpu:
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         self.uc.cpr_write(*SCR_EL3, SCR_EL3_VALUE)
         self.uc.cpr_write(*HCR_EL2, HCR_EL2_RW)
+        memory = list(memory)
         for base, size, host, read_only in memory:
             self.uc.mem_map_ptr(base, size, UC_PROT_READ | UC_PROT_EXEC if read_only else UC_PROT_ALL, host)
         for base, size in mmio:
@@ -104,7 +112,9 @@ class UnicornArm64Cpu:
         self._extra = 0                   # poll skips added to local time in this run
         self._stop: tuple[ExitReason, object] | None = None
         self._fault: tuple[int, bool, bool] | None = None   # (address, instruction fetch, write)
-        self._pending_sync: tuple[Kind, int, int | None] | None = None
+        self._pending_sync: tuple[Kind, int, int | None, int | None] | None = None
+        # Guest RAM as (base, size, host address), for reading translation tables on a fault.
+        self._ram = [(base, size, host) for base, size, host, _ in memory]
         self._poll_keys: set[object] | None = None
         self._poll_at = 0
         self._poll_skip = 0
@@ -333,21 +343,78 @@ class UnicornArm64Cpu:
             return
         if intno == EXCP_SWI:
             # SVC: the preferred return address is the next instruction, where unicorn's PC already is.
-            self._pending_sync = (Kind.SYNC, pc, esr(EC.SVC64, self._svc_immediate(pc - 4)))
+            word = self._instruction(pc - 4)
+            imm16 = (word >> 5) & 0xFFFF if word is not None and word & 0xFFE0001F == 0xD4000001 else 0
+            self._pending_sync = (Kind.SYNC, pc, esr(EC.SVC64, imm16), None)
         elif intno == EXCP_UDEF:
-            self._pending_sync = (Kind.SYNC, pc, esr(EC.UNKNOWN))
+            self._pending_sync = (Kind.SYNC, pc, esr(EC.UNKNOWN), None)
         elif intno == EXCP_BKPT:
-            self._stop = (ExitReason.BREAKPOINT, pc)
+            # BRK #imm16: ELR is the BRK itself (Linux's BUG()/WARN() decode the immediate).
+            word = self._instruction(pc) or 0
+            self._pending_sync = (Kind.SYNC, pc, esr(EC.BRK64, (word >> 5) & 0xFFFF), None)
+        elif intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
+            try:
+                self._pending_sync = self._mmu_abort(pc, intno == EXCP_PREFETCH_ABORT)
+            except CpuError as error:
+                self._stop = (ExitReason.ERROR, str(error))
         else:
-            self._stop = (ExitReason.ERROR, f"exception {intno} at pc={pc:#x} (MMU faults need a syndrome this backend does not derive yet)")
+            self._stop = (ExitReason.ERROR, f"unexpected exception {intno} at pc={pc:#x}")
         uc.emu_stop()
 
-    def _svc_immediate(self, address: int) -> int:
-        try:
-            word = int.from_bytes(self.uc.mem_read(address, 4), "little")
-        except UcError:
-            return 0
-        return (word >> 5) & 0xFFFF if word & 0xFFE0001F == 0xD4000001 else 0
+    # -- MMU faults ------------------------------------------------------------------
+    def _read_phys64(self, address: int) -> int:
+        for base, size, host in self._ram:
+            if base <= address and address + 8 <= base + size:
+                # The region's buffer is pinned for the platform's lifetime; the range is checked above.
+                return int.from_bytes(ctypes.string_at(host + address - base, 8), "little")
+        return 0                          # a table outside RAM reads as invalid descriptors
+
+    def _translation_regs(self) -> TranslationRegs:
+        return TranslationRegs(self.uc.cpr_read(*SCTLR_EL1), self.uc.cpr_read(*TCR_EL1),
+                               self.uc.reg_read(A.UC_ARM64_REG_TTBR0_EL1), self.uc.reg_read(A.UC_ARM64_REG_TTBR1_EL1))
+
+    def _instruction(self, va: int) -> int | None:
+        """The instruction word at `va`, translated as the current EL fetches it."""
+        el0 = current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE)) == 0
+        result = walk(va, self._translation_regs(), self._read_phys64, el0=el0, fetch=True)
+        if isinstance(result, Fault):
+            return None
+        low = self._read_phys64(result.address & ~7)
+        return (low >> (8 * (result.address & 4))) & 0xFFFF_FFFF
+
+    def _xreg(self, n: int) -> int:
+        return self.uc.reg_read(_BASE_REGS[n])
+
+    def _mmu_abort(self, pc: int, fetch: bool) -> tuple[Kind, int, int, int]:
+        """Syndrome and FAR of the abort QEMU's walk raised: decode the access, walk again (mmu.py)."""
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        el0 = current_el(pstate) == 0
+        regs = self._translation_regs()
+        if fetch:
+            result = walk(pc, regs, self._read_phys64, el0=el0, fetch=True)
+            if isinstance(result, Fault):
+                return Kind.SYNC, pc, abort_syndrome(pstate, True, False, result.status), pc
+            raise CpuError(f"prefetch abort at pc={pc:#x}, but the translation tables map it to {result.address:#x}")
+        word = self._instruction(pc)
+        access = None if word is None else decode_access(word, pc, self._xreg)
+        if access is None:
+            raise CpuError(f"data abort at pc={pc:#x} from an instruction that is not a load or store "
+                           f"({'unreadable' if word is None else f'{word:#010x}'})")
+        last = access.address + access.size - 1
+        pages = [access.address] + ([last & ~0xFFF] if last >> 12 != access.address >> 12 else [])
+        for address in pages:               # an access crossing into a second page may fault there
+            result = walk(address, regs, self._read_phys64, el0=el0 or access.unprivileged,
+                          write=access.write and not access.cache_maintenance)
+            if isinstance(result, Fault):
+                status = result.status
+                break
+        else:
+            # Mapped and allowed: what faulted is alignment (exclusives, atomics, Device memory).
+            if access.address % min(access.size, 16) == 0:
+                raise CpuError(f"data abort at pc={pc:#x} on {access.address:#x}, which the translation tables map")
+            address, status = access.address, FSC_ALIGNMENT
+        syndrome = abort_syndrome(pstate, False, access.write, status, access.cache_maintenance)
+        return Kind.SYNC, pc, syndrome, address
 
     def _on_bad_access(self, uc: Uc, access: int, address: int, size: int, value: int, _: Any) -> bool:
         self._fault = (address, access == UC_MEM_FETCH_UNMAPPED, access in (UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT))
