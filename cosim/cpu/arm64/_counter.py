@@ -29,22 +29,41 @@ typedef struct {
     uint64_t executed;      /* instructions retired since the last reset */
     uint64_t budget;        /* stop once executed reaches this */
     void *stop;             /* uc_emu_stop, as a plain pointer handed over from Python */
+    void *reg_read;         /* uc_reg_read, likewise */
+    uint64_t watch;         /* PSTATE mask bits of pending interrupts: stop once one is clear */
+    int32_t pstate_reg;     /* unicorn's register id of PSTATE */
+    int32_t unmasked;       /* set when the run stopped because a pending interrupt was unmasked */
 } cosim_counter;
 
 typedef int (*cosim_stop_fn)(void *uc);
+typedef int (*cosim_reg_read_fn)(void *uc, int regid, void *value);
 
 /* Called before each instruction: stopping here keeps that instruction from
-   running, so `executed` is exactly the number of instructions retired. */
+   running, so `executed` is exactly the number of instructions retired. While
+   an interrupt is pending but masked, PSTATE is checked too, so the interrupt
+   is taken at the first instruction boundary after the guest unmasks it. */
 void cosim_count(void *uc, uint64_t address, uint32_t size, void *data) {
     cosim_counter *c = (cosim_counter *)data;
-    if (c->executed >= c->budget)
+    if (c->executed >= c->budget) {
         ((cosim_stop_fn)c->stop)(uc);
-    else
-        c->executed++;
+        return;
+    }
+    if (c->watch) {
+        uint64_t pstate = 0;
+        ((cosim_reg_read_fn)c->reg_read)(uc, c->pstate_reg, &pstate);
+        if ((pstate & c->watch) != c->watch) {
+            c->unmasked = 1;
+            c->budget = c->executed;
+            ((cosim_stop_fn)c->stop)(uc);
+            return;
+        }
+    }
+    c->executed++;
 }
 """
 _CDEF = """
-typedef struct { uint64_t executed; uint64_t budget; void *stop; } cosim_counter;
+typedef struct { uint64_t executed; uint64_t budget; void *stop; void *reg_read; uint64_t watch;
+                 int32_t pstate_reg; int32_t unmasked; } cosim_counter;
 void cosim_count(void *uc, uint64_t address, uint32_t size, void *data);
 """
 
@@ -92,12 +111,15 @@ class NativeCounter:
             NativeCounter._module = _load_module()
         module = NativeCounter._module
         from unicorn import UC_HOOK_CODE
+        from unicorn import arm64_const as A
         from unicorn.unicorn_py3.unicorn import uclib
 
         self._ffi, self._lib = module.ffi, module.lib
         self._state = self._ffi.new("cosim_counter *")
         # uc_emu_stop's address, called from C; the library stays loaded for the process.
         self._state.stop = self._ffi.cast("void *", ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value)
+        self._state.reg_read = self._ffi.cast("void *", ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value)
+        self._state.pstate_reg = A.UC_ARM64_REG_PSTATE
         self._state.budget = 1 << 63
         hook = ctypes.c_size_t()
         hook_fn = int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, "cosim_count")))
@@ -109,9 +131,17 @@ class NativeCounter:
             raise CounterUnavailable(f"uc_hook_add failed with unicorn error {status}")
         self._uc = uc  # the hook lives as long as the engine; keep `_state` alive with it
 
-    def arm(self, budget: int) -> None:
+    def arm(self, budget: int, watch: int = 0) -> None:
+        """Count from 0 up to `budget`; with `watch` (PSTATE mask bits of pending
+        interrupts), also stop before the first instruction that runs with one clear."""
         self._state.executed = 0
         self._state.budget = max(1, budget)
+        self._state.watch = watch
+        self._state.unmasked = 0
+
+    @property
+    def unmasked(self) -> bool:
+        return bool(self._state.unmasked)
 
     @property
     def executed(self) -> int:

@@ -187,6 +187,9 @@ class UnicornArm64Cpu:
         # WFI wakes on a pending interrupt even when PSTATE masks it (D1.16.2).
         return self.lines["irq"] or self.lines["fiq"]
 
+    def _masked_pending(self) -> int:
+        return (PSTATE_I if self.lines["irq"] else 0) | (PSTATE_F if self.lines["fiq"] else 0)
+
     def _take_interrupt(self) -> bool:
         pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
         for line, kind, mask in (("fiq", Kind.FIQ, PSTATE_F), ("irq", Kind.IRQ, PSTATE_I)):
@@ -211,7 +214,8 @@ class UnicornArm64Cpu:
         try:
             while True:
                 self._take_interrupt()
-                self.counter.arm(self._remaining())
+                # A line still high here is masked: watch PSTATE so it is taken once unmasked.
+                self.counter.arm(self._remaining(), self._masked_pending())
                 self._pending_sync = None
                 try:
                     self.uc.emu_start(self.pc, 0xFFFF_FFFF_FFFF_FFFF)
@@ -224,7 +228,10 @@ class UnicornArm64Cpu:
                     if self._pending_sync is not None:
                         self._enter(*self._pending_sync)
                     elif self._stop is None and self.counter.executed < self.counter.budget:
-                        return self._exit(ExitReason.IDLE, "wfi")   # unicorn returns early only on WFI/WFE
+                        # Unicorn returns early only on WFI/WFE. With an interrupt pending (even
+                        # masked) WFI completes at once (D1.16.2): carry on within the run.
+                        if not self.interrupt_pending():
+                            return self._exit(ExitReason.IDLE, "wfi")
                 if self._stop is not None:
                     return self._exit(*self._stop)
                 if self._remaining() <= 0:
