@@ -23,7 +23,7 @@ from pathlib import Path
 from cosim import MiB, Platform, Property, parse_size
 from cosim.fdt import Node, cells64, to_dtb
 
-__all__ = ["Virt", "VIRT_MAP"]
+__all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
 
 VIRT_MAP = {
     "flash": (0x0000_0000, 0x0800_0000),
@@ -111,16 +111,19 @@ class Virt(Platform):
         if self.kernel == "none":
             self.dtb = self.device_tree()
             self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
-            entry, dtb_address = flash_base, VIRT_MAP["ram"][0]
         else:
-            entry, dtb_address = self._load_linux()
-        self.cpu0 = self.add("cpu0", Cpu, backend=self._backend(entry, dtb_address), quantum=self.quantum)
+            self._load_linux()
+        self.cpu0 = self.add("cpu0", Cpu, backend=self._backend(), quantum=self.quantum)
         self.wire(self.gic.irq(0), self.cpu0.pins["irq"])
 
-    def _load_linux(self) -> tuple[int, int]:
-        """Kernel, initrd and device tree in RAM as booting.rst asks; returns (entry, DTB address)."""
-        from cosim.loaders.arm64_linux import decompress_kernel, parse_image, plan_layout
+    def _load_linux(self) -> None:
+        """Kernel, initrd and device tree in RAM as booting.rst asks, and a boot stub in flash
+        (in place of firmware) that enables the PL011 and enters the kernel."""
+        from cosim.loaders.arm64_linux import boot_stub, decompress_kernel, parse_image, plan_layout
+        from cosim.models.pl011 import CR_RXE, CR_TXE, CR_UARTEN
 
+        if self.firmware != "none":
+            raise PlatformError(f"kernel={self.kernel!r} boots without firmware: set firmware=none")
         image = decompress_kernel(_image("kernel", self.kernel, {"debian": "linux_kernel"}).read_bytes())
         header = parse_image(image)
         initrd = b"" if self.initrd == "none" else \
@@ -132,9 +135,11 @@ class Virt(Platform):
             self.ram.load(initrd, layout.initrd)
         self.dtb = self.device_tree(bootargs=self.bootargs, initrd=(ram_base + layout.initrd, len(initrd)) if initrd else None)
         self.ram.load(self.dtb, layout.dtb)
-        return ram_base + layout.kernel, ram_base + layout.dtb
+        control = next(reg.offset for reg in Pl011.registers if reg.name == "UARTCR")
+        uart_cr = (VIRT_MAP["uart0"][0] + control, CR_UARTEN | CR_TXE | CR_RXE)
+        self.flash.load(boot_stub(ram_base + layout.kernel, ram_base + layout.dtb, uart_cr))
 
-    def _backend(self, entry: int, dtb_address: int):  # -> CpuBackend
+    def _backend(self):  # -> CpuBackend
         if self.cpu != "unicorn":
             raise PlatformError(f"unknown CPU backend {self.cpu!r} for virt: use unicorn")
         from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
@@ -144,7 +149,7 @@ class Virt(Platform):
                   for m in bus.mappings if isinstance(m.target, Memory)]
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
         return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES,
-                               entry=entry, registers={"x0": dtb_address})
+                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
 
     def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
         """The device tree blob describing this platform, as QEMU's virt would."""
@@ -188,3 +193,14 @@ class Virt(Platform):
         if initrd is not None:
             chosen.set("linux,initrd-start", cells64(initrd[0])).set("linux,initrd-end", cells64(initrd[0] + initrd[1]))
         return to_dtb(root)
+
+
+class VirtLinux(Virt):
+    """`virt` booting Debian's arm64 Linux straight into a busybox initramfs (no firmware)."""
+
+    name = "virt-linux"
+    summary = "virt booting Debian 12's arm64 Linux kernel to a busybox shell"
+    ram_size = Property(256 * MiB, "RAM size in bytes", parse_size)
+    firmware = Property("none", "image in flash at 0x0: a path, 'uboot' or 'none'")
+    kernel = Property("debian", "arm64 Linux Image booted directly (booting.rst): a path, 'debian' (fetched) or 'none'")
+    initrd = Property("busybox", "initramfs for the kernel: a path, 'busybox' (built from Debian's busybox-static) or 'none'")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .._errors import PlatformError
 from .._platform import MiB
 
-__all__ = ["ImageHeader", "LinuxLayout", "parse_image", "plan_layout", "decompress_kernel"]
+__all__ = ["ImageHeader", "LinuxLayout", "parse_image", "plan_layout", "decompress_kernel", "boot_stub"]
 
 ARM64_IMAGE_MAGIC = b"ARM\x64"
 _HEADER = struct.Struct("<II QQQ QQQ 4s I")   # code0, code1, text_offset, image_size, flags, res2-4, magic, res5
@@ -82,3 +82,26 @@ def plan_layout(header: ImageHeader, ram_size: int, dtb_size_max: int, initrd_si
         raise PlatformError(f"kernel ({header.image_size:#x} bytes) and initrd ({initrd_size:#x} bytes) need "
                             f"{end // MiB + 1} MiB of RAM; this machine has {ram_size // MiB} MiB")
     return LinuxLayout(kernel, dtb, initrd, initrd_size)
+
+
+def _ldr_literal(rt: int, at: int, literal: int, wide: bool = True) -> int:
+    """LDR Xt/Wt, <label> (C6.2.167): PC-relative, imm19 words."""
+    return (0x5800_0000 if wide else 0x1800_0000) | (((literal - at) // 4) << 5) | rt
+
+
+def boot_stub(entry: int, dtb: int, uart_cr: tuple[int, int] | None = None) -> bytes:
+    """The few instructions firmware runs before jumping to the kernel (QEMU's -kernel stub
+    does the same): optionally enable the console UART (earlycon assumes firmware did), then
+    x0 = DTB, x1-x3 = 0, branch to the kernel at EL1 with the MMU off (booting.rst 4)."""
+    uart_address, uart_value = uart_cr or (0, 0)
+    code = [
+        _ldr_literal(1, 0x00, 0x28),             # x1 = UART control register address
+        _ldr_literal(2, 0x04, 0x38, wide=False),  # w2 = its enable value
+        0xB900_0022 if uart_cr else 0xD503_201F,  # str w2, [x1]   (or nop)
+        _ldr_literal(0, 0x0C, 0x30),             # x0 = DTB
+        0xAA1F_03E1, 0xAA1F_03E2, 0xAA1F_03E3,   # mov x1/x2/x3, xzr
+        _ldr_literal(4, 0x1C, 0x40),             # x4 = kernel entry
+        0xD61F_0080,                             # br x4
+        0xD503_201F,                             # nop (pads the literals to 8 bytes)
+    ]
+    return struct.pack("<10I QQ I4x Q", *code, uart_address, dtb, uart_value, entry)
