@@ -35,7 +35,7 @@ from ..._bus import Bus, BusError
 from ..._time import GHz, US, Frequency
 from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from . import psci
-from ._counter import NativeCounter
+from ._counter import NativeCounter, NativeSysregFilter
 from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr
 from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 
@@ -105,8 +105,9 @@ class UnicornArm64Cpu:
         self.counter = NativeCounter(self.uc)
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
         self.uc.hook_add(UC_HOOK_MEM_UNMAPPED | UC_HOOK_MEM_WRITE_PROT, self._on_bad_access)
-        self.uc.hook_add(UC_HOOK_INSN, self._on_mrs, aux1=A.UC_ARM64_INS_MRS)
-        self.uc.hook_add(UC_HOOK_INSN, self._on_msr, aux1=A.UC_ARM64_INS_MSR)
+        # Only the timer's registers leave unicorn; the filter runs natively for all others.
+        self._filters = [NativeSysregFilter(self.uc, A.UC_ARM64_INS_MRS, self._sysregs, self._on_mrs),
+                         NativeSysregFilter(self.uc, A.UC_ARM64_INS_MSR, self._sysregs, self._on_msr)]
         self.lines = {"irq": False, "fiq": False}
         self._keeper: QuantumKeeper | None = None
         self._extra = 0                   # poll skips added to local time in this run
@@ -292,7 +293,7 @@ class UnicornArm64Cpu:
             self._warned.add(address)
             log.warning("guest access at %#x: %s", address, message)
 
-    def _on_mrs(self, uc: Uc, reg: int, cp: Any, _: Any) -> int:
+    def _on_mrs(self, reg: int, cp: Any) -> int:
         name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
         if name is None or self.timer is None:
             return 0                                   # not ours: unicorn executes it
@@ -300,10 +301,10 @@ class UnicornArm64Cpu:
             self._poll_step(name)
         assert self._keeper is not None
         self._keeper.sync(self._elapsed())
-        uc.reg_write(reg, self.timer.read_sysreg(name))
+        self.uc.reg_write(reg, self.timer.read_sysreg(name))
         return 1
 
-    def _on_msr(self, uc: Uc, reg: int, cp: Any, _: Any) -> int:
+    def _on_msr(self, reg: int, cp: Any) -> int:
         name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
         if name is None or self.timer is None:
             return 0
@@ -441,3 +442,5 @@ class UnicornArm64Cpu:
 
     def close(self) -> None:
         self._keeper = None
+        for hook in self._filters:
+            hook.close()
