@@ -62,7 +62,6 @@ _DIRS = ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "etc", "etc/init.d"
 _INITTAB = """\
 ::sysinit:/etc/init.d/rcS
 ::respawn:-/bin/sh
-::shutdown:/bin/umount -a -r
 """
 
 _RCS = f"""\
