@@ -80,7 +80,7 @@ def plan_layout(header: ImageHeader, ram_size: int, dtb_size_max: int, initrd_si
         raise PlatformError(f"device tree of {dtb_size_max} bytes exceeds the 2 MiB booting.rst allows")
     if end > ram_size:
         raise PlatformError(f"kernel ({header.image_size:#x} bytes) and initrd ({initrd_size:#x} bytes) need "
-                            f"{end // MiB + 1} MiB of RAM; this machine has {ram_size // MiB} MiB")
+                            f"{-(-end // MiB)} MiB of RAM; this machine has {ram_size // MiB} MiB")
     return LinuxLayout(kernel, dtb, initrd, initrd_size)
 
 
