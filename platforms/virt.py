@@ -67,7 +67,10 @@ def _image(what: str, value: str | Path, fetchers: dict[str, str]) -> Path:
     if str(value) in fetchers:
         from cosim.images import fetch
 
-        return getattr(fetch, fetchers[str(value)])()
+        try:
+            return getattr(fetch, fetchers[str(value)])()
+        except fetch.ImageError as error:
+            raise PlatformError(f"{what} image {value!r}: {error}") from error
     path = Path(value)
     if not path.is_file():
         raise PlatformError(f"{what} image {path} does not exist")
