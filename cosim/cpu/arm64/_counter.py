@@ -38,6 +38,8 @@ typedef struct {
     uint64_t watch;         /* PSTATE mask bits of pending interrupts: stop once one is clear */
     int32_t pstate_reg;     /* unicorn's register id of PSTATE */
     int32_t unmasked;       /* set when the run stopped because a pending interrupt was unmasked */
+    uint64_t block_start;   /* block mode: address of the current block */
+    uint64_t block_base;    /* block mode: executed before it */
 } cosim_counter;
 
 typedef int (*cosim_stop_fn)(void *uc);
@@ -66,6 +68,31 @@ void cosim_count(void *uc, uint64_t address, uint32_t size, void *data) {
     c->executed++;
 }
 
+/* Block hook: counts a whole translation block (A64: 4 bytes an instruction) on entry and
+   stops before a block that would cross the budget. */
+void cosim_count_block(void *uc, uint64_t address, uint32_t size, void *data) {
+    cosim_counter *c = (cosim_counter *)data;
+    uint64_t n = size / 4;
+    if (c->executed + n > c->budget && c->executed > 0) {
+        c->budget = c->executed;    /* so the caller sees the budget spent, not an early return */
+        ((cosim_stop_fn)c->stop)(uc);
+        return;
+    }
+    if (c->watch) {
+        uint64_t pstate = 0;
+        ((cosim_reg_read_fn)c->reg_read)(uc, c->pstate_reg, &pstate);
+        if ((pstate & c->watch) != c->watch) {
+            c->unmasked = 1;
+            c->budget = c->executed;
+            ((cosim_stop_fn)c->stop)(uc);
+            return;
+        }
+    }
+    c->block_start = address;
+    c->block_base = c->executed;
+    c->executed += n;
+}
+
 /* MRS/MSR/SYS hook: only encodings set in the bitmap reach Python. Layout as unicorn's
    uc_arm64_cp_reg. The key is the 16-bit op0:op1:CRn:CRm:op2 encoding. */
 typedef struct { uint32_t crn, crm, op0, op1, op2; uint64_t val; } cosim_cp_reg;
@@ -82,7 +109,8 @@ uint32_t cosim_sysreg(void *uc, int reg, cosim_cp_reg *cp, void *data) {
 """
 _CDEF = """
 typedef struct { uint64_t executed; uint64_t budget; void *stop; void *reg_read; uint64_t watch;
-                 int32_t pstate_reg; int32_t unmasked; } cosim_counter;
+                 int32_t pstate_reg; int32_t unmasked; uint64_t block_start; uint64_t block_base; } cosim_counter;
+void cosim_count_block(void *uc, uint64_t address, uint32_t size, void *data);
 typedef struct { uint32_t crn, crm, op0, op1, op2; uint64_t val; } cosim_cp_reg;
 typedef struct { uint8_t wanted[8192]; } cosim_sysregs;
 extern "Python" uint32_t cosim_sysreg_py(void *uc, int reg, cosim_cp_reg *cp, void *data);
