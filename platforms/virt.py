@@ -90,6 +90,7 @@ class Virt(Platform):
     console = Property("stdio", "PL011 console: stdio, buffer, none (or a CharBackend from Python)")
     quantum = Property(MS, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
     cpu = Property("unicorn", "CPU backend: unicorn (software, any host)")
+    counting = Property("block", "unicorn instruction counting: block (fast) or instruction (exact mid-block time)")
 
     def build(self) -> None:
         flash_base, flash_size = VIRT_MAP["flash"]
@@ -145,6 +146,8 @@ class Virt(Platform):
     def _backend(self):  # -> CpuBackend
         if self.cpu != "unicorn":
             raise PlatformError(f"unknown CPU backend {self.cpu!r} for virt: use unicorn")
+        if self.counting not in ("block", "instruction"):
+            raise PlatformError(f"unknown counting {self.counting!r} for virt: use block or instruction")
         from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
 
         bus = self.buses["sysbus"]
@@ -152,7 +155,7 @@ class Virt(Platform):
                   for m in bus.mappings if isinstance(m.target, Memory)]
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
         return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES,
-                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
+                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, counting=self.counting)
 
     def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
         """The device tree blob describing this platform, as QEMU's virt would."""

@@ -86,13 +86,16 @@ class UnicornArm64Cpu:
     def __init__(self, *, bus: Bus, memory: Iterable[MemoryRegion], mmio: Iterable[tuple[int, int]],
                  timer: Any = None, sysreg_names: dict[tuple[int, int, int, int, int], str] | None = None,
                  frequency: Frequency = GHz(1), max_poll_skip: int = 100 * US, entry: int = 0,
-                 registers: dict[str, int] | None = None) -> None:
+                 registers: dict[str, int] | None = None, counting: str = "block") -> None:
+        if counting not in ("block", "instruction"):
+            raise ValueError(f"counting must be 'block' or 'instruction', not {counting!r}")
         self.bus = bus
         self.timer = timer
         self.period = frequency.period
         self.max_poll_skip = max_poll_skip
         self._sysregs = sysreg_names or {}
-        self.description = f"unicorn {__import__('unicorn').__version__} Arm64 at {frequency}, exact instruction count"
+        self.description = (f"unicorn {__import__('unicorn').__version__} Arm64 at {frequency}, "
+                            + ("instructions counted per block" if counting == "block" else "exact instruction count"))
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         self.uc.cpr_write(*SCR_EL3, SCR_EL3_VALUE)
         self.uc.cpr_write(*HCR_EL2, HCR_EL2_RW)
@@ -101,7 +104,7 @@ class UnicornArm64Cpu:
             self.uc.mem_map_ptr(base, size, UC_PROT_READ | UC_PROT_EXEC if read_only else UC_PROT_ALL, host)
         for base, size in mmio:
             self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
-        self.counter = NativeCounter(self.uc)
+        self.counter = NativeCounter(self.uc, per_block=counting == "block")
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
         # No UC_HOOK_MEM_* hook: any memory hook puts every guest access on unicorn's slow
         # path (Linux boots ~40% slower); a bad access is decoded from the instruction instead.
@@ -220,6 +223,7 @@ class UnicornArm64Cpu:
                 try:
                     self.uc.emu_start(self.pc, 0xFFFF_FFFF_FFFF_FFFF)
                 except UcError as error:
+                    self.counter.rewind(self.pc)      # the faulting instruction did not retire
                     self._done += self.counter.executed
                     if not self._deliver_fault(error):
                         raise CpuError(f"unicorn stopped at pc={self.pc:#x}: {error}", self.register_dump()) from error
@@ -342,6 +346,7 @@ class UnicornArm64Cpu:
     # -- exceptions reported by unicorn -------------------------------------------
     def _on_exception(self, uc: Uc, intno: int, _: Any) -> None:
         pc = self.pc
+        self.counter.rewind(pc)        # instructions after the exception in its block never ran
         if intno in (EXCP_HVC, EXCP_SMC):
             result = psci.call(self.read_register("x0"), self.read_register("x1"))
             self.write_register("x0", result.x0)

@@ -9,6 +9,8 @@ from cosim.chardev import BufferBackend
 from cosim.platforms.virt import Virt
 
 RESULTS = 0x0020_0000  # offset of the guests' RESULTS area in RAM
+# Per-instruction counting is exact; per-block counting (the default) must give the same guest behaviour.
+COUNTINGS = ["block", "instruction"]
 
 
 def boot(path, **props):
@@ -28,8 +30,9 @@ def test_hello_on_the_pl011_and_psci_poweroff(arm_guest):
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0
 
 
-def test_timer_interrupts_with_wfi_let_time_jump(arm_guest):
-    board, _ = boot(arm_guest("timer_wfi"))
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_timer_interrupts_with_wfi_let_time_jump(arm_guest, counting):
+    board, _ = boot(arm_guest("timer_wfi"), counting=counting)
     wall = time.perf_counter()
     summary = board.run(until=5 * SEC)
     wall = time.perf_counter() - wall
@@ -40,15 +43,17 @@ def test_timer_interrupts_with_wfi_let_time_jump(arm_guest):
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
 
 
-def test_spinning_guest_gets_its_interrupt_within_one_quantum(arm_guest):
-    board, _ = boot(arm_guest("spin_irq"), quantum=100 * US)
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_spinning_guest_gets_its_interrupt_within_one_quantum(arm_guest, counting):
+    board, _ = boot(arm_guest("spin_irq"), quantum=100 * US, counting=counting)
     summary = board.run(until=SEC)
     due = 100 * US
     assert summary.stop and due <= summary.sim_time <= due + board.quantum
 
 
-def test_unmapped_access_is_a_synchronous_external_abort(arm_guest):
-    board, _ = boot(arm_guest("unmapped"))
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_unmapped_access_is_a_synchronous_external_abort(arm_guest, counting):
+    board, _ = boot(arm_guest("unmapped"), counting=counting)
     summary = board.run(until=SEC)
     esr, far, elr, faulting = (results(board, i) for i in range(4))
     assert esr >> 26 == 0x25 and esr & 0x3F == 0x10        # data abort, same EL; DFSC: sync external
@@ -56,8 +61,9 @@ def test_unmapped_access_is_a_synchronous_external_abort(arm_guest):
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
 
 
-def test_svc_from_el0_and_eret_back_then_undefined_instruction(arm_guest):
-    board, _ = boot(arm_guest("svc_el0"))
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_svc_from_el0_and_eret_back_then_undefined_instruction(arm_guest, counting):
+    board, _ = boot(arm_guest("svc_el0"), counting=counting)
     board.run(until=SEC)
     svc_esr, svc_elr, spsr, udf_esr, udf_elr, udf_addr, x5, sp_el0, handler_sp = (results(board, i) for i in range(9))
     assert svc_esr == (0x15 << 26) | (1 << 25) | 0x42      # SVC64, IL, imm16 (D17.2.37)
@@ -68,9 +74,10 @@ def test_svc_from_el0_and_eret_back_then_undefined_instruction(arm_guest):
     assert svc_elr == udf_addr - 12                         # preferred return: the instruction after SVC
 
 
-def test_same_guest_same_trace(arm_guest):
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_same_guest_same_trace(arm_guest, counting):
     def trace():
-        board, _ = boot(arm_guest("timer_wfi"))
+        board, _ = boot(arm_guest("timer_wfi"), counting=counting)
         summary = board.run(until=5 * SEC)
         return summary.sim_time, board.cpu0.instructions, dict(board.cpu0.exits)
 
