@@ -82,3 +82,15 @@ def test_same_guest_same_trace(arm_guest, counting):
         return summary.sim_time, board.cpu0.instructions, dict(board.cpu0.exits)
 
     assert trace() == trace()
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_wfi_with_the_interrupt_masked_then_taken_right_after_unmasking(arm_guest, counting):
+    board, _ = boot(arm_guest("masked_wfi"), counting=counting)
+    wall = time.perf_counter()
+    summary = board.run(until=150 * MS)            # short: a livelock must fail, not stall
+    taken, elr, unmasked, wfis = (results(board, i) for i in range(4))
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+    assert taken == 100 and wfis == 100                    # one WFI per tick: each wake-up took its interrupt
+    assert elr == unmasked                                 # at the instruction after MSR DAIFClr
+    assert 100 * MS <= summary.sim_time < 101 * MS and time.perf_counter() - wall < 10
