@@ -97,3 +97,18 @@ def test_poweroff_ends_the_run_cleanly(booted):
     summary = board.run(until=board.sim.now + 10 * SEC)
     assert summary.stop is not None and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0
     assert re.search(r"reboot: Power down", console.text)
+
+
+def test_exact_instruction_counting_boots_the_same_kernel(images):
+    """The per-instruction counter (slower, exact mid-block time) runs Linux as well."""
+    from cosim.platforms.virt import VirtLinux
+
+    kernel, initrd = images
+    console = BufferBackend()
+    board = VirtLinux(kernel=str(kernel), initrd=str(initrd), console=console, counting="instruction")
+    wait_for(board, console, BANNER, 10 * SEC)
+    wait_for(board, console, PROMPT, 5 * SEC, console.output.find(BANNER.encode()))
+    assert command(board, console, "uname -m").splitlines()[0].strip() == "aarch64"
+    console.feed("poweroff\n")
+    summary = board.run(until=board.sim.now + 10 * SEC)
+    assert summary.stop is not None and "SYSTEM_OFF" in summary.stop.reason
