@@ -42,6 +42,7 @@ class EC(enum.IntEnum):
     SVC64 = 0x15
     HVC64 = 0x16
     SMC64 = 0x17
+    SYSREG = 0x18          # trapped MSR, MRS or system instruction
     IABT_LOWER = 0x20
     IABT_CURRENT = 0x21
     DABT_LOWER = 0x24

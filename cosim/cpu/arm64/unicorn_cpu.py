@@ -69,6 +69,8 @@ _X_REGS |= {"x29": A.UC_ARM64_REG_FP, "x30": A.UC_ARM64_REG_LR, "sp": A.UC_ARM64
 # Base registers of loads and stores: X0-X30, and 31 = SP.
 _BASE_REGS = [_X_REGS[f"x{i}"] for i in range(31)] + [A.UC_ARM64_REG_SP]
 
+_REG_NUMBERS = {reg: n for n, reg in enumerate(_BASE_REGS[:31])}
+
 SysregHandler = Callable[[tuple[int, int, int, int, int]], str | None]
 
 
@@ -296,10 +298,33 @@ class UnicornArm64Cpu:
             self._warned.add(address)
             log.warning("guest access at %#x: %s", address, message)
 
+    def _el0_denied(self, name: str, cp: Any, reg: int, read: bool) -> bool:
+        """An EL0 access that CNTKCTL_EL1 does not allow (D11.2.x, CNTKCTL_EL1 EL0PCTEN, EL0VCTEN,
+        EL0PTEN, EL0VTEN) traps to EL1 with EC 0x18, as hardware does; Linux's vDSO relies on
+        EL0VCTEN being honoured the other way round."""
+        if current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE)) != 0:
+            return False
+        kctl = self.timer.read_sysreg("CNTKCTL_EL1")
+        allowed = {"CNTPCT_EL0": kctl & 1, "CNTVCT_EL0": kctl & 2, "CNTFRQ_EL0": kctl & 3}.get(name)
+        if allowed is None:
+            allowed = kctl >> 9 & 1 if name.startswith("CNTP_") else kctl >> 8 & 1 if name.startswith("CNTV_") else 0
+        if allowed:
+            return False
+        # ISS for a trapped MSR/MRS (D17.2.37, EC 0x18): Op0, Op2, Op1, CRn, Rt, CRm, direction.
+        iss = (cp.op0 << 20) | (cp.op2 << 17) | (cp.op1 << 14) | (cp.crn << 10) | (_REG_NUMBERS.get(reg, 31) << 5) \
+            | (cp.crm << 1) | int(read)
+        syndrome = esr(EC.UNKNOWN) if name.endswith("_EL1") else esr(EC.SYSREG, iss)   # EL1 registers: UNDEFINED
+        self._pending_sync = (Kind.SYNC, self.pc, syndrome, None)
+        self.counter.rewind(self.pc)
+        self.uc.emu_stop()
+        return True
+
     def _on_mrs(self, reg: int, cp: Any) -> int:
         name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
         if name is None or self.timer is None:
             return 0                                   # not ours: unicorn executes it
+        if self._el0_denied(name, cp, reg, True):
+            return 1
         if name in ("CNTPCT_EL0", "CNTVCT_EL0"):
             self._poll_step(name)
         assert self._keeper is not None
@@ -311,6 +336,8 @@ class UnicornArm64Cpu:
         name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
         if name is None or self.timer is None:
             return 0
+        if self._el0_denied(name, cp, reg, False):
+            return 1
         self._poll_keys = None
         assert self._keeper is not None
         self._keeper.sync(self._elapsed())

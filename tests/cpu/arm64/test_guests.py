@@ -94,3 +94,14 @@ def test_wfi_with_the_interrupt_masked_then_taken_right_after_unmasking(arm_gues
     assert taken == 100 and wfis == 100                    # one WFI per tick: each wake-up took its interrupt
     assert elr == unmasked                                 # at the instruction after MSR DAIFClr
     assert 100 * MS <= summary.sim_time < 101 * MS and time.perf_counter() - wall < 10
+
+
+def test_el0_counter_read_traps_until_cntkctl_allows_it(arm_guest):
+    board, _ = boot(arm_guest("el0_counter"))
+    summary = board.run(until=SEC)
+    esr, elr, mrs, counter, traps = (results(board, i) for i in range(5))
+    # EC 0x18, IL; ISS: Op0 3, Op2 2, Op1 3, CRn 14, Rt 9, CRm 0, read (D17.2.37).
+    iss = (3 << 20) | (2 << 17) | (3 << 14) | (14 << 10) | (9 << 5) | 1
+    assert esr == (0x18 << 26) | (1 << 25) | iss and elr == mrs and traps == 1
+    assert counter > 0                                      # the retried MRS read the counter
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
