@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Entry", "newc", "busybox_initramfs", "recipe_digest", "BANNER"]

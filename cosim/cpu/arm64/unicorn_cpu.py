@@ -1,7 +1,8 @@
 """The software CPU for Arm64 guests: unicorn executes, this backend owns the rest.
 
-- **Exact local time.** A native hook counts retired instructions
-  (`_counter.py`); simulated time = instructions x the CPU period, plus the
+- **Local time.** A native hook counts retired instructions (`_counter.py`),
+  per translation block by default (`counting="instruction"`: per instruction,
+  exact mid-block); simulated time = instructions x the CPU period, plus the
   poll skips below. Devices are accessed after `keeper.sync` to that time.
 - **Exceptions** are entered by `exceptions.enter_el1` (unicorn takes none):
   IRQ/FIQ between runs when the line is high and unmasked; SVC, BRK, undefined
