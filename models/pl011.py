@@ -45,13 +45,14 @@ class Pl011(RegisterDevice):
     size: ClassVar[int] = 0x1000
     compatible: ClassVar[tuple[str, ...]] = ("arm,pl011", "arm,primecell")
     registers = (
+        # Linux's amba-pl011 driver uses 16-bit accesses (readw/writew) for every register.
         Reg("UARTDR", 0x000, sizes=(1, 2, 4), doc="data: read pops the RX FIFO, write transmits"),
-        Reg("UARTRSR_ECR", 0x004, sizes=(1, 4), doc="receive status (read) / error clear (write)"),
+        Reg("UARTRSR_ECR", 0x004, sizes=(1, 2, 4), doc="receive status (read) / error clear (write)"),
         Reg("UARTFR", 0x018, access=Access.RO, reset=FR_RXFE | FR_TXFE, sizes=(1, 2, 4),
             fields=(Field("BUSY", 3), Field("RXFE", 4), Field("TXFF", 5), Field("RXFF", 6), Field("TXFE", 7))),
-        Reg("UARTILPR", 0x020, sizes=(1, 4)),
+        Reg("UARTILPR", 0x020, sizes=(1, 2, 4)),
         Reg("UARTIBRD", 0x024, sizes=(2, 4)),
-        Reg("UARTFBRD", 0x028, sizes=(1, 4)),
+        Reg("UARTFBRD", 0x028, sizes=(1, 2, 4)),
         Reg("UARTLCR_H", 0x02C, sizes=(1, 2, 4), fields=(Field("BRK", 0), Field("PEN", 1), Field("EPS", 2),
                                                           Field("STP2", 3), Field("FEN", 4), Field("WLEN", 5, 2), Field("SPS", 7))),
         Reg("UARTCR", 0x030, reset=0x300, sizes=(2, 4), fields=(Field("UARTEN", 0), Field("LBE", 7), Field("TXE", 8), Field("RXE", 9))),
@@ -60,7 +61,7 @@ class Pl011(RegisterDevice):
         Reg("UARTRIS", 0x03C, access=Access.RO, sizes=(2, 4)),
         Reg("UARTMIS", 0x040, access=Access.RO, sizes=(2, 4)),
         Reg("UARTICR", 0x044, access=Access.WO, sizes=(2, 4)),
-        Reg("UARTDMACR", 0x048, sizes=(1, 4)),
+        Reg("UARTDMACR", 0x048, sizes=(1, 2, 4)),
         # PrimeCell identification (TRM 3.3.17-3.3.24): part 0x011, designer 0x41 (Arm), revision 1.
         Reg("UARTPeriphID", 0xFE0, count=4, access=Access.RO, reset=(0x11, 0x10, 0x14, 0x00)),
         Reg("UARTPCellID", 0xFF0, count=4, access=Access.RO, reset=(0x0D, 0xF0, 0x05, 0xB1)),

@@ -24,7 +24,7 @@ from pathlib import Path
 from cosim import MiB, Platform, Property, parse_size
 from cosim.fdt import Node, cells64, to_dtb
 
-__all__ = ["Virt", "VIRT_MAP"]
+__all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
 
 VIRT_MAP = {
     "flash": (0x0000_0000, 0x0800_0000),
@@ -69,14 +69,18 @@ def _show_wfx(value: tuple[int, int] | None) -> str:
     return "off" if value is None else f"{value[0]}:{value[1]}"
 
 
-def _firmware(value: str | Path) -> Path:
-    if str(value) == "uboot":
-        from cosim.images.fetch import uboot_image
+def _image(what: str, value: str | Path, fetchers: dict[str, str]) -> Path:
+    """A path, or the key of an image the project fetches (`cosim.images.fetch`)."""
+    if str(value) in fetchers:
+        from cosim.images import fetch
 
-        return uboot_image()
+        try:
+            return getattr(fetch, fetchers[str(value)])()
+        except fetch.ImageError as error:
+            raise PlatformError(f"{what} image {value!r}: {error}") from error
     path = Path(value)
     if not path.is_file():
-        raise PlatformError(f"firmware image {path} does not exist")
+        raise PlatformError(f"{what} image {path} does not exist")
     return path
 
 
@@ -86,10 +90,14 @@ class Virt(Platform):
     name = "virt"
     summary = "Arm64 machine laid out like QEMU's virt; boots Debian's U-Boot by default"
     ram_size = Property(128 * MiB, "RAM size in bytes", parse_size)
-    firmware = Property("uboot", "image in flash at 0x0: a path, or 'uboot' (Debian's u-boot-qemu, fetched)")
+    firmware = Property("uboot", "image in flash at 0x0: a path, 'uboot' (Debian's u-boot-qemu, fetched) or 'none'")
+    kernel = Property("none", "arm64 Linux Image booted directly (booting.rst): a path, 'debian' (fetched) or 'none'")
+    initrd = Property("none", "initramfs for the kernel: a path, 'busybox' (built from Debian's busybox-static) or 'none'")
+    bootargs = Property("console=ttyAMA0 earlycon=pl011,0x9000000", "kernel command line (/chosen/bootargs)")
     console = Property("stdio", "PL011 console: stdio, buffer, none, pty, tcp:[HOST:]PORT (or a CharBackend from Python)")
     quantum = Property(MS, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
     cpu = Property("unicorn", "CPU backend: unicorn (software, any host) or kvm (Arm64 Linux host with /dev/kvm)")
+    counting = Property("block", "cpu=unicorn: instruction counting: block (fast) or instruction (exact mid-block time)")
     kvm_wfx = Property((DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT),
                        "cpu=kvm: numbers of the seed patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT, "
                        "or 'off' to use the wall-clock fallback", _parse_wfx, _show_wfx)
@@ -99,6 +107,8 @@ class Virt(Platform):
     def build(self) -> None:
         if self.cpu not in ("unicorn", "kvm"):
             raise PlatformError(f"unknown CPU backend {self.cpu!r} for virt: use unicorn or kvm")
+        if self.counting not in ("block", "instruction"):
+            raise PlatformError(f"unknown counting {self.counting!r} for virt: use block or instruction")
         if self.cpu == "kvm":
             from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
 
@@ -106,7 +116,7 @@ class Virt(Platform):
             if reason:
                 raise PlatformError(f"virt: cpu=kvm: {reason}")
         flash_base, flash_size = VIRT_MAP["flash"]
-        image = _firmware(self.firmware)
+        image = None if self.firmware == "none" else _image("firmware", self.firmware, {"uboot": "uboot_image"})
         self.flash = self.add("flash", Memory, size=flash_size, read_only=True, on_write="ignore", image=image)
         self.map("sysbus", flash_base, self.flash)
         self.ram = self.add("ram", Memory, size=self.ram_size)
@@ -131,10 +141,36 @@ class Virt(Platform):
             self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))
         backend = self._backend()                 # first: the device tree lists a PMU only if the guest has one
         self.guest_pmu = bool(getattr(backend, "guest_pmu", False))
-        self.dtb = self.device_tree()
-        self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
+        if self.kernel == "none":
+            self.dtb = self.device_tree()
+            self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
+        else:
+            self._load_linux()
         self.cpu0 = self.add("cpu0", Cpu, backend=backend, quantum=self.quantum)
         self.wire(self.gic.irq(0), self.cpu0.pins["irq"])
+
+    def _load_linux(self) -> None:
+        """Kernel, initrd and device tree in RAM as booting.rst asks, and a boot stub in flash
+        (in place of firmware) that enables the PL011 and enters the kernel."""
+        from cosim.loaders.arm64_linux import boot_stub, decompress_kernel, parse_image, plan_layout
+        from cosim.models.pl011 import CR_RXE, CR_TXE, CR_UARTEN
+
+        if self.firmware != "none":
+            raise PlatformError(f"kernel={self.kernel!r} boots without firmware: set firmware=none")
+        image = decompress_kernel(_image("kernel", self.kernel, {"debian": "linux_kernel"}).read_bytes())
+        header = parse_image(image)
+        initrd = b"" if self.initrd == "none" else \
+            _image("initrd", self.initrd, {"busybox": "busybox_initramfs_image"}).read_bytes()
+        layout = plan_layout(header, self.ram.size, 2 * MiB, len(initrd))
+        ram_base = VIRT_MAP["ram"][0]
+        self.ram.load(image, layout.kernel)
+        if initrd:
+            self.ram.load(initrd, layout.initrd)
+        self.dtb = self.device_tree(bootargs=self.bootargs, initrd=(ram_base + layout.initrd, len(initrd)) if initrd else None)
+        self.ram.load(self.dtb, layout.dtb)
+        control = next(reg.offset for reg in Pl011.registers if reg.name == "UARTCR")
+        uart_cr = (VIRT_MAP["uart0"][0] + control, CR_UARTEN | CR_TXE | CR_RXE)
+        self.flash.load(boot_stub(ram_base + layout.kernel, ram_base + layout.dtb, uart_cr))
 
     def _backend(self):  # -> CpuBackend
         bus = self.buses["sysbus"]
@@ -152,9 +188,9 @@ class Virt(Platform):
 
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
         return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES,
-                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
+                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, counting=self.counting)
 
-    def device_tree(self) -> bytes:
+    def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
         """The device tree blob describing this platform, as QEMU's virt would."""
         root = Node("")
         root.set("#address-cells", 2).set("#size-cells", 2)
@@ -193,4 +229,19 @@ class Virt(Platform):
 
         chosen = root.add("chosen")
         chosen.set("stdout-path", f"/pl011@{uart_base:x}")
+        if bootargs is not None:
+            chosen.set("bootargs", bootargs)
+        if initrd is not None:
+            chosen.set("linux,initrd-start", cells64(initrd[0])).set("linux,initrd-end", cells64(initrd[0] + initrd[1]))
         return to_dtb(root)
+
+
+class VirtLinux(Virt):
+    """`virt` booting Debian's arm64 Linux straight into a busybox initramfs (no firmware)."""
+
+    name = "virt-linux"
+    summary = "virt booting Debian 12's arm64 Linux kernel to a busybox shell"
+    ram_size = Property(256 * MiB, "RAM size in bytes", parse_size)
+    firmware = Property("none", "image in flash at 0x0: a path, 'uboot' or 'none'")
+    kernel = Property("debian", "arm64 Linux Image booted directly (booting.rst): a path, 'debian' (fetched) or 'none'")
+    initrd = Property("busybox", "initramfs for the kernel: a path, 'busybox' (built from Debian's busybox-static) or 'none'")

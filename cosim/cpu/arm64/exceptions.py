@@ -42,10 +42,12 @@ class EC(enum.IntEnum):
     SVC64 = 0x15
     HVC64 = 0x16
     SMC64 = 0x17
+    SYSREG = 0x18          # trapped MSR, MRS or system instruction
     IABT_LOWER = 0x20
     IABT_CURRENT = 0x21
     DABT_LOWER = 0x24
     DABT_CURRENT = 0x25
+    BRK64 = 0x3C
 
 
 def esr(ec: EC, iss: int = 0, il: bool = True) -> int:
@@ -123,9 +125,15 @@ def enter_el1(pstate: int, vbar: int, kind: Kind, return_address: int,
     )
 
 
-def abort_syndrome(pstate: int, instruction: bool, write: bool, status: int = DFSC_SYNC_EXTERNAL) -> int:
+ISS_WNR = 1 << 6          # data abort: caused by a write
+ISS_CM = 1 << 8           # data abort: caused by a cache maintenance instruction (then WnR = 1)
+
+
+def abort_syndrome(pstate: int, instruction: bool, write: bool, status: int = DFSC_SYNC_EXTERNAL,
+                   cache_maintenance: bool = False) -> int:
     """ESR for an instruction or data abort taken to EL1 (D17.2.37, ISS encodings for aborts)."""
     lower = current_el(pstate) == 0
     if instruction:
         return esr(EC.IABT_LOWER if lower else EC.IABT_CURRENT, status)
-    return esr(EC.DABT_LOWER if lower else EC.DABT_CURRENT, status | (int(write) << 6))
+    iss = status | (ISS_WNR if write or cache_maintenance else 0) | (ISS_CM if cache_maintenance else 0)
+    return esr(EC.DABT_LOWER if lower else EC.DABT_CURRENT, iss)

@@ -1,13 +1,15 @@
 """The software CPU for Arm64 guests: unicorn executes, this backend owns the rest.
 
-- **Exact local time.** A native hook counts retired instructions
-  (`_counter.py`); simulated time = instructions x the CPU period, plus the
+- **Local time.** A native hook counts retired instructions (`_counter.py`),
+  per translation block by default (`counting="instruction"`: per instruction,
+  exact mid-block); simulated time = instructions x the CPU period, plus the
   poll skips below. Devices are accessed after `keeper.sync` to that time.
 - **Exceptions** are entered by `exceptions.enter_el1` (unicorn takes none):
-  IRQ/FIQ between runs when the line is high and unmasked; SVC, undefined
+  IRQ/FIQ between runs when the line is high and unmasked; SVC, BRK, undefined
   instructions and aborts reported by unicorn's interrupt hook; HVC/SMC go to
   PSCI. An access to an address with nothing mapped is a synchronous external
-  abort taken by the guest (DFSC 0x10, FAR = the address).
+  abort taken by the guest (DFSC 0x10, FAR = the address). MMU faults get the
+  syndrome and FAR `mmu.py` derives (unicorn reports only "data abort").
 - **Idle.** WFI makes unicorn return early; that is the idle exit.
 - **Polling.** A guest that reads the same thing again and again (CNTPCT/CNTVCT,
   or one device register such as a UART's flag register) with nothing else in
@@ -19,22 +21,23 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED,
-                     UC_ERR_WRITE_PROT, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE_PROT,
-                     UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT, UC_MODE_ARM, UC_PROT_ALL,
-                     UC_PROT_EXEC, UC_PROT_READ, Uc, UcError)
+from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT,
+                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_INTR, UC_MODE_ARM, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc,
+                     UcError)
 from unicorn import arm64_const as A
 
 from ..._bus import Bus, BusError
 from ..._time import GHz, US, Frequency
 from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from . import psci
-from ._counter import NativeCounter
-from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, enter_el1, esr
+from ._counter import NativeCounter, NativeSysregFilter
+from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr
+from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 
 __all__ = ["UnicornArm64Cpu", "MemoryRegion"]
 
@@ -49,6 +52,7 @@ EXCP_HVC, EXCP_SMC = 11, 13
 
 SPSR_EL1 = (3, 0, 4, 0, 0)
 SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
+TCR_EL1 = (3, 0, 2, 0, 2)
 SCR_EL3 = (3, 6, 1, 1, 0)
 HCR_EL2 = (3, 4, 1, 1, 0)
 # Unicorn starts in Secure EL1 with SCR_EL3.RW = 0, which QEMU reads as "EL1 is
@@ -62,6 +66,11 @@ _X_REGS |= {"x29": A.UC_ARM64_REG_FP, "x30": A.UC_ARM64_REG_LR, "sp": A.UC_ARM64
             "pc": A.UC_ARM64_REG_PC, "pstate": A.UC_ARM64_REG_PSTATE, "sp_el0": A.UC_ARM64_REG_SP_EL0,
             "sp_el1": A.UC_ARM64_REG_SP_EL1, "elr_el1": A.UC_ARM64_REG_ELR_EL1, "esr_el1": A.UC_ARM64_REG_ESR_EL1,
             "far_el1": A.UC_ARM64_REG_FAR_EL1, "vbar_el1": A.UC_ARM64_REG_VBAR_EL1}
+
+# Base registers of loads and stores: X0-X30, and 31 = SP.
+_BASE_REGS = [_X_REGS[f"x{i}"] for i in range(31)] + [A.UC_ARM64_REG_SP]
+
+_REG_NUMBERS = {reg: n for n, reg in enumerate(_BASE_REGS[:31])}
 
 SysregHandler = Callable[[tuple[int, int, int, int, int]], str | None]
 
@@ -80,31 +89,38 @@ class UnicornArm64Cpu:
     def __init__(self, *, bus: Bus, memory: Iterable[MemoryRegion], mmio: Iterable[tuple[int, int]],
                  timer: Any = None, sysreg_names: dict[tuple[int, int, int, int, int], str] | None = None,
                  frequency: Frequency = GHz(1), max_poll_skip: int = 100 * US, entry: int = 0,
-                 registers: dict[str, int] | None = None) -> None:
+                 registers: dict[str, int] | None = None, counting: str = "block") -> None:
+        if counting not in ("block", "instruction"):
+            raise ValueError(f"counting must be 'block' or 'instruction', not {counting!r}")
         self.bus = bus
         self.timer = timer
         self.period = frequency.period
         self.max_poll_skip = max_poll_skip
         self._sysregs = sysreg_names or {}
-        self.description = f"unicorn {__import__('unicorn').__version__} Arm64 at {frequency}, exact instruction count"
+        self.description = (f"unicorn {__import__('unicorn').__version__} Arm64 at {frequency}, "
+                            + ("instructions counted per block" if counting == "block" else "exact instruction count"))
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         self.uc.cpr_write(*SCR_EL3, SCR_EL3_VALUE)
         self.uc.cpr_write(*HCR_EL2, HCR_EL2_RW)
+        memory = list(memory)
         for base, size, host, read_only in memory:
             self.uc.mem_map_ptr(base, size, UC_PROT_READ | UC_PROT_EXEC if read_only else UC_PROT_ALL, host)
         for base, size in mmio:
             self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
-        self.counter = NativeCounter(self.uc)
+        self.counter = NativeCounter(self.uc, per_block=counting == "block")
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
-        self.uc.hook_add(UC_HOOK_MEM_UNMAPPED | UC_HOOK_MEM_WRITE_PROT, self._on_bad_access)
-        self.uc.hook_add(UC_HOOK_INSN, self._on_mrs, aux1=A.UC_ARM64_INS_MRS)
-        self.uc.hook_add(UC_HOOK_INSN, self._on_msr, aux1=A.UC_ARM64_INS_MSR)
+        # No UC_HOOK_MEM_* hook: any memory hook puts every guest access on unicorn's slow
+        # path (Linux boots ~40% slower); a bad access is decoded from the instruction instead.
+        # Only the timer's registers leave unicorn; the filter runs natively for all others.
+        self._filters = [NativeSysregFilter(self.uc, A.UC_ARM64_INS_MRS, self._sysregs, self._on_mrs),
+                         NativeSysregFilter(self.uc, A.UC_ARM64_INS_MSR, self._sysregs, self._on_msr)]
         self.lines = {"irq": False, "fiq": False}
         self._keeper: QuantumKeeper | None = None
         self._extra = 0                   # poll skips added to local time in this run
         self._stop: tuple[ExitReason, object] | None = None
-        self._fault: tuple[int, bool, bool] | None = None   # (address, instruction fetch, write)
-        self._pending_sync: tuple[Kind, int, int | None] | None = None
+        self._pending_sync: tuple[Kind, int, int | None, int | None] | None = None
+        # Guest RAM as (base, size, host address), for reading translation tables on a fault.
+        self._ram = [(base, size, host) for base, size, host, _ in memory]
         self._poll_keys: set[object] | None = None
         self._poll_at = 0
         self._poll_skip = 0
@@ -177,6 +193,9 @@ class UnicornArm64Cpu:
         # WFI wakes on a pending interrupt even when PSTATE masks it (D1.16.2).
         return self.lines["irq"] or self.lines["fiq"]
 
+    def _masked_pending(self) -> int:
+        return (PSTATE_I if self.lines["irq"] else 0) | (PSTATE_F if self.lines["fiq"] else 0)
+
     def _take_interrupt(self) -> bool:
         pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
         for line, kind, mask in (("fiq", Kind.FIQ, PSTATE_F), ("irq", Kind.IRQ, PSTATE_I)):
@@ -201,11 +220,13 @@ class UnicornArm64Cpu:
         try:
             while True:
                 self._take_interrupt()
-                self.counter.arm(self._remaining())
+                # A line still high here is masked: watch PSTATE so it is taken once unmasked.
+                self.counter.arm(self._remaining(), self._masked_pending())
                 self._pending_sync = None
                 try:
                     self.uc.emu_start(self.pc, 0xFFFF_FFFF_FFFF_FFFF)
                 except UcError as error:
+                    self.counter.rewind(self.pc)      # the faulting instruction did not retire
                     self._done += self.counter.executed
                     if not self._deliver_fault(error):
                         raise CpuError(f"unicorn stopped at pc={self.pc:#x}: {error}", self.register_dump()) from error
@@ -214,7 +235,10 @@ class UnicornArm64Cpu:
                     if self._pending_sync is not None:
                         self._enter(*self._pending_sync)
                     elif self._stop is None and self.counter.executed < self.counter.budget:
-                        return self._exit(ExitReason.IDLE, "wfi")   # unicorn returns early only on WFI/WFE
+                        # Unicorn returns early only on WFI/WFE. With an interrupt pending (even
+                        # masked) WFI completes at once (D1.16.2): carry on within the run.
+                        if not self.interrupt_pending():
+                            return self._exit(ExitReason.IDLE, "wfi")
                 if self._stop is not None:
                     return self._exit(*self._stop)
                 if self._remaining() <= 0:
@@ -275,21 +299,46 @@ class UnicornArm64Cpu:
             self._warned.add(address)
             log.warning("guest access at %#x: %s", address, message)
 
-    def _on_mrs(self, uc: Uc, reg: int, cp: Any, _: Any) -> int:
+    def _el0_denied(self, name: str, cp: Any, reg: int, read: bool) -> bool:
+        """An EL0 access that CNTKCTL_EL1 does not allow (D11.2.x, CNTKCTL_EL1 EL0PCTEN, EL0VCTEN,
+        EL0PTEN, EL0VTEN) traps to EL1 with EC 0x18, as hardware does; Linux's vDSO relies on
+        EL0VCTEN being honoured the other way round."""
+        if current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE)) != 0:
+            return False
+        kctl = self.timer.read_sysreg("CNTKCTL_EL1")
+        allowed = {"CNTPCT_EL0": kctl & 1, "CNTVCT_EL0": kctl & 2, "CNTFRQ_EL0": kctl & 3}.get(name)
+        if allowed is None:
+            allowed = kctl >> 9 & 1 if name.startswith("CNTP_") else kctl >> 8 & 1 if name.startswith("CNTV_") else 0
+        if allowed:
+            return False
+        # ISS for a trapped MSR/MRS (D17.2.37, EC 0x18): Op0, Op2, Op1, CRn, Rt, CRm, direction.
+        iss = (cp.op0 << 20) | (cp.op2 << 17) | (cp.op1 << 14) | (cp.crn << 10) | (_REG_NUMBERS.get(reg, 31) << 5) \
+            | (cp.crm << 1) | int(read)
+        syndrome = esr(EC.UNKNOWN) if name.endswith("_EL1") else esr(EC.SYSREG, iss)   # EL1 registers: UNDEFINED
+        self._pending_sync = (Kind.SYNC, self.pc, syndrome, None)
+        self.counter.rewind(self.pc)
+        self.uc.emu_stop()
+        return True
+
+    def _on_mrs(self, reg: int, cp: Any) -> int:
         name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
         if name is None or self.timer is None:
             return 0                                   # not ours: unicorn executes it
+        if self._el0_denied(name, cp, reg, True):
+            return 1
         if name in ("CNTPCT_EL0", "CNTVCT_EL0"):
             self._poll_step(name)
         assert self._keeper is not None
         self._keeper.sync(self._elapsed())
-        uc.reg_write(reg, self.timer.read_sysreg(name))
+        self.uc.reg_write(reg, self.timer.read_sysreg(name))
         return 1
 
-    def _on_msr(self, uc: Uc, reg: int, cp: Any, _: Any) -> int:
+    def _on_msr(self, reg: int, cp: Any) -> int:
         name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
         if name is None or self.timer is None:
             return 0
+        if self._el0_denied(name, cp, reg, False):
+            return 1
         self._poll_keys = None
         assert self._keeper is not None
         self._keeper.sync(self._elapsed())
@@ -325,6 +374,7 @@ class UnicornArm64Cpu:
     # -- exceptions reported by unicorn -------------------------------------------
     def _on_exception(self, uc: Uc, intno: int, _: Any) -> None:
         pc = self.pc
+        self.counter.rewind(pc)        # instructions after the exception in its block never ran
         if intno in (EXCP_HVC, EXCP_SMC):
             result = psci.call(self.read_register("x0"), self.read_register("x1"))
             self.write_register("x0", result.x0)
@@ -333,37 +383,99 @@ class UnicornArm64Cpu:
             return
         if intno == EXCP_SWI:
             # SVC: the preferred return address is the next instruction, where unicorn's PC already is.
-            self._pending_sync = (Kind.SYNC, pc, esr(EC.SVC64, self._svc_immediate(pc - 4)))
+            word = self._instruction(pc - 4)
+            imm16 = (word >> 5) & 0xFFFF if word is not None and word & 0xFFE0001F == 0xD4000001 else 0
+            self._pending_sync = (Kind.SYNC, pc, esr(EC.SVC64, imm16), None)
         elif intno == EXCP_UDEF:
-            self._pending_sync = (Kind.SYNC, pc, esr(EC.UNKNOWN))
+            self._pending_sync = (Kind.SYNC, pc, esr(EC.UNKNOWN), None)
         elif intno == EXCP_BKPT:
-            self._stop = (ExitReason.BREAKPOINT, pc)
+            # BRK #imm16: ELR is the BRK itself (Linux's BUG()/WARN() decode the immediate).
+            word = self._instruction(pc) or 0
+            self._pending_sync = (Kind.SYNC, pc, esr(EC.BRK64, (word >> 5) & 0xFFFF), None)
+        elif intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
+            try:
+                self._pending_sync = self._mmu_abort(pc, intno == EXCP_PREFETCH_ABORT)
+            except CpuError as error:
+                self._stop = (ExitReason.ERROR, str(error))
         else:
-            self._stop = (ExitReason.ERROR, f"exception {intno} at pc={pc:#x} (MMU faults need a syndrome this backend does not derive yet)")
+            self._stop = (ExitReason.ERROR, f"unexpected exception {intno} at pc={pc:#x}")
         uc.emu_stop()
 
-    def _svc_immediate(self, address: int) -> int:
-        try:
-            word = int.from_bytes(self.uc.mem_read(address, 4), "little")
-        except UcError:
-            return 0
-        return (word >> 5) & 0xFFFF if word & 0xFFE0001F == 0xD4000001 else 0
+    # -- MMU faults ------------------------------------------------------------------
+    def _read_phys64(self, address: int) -> int:
+        for base, size, host in self._ram:
+            if base <= address and address + 8 <= base + size:
+                # The region's buffer is pinned for the platform's lifetime; the range is checked above.
+                return int.from_bytes(ctypes.string_at(host + address - base, 8), "little")
+        return 0                          # a table outside RAM reads as invalid descriptors
 
-    def _on_bad_access(self, uc: Uc, access: int, address: int, size: int, value: int, _: Any) -> bool:
-        self._fault = (address, access == UC_MEM_FETCH_UNMAPPED, access in (UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT))
-        return False                                   # unicorn raises; _deliver_fault takes the abort
+    def _translation_regs(self) -> TranslationRegs:
+        return TranslationRegs(self.uc.cpr_read(*SCTLR_EL1), self.uc.cpr_read(*TCR_EL1),
+                               self.uc.reg_read(A.UC_ARM64_REG_TTBR0_EL1), self.uc.reg_read(A.UC_ARM64_REG_TTBR1_EL1))
+
+    def _instruction(self, va: int) -> int | None:
+        """The instruction word at `va`, translated as the current EL fetches it."""
+        el0 = current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE)) == 0
+        result = walk(va, self._translation_regs(), self._read_phys64, el0=el0, fetch=True)
+        if isinstance(result, Fault):
+            return None
+        low = self._read_phys64(result.address & ~7)
+        return (low >> (8 * (result.address & 4))) & 0xFFFF_FFFF
+
+    def _xreg(self, n: int) -> int:
+        return self.uc.reg_read(_BASE_REGS[n])
+
+    def _mmu_abort(self, pc: int, fetch: bool) -> tuple[Kind, int, int, int]:
+        """Syndrome and FAR of the abort QEMU's walk raised: decode the access, walk again (mmu.py)."""
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        el0 = current_el(pstate) == 0
+        regs = self._translation_regs()
+        if fetch:
+            result = walk(pc, regs, self._read_phys64, el0=el0, fetch=True)
+            if isinstance(result, Fault):
+                return Kind.SYNC, pc, abort_syndrome(pstate, True, False, result.status), pc
+            raise CpuError(f"prefetch abort at pc={pc:#x}, but the translation tables map it to {result.address:#x}")
+        word = self._instruction(pc)
+        access = None if word is None else decode_access(word, pc, self._xreg)
+        if access is None:
+            raise CpuError(f"data abort at pc={pc:#x} from an instruction that is not a load or store "
+                           f"({'unreadable' if word is None else f'{word:#010x}'})")
+        last = access.address + access.size - 1
+        pages = [access.address] + ([last & ~0xFFF] if last >> 12 != access.address >> 12 else [])
+        for address in pages:               # an access crossing into a second page may fault there
+            result = walk(address, regs, self._read_phys64, el0=el0 or access.unprivileged,
+                          write=access.write and not access.cache_maintenance)
+            if isinstance(result, Fault):
+                status = result.status
+                break
+        else:
+            # Mapped and allowed: what faulted is alignment (exclusives, atomics, Device memory).
+            if access.address % min(access.size, 16) == 0:
+                raise CpuError(f"data abort at pc={pc:#x} on {access.address:#x}, which the translation tables map")
+            address, status = access.address, FSC_ALIGNMENT
+        syndrome = abort_syndrome(pstate, False, access.write, status, access.cache_maintenance)
+        return Kind.SYNC, pc, syndrome, address
 
     def _deliver_fault(self, error: UcError) -> bool:
-        """Nothing mapped (or ROM written): a synchronous external abort the guest takes (D1.10)."""
-        if self._fault is None or error.errno not in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED,
-                                                      UC_ERR_FETCH_UNMAPPED, UC_ERR_WRITE_PROT):
+        """Nothing mapped (or ROM written): a synchronous external abort the guest takes (D1.10).
+        Unicorn leaves the PC at the faulting instruction; its access gives FAR and WnR."""
+        if error.errno not in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED, UC_ERR_WRITE_PROT):
             return False
-        address, fetch, write = self._fault
-        self._fault = None
+        pc = self.pc
+        if error.errno == UC_ERR_FETCH_UNMAPPED:
+            address, fetch, write = pc, True, False
+        else:
+            word = self._instruction(pc)
+            access = None if word is None else decode_access(word, pc, self._xreg)
+            if access is None:
+                return False
+            address, fetch, write = access.address, False, access.write
         self._warn_once(address, "nothing mapped: synchronous external abort taken by the guest")
         pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
-        self._enter(Kind.SYNC, self.pc, abort_syndrome(pstate, fetch, write), address)
+        self._enter(Kind.SYNC, pc, abort_syndrome(pstate, fetch, write), address)
         return True
 
     def close(self) -> None:
         self._keeper = None
+        for hook in self._filters:
+            hook.close()

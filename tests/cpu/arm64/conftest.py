@@ -21,13 +21,15 @@ def arm_guest(tmp_path_factory):
     return build
 
 
-@pytest.fixture(params=["unicorn", "kvm"])
+@pytest.fixture(params=["unicorn", "unicorn-exact", "kvm"])
 def cpu(request):
-    """The virt CPU backend: the software one everywhere, KVM where this host is Arm64 with /dev/kvm."""
+    """`virt` properties choosing the CPU backend: unicorn counting per block (the default) and exactly
+    per instruction, everywhere; KVM where this host is Arm64 with /dev/kvm."""
     if request.param == "kvm":
         from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
 
         reason = kvm_arm64_unavailable()
         if reason:
             pytest.skip(f"KVM Arm64 backend: {reason}")
-    return request.param
+        return {"cpu": "kvm"}
+    return {"cpu": "unicorn", "counting": "instruction" if request.param == "unicorn-exact" else "block"}

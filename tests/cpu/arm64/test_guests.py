@@ -1,4 +1,5 @@
-"""Bare-metal Arm64 guests on the virt platform, on the unicorn backend and (on Arm64 hosts) on KVM."""
+"""Bare-metal Arm64 guests on the virt platform: on the unicorn backend (per-block and exact per-instruction
+counting) and, on Arm64 hosts, on KVM (the `cpu` fixture in conftest.py)."""
 
 import time
 
@@ -9,6 +10,8 @@ from cosim.chardev import BufferBackend
 from cosim.platforms.virt import Virt
 
 RESULTS = 0x0020_0000  # offset of the guests' RESULTS area in RAM
+# Per-instruction counting is exact; per-block counting (the default) must give the same guest behaviour.
+COUNTINGS = ["block", "instruction"]
 
 
 def boot(path, **props):
@@ -22,15 +25,15 @@ def results(board, index):
 
 
 def test_hello_on_the_pl011_and_psci_poweroff(arm_guest, cpu):
-    board, console = boot(arm_guest("hello"), cpu=cpu)
+    board, console = boot(arm_guest("hello"), **cpu)
     summary = board.run(until=SEC)
     assert console.output == b"hello\n"
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0
 
 
 def test_timer_interrupts_with_wfi_let_time_jump(arm_guest, cpu):
-    board, _ = boot(arm_guest("timer_wfi"), cpu=cpu)
-    if cpu == "kvm" and not board.cpu0.backend.features.wfx_exit:
+    board, _ = boot(arm_guest("timer_wfi"), **cpu)
+    if cpu["cpu"] == "kvm" and not board.cpu0.backend.features.wfx_exit:
         pytest.skip(f"the host kernel has no WFx exit ({board.cpu0.backend.features.wfx_note}): "
                     "idle time follows wall time (see test_kvm_guests.py)")
     wall = time.perf_counter()
@@ -44,15 +47,15 @@ def test_timer_interrupts_with_wfi_let_time_jump(arm_guest, cpu):
 
 
 def test_spinning_guest_gets_its_interrupt_within_one_quantum(arm_guest, cpu):
-    board, _ = boot(arm_guest("spin_irq"), quantum=100 * US, cpu=cpu)
+    board, _ = boot(arm_guest("spin_irq"), quantum=100 * US, **cpu)
     summary = board.run(until=SEC)
     due = 100 * US
     assert summary.stop and due <= summary.sim_time <= due + board.quantum
 
 
 def test_unmapped_access_is_a_synchronous_external_abort(arm_guest, cpu):
-    board, _ = boot(arm_guest("unmapped"), cpu=cpu)
-    if cpu == "kvm" and not board.cpu0.backend.features.ext_dabt:
+    board, _ = boot(arm_guest("unmapped"), **cpu)
+    if cpu["cpu"] == "kvm" and not board.cpu0.backend.features.ext_dabt:
         pytest.skip("the host's KVM lacks KVM_CAP_ARM_INJECT_EXT_DABT (Linux 5.7+)")
     summary = board.run(until=SEC)
     esr, far, elr, faulting = (results(board, i) for i in range(4))
@@ -62,7 +65,7 @@ def test_unmapped_access_is_a_synchronous_external_abort(arm_guest, cpu):
 
 
 def test_svc_from_el0_and_eret_back_then_undefined_instruction(arm_guest, cpu):
-    board, _ = boot(arm_guest("svc_el0"), cpu=cpu)
+    board, _ = boot(arm_guest("svc_el0"), **cpu)
     board.run(until=SEC)
     svc_esr, svc_elr, spsr, udf_esr, udf_elr, udf_addr, x5, sp_el0, handler_sp = (results(board, i) for i in range(9))
     assert svc_esr == (0x15 << 26) | (1 << 25) | 0x42      # SVC64, IL, imm16 (D17.2.37)
@@ -73,9 +76,10 @@ def test_svc_from_el0_and_eret_back_then_undefined_instruction(arm_guest, cpu):
     assert svc_elr == udf_addr - 12                         # preferred return: the instruction after SVC
 
 
-def test_same_guest_same_trace(arm_guest):
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_same_guest_same_trace(arm_guest, counting):
     def trace():
-        board, _ = boot(arm_guest("timer_wfi"))
+        board, _ = boot(arm_guest("timer_wfi"), counting=counting)
         summary = board.run(until=5 * SEC)
         return summary.sim_time, board.cpu0.instructions, dict(board.cpu0.exits)
 
@@ -83,7 +87,7 @@ def test_same_guest_same_trace(arm_guest):
 
 
 def test_guest_reports_results_and_exits_through_sim_control(arm_guest, capsys, cpu):
-    board, _ = boot(arm_guest("simctl"), cpu=cpu)
+    board, _ = boot(arm_guest("simctl"), **cpu)
     summary = board.run(until=SEC)
     assert summary.stop and summary.status == 3 and "SIMCTL_EXIT" in summary.stop.reason
     assert board.simctl.results == [0, 0, 5]               # ID matched, time moved on, deliberate fail 5
@@ -113,3 +117,26 @@ def test_cosim_run_exits_with_the_guest_status_and_prints_its_results(arm_guest,
     assert "simctl test results  2 passed, 1 failed (#3: code 0x5)" in capsys.readouterr().err
     # 256 would read as 0 (success) in a shell: it becomes 1.
     assert main(["run", "virt", "-P", f"firmware={arm_guest('exit256')}", "--console", "none"]) == 1
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_wfi_with_the_interrupt_masked_then_taken_right_after_unmasking(arm_guest, counting):
+    board, _ = boot(arm_guest("masked_wfi"), counting=counting)
+    wall = time.perf_counter()
+    summary = board.run(until=150 * MS)            # short: a livelock must fail, not stall
+    taken, elr, unmasked, wfis = (results(board, i) for i in range(4))
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+    assert taken == 100 and wfis == 100                    # one WFI per tick: each wake-up took its interrupt
+    assert elr == unmasked                                 # at the instruction after MSR DAIFClr
+    assert 100 * MS <= summary.sim_time < 101 * MS and time.perf_counter() - wall < 10
+
+
+def test_el0_counter_read_traps_until_cntkctl_allows_it(arm_guest):
+    board, _ = boot(arm_guest("el0_counter"))
+    summary = board.run(until=SEC)
+    esr, elr, mrs, counter, traps = (results(board, i) for i in range(5))
+    # EC 0x18, IL; ISS: Op0 3, Op2 2, Op1 3, CRn 14, Rt 9, CRm 0, read (D17.2.37).
+    iss = (3 << 20) | (2 << 17) | (3 << 14) | (14 << 10) | (9 << 5) | 1
+    assert esr == (0x18 << 26) | (1 << 25) | iss and elr == mrs and traps == 1
+    assert counter > 0                                      # the retried MRS read the counter
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
