@@ -57,6 +57,7 @@ class Debug:
 
 KvmExit = PortIo | Mmio | Halt | IrqWindow | Shutdown | Debug | FailEntry | InternalError | SystemEventExit | OtherExit
 _HALT, _WINDOW, _SHUTDOWN = Halt(), IrqWindow(), Shutdown()
+_IDLE = Outcome(ExitReason.IDLE, None, "hlt")     # every idle guest's exit: made once
 
 
 class RunView:
@@ -125,7 +126,7 @@ def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses)
             return CONTINUE
         return Outcome(None, accesses.read(memory, exit.address, exit.size).to_bytes(exit.size, "little"))
     if isinstance(exit, Halt):
-        return Outcome(ExitReason.IDLE, None, "hlt")
+        return _IDLE
     if isinstance(exit, IrqWindow):
         return CONTINUE
     if isinstance(exit, Shutdown):
