@@ -118,6 +118,8 @@ def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses)
                 for i in range(count):
                     accesses.write(ports, exit.port, size, int.from_bytes(exit.data[i * size:(i + 1) * size], "little"))
             return CONTINUE
+        if count == 1:
+            return Outcome(None, accesses.read(ports, exit.port, size).to_bytes(size, "little"))
         reply = b"".join(accesses.read(ports, exit.port, size).to_bytes(size, "little") for _ in range(count))
         return Outcome(None, reply)
     if isinstance(exit, Mmio):
