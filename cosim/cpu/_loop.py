@@ -41,7 +41,7 @@ class Keeper:
     Called on every device access of a KVM guest, so it keeps SimPy's `peek` at hand.
     """
 
-    __slots__ = ("sim", "start", "budget", "end", "interrupt", "_peek")
+    __slots__ = ("sim", "start", "budget", "end", "interrupt", "_env", "_peek")
 
     def __init__(self, sim: Simulation, start: int, budget: int) -> None:
         self.sim = sim
@@ -49,12 +49,13 @@ class Keeper:
         self.budget = budget
         self.end = start + budget
         self.interrupt = False  # an interrupt input changed during this run
+        self._env = sim.env
         self._peek = sim.env.peek
 
     def sync(self, elapsed: int) -> None:
         """Bring the kernel's clock to the guest's local time before a device access."""
         target = min(self.start + elapsed, self.end, self._peek())
-        if target > self.sim.env.now:
+        if target > self._env.now:
             self.sim.advance_to(target)
 
     @property
