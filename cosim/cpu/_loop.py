@@ -150,15 +150,15 @@ class Cpu(Device):
         """
         sim = self._sim
         assert sim is not None
-        self._wake = sim.event()
-        waits: list[simpy.Event] = [self._wake]
+        wake = self._wake = sim.event()
+        start = sim.now
         upcoming = sim.peek()
         if result.detail == "wfe" and upcoming != math.inf:
             # WFE also wakes on events not modelled one by one (SEV, the event
             # stream): resume at the next scheduled event instead of an IRQ only.
-            waits.append(sim.timeout(int(upcoming) - sim.now))
-        start = sim.now
-        yield waits[0] if len(waits) == 1 else sim.env.any_of(waits)
+            yield sim.env.any_of([wake, sim.timeout(int(upcoming) - start)])
+        else:
+            yield wake
         self._wake = None
         self.idle_skipped += sim.now - start
 

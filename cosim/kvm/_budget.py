@@ -151,7 +151,7 @@ def _perf_event_open(attr, pid: int = 0, cpu: int = -1, group: int = -1, flags: 
 class _ThreadKicks(threading.local):
     """Per thread: the perf-event source whose one-shot kick is set and has not come (see `TaskClockBudget`).
 
-    Held as a weak reference (`TaskClockBudget.ref`), so it keeps no source alive.
+    Held as a weak reference (`TaskClockBudget._ref`), so it keeps no source alive.
     """
 
     counting: weakref.ref | None = None
@@ -267,16 +267,16 @@ class TaskClockBudget(_CpuTimeBudget):
         self.fd = _open_signalling(open_event, attr, signo, tid, "task-clock perf event")
         self._finalizer = weakref.finalize(self, _close_quietly, self.fd)
         self.description = f"task-clock perf event, estimated at {self.ips / 1e6:.3g}M instructions/s"
-        self.ref = weakref.ref(self)
+        self._ref = weakref.ref(self)
 
     def _kick_after(self, ns: int) -> None:
-        if _kicks.counting is self.ref:
+        if _kicks.counting is self._ref:
             fcntl.ioctl(self.fd, PERF_EVENT_IOC_PERIOD, struct.pack("<Q", ns))
             return
         # Off (it overflowed), or unknown (some kick came): a fresh one-shot. Were it still
         # counting, REFRESH allows it one overflow more, which is drained like any late kick.
         _perf_restart(self.fd, ns)
-        _kicks.counting = self.ref
+        _kicks.counting = self._ref
 
     def close(self) -> None:
         self._finalizer()
