@@ -104,6 +104,8 @@ class I8259Chip(Device):
         higher priority blocks it; in special mask mode masked in-service levels do
         not block (data sheet, OCW3 "Special Mask Mode").
         """
+        if not (self.irr | self.lines) & ~self.imr:
+            return None            # nothing unmasked could request (requests() is part of IRR | lines)
         pending = self.requests() & ~self.imr
         if not pending:
             return None
