@@ -86,11 +86,11 @@ class Mapping:
     size: int
     target: Target
     latency: int = 0
+    end: int = field(init=False, repr=False, compare=False)   # last address covered (inclusive)
 
-    @property
-    def end(self) -> int:
-        """Last address covered (inclusive)."""
-        return self.base + self.size - 1
+    def __post_init__(self) -> None:
+        # Stored, not a property: every bus access checks it (twice).
+        object.__setattr__(self, "end", self.base + self.size - 1)
 
 
 @dataclass

@@ -92,6 +92,8 @@ class Reg:
     _w1s: int = field(init=False, repr=False, compare=False)
     _rc: int = field(init=False, repr=False, compare=False)
     _wo: int = field(init=False, repr=False, compare=False)
+    _nbytes: int = field(init=False, repr=False, compare=False)            # nbytes, for every access's checks
+    _sizes: tuple[int, ...] = field(init=False, repr=False, compare=False)  # access_sizes, likewise
 
     def __post_init__(self) -> None:
         if self.width not in (8, 16, 32, 64):
@@ -114,10 +116,12 @@ class Reg:
                             ("_w1c", masks[Access.W1C]), ("_w1s", masks[Access.W1S]), ("_rc", masks[Access.RC]),
                             ("_wo", masks[Access.WO])):
             object.__setattr__(self, name, value)
+        object.__setattr__(self, "_nbytes", self.width // 8)
+        object.__setattr__(self, "_sizes", self.sizes or (self.width // 8,))
 
     @property
     def nbytes(self) -> int:
-        return self.width // 8
+        return self._nbytes
 
     @property
     def step(self) -> int:
@@ -125,7 +129,7 @@ class Reg:
 
     @property
     def access_sizes(self) -> tuple[int, ...]:
-        return self.sizes or (self.nbytes,)
+        return self._sizes
 
     def reset_value(self, index: int = 0) -> int:
         return self.reset[index] if isinstance(self.reset, tuple) else self.reset
@@ -233,7 +237,7 @@ class RegisterDevice(Device):
             return
         reg, index, start, read_hook, hook = slot
         shift = self._check(reg, offset, start, size)
-        if size < reg.nbytes:
+        if size < reg._nbytes:
             # A narrow write merges into the current value (from the read hook if there is
             # one: registers that allow narrow access must read without side effects);
             # W1C/W1S bits outside the written bytes take 0 so they are left alone.
@@ -263,7 +267,7 @@ class RegisterDevice(Device):
 
     # -- helpers ------------------------------------------------------------
     def _check(self, reg: Reg, offset: int, start: int, size: int) -> int:
-        if size not in reg.access_sizes or (offset - start) % size:
+        if size not in reg._sizes or (offset - start) % size:
             raise BusError(Response.BURST_ERROR, detail=f"{self.name}: {size}-byte access to {self.describe_offset(offset)}")
         return (offset - start) * 8
 

@@ -399,9 +399,12 @@ class I8254(Device):
 
     def _update_out0(self) -> None:
         """Drive IRQ0 from counter 0 and plan its next transition (the only scheduled event)."""
-        if self._clock is None:
+        clock = self._clock
+        if clock is None:
             return
-        counter = self.counter(0)
+        now = clock.now                            # read once: this runs at every OUT0 edge
+        counter = self.counters[0]
+        counter.advance(edges(now))
         self.irq0.set(counter.out)
         edge = counter.next_out_change()
         if edge == self._planned and self._out0_change.pending:
@@ -410,7 +413,7 @@ class I8254(Device):
         if edge is None:
             self._out0_change.cancel()
         else:
-            self._out0_change.start(self.clock, time_of_edge(edge) - self.clock.now)
+            self._out0_change.start(clock, time_of_edge(edge) - now)
 
 
 class PortB(RegisterDevice):

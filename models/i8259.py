@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import ClassVar
 
 from cosim import Access, BusError, Device, Field, Input, Reg, RegisterDevice, Response
@@ -39,6 +40,8 @@ CASCADE_IRQ = 2
 
 # Where the next A0=1 write goes during the initialization sequence.
 _READY, _ICW2, _ICW3, _ICW4 = 0, 2, 3, 4
+# Priority order, highest first, for each lowest-priority level (rotation moves it): looked up on every IRQ edge.
+_PRIORITY = tuple(tuple((lowest + 1 + i) & 7 for i in range(8)) for lowest in range(8))
 
 
 class I8259Chip(Device):
@@ -74,9 +77,12 @@ class I8259Chip(Device):
 
     def set_line(self, n: int, level: bool) -> None:
         bit = 1 << n
-        if level and not self.lines & bit and not self.level_triggered(bit):
-            self.irr |= bit        # a rising edge latches the request
-        self.lines = self.lines | bit if level else self.lines & ~bit
+        if level:
+            if not self.lines & bit and not self._level_mask() & bit:
+                self.irr |= bit    # a rising edge latches the request
+            self.lines |= bit
+        else:
+            self.lines &= ~bit
         self.pair.update()
 
     def requests(self) -> int:
@@ -88,9 +94,8 @@ class I8259Chip(Device):
         return 0xFF if self.icw1 & ICW1_LTIM else self.elcr
 
     # -- priority resolution -------------------------------------------------
-    def _priority_order(self) -> list[int]:
-        first = (self.lowest + 1) & 7
-        return [(first + i) & 7 for i in range(8)]
+    def _priority_order(self) -> tuple[int, ...]:
+        return _PRIORITY[self.lowest]
 
     def highest(self) -> int | None:
         """The level the chip would signal on INT now, or None.
@@ -99,6 +104,8 @@ class I8259Chip(Device):
         higher priority blocks it; in special mask mode masked in-service levels do
         not block (data sheet, OCW3 "Special Mask Mode").
         """
+        if not (self.irr | self.lines) & ~self.imr:
+            return None            # nothing unmasked could request (requests() is part of IRR | lines)
         pending = self.requests() & ~self.imr
         if not pending:
             return None
@@ -270,7 +277,7 @@ class I8259(Device):
 
     def _sink(self, n: int) -> Callable[[bool], None]:
         chip, line = (self.master, n) if n < 8 else (self.slave, n - 8)
-        return lambda level: chip.set_line(line, level)
+        return partial(chip.set_line, line)
 
     def reset(self) -> None:
         self.master.power_on()

@@ -32,11 +32,16 @@ from ._backend import CpuBackend, CpuError, CpuExit, ExitReason
 
 __all__ = ["Cpu", "Keeper"]
 
+_NAMES = {reason: reason.value for reason in ExitReason}    # Enum.value is a descriptor call: slow per quantum
+
 
 class Keeper:
-    """The quantum keeper handed to `backend.run` (implements `QuantumKeeper`)."""
+    """The quantum keeper handed to `backend.run` (implements `QuantumKeeper`).
 
-    __slots__ = ("sim", "start", "budget", "end", "interrupt")
+    Called on every device access of a KVM guest, so it keeps SimPy's `peek` at hand.
+    """
+
+    __slots__ = ("sim", "start", "budget", "end", "interrupt", "_env", "_peek")
 
     def __init__(self, sim: Simulation, start: int, budget: int) -> None:
         self.sim = sim
@@ -44,17 +49,19 @@ class Keeper:
         self.budget = budget
         self.end = start + budget
         self.interrupt = False  # an interrupt input changed during this run
+        self._env = sim.env
+        self._peek = sim.env.peek
 
     def sync(self, elapsed: int) -> None:
         """Bring the kernel's clock to the guest's local time before a device access."""
-        target = min(self.start + elapsed, self.end, self.sim.peek())
-        if target > self.sim.now:
+        target = min(self.start + elapsed, self.end, self._peek())
+        if target > self._env.now:
             self.sim.advance_to(target)
 
     @property
     def must_yield(self) -> bool:
         """True when the run must end now: a new event is due inside the budget, or an IRQ changed."""
-        return self.interrupt or self.sim.peek() < self.end
+        return self.interrupt or self._peek() < self.end
 
 
 class Cpu(Device):
@@ -125,7 +132,7 @@ class Cpu(Device):
             finally:
                 self._keeper = None
             self.instructions += result.instructions
-            self.exits[result.reason.value] += 1
+            self.exits[_NAMES[result.reason]] += 1
             elapsed = max(0, now + result.elapsed - sim.now)
             if result.reason is ExitReason.IDLE and not backend.interrupt_pending():
                 yield from self._idle(result)
@@ -143,15 +150,15 @@ class Cpu(Device):
         """
         sim = self._sim
         assert sim is not None
-        self._wake = sim.event()
-        waits: list[simpy.Event] = [self._wake]
+        wake = self._wake = sim.event()
+        start = sim.now
         upcoming = sim.peek()
         if result.detail == "wfe" and upcoming != math.inf:
             # WFE also wakes on events not modelled one by one (SEV, the event
             # stream): resume at the next scheduled event instead of an IRQ only.
-            waits.append(sim.timeout(int(upcoming) - sim.now))
-        start = sim.now
-        yield waits[0] if len(waits) == 1 else sim.env.any_of(waits)
+            yield sim.env.any_of([wake, sim.timeout(int(upcoming) - start)])
+        else:
+            yield wake
         self._wake = None
         self.idle_skipped += sim.now - start
 

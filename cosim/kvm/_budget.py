@@ -22,9 +22,16 @@ Signals: the kick signal is *blocked* in the vCPU thread at all times, and
 `KVM_SET_SIGNAL_MASK` unblocks it only while the thread is inside KVM_RUN. A
 kick then interrupts KVM_RUN (EINTR) wherever it lands: one raised between
 arming and entering KVM_RUN stays pending and makes KVM_RUN return at once,
-and no Python handler ever runs for it. After each quantum the source is
-disarmed and any late kick is drained with `sigtimedwait` (zero timeout), so
-it can never end the next quantum early.
+and no Python handler ever runs for it. A kick that came is drained with
+`sigtimedwait` (zero timeout) when the quantum ends, so a late kick can never
+end the next quantum early.
+
+The time-based sources leave their kick counting down between quanta instead
+of stopping it: `arm` restarts the countdown anyway (one ioctl or
+timer_settime), and stopping it would cost another syscall per quantum (a perf
+ioctl costs 1-2 µs on an emulating nested host, where an idle guest's timer
+tick is mostly syscalls). A kick that comes between quanta is drained by the
+next `arm` before it restarts the countdown.
 """
 
 from __future__ import annotations
@@ -141,11 +148,26 @@ def _perf_event_open(attr, pid: int = 0, cpu: int = -1, group: int = -1, flags: 
     return int(fd)
 
 
+class _ThreadKicks(threading.local):
+    """Per thread: the perf-event source whose one-shot kick is set and has not come (see `TaskClockBudget`).
+
+    Held as a weak reference (`TaskClockBudget._ref`), so it keeps no source alive.
+    """
+
+    counting: weakref.ref | None = None
+
+
+_kicks = _ThreadKicks()
+
+
 def drain(signo: int) -> int:
     """Consume pending kicks without waiting; returns how many there were."""
     count = 0
     while signal.sigtimedwait([signo], 0) is not None:
         count += 1
+    if count:
+        # A kick came, and the signal does not say whose: no source may count on its kick being set.
+        _kicks.counting = None
     return count
 
 
@@ -171,7 +193,7 @@ class BudgetSource(Protocol):
         """An early kick (or another signal): drain it, and kick again when the rest of the budget is spent."""
 
     def disarm(self) -> None:
-        """End of the quantum: stop the kick and drain a late one."""
+        """End of the quantum: drain a kick that came. (A kick still counting may stay set: `arm` restarts it.)"""
 
     def close(self) -> None: ...
 
@@ -198,6 +220,9 @@ class _CpuTimeBudget:
     def arm(self, instructions: int) -> None:
         self._budget_ns = self._ns_for(instructions)
         self._inside_ns = 0
+        # The last quantum's kick kept counting after it ended: drain one that came since, before
+        # restarting the countdown (in that order, so the new kick cannot be drained by mistake).
+        drain(self.signo)
         self._kick_after(self._budget_ns + self.exit_ns)    # the kicked exit costs its share too
 
     def entered(self) -> None:
@@ -216,18 +241,22 @@ class _CpuTimeBudget:
         self._kick_after(max(1, self._budget_ns - self._inside_ns) + self.exit_ns)
 
     def disarm(self) -> None:
-        self._stop_kick()
         drain(self.signo)
 
     def _kick_after(self, ns: int) -> None:
-        raise NotImplementedError
-
-    def _stop_kick(self) -> None:
+        """Kick once `ns` from now, replacing the kick set before (whether it came or not)."""
         raise NotImplementedError
 
 
 class TaskClockBudget(_CpuTimeBudget):
-    """(2) the software `task-clock` perf event of the vCPU thread, overflowing after the budget's CPU ns."""
+    """(2) the software `task-clock` perf event of the vCPU thread, overflowing after the budget's CPU ns.
+
+    A kick is one overflow: PERIOD then REFRESH 1 (`_perf_restart`), after which
+    the event disables itself. It is not stopped when a quantum ends; while it
+    is still counting (no kick drained since it was set, in this thread),
+    PERF_EVENT_IOC_PERIOD alone restarts the countdown (the kernel resets
+    period_left of a running event): one ioctl per quantum instead of three.
+    """
 
     name = "task-clock"
 
@@ -238,12 +267,16 @@ class TaskClockBudget(_CpuTimeBudget):
         self.fd = _open_signalling(open_event, attr, signo, tid, "task-clock perf event")
         self._finalizer = weakref.finalize(self, _close_quietly, self.fd)
         self.description = f"task-clock perf event, estimated at {self.ips / 1e6:.3g}M instructions/s"
+        self._ref = weakref.ref(self)
 
     def _kick_after(self, ns: int) -> None:
+        if _kicks.counting is self._ref:
+            fcntl.ioctl(self.fd, PERF_EVENT_IOC_PERIOD, struct.pack("<Q", ns))
+            return
+        # Off (it overflowed), or unknown (some kick came): a fresh one-shot. Were it still
+        # counting, REFRESH allows it one overflow more, which is drained like any late kick.
         _perf_restart(self.fd, ns)
-
-    def _stop_kick(self) -> None:
-        fcntl.ioctl(self.fd, PERF_EVENT_IOC_DISABLE, 0)
+        _kicks.counting = self._ref
 
     def close(self) -> None:
         self._finalizer()
@@ -254,6 +287,7 @@ class TimerBudget(_CpuTimeBudget):
 
     Wall time runs at least as fast as the thread's CPU time, so the kick is
     never late; when it is early (the thread was descheduled) `rearm` sets it again.
+    One-shot: setting it replaces the kick before, so a quantum is one timer_settime.
     """
 
     name = "posix-timer"
@@ -279,9 +313,6 @@ class TimerBudget(_CpuTimeBudget):
 
     def _kick_after(self, ns: int) -> None:
         self._set(ns)
-
-    def _stop_kick(self) -> None:
-        self._set(0)
 
     def close(self) -> None:
         self._finalizer()
@@ -359,10 +390,9 @@ def _open_signalling(open_event: Callable[..., int], attr, signo: int, tid: int 
 def _perf_restart(fd: int, period: int) -> None:
     """Overflow once after `period` more units: set the period, then enable for one overflow (REFRESH 1).
 
-    At the start of a quantum the event is disabled (by `disarm`), so the new
-    period counts from the REFRESH: two ioctls per quantum. After an early kick
-    it disabled itself on the overflow; after another signal's EINTR it is still
-    counting and the REFRESH allows one more overflow, which is drained at the end.
+    On a disabled event (the PMU source's `disarm`, or the overflow itself) the
+    new period counts from the REFRESH. After another signal's EINTR it is still
+    counting and the REFRESH allows one more overflow, which is drained like a late kick.
     """
     fcntl.ioctl(fd, PERF_EVENT_IOC_PERIOD, struct.pack("<Q", max(1, period)))
     fcntl.ioctl(fd, PERF_EVENT_IOC_REFRESH, 1)

@@ -8,6 +8,7 @@ import signal
 from collections.abc import Iterable
 
 from ..cpu._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
+from ._budget import drain
 from ._system import Kvm, KvmError, Vcpu, Vm
 
 __all__ = ["KvmCpuBase", "MemoryRegion", "map_memory", "block_kick"]
@@ -76,7 +77,7 @@ class KvmCpuBase:
             part.close()
         self.kvm.close()
         try:
-            signal.sigtimedwait([self.kick_signal], 0)
+            drain(self.kick_signal)
         except OSError as error:
             if error.errno != _errno.EINTR:
                 raise

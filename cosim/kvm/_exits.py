@@ -47,7 +47,8 @@ class OtherExit:
     reason: int
 
 
-@dataclass(frozen=True, slots=True)
+# Made on every device read (the reply): plain slotted, like Mmio. Treated as a value: never changed once made.
+@dataclass(slots=True)
 class Outcome:
     """What the backend does next: `reason` None = keep running; `reply` = bytes for an IN / MMIO read."""
 

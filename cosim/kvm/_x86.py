@@ -1,4 +1,4 @@
-"""x86-specific KVM UAPI (`<asm/kvm.h>` for x86): registers, segments, CPUID, MSRs, debug.
+"""x86-specific KVM UAPI (`<asm/kvm.h>` for x86): registers, segments, CPUID, MSRs, debug, vCPU events.
 
 Its FFI includes the generic one (`_uapi.ffi`), so `ffi.new("struct kvm_run *")`
 and the x86 structs come from the same place.
@@ -13,6 +13,7 @@ from ._uapi import IO, IOR, IOW, IOWR, KVMIO
 
 __all__ = ["ffi", "X86Ioctl", "KVM_NR_INTERRUPTS", "KVM_GUESTDBG_ENABLE", "KVM_GUESTDBG_SINGLESTEP",
            "KVM_GUESTDBG_USE_SW_BP", "KVM_GUESTDBG_USE_HW_BP", "KVM_VCPU_TSC_CTRL", "KVM_VCPU_TSC_OFFSET",
+           "KVM_SYNC_X86_REGS", "KVM_SYNC_X86_SREGS", "KVM_SYNC_X86_EVENTS",
            "KVM_CPUID_FLAG_SIGNIFCANT_INDEX", "MAX_CPUID_ENTRIES"]
 
 ffi = FFI()
@@ -98,6 +99,25 @@ struct kvm_guest_debug {
     __u32 pad;
     struct kvm_guest_debug_arch arch;
 };
+
+struct kvm_vcpu_events {
+    struct { __u8 injected, nr, has_error_code, pending; __u32 error_code; } exception;
+    struct { __u8 injected, nr, soft, shadow; } interrupt;
+    struct { __u8 injected, pending, masked, pad; } nmi;
+    __u32 sipi_vector;
+    __u32 flags;
+    struct { __u8 smm, pending, smm_inside_nmi, latched_init; } smi;
+    struct { __u8 pending; } triple_fault;
+    __u8 reserved[26];
+    __u8 exception_has_payload;
+    __u64 exception_payload;
+};
+
+struct kvm_sync_regs {              /* kvm_run.s.regs on x86 */
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_vcpu_events events;
+};
 """)
 
 KVM_NR_INTERRUPTS = 256
@@ -109,6 +129,8 @@ KVM_GUESTDBG_USE_SW_BP = 0x00010000
 KVM_GUESTDBG_USE_HW_BP = 0x00020000
 KVM_VCPU_TSC_CTRL = 0       # vCPU device-attribute group of the TSC
 KVM_VCPU_TSC_OFFSET = 0     # its offset attribute (KVM_CAP_VCPU_ATTRIBUTES)
+# kvm_run.kvm_valid_regs / kvm_dirty_regs bits (KVM_CAP_SYNC_REGS answers with the ones the host has)
+KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, KVM_SYNC_X86_EVENTS = 1 << 0, 1 << 1, 1 << 2
 
 
 class X86Ioctl:

@@ -117,6 +117,61 @@ def test_kick_fires_on_budget_and_a_late_one_is_drained(blocked_kick, make):
         source.close()
 
 
+TIME_SOURCES = [(lambda: TimerBudget(1e9), time.monotonic_ns), (lambda: TaskClockBudget(1e9), time.thread_time_ns)]
+
+
+def _spin(clock, ns: int) -> None:
+    """Burn `ns` on `clock` (wall time for the POSIX timer, thread CPU time for task-clock)."""
+    end = clock() + ns
+    while clock() < end:
+        pass
+
+
+def _wait_for_kick(signo: int) -> None:
+    deadline = time.monotonic() + 2
+    while signo not in signal.sigpending():
+        assert time.monotonic() < deadline, "the kick never came"
+        sum(range(1000))
+
+
+@pytest.mark.parametrize("make, clock", TIME_SOURCES, ids=["posix-timer", "task-clock"])
+def test_a_kick_left_set_after_a_quantum_restarts_at_the_next_arm(blocked_kick, make, clock):
+    try:
+        source = make()
+    except KvmError as error:
+        pytest.skip(f"source unavailable here: {error}")
+    try:
+        source.arm(40_000_000)               # 40 ms at 1e9 instructions/s
+        source.disarm()                      # the quantum ended before its kick: the kick stays set
+        _spin(clock, 25_000_000)
+        source.arm(40_000_000)               # counts 40 ms from here, not from the first arm
+        _spin(clock, 25_000_000)
+        assert blocked_kick not in signal.sigpending()
+        _wait_for_kick(blocked_kick)
+        source.disarm()
+        assert blocked_kick not in signal.sigpending()
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("make, clock", TIME_SOURCES, ids=["posix-timer", "task-clock"])
+def test_a_kick_that_came_between_quanta_is_drained_and_the_next_one_still_comes(blocked_kick, make, clock):
+    try:
+        source = make()
+    except KvmError as error:
+        pytest.skip(f"source unavailable here: {error}")
+    try:
+        source.arm(100_000)                  # 100 us
+        source.disarm()
+        _wait_for_kick(blocked_kick)         # comes while no quantum runs
+        source.arm(1_000_000)                # drains it (it would end this quantum's first KVM_RUN) ...
+        assert blocked_kick not in signal.sigpending()
+        _wait_for_kick(blocked_kick)         # ... and sets a fresh kick: a spent perf event is re-enabled
+        source.disarm()
+    finally:
+        source.close()
+
+
 def test_estimate_counts_cpu_time_inside_the_run_only():
     source = TimerBudget(2e9)
     try:

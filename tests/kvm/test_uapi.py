@@ -33,6 +33,10 @@ STRUCTS = [
     ("struct kvm_cpuid2", _x86.ffi, "struct kvm_cpuid2", ["nent", "entries"]),
     ("struct kvm_guest_debug", _x86.ffi, "struct kvm_guest_debug", ["control", "arch"]),
     ("struct kvm_debug_exit_arch", _x86.ffi, "struct kvm_debug_exit_arch", ["exception", "pc", "dr6", "dr7"]),
+    ("struct kvm_vcpu_events", _x86.ffi, "struct kvm_vcpu_events",
+     ["exception", "interrupt", "nmi", "sipi_vector", "flags", "smi", "triple_fault", "reserved",
+      "exception_has_payload", "exception_payload"]),
+    ("struct kvm_sync_regs", _x86.ffi, "struct kvm_sync_regs", ["regs", "sregs", "events"]),
 ]
 
 # Members of the kvm_run exit union: (C path, cffi path)
@@ -54,7 +58,9 @@ CONSTANTS |= {"KVM_MEM_READONLY": _uapi.KVM_MEM_READONLY, "KVM_API_VERSION": _ua
               "KVM_GUESTDBG_USE_SW_BP": _x86.KVM_GUESTDBG_USE_SW_BP,
               "KVM_GUESTDBG_USE_HW_BP": _x86.KVM_GUESTDBG_USE_HW_BP,
               "KVM_VCPU_TSC_CTRL": _x86.KVM_VCPU_TSC_CTRL, "KVM_VCPU_TSC_OFFSET": _x86.KVM_VCPU_TSC_OFFSET,
-              "KVM_CPUID_FLAG_SIGNIFCANT_INDEX": _x86.KVM_CPUID_FLAG_SIGNIFCANT_INDEX}
+              "KVM_CPUID_FLAG_SIGNIFCANT_INDEX": _x86.KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+              "KVM_SYNC_X86_REGS": _x86.KVM_SYNC_X86_REGS, "KVM_SYNC_X86_SREGS": _x86.KVM_SYNC_X86_SREGS,
+              "KVM_SYNC_X86_EVENTS": _x86.KVM_SYNC_X86_EVENTS}
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +118,11 @@ def test_x86_debug_exit_sits_at_the_exit_union(c_values):
     values = c_values(["linux/kvm.h"], {f: f"offsetof(struct kvm_run, debug.arch.{f})" for f in fields})
     for field in fields:
         assert _uapi.KVM_RUN_EXIT_UNION_OFFSET + _x86.ffi.offsetof("struct kvm_debug_exit_arch", field) == values[field]
+
+
+def test_x86_sync_regs_sit_in_the_kvm_run_sync_area(c_values):
+    fields = ["interrupt.injected", "interrupt.nr", "interrupt.soft", "flags"]
+    values = c_values(["linux/kvm.h"], {f: f"offsetof(struct kvm_run, s.regs.events.{f})" for f in fields})
+    for field in fields:
+        offset = _x86.ffi.offsetof("struct kvm_sync_regs", "events", *field.split("."))
+        assert _uapi.KVM_RUN_SYNC_REGS_OFFSET + offset == values[field], field

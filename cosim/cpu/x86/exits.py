@@ -57,6 +57,7 @@ class Debug:
 
 KvmExit = PortIo | Mmio | Halt | IrqWindow | Shutdown | Debug | FailEntry | InternalError | SystemEventExit | OtherExit
 _HALT, _WINDOW, _SHUTDOWN = Halt(), IrqWindow(), Shutdown()
+_IDLE = Outcome(ExitReason.IDLE, None, "hlt")     # every idle guest's exit: made once
 
 
 class RunView:
@@ -117,6 +118,8 @@ def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses)
                 for i in range(count):
                     accesses.write(ports, exit.port, size, int.from_bytes(exit.data[i * size:(i + 1) * size], "little"))
             return CONTINUE
+        if count == 1:
+            return Outcome(None, accesses.read(ports, exit.port, size).to_bytes(size, "little"))
         reply = b"".join(accesses.read(ports, exit.port, size).to_bytes(size, "little") for _ in range(count))
         return Outcome(None, reply)
     if isinstance(exit, Mmio):
@@ -125,7 +128,7 @@ def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses)
             return CONTINUE
         return Outcome(None, accesses.read(memory, exit.address, exit.size).to_bytes(exit.size, "little"))
     if isinstance(exit, Halt):
-        return Outcome(ExitReason.IDLE, None, "hlt")
+        return _IDLE
     if isinstance(exit, IrqWindow):
         return CONTINUE
     if isinstance(exit, Shutdown):

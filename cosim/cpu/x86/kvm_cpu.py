@@ -6,7 +6,8 @@
   platform bus, port I/O to the I/O-port bus (`exits.handle_exit`).
 - **Interrupts.** No in-kernel irqchip (no KVM_CREATE_IRQCHIP): the 8259 model
   drives `intr`; when the guest can take it (`ready_for_interrupt_injection`)
-  the vector from `acknowledge()` is injected with KVM_INTERRUPT, otherwise
+  the vector from `acknowledge()` is injected through kvm_run's synced vCPU
+  events (KVM_CAP_SYNC_REGS; KVM_INTERRUPT where the host lacks them), otherwise
   `request_interrupt_window` makes KVM exit as soon as it can. With the irqchip
   in userspace, HLT exits to us: that is the idle exit.
 - **Time.** A quantum is a budget of instructions (budget / CPU period; the
@@ -36,9 +37,9 @@ from ...kvm._access import GuestAccesses
 from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError
-from ...kvm._uapi import Ioctl
-from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET,
-                         X86Ioctl, ffi)
+from ...kvm._uapi import KVM_RUN_SYNC_REGS_OFFSET, Ioctl
+from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, KVM_SYNC_X86_EVENTS, KVM_VCPU_TSC_CTRL,
+                         KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi)
 from ...loaders.x86 import EntryState
 from .._backend import CpuExit, ExitReason, QuantumKeeper
 from .calibrate import Calibration, calibrate
@@ -149,8 +150,24 @@ class KvmX86Cpu(KvmCpuBase):
         self.kvm_run = vcpu.kvm_run
         self._view = RunView(vcpu.kvm_run, kvm.vcpu_mmap_size)
         self._irq = ffi.new("struct kvm_interrupt *")
+        self._events = self._synced_events()
         self._tsc_attr = self._tsc_offset_attr()
         block_kick(vcpu, self.kick_signal)
+
+    def _synced_events(self):  # -> cdata 'struct kvm_vcpu_events *' or None
+        """kvm_run's copy of the vCPU events (s.regs.events), if the host syncs them (KVM_CAP_SYNC_REGS).
+
+        KVM then stores the events there at every exit and, when they are marked
+        dirty, loads them at the next entry (api.rst, "kvm_valid_regs"): injecting
+        an interrupt costs no ioctl of its own, where KVM_INTERRUPT costs as much as
+        an exit on an emulating host.
+        """
+        if not self.kvm.capabilities["SYNC_REGS"] & KVM_SYNC_X86_EVENTS:
+            return None
+        self.kvm_run.kvm_valid_regs = KVM_SYNC_X86_EVENTS
+        # Safe: kvm_run's sync area (KVM_RUN_SYNC_REGS_OFFSET, 2 KiB) holds x86's struct kvm_sync_regs.
+        offset = KVM_RUN_SYNC_REGS_OFFSET + ffi.offsetof("struct kvm_sync_regs", "events")
+        return ffi.cast("struct kvm_vcpu_events *", ffi.cast("char *", self.kvm_run) + offset)
 
     def _tsc_offset_attr(self):  # -> cdata 'struct kvm_device_attr *' or None
         """The vCPU's TSC-offset attribute, if the host has it *and* honours it.
@@ -251,8 +268,17 @@ class KvmX86Cpu(KvmCpuBase):
         if run.ready_for_interrupt_injection:
             vector = self.acknowledge() if self.acknowledge is not None else None
             if vector is not None:
-                self._irq.irq = vector
-                self.vcpu.ioctl(Ioctl.INTERRUPT, self._irq, what=f"KVM_INTERRUPT({vector:#x})")
+                events = self._events
+                if events is None:
+                    self._irq.irq = vector
+                    self.vcpu.ioctl(Ioctl.INTERRUPT, self._irq, what=f"KVM_INTERRUPT({vector:#x})")
+                else:
+                    # What KVM_INTERRUPT does: queue `vector` as an external interrupt. The rest of the
+                    # events are KVM's own from the last exit, so loading them back changes nothing else
+                    # (with ready_for_interrupt_injection set, no exception or interrupt is in flight).
+                    interrupt = events.interrupt
+                    interrupt.injected, interrupt.nr, interrupt.soft = 1, vector, 0
+                    run.kvm_dirty_regs |= KVM_SYNC_X86_EVENTS
             run.request_interrupt_window = 0
         else:
             run.request_interrupt_window = 1   # exit with KVM_EXIT_IRQ_WINDOW_OPEN once IF=1 and no shadow

@@ -160,3 +160,34 @@ def test_the_summary_counts_kvm_exits_and_kicks(x86_guest):
     assert "port I/O" in rows["cpu0 KVM exits"]
     kicks = int(rows["cpu0 budget kicks"].split()[0])
     assert kicks >= board.cpu0.exits["budget"] >= 4           # each spinning quantum ended by a kick
+
+
+def _ticks_with_injection_counted(x86_guest, monkeypatch, synced: bool):
+    from cosim.kvm._uapi import Ioctl
+
+    board, _ = boot(x86_guest("timer_hlt"))
+    backend = board.cpu0.backend
+    if synced and backend._events is None:
+        pytest.skip("this host's KVM does not sync vCPU events (KVM_CAP_SYNC_REGS)")
+    if not synced:
+        backend._events = None                    # as on a host without synced events
+    ioctls, real_ioctl = [], backend.vcpu.ioctl
+
+    def ioctl(request, arg=0, what=""):
+        if request == Ioctl.INTERRUPT:
+            ioctls.append(arg.irq)
+        return real_ioctl(request, arg, what)
+
+    monkeypatch.setattr(backend.vcpu, "ioctl", ioctl)
+    summary = board.run(until=5 * SEC)
+    ticks = results(board, 1)[0]
+    assert summary.status == 0 and results(board, 8)[7] == 0 and ticks == 1000    # vector 0x20 each time
+    return ioctls
+
+
+def test_interrupts_are_injected_through_the_synced_vcpu_events_without_an_ioctl(x86_guest, monkeypatch):
+    assert _ticks_with_injection_counted(x86_guest, monkeypatch, synced=True) == []
+
+
+def test_without_synced_events_interrupts_are_injected_with_kvm_interrupt(x86_guest, monkeypatch):
+    assert _ticks_with_injection_counted(x86_guest, monkeypatch, synced=False) == [0x20] * 1000
