@@ -72,6 +72,8 @@ class Pc(Platform):
                          "rate here: simulated time follows guest execution)", _frequency, str)
 
     def build(self) -> None:
+        if self.cpu != "kvm":
+            raise PlatformError(f"unknown CPU backend {self.cpu!r} for pc: use kvm")
         self.ram = self.add("ram", Memory, size=self.ram_size)
         self.map("sysbus", 0, self.ram)
         io = self.bus(IO_BUS, width=IO_BUS_BITS)
@@ -99,8 +101,6 @@ class Pc(Platform):
             self.cpu0 = self._cpu()
 
     def _cpu(self):  # -> Cpu
-        if self.cpu != "kvm":
-            raise PlatformError(f"unknown CPU backend {self.cpu!r} for pc: use kvm")
         from cosim.cpu.x86.machine import add_kvm_x86_cpu
 
         return add_kvm_x86_cpu(self, kernel=self.image, mode=self.mode, load_address=self.load_address,

@@ -31,11 +31,43 @@ def test_run_demo_ends_with_summary_and_status(capsys):
     (["run", "demo", "-P", "tick=3"], "no property 'tick'; known: period, ticks"),
     (["run", "demo", "-P", "ticks"], "-P expects name=value"),
     (["run", "demo", "--console", "stdio"], "platform 'demo' has no --console option"),
+    (["run", "pc", "-P", "load_address=zz"], "property load_address='zz': invalid literal for int()"),
+    (["run", "pc", "-P", "ips=fast"], "property ips='fast': could not convert"),
+    (["run", "pc", "--cpu", "unicorn"], "unknown CPU backend 'unicorn' for pc: use kvm"),
+    (["run", "pc", "--image", "/nonexistent/guest.elf"], "guest image /nonexistent/guest.elf does not exist"),
+    (["run", "virt", "-P", "firmware=/nonexistent/u-boot.bin"], "firmware image /nonexistent/u-boot.bin does not exist"),
+    (["run", "virt-linux", "-P", "kernel=/nonexistent/Image"], "kernel image /nonexistent/Image does not exist"),
 ])
 def test_errors_are_one_line_and_exit_2(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("cosim: error: ") and message in err and "\n" not in err
+
+
+def test_overlapping_mappings_in_a_user_platform_are_one_line(capsys):
+    from cosim import Memory, MiB, Platform
+    from cosim.models.pl011 import Pl011
+
+    class Overlapping(Platform):
+        name = "test-cli-overlap"
+
+        def build(self) -> None:
+            self.map("sysbus", 0, self.add("ram", Memory, size=MiB))
+            self.map("sysbus", 0x1000, self.add("uart0", Pl011))
+
+    assert main(["run", "test-cli-overlap"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "cosim: error: sysbus: uart0 [0x1000..0x1fff] overlaps ram [0x0..0xfffff]"
+
+
+def test_virt_kvm_on_a_host_without_arm64_kvm_is_one_line(capsys):
+    from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
+
+    reason = kvm_arm64_unavailable()
+    if not reason:
+        pytest.skip("this host runs the KVM Arm64 backend")
+    assert main(["run", "virt", "--cpu", "kvm", "--until", "1ms"]) == 2
+    assert capsys.readouterr().err.strip() == f"cosim: error: virt: cpu=kvm: {reason}"
 
 
 def test_debug_shows_the_traceback():
