@@ -57,7 +57,7 @@ class Pc(Platform):
     summary = "x86 PC: KVM CPU, 8259A pair, 8254 PIT, 16550A COM1, sim-control; runs a bare-metal image"
     ram_size = Property(128 * MiB, "RAM size in bytes, from physical address 0", parse_size)
     console = Property("stdio", "COM1 console: stdio, buffer, none, pty, tcp:[HOST:]PORT (or a CharBackend from Python)")
-    image = Property(None, "guest image for the KVM CPU (ELF, or raw at load_address); none: no CPU")
+    image = Property("none", "guest image for the KVM CPU (ELF, or raw at load_address), or 'none': no CPU")
     mode = Property("long", "x86 entry mode: real, protected or long")
     load_address = Property(0x10_0000, "where a raw image is loaded and entered", lambda text: int(text, 0),
                             lambda value: f"{value:#x}")
@@ -97,7 +97,7 @@ class Pc(Platform):
         self.map(io, SIMCTL_PORTS[0], self.simctl, size=SIMCTL_PORTS[1])
 
         self.intr = self.pic.intr
-        if self.image is not None:
+        if self.image not in (None, "none"):
             self.cpu0 = self._cpu()
 
     def _cpu(self):  # -> Cpu

@@ -77,6 +77,11 @@ def test_debug_shows_the_traceback():
         main(["--debug", "run", "nope"])
 
 
+def test_pc_without_an_image_runs_its_devices_alone(capsys):
+    assert main(["run", "pc", "--image", "none", "--console", "none", "--until", "1ms"]) == 0
+    assert "simulated time    1 ms" in capsys.readouterr().err
+
+
 def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "cosim", "run", "demo", "--until", "2.5s"],
                           capture_output=True, text=True, timeout=60)
