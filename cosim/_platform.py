@@ -5,7 +5,7 @@
         ram_size = Property(64 * MiB, "RAM size in bytes", parse_size)
 
         def build(self) -> None:
-            ram = self.add("ram", Ram, size=self.ram_size)
+            ram = self.add("ram", Memory, size=self.ram_size)
             self.map("sysbus", 0x4000_0000, ram)
             uart = self.add("uart0", Pl011)
             self.map("sysbus", 0x0900_0000, uart)

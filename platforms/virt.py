@@ -6,12 +6,12 @@ devices where it expects them.
 
 | region | base | model |
 |---|---|---|
-| flash (boot ROM: firmware) | 0x0000_0000 | BootRom |
+| flash (boot ROM: firmware) | 0x0000_0000 | Memory (read-only) |
 | GICv2 distributor | 0x0800_0000 | Gicv2 |
 | GICv2 CPU interface | 0x0801_0000 | Gicv2 |
 | PL011 UART (SPI 1) | 0x0900_0000 | Pl011 |
 | sim-control | 0x0903_0000 | SimControl |
-| RAM | 0x4000_0000 | Ram |
+| RAM | 0x4000_0000 | Memory |
 
 Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them). With `cpu=kvm` the
 timer is the host kernel's (`KvmGenericTimer` reports its output levels).
