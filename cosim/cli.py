@@ -18,7 +18,7 @@ from ._time import TimeError, parse_time
 __all__ = ["main"]
 
 # Shorthand options that set the platform property of the same name, where the platform has it.
-_SHORTHANDS = ("console", "cpu", "guest", "image", "quantum")
+_SHORTHANDS = ("console", "cpu", "image", "quantum")
 
 
 def _doc_line(obj: object) -> str:
