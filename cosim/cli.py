@@ -78,8 +78,8 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if props:
         print("\nproperties")
         shown = {name: prop.show(getattr(platform, name)) for name, prop in props.items()}
-        name_width = max(map(len, shown))
-        value_width = max(16, *(len(value) for value in shown.values() if len(value) <= 24))
+        name_width = max([12, *map(len, shown)])
+        value_width = max([16, *(len(value) for value in shown.values() if len(value) <= 24)])
         for name, prop in props.items():
             print(f"  {name:<{name_width}} = {shown[name]:<{value_width}} {prop.doc}")
     platform.sim.close()
