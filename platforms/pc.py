@@ -37,7 +37,7 @@ PC_IO_MAP: dict[str, tuple[int, int]] = {
     "pic_slave": (0x0A0, 2),
     "com1": (0x3F8, 8),
     "elcr": (0x4D0, 2),
-    "simctl": (0x500, 0x20),   # sim-control (the integrator's fixed map)
+    "simctl": (0x500, 0x20),   # sim-control (docs/sim-control.md)
 }
 SIMCTL_PORTS = PC_IO_MAP["simctl"]
 PIT_IRQ, COM1_IRQ = 0, 4
