@@ -60,6 +60,14 @@ def test_overlapping_mappings_in_a_user_platform_are_one_line(capsys):
     assert err == "cosim: error: sysbus: uart0 [0x1000..0x1fff] overlaps ram [0x0..0xfffff]"
 
 
+def test_virt_with_nothing_in_flash_stops_with_an_error_instead_of_hanging(capsys):
+    # Zeros are UDF: the guest faults at 0, then at every vector it is sent to (VBAR_EL1 = 0).
+    assert main(["run", "virt", "-P", "firmware=none", "--console", "none", "--until", "1s"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cosim: error: cpu0: guest stuck in an exception loop: ") and "Traceback" not in err
+    assert "VBAR_EL1=0x0" in err.splitlines()[0]
+
+
 def test_virt_kvm_on_a_host_without_arm64_kvm_is_one_line(capsys):
     from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
 
