@@ -105,15 +105,15 @@ class Virt(Platform):
 
     def build(self) -> None:
         if self.cpu not in ("unicorn", "kvm"):
-            raise PlatformError(f"unknown CPU backend {self.cpu!r} for virt: use unicorn or kvm")
+            raise PlatformError(f"unknown CPU backend {self.cpu!r} for {self.name}: use unicorn or kvm")
         if self.counting not in ("block", "instruction"):
-            raise PlatformError(f"unknown counting {self.counting!r} for virt: use block or instruction")
+            raise PlatformError(f"unknown counting {self.counting!r} for {self.name}: use block or instruction")
         if self.cpu == "kvm":
             from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
 
             reason = kvm_arm64_unavailable()
             if reason:
-                raise PlatformError(f"virt: cpu=kvm: {reason}")
+                raise PlatformError(f"{self.name}: cpu=kvm: {reason}")
         flash_base, flash_size = VIRT_MAP["flash"]
         image = None if self.firmware == "none" else _image("firmware", self.firmware, {"uboot": "uboot_image"})
         self.flash = self.add("flash", Memory, size=flash_size, read_only=True, on_write="ignore", image=image)

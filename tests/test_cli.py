@@ -74,8 +74,9 @@ def test_virt_kvm_on_a_host_without_arm64_kvm_is_one_line(capsys):
     reason = kvm_arm64_unavailable()
     if not reason:
         pytest.skip("this host runs the KVM Arm64 backend")
-    assert main(["run", "virt", "--cpu", "kvm", "--until", "1ms"]) == 2
-    assert capsys.readouterr().err.strip() == f"cosim: error: virt: cpu=kvm: {reason}"
+    for platform in ("virt", "virt-linux"):
+        assert main(["run", platform, "--cpu", "kvm", "--until", "1ms"]) == 2
+        assert capsys.readouterr().err.strip() == f"cosim: error: {platform}: cpu=kvm: {reason}"
 
 
 def test_debug_shows_the_traceback():
