@@ -5,7 +5,7 @@
         ram_size = Property(64 * MiB, "RAM size in bytes", parse_size)
 
         def build(self) -> None:
-            ram = self.add("ram", Ram, size=self.ram_size)
+            ram = self.add("ram", Memory, size=self.ram_size)
             self.map("sysbus", 0x4000_0000, ram)
             uart = self.add("uart0", Pl011)
             self.map("sysbus", 0x0900_0000, uart)
@@ -24,7 +24,7 @@ from typing import Any, ClassVar, TypeVar
 
 from ._bus import Bus
 from ._device import Device
-from ._errors import PlatformError
+from ._errors import CosimError, PlatformError
 from ._kernel import Simulation
 from ._signal import Input, Signal
 
@@ -112,13 +112,22 @@ class Platform:
                     f"platform {self.name or type(self).__name__!r} has no property {key!r}; "
                     f"known: {', '.join(sorted(known)) or 'none'}"
                 )
-            self._props[key] = known[key].parse(value) if isinstance(value, str) else value
+            self._props[key] = self._parse(key, known[key], value) if isinstance(value, str) else value
         self.sim = sim or Simulation()
         self.devices: dict[str, Device] = {}
         self.buses: dict[str, Bus] = {}
         self.wires: list[tuple[Signal, Input]] = []
         self.build()
         self._elaborate()
+
+    def _parse(self, key: str, prop: Property, text: str) -> Any:
+        try:
+            return prop.parse(text)
+        except CosimError:
+            raise                       # already says what it expected
+        except (ValueError, TypeError) as error:    # a plain parser such as int or float
+            raise PlatformError(f"platform {self.name or type(self).__name__!r}: property {key}={text!r}: "
+                                f"{error}") from error
 
     # -- the builder API ----------------------------------------------------
     def build(self) -> None:

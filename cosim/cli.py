@@ -18,7 +18,7 @@ from ._time import TimeError, parse_time
 __all__ = ["main"]
 
 # Shorthand options that set the platform property of the same name, where the platform has it.
-_SHORTHANDS = ("console", "cpu", "guest", "image", "quantum")
+_SHORTHANDS = ("console", "cpu", "image", "quantum")
 
 
 def _doc_line(obj: object) -> str:
@@ -77,8 +77,11 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     props = type(platform).properties()
     if props:
         print("\nproperties")
+        shown = {name: prop.show(getattr(platform, name)) for name, prop in props.items()}
+        name_width = max([12, *map(len, shown)])
+        value_width = max([16, *(len(value) for value in shown.values() if len(value) <= 24)])
         for name, prop in props.items():
-            print(f"  {name:<12} = {prop.show(getattr(platform, name)):<16} {prop.doc}")
+            print(f"  {name:<{name_width}} = {shown[name]:<{value_width}} {prop.doc}")
     platform.sim.close()
     return 0
 

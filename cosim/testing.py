@@ -58,15 +58,20 @@ class Probe:
 
 
 class Harness:
-    """One device on its own bus in a fresh simulation."""
+    """One device on its own bus in a fresh simulation.
 
-    def __init__(self, sim: Simulation, device: Device, base: int = 0, size: int | None = None) -> None:
+    `base=None` leaves the bus empty, for a device reached by other means (the
+    generic timer's system registers): it is still attached and reset.
+    """
+
+    def __init__(self, sim: Simulation, device: Device, base: int | None = 0, size: int | None = None) -> None:
         self.sim = sim
         self.device = device
-        self.base = base
+        self.base = base or 0
         self.bus = Bus("testbus", time=sim)
-        size = size if size is not None else getattr(device, "size", None) or 0x1000
-        self.bus.map(base, size, device)
+        if base is not None:
+            size = size if size is not None else getattr(device, "size", None) or 0x1000
+            self.bus.map(base, size, device)
         device.attach(sim)
         device.reset()
 
@@ -109,9 +114,10 @@ def sim() -> Simulation:
 
 @pytest.fixture
 def harness(sim: Simulation) -> Callable[..., Harness]:
-    """`harness(device, base=0, size=None)`: map `device` on a bus in `sim`, reset it, return the Harness."""
+    """`harness(device, base=0, size=None)`: map `device` on a bus in `sim` (not when `base` is None),
+    reset it, return the Harness."""
 
-    def make(device: Device, base: int = 0, size: int | None = None) -> Harness:
+    def make(device: Device, base: int | None = 0, size: int | None = None) -> Harness:
         return Harness(sim, device, base, size)
 
     return make

@@ -37,7 +37,7 @@ PC_IO_MAP: dict[str, tuple[int, int]] = {
     "pic_slave": (0x0A0, 2),
     "com1": (0x3F8, 8),
     "elcr": (0x4D0, 2),
-    "simctl": (0x500, 0x20),   # sim-control (the integrator's fixed map)
+    "simctl": (0x500, 0x20),   # sim-control (docs/sim-control.md)
 }
 SIMCTL_PORTS = PC_IO_MAP["simctl"]
 PIT_IRQ, COM1_IRQ = 0, 4
@@ -57,7 +57,7 @@ class Pc(Platform):
     summary = "x86 PC: KVM CPU, 8259A pair, 8254 PIT, 16550A COM1, sim-control; runs a bare-metal image"
     ram_size = Property(128 * MiB, "RAM size in bytes, from physical address 0", parse_size)
     console = Property("stdio", "COM1 console: stdio, buffer, none, pty, tcp:[HOST:]PORT (or a CharBackend from Python)")
-    image = Property(None, "guest image for the KVM CPU (ELF, or raw at load_address); none: no CPU")
+    image = Property("none", "guest image for the KVM CPU (ELF, or raw at load_address), or 'none': no CPU")
     mode = Property("long", "x86 entry mode: real, protected or long")
     load_address = Property(0x10_0000, "where a raw image is loaded and entered", lambda text: int(text, 0),
                             lambda value: f"{value:#x}")
@@ -72,6 +72,8 @@ class Pc(Platform):
                          "rate here: simulated time follows guest execution)", _frequency, str)
 
     def build(self) -> None:
+        if self.cpu != "kvm":
+            raise PlatformError(f"unknown CPU backend {self.cpu!r} for pc: use kvm")
         self.ram = self.add("ram", Memory, size=self.ram_size)
         self.map("sysbus", 0, self.ram)
         io = self.bus(IO_BUS, width=IO_BUS_BITS)
@@ -95,12 +97,10 @@ class Pc(Platform):
         self.map(io, SIMCTL_PORTS[0], self.simctl, size=SIMCTL_PORTS[1])
 
         self.intr = self.pic.intr
-        if self.image is not None:
+        if self.image not in (None, "none"):
             self.cpu0 = self._cpu()
 
     def _cpu(self):  # -> Cpu
-        if self.cpu != "kvm":
-            raise PlatformError(f"unknown CPU backend {self.cpu!r} for pc: use kvm")
         from cosim.cpu.x86.machine import add_kvm_x86_cpu
 
         return add_kvm_x86_cpu(self, kernel=self.image, mode=self.mode, load_address=self.load_address,

@@ -6,12 +6,12 @@ devices where it expects them.
 
 | region | base | model |
 |---|---|---|
-| flash (boot ROM: firmware) | 0x0000_0000 | BootRom |
+| flash (boot ROM: firmware) | 0x0000_0000 | Memory (read-only) |
 | GICv2 distributor | 0x0800_0000 | Gicv2 |
 | GICv2 CPU interface | 0x0801_0000 | Gicv2 |
 | PL011 UART (SPI 1) | 0x0900_0000 | Pl011 |
 | sim-control | 0x0903_0000 | SimControl |
-| RAM | 0x4000_0000 | Ram |
+| RAM | 0x4000_0000 | Memory |
 
 Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them). With `cpu=kvm` the
 timer is the host kernel's (`KvmGenericTimer` reports its output levels).
@@ -19,10 +19,19 @@ timer is the host kernel's (`KvmGenericTimer` reports its output levels).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from cosim import MiB, Platform, Property, parse_size
+from cosim import MS, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size, parse_time
+from cosim.chardev import open_backend
+from cosim.cpu import Cpu
+from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
 from cosim.fdt import Node, cells64, to_dtb
+from cosim.kvm._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT
+from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
+from cosim.models.gicv2 import Gicv2
+from cosim.models.pl011 import Pl011
+from cosim.models.simctl import SimControl
 
 __all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
 
@@ -43,16 +52,6 @@ PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires i
 IRQ_TYPE_LEVEL_HIGH = 4
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
 UART_CLOCK_HZ = 24_000_000
-
-from cosim import MS, Memory, PlatformError, US, parse_time, format_time
-from cosim.chardev import open_backend
-from cosim.cpu import Cpu
-from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
-from cosim.kvm._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT
-from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
-from cosim.models.gicv2 import Gicv2
-from cosim.models.pl011 import Pl011
-from cosim.models.simctl import SimControl
 
 
 def _parse_wfx(value: str) -> tuple[int, int] | None:
@@ -106,15 +105,15 @@ class Virt(Platform):
 
     def build(self) -> None:
         if self.cpu not in ("unicorn", "kvm"):
-            raise PlatformError(f"unknown CPU backend {self.cpu!r} for virt: use unicorn or kvm")
+            raise PlatformError(f"unknown CPU backend {self.cpu!r} for {self.name}: use unicorn or kvm")
         if self.counting not in ("block", "instruction"):
-            raise PlatformError(f"unknown counting {self.counting!r} for virt: use block or instruction")
+            raise PlatformError(f"unknown counting {self.counting!r} for {self.name}: use block or instruction")
         if self.cpu == "kvm":
             from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
 
             reason = kvm_arm64_unavailable()
             if reason:
-                raise PlatformError(f"virt: cpu=kvm: {reason}")
+                raise PlatformError(f"{self.name}: cpu=kvm: {reason}")
         flash_base, flash_size = VIRT_MAP["flash"]
         image = None if self.firmware == "none" else _image("firmware", self.firmware, {"uboot": "uboot_image"})
         self.flash = self.add("flash", Memory, size=flash_size, read_only=True, on_write="ignore", image=image)
@@ -241,7 +240,8 @@ class VirtLinux(Virt):
 
     name = "virt-linux"
     summary = "virt booting Debian 12's arm64 Linux kernel to a busybox shell"
-    ram_size = Property(256 * MiB, "RAM size in bytes", parse_size)
-    firmware = Property("none", "image in flash at 0x0: a path, 'uboot' or 'none'")
-    kernel = Property("debian", "arm64 Linux Image booted directly (booting.rst): a path, 'debian' (fetched) or 'none'")
-    initrd = Property("busybox", "initramfs for the kernel: a path, 'busybox' (built from Debian's busybox-static) or 'none'")
+    # Virt's properties with other defaults.
+    ram_size = replace(Virt.ram_size, default=256 * MiB)
+    firmware = replace(Virt.firmware, default="none")
+    kernel = replace(Virt.kernel, default="debian")
+    initrd = replace(Virt.initrd, default="busybox")

@@ -31,6 +31,12 @@ def test_run_demo_ends_with_summary_and_status(capsys):
     (["run", "demo", "-P", "tick=3"], "no property 'tick'; known: period, ticks"),
     (["run", "demo", "-P", "ticks"], "-P expects name=value"),
     (["run", "demo", "--console", "stdio"], "platform 'demo' has no --console option"),
+    (["run", "pc", "-P", "load_address=zz"], "property load_address='zz': invalid literal for int()"),
+    (["run", "pc", "-P", "ips=fast"], "property ips='fast': could not convert"),
+    (["run", "pc", "--cpu", "unicorn"], "unknown CPU backend 'unicorn' for pc: use kvm"),
+    (["run", "pc", "--image", "/nonexistent/guest.elf"], "guest image /nonexistent/guest.elf does not exist"),
+    (["run", "virt", "-P", "firmware=/nonexistent/u-boot.bin"], "firmware image /nonexistent/u-boot.bin does not exist"),
+    (["run", "virt-linux", "-P", "kernel=/nonexistent/Image"], "kernel image /nonexistent/Image does not exist"),
 ])
 def test_errors_are_one_line_and_exit_2(capsys, argv, message):
     assert main(argv) == 2
@@ -38,11 +44,51 @@ def test_errors_are_one_line_and_exit_2(capsys, argv, message):
     assert err.startswith("cosim: error: ") and message in err and "\n" not in err
 
 
+def test_overlapping_mappings_in_a_user_platform_are_one_line(capsys):
+    from cosim import Memory, MiB, Platform
+    from cosim.models.pl011 import Pl011
+
+    class Overlapping(Platform):
+        name = "test-cli-overlap"
+
+        def build(self) -> None:
+            self.map("sysbus", 0, self.add("ram", Memory, size=MiB))
+            self.map("sysbus", 0x1000, self.add("uart0", Pl011))
+
+    assert main(["run", "test-cli-overlap"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "cosim: error: sysbus: uart0 [0x1000..0x1fff] overlaps ram [0x0..0xfffff]"
+
+
+def test_virt_with_nothing_in_flash_stops_with_an_error_instead_of_hanging(capsys):
+    # Zeros are UDF: the guest faults at 0, then at every vector it is sent to (VBAR_EL1 = 0).
+    assert main(["run", "virt", "-P", "firmware=none", "--console", "none", "--until", "1s"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cosim: error: cpu0: guest stuck in an exception loop: ") and "Traceback" not in err
+    assert "VBAR_EL1=0x0" in err.splitlines()[0]
+
+
+def test_virt_kvm_on_a_host_without_arm64_kvm_is_one_line(capsys):
+    from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
+
+    reason = kvm_arm64_unavailable()
+    if not reason:
+        pytest.skip("this host runs the KVM Arm64 backend")
+    for platform in ("virt", "virt-linux"):
+        assert main(["run", platform, "--cpu", "kvm", "--until", "1ms"]) == 2
+        assert capsys.readouterr().err.strip() == f"cosim: error: {platform}: cpu=kvm: {reason}"
+
+
 def test_debug_shows_the_traceback():
     from cosim import PlatformError
 
     with pytest.raises(PlatformError):
         main(["--debug", "run", "nope"])
+
+
+def test_pc_without_an_image_runs_its_devices_alone(capsys):
+    assert main(["run", "pc", "--image", "none", "--console", "none", "--until", "1ms"]) == 0
+    assert "simulated time    1 ms" in capsys.readouterr().err
 
 
 def test_python_dash_m_entry_point():

@@ -32,6 +32,17 @@ def test_countdown_model_file_matches_the_guide():
     assert example.strip() in model
 
 
+def test_platform_guide_example_builds():
+    ns: dict = {}
+    exec(compile(_python_blocks("writing-platforms.md"), "writing-platforms.md", "exec"), ns)
+    board = ns["Board"](ram_size="128M")
+    try:
+        text = board.describe()
+        assert "ram (memory)" in text and "uart0 (pl011)" in text and board.devices["ram"].size == 128 * 2**20
+    finally:
+        board.sim.close()
+
+
 @pytest.mark.parametrize("name", sorted(k for k in NS if k.startswith("test_")))
 def test_documented_example(name):
     sim = Simulation()

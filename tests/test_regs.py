@@ -99,6 +99,12 @@ def test_unmapped_offsets(dut, harness):
     assert quiet.read(0x80) == 0 and quiet.status(0x80, value=1) is Response.OK
 
 
+def test_harness_without_a_mapping_still_attaches_and_resets(harness):
+    unmapped = harness(Widget("w"), base=None)             # as for a device reached by system registers
+    assert unmapped.device.regs.CTRL == 0x5 and unmapped.device.clock is unmapped.sim
+    assert unmapped.status(0x00) is Response.ADDRESS_ERROR and not unmapped.bus.mappings
+
+
 def test_reset_restores_every_register(dut):
     d = dut.device
     for offset in (0x00, 0x0C, 0x20, 0x24, 0x48):

@@ -96,7 +96,8 @@ KVM_REG_ARM64_SYSREG = 0x0013 << KVM_REG_ARM_COPROC_SHIFT
 KVM_ARM_VCPU_PMU_V3_CTRL = 0     # vCPU device-attribute group of the guest PMU
 KVM_ARM_VCPU_PMU_V3_INIT = 1     # its "initialise" attribute
 
-# The seed patch's numbers (../shared/seed/): not upstream, so configurable and probed.
+# The seed patch's numbers (the RFC in the KVM thread "KVM exit to userspace on WFI", October 2023,
+# docs/cpu-kvm-arm64.md): not upstream, so configurable and probed.
 DEFAULT_WFX_CAP = 222
 DEFAULT_WFX_EXIT = 35
 ESR_WFX_ISS_WFE = 1 << 0         # ESR_ELx.ISS.TI bit 0: 1 = WFE, 0 = WFI (Arm ARM D17.2.37, EC 0x01)

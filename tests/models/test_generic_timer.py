@@ -5,17 +5,15 @@ from hypothesis import given, settings, strategies as st
 
 from cosim import SEC, Simulation, us
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
+from cosim.testing import Harness
 
 FREQ = 62_500_000
 TICK = SEC // FREQ  # 16 ns
 
 
 @pytest.fixture
-def timer(sim):
-    t = GenericTimer("timer", frequency_hz=FREQ)
-    t.attach(sim)
-    t.reset()
-    return t
+def timer(harness):
+    return harness(GenericTimer("timer", frequency_hz=FREQ), base=None).device     # system registers, no bus
 
 
 def run(sim, duration):
@@ -76,10 +74,8 @@ def test_encodings_map_to_names():
                                            "CNTP_TVAL_EL0"]), st.integers(0, 2**64 - 1), st.integers(0, 5000)),
                 max_size=25))
 def test_output_equals_enable_and_not_imask_and_condition(ops):
-    sim = Simulation()
-    t = GenericTimer("t", frequency_hz=FREQ)
-    t.attach(sim)
-    t.reset()
+    dut = Harness(Simulation(), GenericTimer("t", frequency_hz=FREQ), base=None)
+    sim, t = dut.sim, dut.device
     for name, value, wait in ops:
         t.write_sysreg(name, value & (0xFFFF_FFFF if "TVAL" in name or "CTL" in name else 2**64 - 1))
         sim.run(until=sim.now + wait * TICK + 1)  # +1 ps: events due exactly at `until` have run

@@ -5,15 +5,14 @@ import time
 
 import pytest
 
-from cosim import MS, SEC
+from cosim import SEC
 from cosim.chardev import BufferBackend
 from cosim.images.fetch import ImageError, busybox_initramfs_image, linux_kernel
 from cosim.images.initramfs import BANNER
 
-pytestmark = pytest.mark.slow
+from .linux_shell import boot_to_shell, command
 
-PROMPT = "/root # "                 # PS1 from the initramfs's /etc/profile
-WALL_LIMIT = 300.0          # seconds of wall time for any one wait: a hang fails, it does not stall CI
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -24,24 +23,6 @@ def images():
         pytest.skip(f"Linux images not available: {error}")
 
 
-def wait_for(board, console, marker, timeout, start=0):
-    """Run until `marker` is in the output after `start`, bounded in simulated and wall time."""
-    deadline, wall = board.sim.now + timeout, time.perf_counter() + WALL_LIMIT
-    while marker not in console.output[start:].decode(errors="replace"):
-        if board.sim.now >= deadline or time.perf_counter() > wall or board.sim.stop_request is not None:
-            raise AssertionError(f"no {marker!r} after {board.sim.now / SEC:.3f} s simulated; output ends:\n"
-                                 f"{console.output[-600:].decode(errors='replace')}")
-        board.run(until=min(deadline, board.sim.now + 20 * MS))
-    return console.output[start:].decode(errors="replace")
-
-
-def command(board, console, text, timeout=10 * SEC):
-    start = len(console.output)
-    console.feed(text + "\n")
-    out = wait_for(board, console, "\n" + PROMPT, timeout, start)
-    return out.split("\n", 1)[1] if "\n" in out else out   # drop the echoed command line
-
-
 @pytest.fixture(scope="module")
 def booted(images):
     from cosim.platforms.virt import VirtLinux
@@ -50,8 +31,7 @@ def booted(images):
     console = BufferBackend()
     board = VirtLinux(kernel=str(kernel), initrd=str(initrd), console=console)
     wall = time.perf_counter()
-    wait_for(board, console, BANNER, 10 * SEC)
-    wait_for(board, console, PROMPT, 5 * SEC, console.output.find(BANNER.encode()))
+    boot_to_shell(board, console, 10 * SEC, 5 * SEC)
     board.boot_wall = time.perf_counter() - wall
     return board, console
 
@@ -106,8 +86,7 @@ def test_exact_instruction_counting_boots_the_same_kernel(images):
     kernel, initrd = images
     console = BufferBackend()
     board = VirtLinux(kernel=str(kernel), initrd=str(initrd), console=console, counting="instruction")
-    wait_for(board, console, BANNER, 10 * SEC)
-    wait_for(board, console, PROMPT, 5 * SEC, console.output.find(BANNER.encode()))
+    boot_to_shell(board, console, 10 * SEC, 5 * SEC)
     assert command(board, console, "uname -m").splitlines()[0].strip() == "aarch64"
     console.feed("poweroff\n")
     summary = board.run(until=board.sim.now + 10 * SEC)

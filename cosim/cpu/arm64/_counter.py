@@ -45,50 +45,45 @@ typedef struct {
 typedef int (*cosim_stop_fn)(void *uc);
 typedef int (*cosim_reg_read_fn)(void *uc, int regid, void *value);
 
+/* Stops the run, and says so, once the budget is spent or a pending interrupt has been
+   unmasked (a `watch` bit clear in PSTATE): the interrupt is then taken at once. */
+static inline int cosim_stopping(void *uc, cosim_counter *c) {
+    if (c->executed >= c->budget) {
+        ((cosim_stop_fn)c->stop)(uc);
+        return 1;
+    }
+    if (c->watch) {
+        uint64_t pstate = 0;
+        ((cosim_reg_read_fn)c->reg_read)(uc, c->pstate_reg, &pstate);
+        if ((pstate & c->watch) != c->watch) {
+            c->unmasked = 1;
+            c->budget = c->executed;
+            ((cosim_stop_fn)c->stop)(uc);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Called before each instruction: stopping here keeps that instruction from
    running, so `executed` is exactly the number of instructions retired. While
    an interrupt is pending but masked, PSTATE is checked too, so the interrupt
    is taken at the first instruction boundary after the guest unmasks it. */
 void cosim_count(void *uc, uint64_t address, uint32_t size, void *data) {
     cosim_counter *c = (cosim_counter *)data;
-    if (c->executed >= c->budget) {
-        ((cosim_stop_fn)c->stop)(uc);
-        return;
-    }
-    if (c->watch) {
-        uint64_t pstate = 0;
-        ((cosim_reg_read_fn)c->reg_read)(uc, c->pstate_reg, &pstate);
-        if ((pstate & c->watch) != c->watch) {
-            c->unmasked = 1;
-            c->budget = c->executed;
-            ((cosim_stop_fn)c->stop)(uc);
-            return;
-        }
-    }
-    c->executed++;
+    if (!cosim_stopping(uc, c))
+        c->executed++;
 }
 
 /* Block hook: counts a whole translation block (A64: 4 bytes an instruction) when it
    starts, and stops before a block once the budget is spent, so a run may end up to one
-   block past its budget. A run that stops inside a block (an exception) is corrected
-   from the PC with `block_start`/`block_base`. */
+   block past its budget. Unmasking (MSR DAIFClr, ERET) ends a translation block in QEMU,
+   so checking PSTATE here is exact. A run that stops inside a block (an exception) is
+   corrected from the PC with `block_start`/`block_base`. */
 void cosim_count_block(void *uc, uint64_t address, uint32_t size, void *data) {
     cosim_counter *c = (cosim_counter *)data;
-    if (c->executed >= c->budget) {
-        ((cosim_stop_fn)c->stop)(uc);
+    if (cosim_stopping(uc, c))
         return;
-    }
-    if (c->watch) {
-        /* Unmasking (MSR DAIFClr, ERET) ends a translation block in QEMU: checking here is exact. */
-        uint64_t pstate = 0;
-        ((cosim_reg_read_fn)c->reg_read)(uc, c->pstate_reg, &pstate);
-        if ((pstate & c->watch) != c->watch) {
-            c->unmasked = 1;
-            c->budget = c->executed;
-            ((cosim_stop_fn)c->stop)(uc);
-            return;
-        }
-    }
     c->block_start = address;
     c->block_base = c->executed;
     c->executed += size / 4;

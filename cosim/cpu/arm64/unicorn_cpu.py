@@ -50,6 +50,11 @@ MemoryRegion = tuple[int, int, int, bool]
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 3, 4, 7
 EXCP_HVC, EXCP_SMC = 11, 13
 
+# Exceptions taken in a row at one address, with nothing else run, before the run is declared
+# stuck: a handler whose first instruction faults into its own vector loops forever (and with
+# block counting no time passes, so the run would never end).
+_STUCK_EXCEPTIONS = 16
+
 SPSR_EL1 = (3, 0, 4, 0, 0)
 SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
 TCR_EL1 = (3, 0, 2, 0, 2)
@@ -217,34 +222,52 @@ class UnicornArm64Cpu:
         self._stop = None
         self._poll_keys = None         # a polling streak never spans quanta
         self._limit = max(1, keeper.budget // self.period)
+        stuck, last_taken = 0, None       # see _STUCK_EXCEPTIONS
         try:
             while True:
                 self._take_interrupt()
                 # A line still high here is masked: watch PSTATE so it is taken once unmasked.
                 self.counter.arm(self._remaining(), self._masked_pending())
                 self._pending_sync = None
+                taken = None                  # where an exception was taken in this pass
                 try:
                     self.uc.emu_start(self.pc, 0xFFFF_FFFF_FFFF_FFFF)
                 except UcError as error:
                     self.counter.rewind(self.pc)      # the faulting instruction did not retire
                     self._done += self.counter.executed
+                    taken = self.pc
                     if not self._deliver_fault(error):
                         raise CpuError(f"unicorn stopped at pc={self.pc:#x}: {error}", self.register_dump()) from error
                 else:
                     self._done += self.counter.executed
                     if self._pending_sync is not None:
+                        taken = self._pending_sync[1]
                         self._enter(*self._pending_sync)
                     elif self._stop is None and self.counter.executed < self.counter.budget:
                         # Unicorn returns early only on WFI/WFE. With an interrupt pending (even
                         # masked) WFI completes at once (D1.16.2): carry on within the run.
                         if not self.interrupt_pending():
                             return self._exit(ExitReason.IDLE, "wfi")
+                # The same exception address again with nothing run in between (the faulting
+                # instruction is counted with exact counting): the vector faults into itself.
+                stuck = stuck + 1 if taken is not None and taken == last_taken and self.counter.executed <= 1 else 0
+                last_taken = taken
+                if stuck >= _STUCK_EXCEPTIONS:
+                    self._stuck()
                 if self._stop is not None:
                     return self._exit(*self._stop)
                 if self._remaining() <= 0:
                     return self._exit(ExitReason.BUDGET)
         finally:
             self._keeper = None
+
+    def _stuck(self) -> None:
+        """The vector itself faults (no table at VBAR_EL1, e.g. nothing in flash): each exception
+        raises the next one and no time passes, so this run would never end."""
+        raise CpuError(f"guest stuck in an exception loop: {_STUCK_EXCEPTIONS} exceptions in a row taken at "
+                       f"the same address (pc={self.pc:#x}, VBAR_EL1={self.read_register('vbar_el1'):#x}, "
+                       f"ESR_EL1={self.read_register('esr_el1'):#x}): is there code and a vector table there?",
+                       self.register_dump())
 
     def _remaining(self) -> int:
         """Instructions left in the budget once poll skips are taken off."""

@@ -140,3 +140,15 @@ def test_el0_counter_read_traps_until_cntkctl_allows_it(arm_guest):
     assert esr == (0x18 << 26) | (1 << 25) | iss and elr == mrs and traps == 1
     assert counter > 0                                      # the retried MRS read the counter
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_a_vector_that_faults_into_itself_is_an_error_not_a_hang(counting):
+    from cosim import SimulationError
+
+    # Empty flash is all UDF: the guest faults at 0 and then at its vector (VBAR_EL1 = 0) forever,
+    # with (block counting) no time passing, so the run would never reach `until`.
+    board = Virt(firmware="none", console="none", counting=counting)
+    with pytest.raises(SimulationError, match=r"exception loop: \d+ exceptions in a row .*pc=0x200, VBAR_EL1=0x0"):
+        board.run(until=SEC)
+    board.sim.close()

@@ -23,47 +23,14 @@ from cosim.kvm._budget import BudgetChoice
 from cosim.kvm._uapi import KVM_RUN_EXIT_UNION_OFFSET, KVM_RUN_SYNC_REGS_OFFSET, Exit, Ioctl, SystemEvent
 from cosim.platforms.virt import Virt
 
+from ..budget_fakes import ScriptedSource
+
 FREQ = 62_500_000             # the fake host's CNTFRQ_EL0
 TICK = SEC // FREQ
 UART_DR, UART_FR, UART_CR = 0x0900_0000, 0x0900_0018, 0x0900_0030
 GICD, GICC = 0x0800_0000, 0x0801_0000
 STOCK = {Arm64Cap.ARM_USER_IRQ: 1, Arm64Cap.ARM_PMU_V3: 1, Arm64Cap.ARM_PSCI_0_2: 1, Arm64Cap.ARM_NISV_TO_USER: 1,
          Arm64Cap.ARM_INJECT_EXT_DABT: 1}
-
-
-class FakeSource:
-    """An exact budget source whose instruction counts the script sets."""
-
-    name = "fake-pmu"
-    exact = True
-    description = "fake PMU"
-
-    def __init__(self):
-        self.count = 0
-        self.armed = []
-        self.rearms = 0
-
-    def arm(self, instructions):
-        self.armed.append(instructions)
-        self.count = 0
-
-    def entered(self):
-        pass
-
-    def exited(self):
-        pass
-
-    def executed(self):
-        return self.count
-
-    def rearm(self):
-        self.rearms += 1
-
-    def disarm(self):
-        pass
-
-    def close(self):
-        pass
 
 
 class FakeVcpu:
@@ -142,7 +109,7 @@ class FakeKernel:
         self.features = 0
         self.vcpu = None
         self.vm = None
-        self.source = FakeSource()
+        self.source = ScriptedSource()
         self.device = "/dev/kvm"
         self.capabilities = Capabilities({"USER_MEMORY": 1, "READONLY_MEM": 1, "IMMEDIATE_EXIT": 1})
 

@@ -14,11 +14,8 @@ TICK = SEC // FREQ  # 16 ns
 
 
 @pytest.fixture
-def timer(sim):
-    t = KvmGenericTimer("timer", frequency_hz=FREQ)
-    t.attach(sim)
-    t.reset()
-    return t
+def timer(harness):
+    return harness(KvmGenericTimer("timer", frequency_hz=FREQ), base=None).device
 
 
 def test_levels_follow_device_irq_level(sim, timer):
@@ -61,9 +58,8 @@ def test_resuming_cancels_the_plan(sim, timer):
     assert cntp.history == []
 
 
-def test_expiry_rounds_up_to_the_first_picosecond_the_counter_reads_cval(sim):
-    timer = KvmGenericTimer("timer", frequency_hz=24_000_000)   # 41666.67 ps per tick
-    timer.attach(sim)
+def test_expiry_rounds_up_to_the_first_picosecond_the_counter_reads_cval(sim, harness):
+    timer = harness(KvmGenericTimer("timer", frequency_hz=24_000_000), base=None).device   # 41666.67 ps per tick
     cntv = Probe(timer.cntv, sim)
     timer.plan([Comparator("cntv", 1, 3, 0)], at=0)
     sim.run(until=SEC)
@@ -79,9 +75,8 @@ def test_both_timers_planned_and_a_missed_deadline_fires_at_once(sim, timer):
     assert cntp.rises == [us(10)] and cntv.rises == [us(10)]   # 100 ticks = 1.6 us, also past
 
 
-def test_unknown_frequency_is_an_error(sim):
-    timer = KvmGenericTimer("timer")
-    timer.attach(sim)
+def test_unknown_frequency_is_an_error(harness):
+    timer = harness(KvmGenericTimer("timer"), base=None).device
     with pytest.raises(ValueError, match="counter frequency unknown"):
         timer.plan([Comparator("cntv", 1, 10, 0)], at=0)
 

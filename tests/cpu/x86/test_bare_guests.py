@@ -6,6 +6,7 @@ import pytest
 
 from cosim import MS, SEC, US, SimulationError
 
+from ..budget_fakes import ScriptedSource
 from .bare import Bare
 from .conftest import RESULTS
 
@@ -119,47 +120,12 @@ def test_port_io_guests_in_real_and_protected_mode(x86_guest, tmp_path, mode, lo
     assert summary.status == status and "SIMCTL_EXIT" in summary.stop.reason
 
 
-class CountingSource:
-    """A budget source with a scripted instruction count: each KVM_RUN 'executes' `step` instructions."""
-
-    name = "scripted"
-    exact = True
-    description = "scripted test source"
-
-    def __init__(self, step):
-        self.step = step
-        self.count = 0
-        self.armed = []
-
-    def arm(self, instructions):
-        self.armed.append(instructions)
-        self.count = 0
-
-    def entered(self):
-        pass
-
-    def exited(self):
-        self.count += self.step
-
-    def executed(self):
-        return self.count
-
-    def rearm(self):
-        pass
-
-    def disarm(self):
-        pass
-
-    def close(self):
-        pass
-
-
 def test_time_moves_between_polls_by_guest_progress_plus_access_latency(x86_guest):
     from cosim import MiB, Memory, Platform
     from cosim.cpu.x86.machine import add_kvm_x86_cpu
     from cosim.models.simctl import SimControl
 
-    source = CountingSource(step=1000)
+    source = ScriptedSource(step=1000)
 
     class Polling(Platform):
         def build(self):
@@ -181,7 +147,7 @@ def test_time_moves_between_polls_by_guest_progress_plus_access_latency(x86_gues
 def test_a_quantum_ends_when_exits_have_used_up_its_budget(tmp_path):
     image = tmp_path / "out_loop.bin"
     image.write_bytes(b"\xe6\x80\xeb\xfc")                  # 1: out %al, $0x80; jmp 1b
-    source = CountingSource(step=30_000)
+    source = ScriptedSource(step=30_000)
     board = Bare(kernel=str(image), load_address=0x9000, budget=source)
     summary = board.run(until=300 * US)
     # 100 us quanta = 100,000 instructions: the 4th exit passes the budget, and the
@@ -217,7 +183,7 @@ def test_registers_read_after_an_in_exit_see_the_completed_instruction(tmp_path)
     code = bytes.fromhex("66ba0005") + b"\xed" + b"\xeb\xfe"
     image = tmp_path / "in.bin"
     image.write_bytes(code)
-    board = Bare(kernel=str(image), load_address=0x9000, budget=CountingSource(step=10))
+    board = Bare(kernel=str(image), load_address=0x9000, budget=ScriptedSource(step=10))
     backend = board.cpu0.backend
     from cosim.cpu import ExitReason
     from cosim.cpu._loop import Keeper

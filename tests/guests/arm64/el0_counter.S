@@ -3,10 +3,7 @@
 .include "common.inc"
 .global _start
 _start:
-    ldr x0, =STACK_TOP
-    mov sp, x0
-    adr x0, vectors
-    msr vbar_el1, x0
+    el1_setup
     msr cntkctl_el1, xzr        // no EL0 access to the counters or timers
     adr x0, el0
     msr elr_el1, x0

@@ -2,10 +2,7 @@
 .include "common.inc"
 .global _start
 _start:
-    ldr x0, =STACK_TOP
-    mov sp, x0
-    adr x0, vectors
-    msr vbar_el1, x0
+    el1_setup
     adr x0, el0
     msr elr_el1, x0
     mov x0, #0                  // SPSR: EL0t, interrupts unmasked

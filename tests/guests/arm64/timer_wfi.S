@@ -2,27 +2,10 @@
 .include "common.inc"
 .global _start
 _start:
-    ldr x0, =STACK_TOP
-    mov sp, x0
-    adr x0, vectors
-    msr vbar_el1, x0
-    ldr x1, =GICD
-    mov w2, #1
-    str w2, [x1]                // GICD_CTLR: enable
-    mov w2, #(1 << 27)
-    str w2, [x1, #0x100]        // GICD_ISENABLER0: PPI 27 (virtual timer)
-    ldr x3, =GICC
-    mov w2, #0xf0
-    str w2, [x3, #4]            // GICC_PMR
-    mov w2, #1
-    str w2, [x3]                // GICC_CTLR: enable
+    el1_setup
+    gic_enable_vtimer
     mov x20, #0                 // interrupts taken
-    mrs x21, cntfrq_el0
-    mov x4, #1000
-    udiv x21, x21, x4           // counter ticks per millisecond
-    msr cntv_tval_el0, x21
-    mov x0, #1
-    msr cntv_ctl_el0, x0        // ENABLE
+    vtimer_start 1000           // every 1 ms
     msr daifclr, #2             // unmask IRQ
 idle:
     wfi
