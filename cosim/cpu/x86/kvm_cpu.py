@@ -115,7 +115,7 @@ class KvmX86Cpu(KvmCpuBase):
         self.frequency = Frequency(max(1, round(self.ips))) if frequency == "host" else frequency
         self.period = self.frequency.period
         if self.calibration is not None and not self.calibration.accelerated:
-            _warn_once(logger, f"cosim: {self.calibration.describe()}")
+            _warn_once(logger, self.calibration.describe())
         self.kvm = Kvm(device)
         self.source = None
         try:
