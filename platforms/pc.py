@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from cosim import NS, US, GHz, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size, parse_time
 from cosim.chardev import open_backend
+from cosim.kvm._budget import SOURCE_NAMES, budget_source_name
 from cosim.models.i8254 import I8254
 from cosim.models.i8259 import CASCADE_IRQ, I8259
 from cosim.models.ns16550 import Ns16550
@@ -64,7 +65,7 @@ class Pc(Platform):
     quantum = Property(100 * US, "CPU quantum (longest run of the guest between device updates)", parse_time,
                        format_time)
     cpu = Property("kvm", "CPU backend: kvm (the host's /dev/kvm)")
-    budget = Property("auto", "what ends a quantum: auto, pmu, task-clock, posix-timer")
+    budget = Property("auto", f"what ends a quantum: auto, {', '.join(SOURCE_NAMES)}", budget_source_name)
     ips = Property(0.0, "guest instructions per host CPU second for time-based budgets (0: calibrate)", float)
     access_latency = Property(100 * NS, "simulated time each device access costs the guest", parse_time,
                               format_time)

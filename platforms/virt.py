@@ -28,6 +28,7 @@ from cosim.cpu import Cpu
 from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
 from cosim.fdt import Node, cells64, to_dtb
 from cosim.kvm._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT
+from cosim.kvm._budget import SOURCE_NAMES, budget_source_name
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
@@ -100,7 +101,8 @@ class Virt(Platform):
     kvm_wfx = Property((DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT),
                        "cpu=kvm: numbers of the seed patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT, "
                        "or 'off' to use the wall-clock fallback", _parse_wfx, _show_wfx)
-    kvm_budget = Property("auto", "cpu=kvm: what ends a quantum: auto, pmu, task-clock, posix-timer")
+    kvm_budget = Property("auto", f"cpu=kvm: what ends a quantum: auto, {', '.join(SOURCE_NAMES)}",
+                          budget_source_name)
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
     def build(self) -> None:

@@ -79,6 +79,22 @@ def test_virt_kvm_on_a_host_without_arm64_kvm_is_one_line(capsys):
         assert capsys.readouterr().err.strip() == f"cosim: error: {platform}: cpu=kvm: {reason}"
 
 
+@pytest.mark.parametrize("platform, prop", [("pc", "budget"), ("virt", "kvm_budget")])
+def test_a_bad_budget_source_is_refused_as_properties_are_read(capsys, monkeypatch, tmp_path, platform, prop):
+    from cosim.kvm import _system
+
+    def opened(*args, **kwargs):
+        raise AssertionError("/dev/kvm opened: the CPU was built (and calibrated) before the budget was checked")
+
+    monkeypatch.setattr(_system.Kvm, "__init__", opened)
+    image = tmp_path / "hlt.bin"
+    image.write_bytes(b"\xf4")
+    extra = ["-P", f"image={image}"] if platform == "pc" else ["--cpu", "kvm"]
+    assert main(["run", platform, "-P", f"{prop}=bogus", *extra]) == 2
+    assert capsys.readouterr().err.strip() == (f"cosim: error: platform {platform!r}: property {prop}='bogus': "
+                                               "unknown budget source 'bogus': use auto, pmu, task-clock, posix-timer")
+
+
 def test_debug_shows_the_traceback():
     from cosim import PlatformError
 

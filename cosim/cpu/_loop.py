@@ -1,6 +1,7 @@
 """The CPU process, written once for every backend.
 
-Each iteration (the loop of the seed thread, `../shared/seed/`):
+Each iteration (the loop of the seed thread: "KVM exit to userspace on WFI",
+linux-kernel / kvmarm lists, October 2023):
 
     budget = min(quantum, time to the next pending event)     # gem5's KVM CPU
     exit   = backend.run(budget)                               # guest runs natively / emulated

@@ -5,7 +5,8 @@
   beside it, and an `_arm64` can sit next to it (the generic cdef includes no
   architecture's structs).
 - `Kvm` / `Vm` / `Vcpu` (`_system`): fds and the kvm_run mapping, released on
-  close and on errors; `Vcpu.run()` issues KVM_RUN so a signal interrupts it.
+  close and on errors; `Vcpu.run()` issues KVM_RUN so a signal interrupts it;
+  `scratch_vm` makes the throw-away VM the host calibrations run in.
 - `choose_budget_source` (`_budget`): what ends a quantum (PMU instruction
   counter, task-clock perf event, POSIX timer), with the kick-signal protocol.
 - `GuestAccesses` (`_access`): device accesses on the guest's behalf, bus

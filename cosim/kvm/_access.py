@@ -12,9 +12,21 @@ import logging
 
 from .._bus import Bus, BusError
 
-__all__ = ["GuestAccesses"]
+__all__ = ["GuestAccesses", "DirectAccesses"]
 
 log = logging.getLogger("cosim.kvm")
+
+
+class DirectAccesses:
+    """Reads and writes straight to the bus: a BusError reaches the caller (to abort the guest's access, say)."""
+
+    @staticmethod
+    def read(bus: Bus, address: int, size: int) -> int:
+        return bus.read(address, size)
+
+    @staticmethod
+    def write(bus: Bus, address: int, size: int, value: int) -> None:
+        bus.write(address, size, value)
 
 
 class GuestAccesses:

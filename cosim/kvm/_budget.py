@@ -55,7 +55,7 @@ from .._errors import PlatformError
 from ._system import KvmError
 
 __all__ = ["BudgetSource", "PmuBudget", "TaskClockBudget", "TimerBudget", "choose_budget_source", "KICK_SIGNAL",
-           "perf_attr", "BudgetChoice", "PerfAttrFlags"]
+           "perf_attr", "BudgetChoice", "PerfAttrFlags", "SOURCE_NAMES", "budget_source_name"]
 
 ffi = FFI()
 ffi.cdef("""
@@ -408,6 +408,20 @@ class BudgetChoice:
         return text + (f" ({'; '.join(self.rejected)})" if self.rejected else "")
 
 
+SOURCE_NAMES = ("pmu", "task-clock", "posix-timer")    # best first: the order "auto" tries them in
+
+
+def budget_source_name(name: str) -> str:
+    """`name` when it is "auto" or a budget source's name, else ValueError saying the valid ones.
+
+    The parser of the platforms' budget properties: a bad name is refused as
+    the properties are read, before a CPU is built (and calibrated).
+    """
+    if name != "auto" and name not in SOURCE_NAMES:
+        raise ValueError(f"unknown budget source {name!r}: use auto, {', '.join(SOURCE_NAMES)}")
+    return name
+
+
 def choose_budget_source(preference: str = "auto", *, ips: Callable[[], float], signo: int = KICK_SIGNAL,
                          open_event: Callable[..., int] = _perf_event_open, exit_ns: float = 0.0) -> BudgetChoice:
     """The best source that works here, trying pmu, task-clock, posix-timer in turn.
@@ -418,11 +432,12 @@ def choose_budget_source(preference: str = "auto", *, ips: Callable[[], float], 
     calibration guest). `exit_ns`: the CPU time one exit costs KVM, which those
     sources take off each KVM_RUN's CPU time.
     """
-    order = ["pmu", "task-clock", "posix-timer"]
-    if preference != "auto" and preference not in order:
-        raise PlatformError(f"unknown budget source {preference!r}: use auto, {', '.join(order)}")
+    try:
+        budget_source_name(preference)
+    except ValueError as error:
+        raise PlatformError(str(error)) from None
     rejected: list[str] = []
-    for name in order if preference == "auto" else [preference]:
+    for name in SOURCE_NAMES if preference == "auto" else (preference,):
         try:
             if name == "pmu":
                 source: BudgetSource = PmuBudget(signo, open_event=open_event)

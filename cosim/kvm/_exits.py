@@ -2,18 +2,21 @@
 
 Architecture modules (`cosim.cpu.x86.exits`, `cosim.cpu.arm64.kvm_exits`)
 decode their own exits and fall back to `decode_common`; their pure
-`handle_exit` functions hand the shared fatal/stop exits to `common_outcome`.
+`handle_exit` functions serve MMIO with `mmio_outcome` and hand the shared
+fatal/stop exits to `common_outcome`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._bus import Bus
 from ..cpu._backend import ExitReason
+from ._access import DirectAccesses, GuestAccesses
 from ._uapi import Exit, SystemEvent
 
 __all__ = ["Mmio", "FailEntry", "InternalError", "SystemEventExit", "OtherExit", "Outcome", "CONTINUE",
-           "INTERNAL_SUBERRORS", "decode_common", "common_outcome"]
+           "INTERNAL_SUBERRORS", "decode_common", "common_outcome", "mmio_outcome"]
 
 
 # Made on every device exit: a plain slotted class, cheaper to build than a frozen one.
@@ -77,6 +80,14 @@ def decode_common(run) -> Mmio | FailEntry | InternalError | SystemEventExit | O
     if reason == Exit.SYSTEM_EVENT:
         return SystemEventExit(run.system_event.type)
     return OtherExit(reason)
+
+
+def mmio_outcome(exit: Mmio, bus: Bus, accesses: GuestAccesses | DirectAccesses) -> Outcome:
+    """An MMIO exit served on `bus` through `accesses`: a write continues, a read replies with the value's bytes."""
+    if exit.write:
+        accesses.write(bus, exit.address, exit.size, int.from_bytes(exit.data, "little"))
+        return CONTINUE
+    return Outcome(None, accesses.read(bus, exit.address, exit.size).to_bytes(exit.size, "little"))
 
 
 def common_outcome(exit: FailEntry | InternalError | SystemEventExit | OtherExit) -> Outcome:

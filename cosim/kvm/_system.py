@@ -13,17 +13,21 @@ signal that ends a quantum. cffi releases the GIL for the call and keeps
 
 from __future__ import annotations
 
+import ctypes
 import errno as _errno
+import mmap
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._errors import CosimError
 from ._uapi import KVM_API_VERSION, KVM_MEM_READONLY, Cap, Ioctl, ffi, libc
 
-__all__ = ["KvmError", "Kvm", "Vm", "Vcpu", "Capabilities", "probe_capabilities", "DEFAULT_DEVICE"]
+__all__ = ["KvmError", "Kvm", "Vm", "Vcpu", "Capabilities", "probe_capabilities", "DEFAULT_DEVICE", "ScratchVm",
+           "scratch_vm"]
 
 DEFAULT_DEVICE = "/dev/kvm"
 PROT_READ, PROT_WRITE, MAP_SHARED = 0x1, 0x2, 0x01
@@ -312,3 +316,30 @@ class Vcpu:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ScratchVm(NamedTuple):
+    kvm: Kvm
+    vm: Vm
+    vcpu: Vcpu
+    ram: mmap.mmap      # guest RAM from guest address 0
+
+
+@contextmanager
+def scratch_vm(device: str, ram_size: int) -> Iterator[ScratchVm]:
+    """A throw-away VM (host calibration): `ram_size` bytes of RAM at guest address 0 and vCPU 0.
+
+    The caller does the architecture's vCPU set-up. Everything is released on
+    exit, errors included: the VM and vCPU with the Kvm, then the RAM.
+    """
+    ram = mmap.mmap(-1, ram_size)
+    # Pins the buffer: its address must stay valid while the memory slot maps it (closed after the Kvm).
+    pin = ctypes.c_char.from_buffer(ram)
+    try:
+        with Kvm(device) as kvm:
+            vm = kvm.create_vm()
+            vm.add_memory(0, ram_size, ctypes.addressof(pin))
+            yield ScratchVm(kvm, vm, vm.create_vcpu(0), ram)
+    finally:
+        del pin
+        ram.close()

@@ -124,6 +124,20 @@ def test_memory_slots_and_immediate_exit(kvm_device):
         assert vcpu.kvm_run.immediate_exit == 0
 
 
+def test_scratch_vm_maps_its_ram_and_releases_everything_also_on_errors(kvm_device):
+    before, maps = open_fds(), mapped()
+    with _system.scratch_vm(kvm_device, 0x10000) as scratch:
+        assert [(s.guest_phys_addr, s.size) for s in scratch.vm.slots] == [(0, 0x10000)]
+        assert scratch.vcpu.index == 0 and scratch.vm.vcpus == [scratch.vcpu] and len(scratch.ram) == 0x10000
+        assert len(open_fds() - before) == 3 and mapped() == maps + 1
+    assert scratch.kvm.closed and scratch.vm.closed and scratch.vcpu.closed and scratch.ram.closed
+    assert open_fds() == before and mapped() == maps
+    with pytest.raises(RuntimeError, match="set-up failed"):
+        with _system.scratch_vm(kvm_device, 0x10000) as scratch:
+            raise RuntimeError("the caller's vCPU set-up failed")
+    assert scratch.kvm.closed and scratch.ram.closed and open_fds() == before and mapped() == maps
+
+
 def test_kvm_unavailable_says_why(tmp_path):
     from cosim.kvm import kvm_unavailable
 

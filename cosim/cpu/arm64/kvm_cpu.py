@@ -45,7 +45,7 @@ from ...kvm._arm64 import (CORE_REGS, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, KVM_ARM
                            IrqType, TimerReg, device_irq_level, ffi, irq_line, probe_arm64)
 from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, TimerBudget, choose_budget_source
-from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError, Vcpu, Vm
+from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError, Vcpu, Vm, scratch_vm
 from ...kvm._uapi import Ioctl
 from .._backend import CpuExit, ExitReason, QuantumKeeper
 from .kvm_exits import ExternalAbort, Mmio, decode, handle_exit
@@ -402,30 +402,18 @@ _CALIBRATION_CODE = b"".join(word.to_bytes(4, "little") for word in (0xF1000400,
 def guest_rate(device: str = DEFAULT_DEVICE, min_seconds: float = 0.02, start: int = 10_000,
                clock: Callable[[], int] = time.thread_time_ns) -> float:
     """Guest instructions per second of vCPU thread CPU time: a counted loop, doubled until it takes `min_seconds`."""
-    import ctypes
-    import mmap
-
-    ram = mmap.mmap(-1, _CALIBRATION_RAM)
-    ram[0:len(_CALIBRATION_CODE)] = _CALIBRATION_CODE
-    pin = ctypes.c_char.from_buffer(ram)
-    try:
-        with Kvm(device) as kvm:
-            vm = kvm.create_vm()
-            vm.add_memory(0, _CALIBRATION_RAM, ctypes.addressof(pin))
-            vcpu = vm.create_vcpu(0)
-            init = ffi.new("struct kvm_vcpu_init *")
-            vm.ioctl(Arm64Ioctl.ARM_PREFERRED_TARGET, init, what="KVM_ARM_PREFERRED_TARGET")
-            vcpu.ioctl(Arm64Ioctl.ARM_VCPU_INIT, init, what="KVM_ARM_VCPU_INIT")
-            iterations = start
-            while True:
-                for name, value in (("pc", 0), ("x0", iterations), ("x1", _CALIBRATION_EXIT), ("pstate", 0x3C5)):
-                    _one_reg(vcpu, CORE_REGS[name], value, name)
-                began = clock()
-                vcpu.run()
-                spent = clock() - began
-                if spent >= min_seconds * 1e9 or iterations >= 1 << 40:
-                    return (2 * iterations + 1) / max(spent, 1) * 1e9
-                iterations *= 2
-    finally:
-        del pin
-        ram.close()
+    with scratch_vm(device, _CALIBRATION_RAM) as (_kvm, vm, vcpu, ram):
+        ram[0:len(_CALIBRATION_CODE)] = _CALIBRATION_CODE
+        init = ffi.new("struct kvm_vcpu_init *")
+        vm.ioctl(Arm64Ioctl.ARM_PREFERRED_TARGET, init, what="KVM_ARM_PREFERRED_TARGET")
+        vcpu.ioctl(Arm64Ioctl.ARM_VCPU_INIT, init, what="KVM_ARM_VCPU_INIT")
+        iterations = start
+        while True:
+            for name, value in (("pc", 0), ("x0", iterations), ("x1", _CALIBRATION_EXIT), ("pstate", 0x3C5)):
+                _one_reg(vcpu, CORE_REGS[name], value, name)
+            began = clock()
+            vcpu.run()
+            spent = clock() - began
+            if spent >= min_seconds * 1e9 or iterations >= 1 << 40:
+                return (2 * iterations + 1) / max(spent, 1) * 1e9
+            iterations *= 2

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..._bus import Bus, BusError
-from ...kvm._access import GuestAccesses
+from ...kvm._access import DirectAccesses, GuestAccesses
 from ...kvm._arm64 import ESR_WFX_ISS_WFE, arm_nisv, wfx_esr
-from ...kvm._exits import (CONTINUE, FailEntry, InternalError, Mmio, OtherExit, Outcome, SystemEventExit,
-                           common_outcome, decode_common)
+from ...kvm._exits import (FailEntry, InternalError, Mmio, OtherExit, Outcome, SystemEventExit, common_outcome,
+                           decode_common, mmio_outcome)
 from ...kvm._uapi import Exit, SystemEvent
 from .._backend import ExitReason
 
@@ -57,6 +57,7 @@ class ExternalAbort:
 
 KvmExit = Mmio | Wfx | Interrupted | ArmNisv | SystemEventExit | FailEntry | InternalError | OtherExit
 INTERRUPTED = Interrupted()
+_DIRECT = DirectAccesses()      # with an abort to inject, bus errors must reach _mmio
 _PSCI_STOPS = {SystemEvent.SHUTDOWN: "SYSTEM_OFF", SystemEvent.RESET: "SYSTEM_RESET"}
 
 
@@ -102,14 +103,8 @@ def handle_exit(exit: KvmExit, *, bus: Bus, accesses: GuestAccesses, inject_abor
 
 def _mmio(exit: Mmio, bus: Bus, accesses: GuestAccesses, inject_abort: bool) -> Outcome:
     if not inject_abort:
-        if exit.write:
-            accesses.write(bus, exit.address, exit.size, int.from_bytes(exit.data, "little"))
-            return CONTINUE
-        return Outcome(None, accesses.read(bus, exit.address, exit.size).to_bytes(exit.size, "little"))
+        return mmio_outcome(exit, bus, accesses)
     try:
-        if exit.write:
-            bus.write(exit.address, exit.size, int.from_bytes(exit.data, "little"))
-            return CONTINUE
-        return Outcome(None, bus.read(exit.address, exit.size).to_bytes(exit.size, "little"))
+        return mmio_outcome(exit, bus, _DIRECT)
     except BusError as error:
         return Outcome(None, None, ExternalAbort(exit.address, exit.write, str(error)))

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ...kvm._system import DEFAULT_DEVICE, Kvm, Vcpu
+from ...kvm._system import DEFAULT_DEVICE, Vcpu, scratch_vm
 from ...kvm._uapi import Exit
 from ...loaders.x86 import long_mode
 from .state import X86State, set_cpuid
@@ -90,29 +90,20 @@ OUT_LOOP = b"\xe6\x80\xff\xc9\x75\xfa"    # 1: out %al, $0x80; dec ecx; jnz 1b
 @contextmanager
 def _scratch_vcpu(device: str) -> Iterator[tuple[Loader, Vcpu, X86State]]:
     """A throw-away VM in long mode: `load(code)` puts code at CODE_ADDRESS and resets the entry state."""
-    ram = mmap.mmap(-1, RAM_SIZE)
-    pin = ctypes.c_char.from_buffer(ram)
-    try:
-        with Kvm(device) as kvm:
-            vm = kvm.create_vm()
-            vm.add_memory(0, RAM_SIZE, ctypes.addressof(pin))
-            vcpu = vm.create_vcpu(0)
-            set_cpuid(kvm, vcpu)
-            state = X86State(vcpu)
+    with scratch_vm(device, RAM_SIZE) as (kvm, _vm, vcpu, ram):
+        set_cpuid(kvm, vcpu)
+        state = X86State(vcpu)
 
-            def write(address: int, data: bytes) -> None:
-                ram[address:address + len(data)] = data
+        def write(address: int, data: bytes) -> None:
+            ram[address:address + len(data)] = data
 
-            entry = long_mode(write, CODE_ADDRESS)
+        entry = long_mode(write, CODE_ADDRESS)
 
-            def load(code: bytes) -> None:
-                write(CODE_ADDRESS, code)
-                state.set_entry(entry)
+        def load(code: bytes) -> None:
+            write(CODE_ADDRESS, code)
+            state.set_entry(entry)
 
-            yield load, vcpu, state
-    finally:
-        del pin
-        ram.close()
+        yield load, vcpu, state
 
 
 def guest_rate(load: Loader, vcpu: Vcpu, min_seconds: float = 0.02, start: int = 10_000) -> float:

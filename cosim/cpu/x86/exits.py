@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..._bus import Bus
 from ...kvm._access import GuestAccesses
 from ...kvm._exits import (CONTINUE, INTERNAL_SUBERRORS, FailEntry, InternalError, Mmio, OtherExit, Outcome,
-                           SystemEventExit, common_outcome, decode_common)
+                           SystemEventExit, common_outcome, decode_common, mmio_outcome)
 from ...kvm._uapi import KVM_EXIT_IO_OUT, KVM_RUN_EXIT_UNION_OFFSET, Exit, ffi
 from ...kvm._x86 import ffi as x86_ffi
 from .._backend import ExitReason
@@ -123,10 +123,7 @@ def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses)
         reply = b"".join(accesses.read(ports, exit.port, size).to_bytes(size, "little") for _ in range(count))
         return Outcome(None, reply)
     if isinstance(exit, Mmio):
-        if exit.write:
-            accesses.write(memory, exit.address, exit.size, int.from_bytes(exit.data, "little"))
-            return CONTINUE
-        return Outcome(None, accesses.read(memory, exit.address, exit.size).to_bytes(exit.size, "little"))
+        return mmio_outcome(exit, memory, accesses)
     if isinstance(exit, Halt):
         return _IDLE
     if isinstance(exit, IrqWindow):

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from cosim.cpu.arm64 import kvm_cpu, kvm_timer
-from cosim.kvm import KvmError
+from cosim.kvm import KvmError, _system
 from cosim.kvm._arm64 import CORE_REGS, ffi
 from cosim.kvm._uapi import Ioctl
 
@@ -94,7 +94,7 @@ def test_calibration_doubles_the_loop_until_it_takes_long_enough(monkeypatch):
     clock = Clock()
     vcpu = LoopVcpu(clock)
     kernel = FakeKvm(vcpu)
-    monkeypatch.setattr(kvm_cpu, "Kvm", kernel)
+    monkeypatch.setattr(_system, "Kvm", kernel)     # the throw-away VM: cosim.kvm._system.scratch_vm
     rate = kvm_cpu.guest_rate(min_seconds=0.001, start=10_000, clock=clock)
     assert vcpu.runs == [10_000 * 2 ** i for i in range(len(vcpu.runs))]
     assert 2 * vcpu.runs[-1] + 1 >= 1_000_000 > 2 * vcpu.runs[-2] + 1      # stopped at the first run >= 1 ms
@@ -107,6 +107,6 @@ def test_calibration_failure_is_a_kvm_error(monkeypatch):
         def create_vm(self):
             raise KvmError("KVM_CREATE_VM", errno.ENOMEM)
 
-    monkeypatch.setattr(kvm_cpu, "Kvm", Broken(None))
+    monkeypatch.setattr(_system, "Kvm", Broken(None))
     with pytest.raises(KvmError, match="KVM_CREATE_VM failed: ENOMEM"):
         kvm_cpu.guest_rate()
