@@ -3,7 +3,7 @@
 from ._bus import Bus, BusError, Command, Mapping, Response, Target, Transaction
 from ._device import Device
 from ._errors import CosimError, ModelError, PlatformError, SimulationError
-from ._kernel import Clock, OneShot, ScheduledCall, Simulation, StopRequest, Summary
+from ._kernel import Clock, OneShot, RealtimeSimulation, ScheduledCall, Simulation, StopRequest, Summary
 from ._memory import Memory
 from ._platform import GiB, KiB, MiB, Platform, Property, get_platform, parse_size, registered_platforms
 from ._regs import Access, Field, Reg, RegisterDevice, RegisterFile, Unmapped
@@ -13,7 +13,7 @@ from ._time import (GHz, Hz, MHz, MS, NS, PS, SEC, US, Frequency, TimeError, for
 
 __all__ = [
     # kernel and time
-    "Simulation", "Summary", "StopRequest", "Clock", "ScheduledCall", "OneShot",
+    "Simulation", "RealtimeSimulation", "Summary", "StopRequest", "Clock", "ScheduledCall", "OneShot",
     "PS", "NS", "US", "MS", "SEC", "ps", "ns", "us", "ms", "s",
     "Frequency", "Hz", "kHz", "MHz", "GHz", "format_time", "parse_time", "TimeError",
     # wires, buses, memory

@@ -18,9 +18,9 @@ import simpy
 from simpy.core import NORMAL, URGENT, EmptySchedule, StopSimulation
 
 from ._errors import SimulationError
-from ._time import format_time, parse_time
+from ._time import SEC, format_time, parse_time
 
-__all__ = ["Simulation", "Summary", "Clock", "ScheduledCall", "OneShot", "StopRequest"]
+__all__ = ["Simulation", "RealtimeSimulation", "Summary", "Clock", "ScheduledCall", "OneShot", "StopRequest"]
 
 
 class Clock(Protocol):
@@ -232,7 +232,7 @@ class Simulation:
                 for event in stoppers:
                     if event.callbacks is not None:
                         event.callbacks.append(StopSimulation.callback)
-                step = self.env.step
+                step = self._stepper()
                 while True:
                     step()
                     self.events_processed += 1
@@ -257,6 +257,10 @@ class Simulation:
             summary.extra.update(provider())
         return summary
 
+    def _stepper(self) -> Callable[[], None]:
+        """The call that processes one event; subclasses change how a run advances (RealtimeSimulation)."""
+        return self.env.step
+
     def close(self) -> None:
         """Run the finalizers once (newest first); idempotent."""
         finalizers, self._finalizers = self._finalizers, []
@@ -268,3 +272,34 @@ class Simulation:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RealtimeSimulation(Simulation):
+    """A simulation whose clock never runs ahead of wall-clock time (scaled by `factor`).
+
+    For interactive sessions: a guest idling at a shell prompt keeps a plausible
+    clock and leaves the host CPU idle, where a plain Simulation skips ahead as
+    fast as it can. When the models cannot keep up, simulated time simply runs
+    slower than wall time (SimPy's RealtimeEnvironment with strict=False).
+    """
+
+    def __init__(self, factor: float = 1.0) -> None:
+        super().__init__()
+        if not factor > 0:
+            raise SimulationError(f"real-time factor must be positive, not {factor}")
+        self.factor = factor
+
+    def _stepper(self) -> Callable[[], None]:
+        env, clock, sleep = self.env, _wall.perf_counter, _wall.sleep
+        wall_start, sim_start = clock(), self.now     # each run() paces from where it starts
+        scale = 1.0 / (SEC * self.factor)
+
+        def step() -> None:
+            due = env.peek()
+            if due != math.inf:
+                ahead = wall_start + (due - sim_start) * scale - clock()
+                if ahead > 0:
+                    sleep(ahead)
+            env.step()
+
+        return step

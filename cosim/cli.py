@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ._errors import CosimError
 from ._platform import Platform, get_platform, registered_platforms
 from ._registry import registered_models
+from ._kernel import RealtimeSimulation
 from ._time import TimeError, parse_time
 
 __all__ = ["main"]
@@ -46,6 +47,8 @@ def _build(args: argparse.Namespace) -> Platform:
         if name not in known:
             raise CosimError(f"platform {args.platform!r} has no --{name} option")
         props[name] = value
+    if getattr(args, "realtime", False):
+        return cls(RealtimeSimulation(), **props)
     return cls(**props)
 
 
@@ -101,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a platform")
     platform_args(run)
     run.add_argument("--until", help="stop at this simulated time, e.g. '10 ms', '5 s'")
+    run.add_argument("--realtime", action="store_true",
+                     help="never let simulated time run ahead of wall-clock time (interactive sessions)")
     run.set_defaults(func=_cmd_run)
     describe = sub.add_parser("describe", help="print a platform's address map and wiring")
     platform_args(describe)

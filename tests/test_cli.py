@@ -25,6 +25,15 @@ def test_run_demo_ends_with_summary_and_status(capsys):
     assert "simulated time    10 ms" in captured.err and "demo finished" in captured.err
 
 
+def test_realtime_run_paces_simulated_time_to_the_wall_clock(capsys):
+    import time
+
+    start = time.perf_counter()
+    assert main(["run", "demo", "--realtime", "-P", "ticks=2", "-P", "period=25ms"]) == 0
+    assert time.perf_counter() - start >= 0.050          # 50 ms simulated took at least 50 ms of wall time
+    assert "timer interrupt 2/2 at 50 ms" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "nope"], "unknown platform 'nope'; known: "),
     (["run", "demo", "--until", "10 parsecs"], "unknown time unit 'parsecs'"),

@@ -121,3 +121,30 @@ def test_one_shot_keeps_at_most_one_pending_call(sim):
     timer.cancel()
     sim.run(until=us(20))
     assert fired == [us(3)]
+
+
+def test_realtime_simulation_never_runs_ahead_of_wall_time():
+    import time
+
+    from cosim import RealtimeSimulation
+
+    seen = []
+    for factor in (1.0, 10.0):
+        sim = RealtimeSimulation(factor)
+        sim.schedule(ms(40), lambda: seen.append(time.perf_counter()))
+        start = time.perf_counter()
+        sim.run(until=ms(50))
+        # The event at 40 ms simulated fires no earlier than 40 ms / factor of wall time.
+        assert seen[-1] - start >= 0.040 / factor and sim.now == ms(50)
+    with pytest.raises(SimulationError, match="real-time factor must be positive"):
+        RealtimeSimulation(0)
+
+
+def test_a_plain_simulation_skips_idle_time_at_once():
+    import time
+
+    sim = Simulation()
+    sim.schedule(ms(10_000), lambda: None)        # 10 s of simulated time, nothing in between
+    start = time.perf_counter()
+    sim.run(until=ms(20_000))
+    assert sim.now == ms(20_000) and time.perf_counter() - start < 5.0
