@@ -77,6 +77,11 @@ class OneShot:
     def pending(self) -> bool:
         return self._call is not None
 
+    @property
+    def when(self) -> int | None:
+        """Absolute time (ps) of the pending call; None when none is pending."""
+        return self._call.when if self._call is not None else None
+
     def start(self, clock: Clock, delay: int) -> None:
         self.cancel()
         self._call = clock.schedule(delay, self._fire)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cosim import SEC, Access, Field, Reg, RegisterDevice, ScheduledCall
+from cosim import SEC, Access, Field, OneShot, Reg, RegisterDevice
 
 __all__ = ["Sp804"]
 
@@ -42,7 +42,7 @@ class _Counter:
     def __init__(self, owner: "Sp804", index: int) -> None:
         self.owner = owner
         self.index = index
-        self._call: ScheduledCall | None = None
+        self.expiry = OneShot(self._zero)      # the next zero that changes RIS
         self.reset()
 
     def reset(self) -> None:
@@ -103,8 +103,9 @@ class _Counter:
 
     def settle(self) -> None:
         """Turn a zero due at this very instant into RIS before anything reads or replans."""
-        if self._call is not None and self._call.active and self._call.when <= self.owner.clock.now:
-            self._call.cancel()
+        when = self.expiry.when
+        if when is not None and when <= self.owner.clock.now:
+            self.expiry.cancel()
             self._zero()
 
     def plan(self) -> None:
@@ -122,15 +123,12 @@ class _Counter:
             zero += max(1, (self.ticks(now) - zero) // period) * period
             while (when := self.time_of(zero)) <= now:
                 zero += period
-        self._call = self.owner.clock.schedule(when - now, self._zero)
+        self.expiry.start(self.owner.clock, when - now)
 
     def cancel(self) -> None:
-        if self._call is not None:
-            self._call.cancel()
-            self._call = None
+        self.expiry.cancel()
 
     def _zero(self) -> None:
-        self._call = None
         self.owner.regs.TimerXRIS[self.index] = 1
         self.owner.update()
 

@@ -114,11 +114,12 @@ def test_one_shot_keeps_at_most_one_pending_call(sim):
     timer = OneShot(lambda: fired.append(sim.now))
     timer.start(sim, us(5))
     timer.start(sim, us(3))                  # replaces the first
-    assert timer.pending
+    assert timer.pending and timer.when == us(3)
     sim.run(until=us(10))
-    assert fired == [us(3)] and not timer.pending
+    assert fired == [us(3)] and not timer.pending and timer.when is None
     timer.start(sim, us(1))
     timer.cancel()
+    assert timer.when is None
     sim.run(until=us(20))
     assert fired == [us(3)]
 

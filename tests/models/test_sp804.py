@@ -265,7 +265,7 @@ def test_random_accesses_keep_the_invariants(ops):
             assert 0 <= dut.read(VALUE + i * T2) <= 0xFFFF_FFFF
             halted = c.control & ONESHOT and c.time_of(c.base + c.start) <= sim.now
             if c.running and not d.regs.TimerXRIS[i] and not halted:
-                assert c._call is not None and c._call.active and c._call.when > sim.now   # no lost expiry
+                assert c.expiry.when is not None and c.expiry.when > sim.now                # no lost expiry
 
 
 class _TickByTick:
