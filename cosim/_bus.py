@@ -5,12 +5,20 @@ A `Bus` maps address ranges to targets.  A target is anything with
 only, never absolute addresses (STYLE.md #5).  Errors travel as `BusError`
 carrying a TLM-style `Response`; an exception of any other kind escaping a
 model becomes a `ModelError` naming the model, the register and the time.
+
+Debug access (`debug_read`, `debug_write`, and `debug_read_bytes` /
+`debug_write_bytes` for guest memory) reaches the same targets without side
+effects, as TLM-2.0's debug transport does: for a GDB stub, traces and
+`describe`. Targets implement it as `debug_read(offset, size)` /
+`debug_write(offset, size, value)` (cosim.Device refuses by default); one
+that accepts any length there (memory) sets `debug_any_length = True`.
 """
 
 from __future__ import annotations
 
 import bisect
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -166,6 +174,61 @@ class Bus:
             raise  # already names its model (e.g. behind a bridge)
         except Exception as error:
             raise self._model_error(mapping, address, "write", error) from error
+
+    # -- debug access: no side effects ----------------------------------------
+    def debug_read(self, address: int, size: int) -> int:
+        """What `read(address, size)` would return now, with none of its side effects."""
+        return self._debug(address, size, None)
+
+    def debug_write(self, address: int, size: int, value: int) -> None:
+        """Store `value` as the target keeps it, with no hooks, outputs or ROM protection involved."""
+        self._debug(address, size, value)
+
+    def debug_read_bytes(self, address: int, length: int) -> bytes:
+        """`length` bytes from `address` on, across mappings (a debugger's memory read)."""
+        data = bytearray()
+        for where, size in self._debug_pieces(address, length):
+            data += self._debug(where, size, None).to_bytes(size, "little")
+        return bytes(data)
+
+    def debug_write_bytes(self, address: int, data: bytes) -> None:
+        """Write `data` from `address` on, across mappings (a debugger's memory write, a breakpoint)."""
+        for where, size in self._debug_pieces(address, len(data)):
+            start = where - address
+            self._debug(where, size, int.from_bytes(data[start:start + size], "little"))
+
+    def _debug_pieces(self, address: int, length: int) -> Iterator[tuple[int, int]]:
+        """Split a byte range into accesses: one per memory mapping, naturally aligned words for devices."""
+        end = address + length
+        while address < end:
+            mapping = self._route(address, 1)
+            stop = min(end, mapping.end + 1)
+            if getattr(mapping.target, "debug_any_length", False):     # memory: one slice
+                yield address, stop - address
+                address = stop
+                continue
+            size = next(n for n in (4, 2, 1) if address % n == 0 and address + n <= stop)
+            yield address, size
+            address += size
+
+    def _debug(self, address: int, size: int, value: int | None) -> int:
+        """One debug read (`value` None) or write, routed and with errors named like a guest access's."""
+        mapping = self._route(address, size)
+        access = getattr(mapping.target, "debug_read" if value is None else "debug_write", None)
+        if access is None:
+            raise BusError(Response.COMMAND_ERROR, address, f"{mapping.target.name} has no debug access")
+        try:
+            if value is None:
+                return access(address - mapping.base, size)
+            access(address - mapping.base, size, value)
+            return 0
+        except BusError as error:
+            error.address = address
+            raise
+        except CosimError:
+            raise
+        except Exception as error:
+            raise self._model_error(mapping, address, "debug access", error) from error
 
     # -- the generic payload path -------------------------------------------
     def transport(self, txn: Transaction) -> Response:

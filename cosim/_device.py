@@ -74,6 +74,18 @@ class Device:
     def write(self, offset: int, size: int, value: int) -> None:
         raise BusError(Response.ADDRESS_ERROR, detail=f"{self.name} has no registers")
 
+    def debug_read(self, offset: int, size: int) -> int:
+        """The value `read` would return now, with none of its side effects (debuggers, traces).
+
+        A model whose reads change nothing may return `self.read(offset, size)`; the default
+        refuses, so a debugger never pops a FIFO by accident.
+        """
+        raise BusError(Response.COMMAND_ERROR, detail=f"{self.name} has no side-effect-free read")
+
+    def debug_write(self, offset: int, size: int, value: int) -> None:
+        """Set state as a write of `value` would store it, without hooks or outputs changing."""
+        raise BusError(Response.COMMAND_ERROR, detail=f"{self.name} has no side-effect-free write")
+
     def describe_offset(self, offset: int) -> str:
         return f"offset {offset:#x}"
 

@@ -25,6 +25,7 @@ class Memory(Device):
     """RAM (read_only=False) or ROM.  `array` is a numpy uint8 view of the contents."""
 
     model: ClassVar[str] = "memory"
+    debug_any_length: ClassVar[bool] = True    # debug_read/debug_write take any size (Bus.debug_read_bytes)
 
     def __init__(self, name: str, size: int, *, read_only: bool = False,
                  on_write: Literal["error", "ignore"] = "error", image: str | Path | None = None,
@@ -68,4 +69,10 @@ class Memory(Device):
             if self.on_write == "ignore":
                 return
             raise BusError(Response.COMMAND_ERROR, detail=f"{self.name} is read-only")
+        self.buffer[offset:offset + size] = value.to_bytes(size, "little")
+
+    # Debug access: any length; a debug write reaches ROM too (a debugger plants breakpoints in flash).
+    debug_read = read
+
+    def debug_write(self, offset: int, size: int, value: int) -> None:
         self.buffer[offset:offset + size] = value.to_bytes(size, "little")

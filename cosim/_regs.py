@@ -13,13 +13,20 @@
 
 Without a hook a register behaves as its access mode says (per bit, fields may
 override the register's mode).  With a `write_<NAME>` hook the hook decides
-what is stored.  Registers repeated in the manual (GICD_ISENABLER<n>) are one
-declaration with `count`, and their hooks take the index. A narrow write to a
-register that allows it (`sizes=(1, 4)`) reaches the write hook merged with the
-current value, read through the read hook: such registers must read without
-side effects.  After every write,
-and every read with a side effect, the bank calls the device's `update()`:
-the one place status bits and interrupt outputs are recomputed from state.
+what is stored.  A `read_<NAME>` hook computes the value and changes nothing;
+a read that does change state (pops a FIFO, acknowledges an interrupt) says so
+in an `after_read_<NAME>(value)` hook, run after a guest read only (the split
+Renode makes between a value provider and a read callback).  Registers
+repeated in the manual (GICD_ISENABLER<n>) are one declaration with `count`,
+and their hooks take the index.  After every write, and every read with a side
+effect (an `after_read_` hook or RC bits), the bank calls the device's
+`update()`: the one place status bits and interrupt outputs are recomputed.
+
+Debug access (`debug_read` / `debug_write`, for debuggers, traces and
+`describe`) never has a side effect: a debug read returns what a read would
+return now, without the `after_read_` hook or RC clearing; a debug write
+stores the bits into the register's state as they are (access modes and write
+hooks bypassed) and calls no hook and not `update()`.
 """
 
 from __future__ import annotations
@@ -166,8 +173,22 @@ class RegisterFile:
         return getattr(self, name)
 
 
-# One decoded byte offset: (register, index, first byte of that register, read hook, write hook).
-_Slot = tuple[Reg, int, int, Callable[..., int] | None, Callable[..., None] | None]
+# A read's side effect, called as effect(device, value, index).
+_Effect = Callable[[Any, int, int], None]
+# One decoded byte offset: (register, index, first byte of that register, read hook, write hook, read effect).
+_Slot = tuple[Reg, int, int, Callable[..., int] | None, Callable[..., None] | None, _Effect | None]
+
+
+def _read_effect(cls: type, reg: Reg) -> _Effect | None:
+    """What a guest read of `reg` changes: its `after_read_` hook, or clearing its RC bits."""
+    hook = getattr(cls, f"after_read_{reg.name}", None)
+    if hook is not None:
+        if reg.count > 1:
+            return hook
+        return lambda device, value, index: hook(device, value)
+    if reg._rc:
+        return lambda device, value, index: device._store(reg, index, device._stored(reg, index) & ~reg._rc)
+    return None
 
 
 class RegisterDevice(Device):
@@ -191,6 +212,7 @@ class RegisterDevice(Device):
             names.add(reg.name)
             rd = getattr(cls, f"read_{reg.name}", None)
             wr = getattr(cls, f"write_{reg.name}", None)
+            effect = _read_effect(cls, reg)
             for index in range(reg.count):
                 start = reg.offset + index * reg.step
                 for byte in range(start, start + reg.nbytes):
@@ -198,7 +220,7 @@ class RegisterDevice(Device):
                         raise PlatformError(
                             f"{cls.__name__}: {reg.name} overlaps {table[byte][0].name} at offset {byte:#x}"
                         )
-                    table[byte] = (reg, index, start, rd, wr)
+                    table[byte] = (reg, index, start, rd, wr, effect)
         return table
 
     def __init__(self, name: str) -> None:
@@ -210,24 +232,22 @@ class RegisterDevice(Device):
         self.update()
 
     def update(self) -> None:
-        """Recompute status bits and outputs from state; called after every write."""
+        """Recompute status bits and outputs from state; called after every write and side-effect read."""
 
     # -- bus surface --------------------------------------------------------
     def read(self, offset: int, size: int) -> int:
         slot = self._decode.get(offset)
         if slot is None:
             return self._unmapped(offset, size, None)
-        reg, index, start, hook, _ = slot
+        reg, index, start, hook, _, effect = slot
         shift = self._check(reg, offset, start, size)
         if hook is not None:
             value = hook(self, index) if reg.count > 1 else hook(self)
-            self.update()
         else:
-            value = self._stored(reg, index)
-            if reg._rc:
-                self._store(reg, index, value & ~reg._rc)
-                self.update()
-            value &= ~reg._wo
+            value = self._stored(reg, index) & ~reg._wo
+        if effect is not None:
+            effect(self, value, index)
+            self.update()
         return (value >> shift) & ((1 << (size * 8)) - 1)
 
     def write(self, offset: int, size: int, value: int) -> None:
@@ -235,11 +255,11 @@ class RegisterDevice(Device):
         if slot is None:
             self._unmapped(offset, size, value)
             return
-        reg, index, start, read_hook, hook = slot
+        reg, index, start, read_hook, hook, _ = slot
         shift = self._check(reg, offset, start, size)
         if size < reg._nbytes:
             # A narrow write merges into the current value (from the read hook if there is
-            # one: registers that allow narrow access must read without side effects);
+            # one, which has no side effect);
             # W1C/W1S bits outside the written bytes take 0 so they are left alone.
             lane = ((1 << (size * 8)) - 1) << shift
             if read_hook is not None:
@@ -257,11 +277,34 @@ class RegisterDevice(Device):
             self._store(reg, index, reg.merge_write(self._stored(reg, index), value))
         self.update()
 
+    # -- debug surface: no side effects (module docstring) -----------------
+    def debug_read(self, offset: int, size: int) -> int:
+        slot = self._decode.get(offset)
+        if slot is None:
+            return self._unmapped(offset, size, None)
+        reg, index, start, hook, _, _ = slot
+        shift = self._check(reg, offset, start, size)
+        if hook is not None:
+            value = hook(self, index) if reg.count > 1 else hook(self)
+        else:
+            value = self._stored(reg, index) & ~reg._wo
+        return (value >> shift) & ((1 << (size * 8)) - 1)
+
+    def debug_write(self, offset: int, size: int, value: int) -> None:
+        slot = self._decode.get(offset)
+        if slot is None:
+            self._unmapped(offset, size, value)
+            return
+        reg, index, start, _, _, _ = slot
+        shift = self._check(reg, offset, start, size)
+        lane = ((1 << (size * 8)) - 1) << shift
+        self._store(reg, index, (self._stored(reg, index) & ~lane) | ((value << shift) & lane))
+
     def describe_offset(self, offset: int) -> str:
         slot = self._decode.get(offset)
         if slot is None:
             return f"unmapped offset {offset:#x}"
-        reg, index, _, _, _ = slot
+        reg, index = slot[0], slot[1]
         label = f"{reg.name}[{index}]" if reg.count > 1 else reg.name
         return f"{label} (offset {offset:#x})"
 

@@ -185,6 +185,14 @@ class Gicv2(Device):
             self._irq[c].set(self._signalled(c) is not None)
 
     # -- CPU interface actions -------------------------------------------------
+    def interrupt_id(self, c: int) -> int:
+        """What a GICC_IAR read returns now: the signalled ID (SGI source in [12:10]) or SPURIOUS."""
+        hit = self._signalled(c)
+        if hit is None or hit[0] >= 16:
+            return SPURIOUS if hit is None else hit[0]
+        sources = self.cpus[c].sgi_sources[hit[0]]
+        return hit[0] | ((sources & -sources).bit_length() - 1) << 10   # the lowest source CPU first
+
     def acknowledge(self, c: int) -> int:
         """GICC_IAR read: take the signalled interrupt active; returns ID (with SGI source in [12:10])."""
         hit = self._signalled(c)
@@ -192,13 +200,10 @@ class Gicv2(Device):
             return SPURIOUS
         intid, prio = hit
         cpu = self.cpus[c]
-        value = intid
+        value = self.interrupt_id(c)
         if intid < 16:
-            sources = cpu.sgi_sources[intid]
-            source = (sources & -sources).bit_length() - 1
-            cpu.sgi_sources[intid] &= ~(1 << source)
+            cpu.sgi_sources[intid] &= ~(1 << (value >> 10))
             cpu.active |= 1 << intid
-            value |= source << 10
         elif intid < 32:
             cpu.latch &= ~(1 << intid)
             cpu.active |= 1 << intid
@@ -471,7 +476,10 @@ class GicCpuInterface(RegisterDevice):
     write_GICC_ABPR = write_GICC_BPR
 
     def read_GICC_IAR(self) -> int:
-        return self.gic.acknowledge(self.cpu)
+        return self.gic.interrupt_id(self.cpu)
+
+    def after_read_GICC_IAR(self, value: int) -> None:
+        self.gic.acknowledge(self.cpu)
 
     def write_GICC_EOIR(self, value: int) -> None:
         self.gic.end_of_interrupt(self.cpu, value)

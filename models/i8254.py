@@ -299,19 +299,28 @@ class Counter:
             return [value >> 8]
         return [value & 0xFF, value >> 8]
 
-    def read_byte(self) -> int:
+    def peek_byte(self) -> int:
+        """The byte `read_byte` returns next, without taking it."""
         if self.status is not None:
-            status, self.status = self.status, None
-            return status
+            return self.status
         if self.latch:
-            return self.latch.popleft()
+            return self.latch[0]
         value = self.value()
         if self.control & CW_BCD:
             value = _to_bcd(value)
         if self.rw == RW_WORD:
-            msb, self.read_msb = self.read_msb, not self.read_msb
-            return value >> 8 if msb else value & 0xFF
+            return value >> 8 if self.read_msb else value & 0xFF
         return self._bytes(value)[0]
+
+    def read_byte(self) -> int:
+        byte = self.peek_byte()
+        if self.status is not None:
+            self.status = None
+        elif self.latch:
+            self.latch.popleft()
+        elif self.rw == RW_WORD:
+            self.read_msb = not self.read_msb
+        return byte
 
 
 class I8254(Device):
@@ -357,6 +366,10 @@ class I8254(Device):
         if offset == 3:
             return 0xFF                   # the control word register cannot be read (data sheet, "Read/Write Operations")
         return self.counter(offset).read_byte()     # reads change no state that OUT depends on
+
+    def debug_read(self, offset: int, size: int) -> int:
+        self._check(offset, size)
+        return 0xFF if offset == 3 else self.counter(offset).peek_byte()   # counter(): catching up is no side effect
 
     def write(self, offset: int, size: int, value: int) -> None:
         self._check(offset, size)

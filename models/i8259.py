@@ -135,15 +135,24 @@ class I8259Chip(Device):
 
     # -- bus surface ---------------------------------------------------------
     def read(self, offset: int, size: int) -> int:
+        if offset == 1 or not self.poll:
+            return self.debug_read(offset, size)            # IMR, IRR and ISR reads change nothing
+        self._check(offset, size)
+        # Poll command: this read is the interrupt acknowledge (data sheet, "The Poll Command").
+        self.poll = False
+        return self._poll_byte(self.pair.poll(self))
+
+    def debug_read(self, offset: int, size: int) -> int:
         self._check(offset, size)
         if offset == 1:
             return self.imr
         if self.poll:
-            # Poll command: this read is the interrupt acknowledge (data sheet, "The Poll Command").
-            self.poll = False
-            level = self.pair.poll(self)
-            return 0 if level is None else 0x80 | level
+            return self._poll_byte(self.highest())         # the level the poll read would take
         return self.isr if self.read_isr else self.requests()
+
+    @staticmethod
+    def _poll_byte(level: int | None) -> int:
+        return 0 if level is None else 0x80 | level
 
     def write(self, offset: int, size: int, value: int) -> None:
         self._check(offset, size)

@@ -114,6 +114,12 @@ class Ns16550(RegisterDevice):
     def write(self, offset: int, size: int, value: int) -> None:
         super().write(self._register(offset, size), 1, value & 0xFF)
 
+    def debug_read(self, offset: int, size: int) -> int:
+        return super().debug_read(self._register(offset, size), 1)
+
+    def debug_write(self, offset: int, size: int, value: int) -> None:
+        super().debug_write(self._register(offset, size), 1, value & 0xFF)
+
     def _register(self, offset: int, size: int) -> int:
         stride = 1 << self.reg_shift
         if offset % stride:
@@ -134,13 +140,15 @@ class Ns16550(RegisterDevice):
     def read_RBR_THR(self) -> int:
         if self._dlab():
             return self.dll
-        if not self._rx:
-            return 0
-        value = self._rx.popleft()
+        return self._rx[0] if self._rx else 0
+
+    def after_read_RBR_THR(self, value: int) -> None:
+        if self._dlab() or not self._rx:
+            return
+        self._rx.popleft()
         self.timed_out = False             # reading a character clears the timeout indication
         self._accept_waiting()
         self._restart_timeout()
-        return value
 
     def write_RBR_THR(self, value: int) -> None:
         if self._dlab():
@@ -167,10 +175,11 @@ class Ns16550(RegisterDevice):
         self.regs.IER = value & 0x0F       # bits 7:4 are always 0
 
     def read_IIR_FCR(self) -> int:
-        source = self.interrupt_id()
-        if source == IIR_THRE:
+        return self.interrupt_id() | (IIR_FIFOS if self.fcr & FCR_FIFO_ENABLE else 0)
+
+    def after_read_IIR_FCR(self, value: int) -> None:
+        if value & 0x0F == IIR_THRE:
             self.thre_pending = False      # reading IIR while THRE is the source clears it (data sheet, IIR)
-        return source | (IIR_FIFOS if self.fcr & FCR_FIFO_ENABLE else 0)
 
     def write_IIR_FCR(self, value: int) -> None:
         if not value & FCR_FIFO_ENABLE:
@@ -188,8 +197,10 @@ class Ns16550(RegisterDevice):
             lsr |= LSR_DR
         if self.overrun:
             lsr |= LSR_OE
-            self.overrun = False           # error bits clear when LSR is read
         return lsr
+
+    def after_read_LSR(self, value: int) -> None:
+        self.overrun = False               # error bits clear when LSR is read
 
     def write_MCR(self, value: int) -> None:
         self.regs.MCR = value & 0x1F
@@ -204,9 +215,10 @@ class Ns16550(RegisterDevice):
         self._accept_waiting()
 
     def read_MSR(self) -> int:
-        value = self._modem | self.msr_delta
+        return self._modem | self.msr_delta
+
+    def after_read_MSR(self, value: int) -> None:
         self.msr_delta = 0                 # reading MSR clears the delta bits
-        return value
 
     @staticmethod
     def _modem_inputs(mcr: int) -> int:

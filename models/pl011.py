@@ -88,9 +88,12 @@ class Pl011(RegisterDevice):
 
     # -- registers ---------------------------------------------------------
     def read_UARTDR(self) -> int:
+        return self._rx[0] if self._rx else 0    # no framing/parity errors are modelled: bits 11:8 read 0
+
+    def after_read_UARTDR(self, value: int) -> None:
         if not self._rx:
-            return 0
-        value = self._rx.popleft()
+            return
+        self._rx.popleft()
         self._accept_waiting()
         if self._rx:
             self._restart_timeout()        # TRM 3.4.3: reading restarts the timeout count
@@ -99,7 +102,6 @@ class Pl011(RegisterDevice):
             self.regs.UARTRIS &= ~INT_RT   # an empty FIFO clears the receive timeout
         if len(self._rx) < self._rx_trigger():
             self.regs.UARTRIS &= ~INT_RX
-        return value                        # no framing/parity errors are modelled: bits 11:8 read 0
 
     def write_UARTDR(self, value: int) -> None:
         cr = self.regs.UARTCR

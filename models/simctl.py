@@ -79,9 +79,10 @@ class SimControl(RegisterDevice):
         self.results.append(value)
 
     def read_SIMCTL_TIME_LO(self) -> int:
-        nanoseconds = self.clock.now // NS
-        self.regs.SIMCTL_TIME_HI = (nanoseconds >> 32) & 0xFFFF_FFFF
-        return nanoseconds & 0xFFFF_FFFF
+        return (self.clock.now // NS) & 0xFFFF_FFFF
+
+    def after_read_SIMCTL_TIME_LO(self, value: int) -> None:
+        self.regs.SIMCTL_TIME_HI = (self.clock.now // NS >> 32) & 0xFFFF_FFFF   # the same instant as the low half
 
     # -- reporting ---------------------------------------------------------
     @property

@@ -201,6 +201,15 @@ class Sp804(RegisterDevice):
         self._settle()
         super().write(offset, size, value)
 
+    # Settling is not a side effect of the access: it runs early a zero due at this very instant.
+    def debug_read(self, offset: int, size: int) -> int:
+        self._settle()
+        return super().debug_read(offset, size)
+
+    def debug_write(self, offset: int, size: int, value: int) -> None:
+        self._settle()
+        super().debug_write(offset, size, value)
+
     def _settle(self) -> None:
         for counter in self.counters:
             counter.settle()

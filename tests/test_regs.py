@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from cosim import Access, Field, PlatformError, Reg, RegisterDevice, Response, Unmapped
+from cosim import Access, BusError, Field, PlatformError, Reg, RegisterDevice, Response, Unmapped
 
 
 class Widget(RegisterDevice):
@@ -19,15 +19,24 @@ class Widget(RegisterDevice):
         Reg("PRIO", 0x20, count=8, sizes=(1, 4), reset=tuple(range(8))),
         Reg("COUNT", 0x40),
         Reg("WIDE", 0x48, width=64, sizes=(4, 8)),
+        Reg("FIFO", 0x50, access=Access.RO),
     )
 
     def __init__(self, name):
         super().__init__(name)
         self.commands = []
+        self.fifo = []
         self.updates = 0
 
     def read_COUNT(self):
         return len(self.commands)
+
+    def read_FIFO(self):
+        return self.fifo[0] if self.fifo else 0
+
+    def after_read_FIFO(self, value):
+        if self.fifo:
+            assert self.fifo.pop(0) == value
 
     def write_CMD(self, value):
         self.commands.append(value)
@@ -121,8 +130,40 @@ def test_update_runs_after_writes_and_side_effect_reads(dut):
     dut.write(0x00, 1)
     dut.read(0x10)            # plain read: no side effect
     dut.read(0x04)            # RC read: side effect
-    dut.read(0x40)            # hooked read
+    dut.read(0x40)            # hooked read without a side effect (a status poll): no update()
+    assert d.updates - before == 2
+    dut.read(0x50)            # after_read_ hook: a side effect
     assert d.updates - before == 3
+
+
+def test_debug_read_returns_what_a_read_would_without_side_effects(dut):
+    d = dut.device
+    d.fifo[:] = [7, 8]
+    d.regs.STATUS = 0xF0
+    before = d.updates
+    assert [d.debug_read(o, 4) for o in (0x04, 0x50, 0x50, 0x08)] == [0xF0, 7, 7, 0]   # RC kept, FIFO not popped, WO reads 0
+    assert d.debug_read(0x24, 1) == 1 and d.updates == before and d.regs.STATUS == 0xF0 and d.fifo == [7, 8]
+    assert [dut.read(0x50), dut.read(0x50), dut.read(0x04), dut.read(0x04)] == [7, 8, 0xF0, 0]
+
+
+def test_debug_write_stores_bits_without_hooks_or_update(dut):
+    d = dut.device
+    before = d.updates
+    d.debug_write(0x10, 4, 0x55)          # RO: a debugger may still set it
+    d.debug_write(0x08, 4, 0x77)          # WO with a write hook: stored, hook not called
+    d.debug_write(0x25, 1, 0xAB)          # narrow: only the written lane changes
+    assert d.regs.VERSION == 0x55 and d.regs.CMD == 0x77 and d.commands == [] and d.regs.PRIO[1] == 0xAB01
+    assert d.updates == before
+
+
+def test_debug_access_checks_sizes_and_offsets_like_a_read(dut):
+    d = dut.device
+    with pytest.raises(BusError) as error:
+        d.debug_read(0x00, 1)
+    assert error.value.status is Response.BURST_ERROR
+    with pytest.raises(BusError) as error:
+        d.debug_write(0x80, 4, 1)
+    assert error.value.status is Response.ADDRESS_ERROR
 
 
 def test_describe_offset_names_register_and_index(dut):
