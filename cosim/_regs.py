@@ -12,7 +12,13 @@
         def write_Timer1Load(self, value: int) -> None: ...
 
 Without a hook a register behaves as its access mode says (per bit, fields may
-override the register's mode).  With a `write_<NAME>` hook the hook decides
+override the register's mode).  In a register that declares fields, the bits
+outside every field are RESERVED, as in amaranth-soc: they read as zero, ignore
+writes and are cleared from the value a write hook receives, so no model masks
+them by hand.  A field declared `tagged=True` is in the manual but not modelled
+(Renode's tagged fields): it is stored like an RW field, and the first write
+that moves it off its reset value logs a warning naming it, once per device.
+A declared register's fields are at hand as `REG.bits.<FIELD>` (mask, get, put).  With a `write_<NAME>` hook the hook decides
 what is stored.  A `read_<NAME>` hook computes the value and changes nothing;
 a read that does change state (pops a FIFO, acknowledges an interrupt) says so
 in an `after_read_<NAME>(value)` hook, run after a guest read only (the split
@@ -32,6 +38,7 @@ hooks bypassed) and calls no hook and not `update()`.
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -49,6 +56,7 @@ class Access(enum.Enum):
     W1C = "W1C"   # writing 1 clears the bit
     W1S = "W1S"   # writing 1 sets the bit
     RC = "RC"     # reading clears the bit; writes ignored
+    RESERVED = "reserved"  # reads as zero, writes ignored, hidden from write hooks
 
 
 class Unmapped(enum.Enum):
@@ -65,6 +73,7 @@ class Field:
     width: int = 1
     access: Access | None = None  # None: the register's mode
     doc: str = ""
+    tagged: bool = False          # in the manual, not modelled: warn once when software changes it
 
     @property
     def mask(self) -> int:
@@ -98,7 +107,11 @@ class Reg:
     _w1c: int = field(init=False, repr=False, compare=False)
     _w1s: int = field(init=False, repr=False, compare=False)
     _rc: int = field(init=False, repr=False, compare=False)
-    _wo: int = field(init=False, repr=False, compare=False)
+    _reserved: int = field(init=False, repr=False, compare=False)          # RESERVED bits
+    _shown: int = field(init=False, repr=False, compare=False)             # bits a read without a hook shows
+    _kept: int = field(init=False, repr=False, compare=False)              # bits a write hook receives
+    _tagged: int = field(init=False, repr=False, compare=False)            # tagged (unmodelled) fields
+    bits: "_Fields" = field(init=False, repr=False, compare=False)         # the fields by name: REG.bits.EN.mask
     _nbytes: int = field(init=False, repr=False, compare=False)            # nbytes, for every access's checks
     _sizes: tuple[int, ...] = field(init=False, repr=False, compare=False)  # access_sizes, likewise
 
@@ -111,17 +124,25 @@ class Reg:
             raise PlatformError(f"register {self.name}: {len(self.reset)} reset values for {self.count} registers")
         full = (1 << self.width) - 1
         masks = {mode: 0 for mode in Access}
-        rest = full
+        rest, tagged = full, 0
         for f in self.fields:
             if f.lsb + f.width > self.width:
                 raise PlatformError(f"register {self.name}: field {f.name} lies outside {self.width} bits")
+            if f.mask & ~rest:
+                raise PlatformError(f"register {self.name}: field {f.name} overlaps another field")
             masks[f.access or self.access] |= f.mask
             rest &= ~f.mask
-        masks[self.access] |= rest
+            tagged |= f.mask if f.tagged else 0
+        masks[Access.RESERVED if self.fields else self.access] |= rest   # gaps between fields are reserved
+        reserved = masks[Access.RESERVED]
         object.__setattr__(self, "_masks", masks)
+        object.__setattr__(self, "_reserved", reserved)
+        object.__setattr__(self, "_shown", full & ~reserved & ~masks[Access.WO])
+        object.__setattr__(self, "_kept", full & ~reserved)
+        object.__setattr__(self, "_tagged", tagged)
+        object.__setattr__(self, "bits", _Fields(self))
         for name, value in (("_new", masks[Access.RW] | masks[Access.WO]), ("_old", masks[Access.RO] | masks[Access.RC]),
-                            ("_w1c", masks[Access.W1C]), ("_w1s", masks[Access.W1S]), ("_rc", masks[Access.RC]),
-                            ("_wo", masks[Access.WO])):
+                            ("_w1c", masks[Access.W1C]), ("_w1s", masks[Access.W1S]), ("_rc", masks[Access.RC])):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_nbytes", self.width // 8)
         object.__setattr__(self, "_sizes", self.sizes or (self.width // 8,))
@@ -150,9 +171,26 @@ class Reg:
                 return f
         raise KeyError(f"register {self.name} has no field {name}")
 
+    def moved_tags(self, index: int, value: int) -> list[Field]:
+        """The tagged fields `value` moves off their reset value."""
+        moved = (value ^ self.reset_value(index)) & self._tagged
+        return [f for f in self.fields if f.tagged and f.mask & moved]
+
     def merge_write(self, old: int, new: int) -> int:
         """Stored value after writing `new` over `old`, bit by bit per access mode."""
         return (new & self._new) | (old & self._old) | (old & ~new & self._w1c) | ((old | new) & self._w1s)
+
+
+class _Fields:
+    """A register's fields as attributes (`UARTCR.bits.UARTEN.mask`), so models derive masks from the declaration."""
+
+    def __init__(self, reg: Reg) -> None:
+        self._reg = reg
+        for f in reg.fields:
+            setattr(self, f.name, f)
+
+    def __getattr__(self, name: str) -> Field:
+        raise AttributeError(f"register {self._reg.name} has no field {name}")
 
 
 class RegisterFile:
@@ -197,10 +235,20 @@ class RegisterDevice(Device):
     registers: ClassVar[tuple[Reg, ...]] = ()
     unmapped: ClassVar[Unmapped] = Unmapped.ERROR
     _decode: ClassVar[dict[int, _Slot]]
+    _by_name: ClassVar[dict[str, Reg]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._decode = cls._build_decoder()
+        cls._by_name = {reg.name: reg for reg in cls.registers}
+
+    @classmethod
+    def register(cls, name: str) -> Reg:
+        """The declaration of register `name` (its offset, fields and their masks: `register("CR").bits.EN.mask`)."""
+        try:
+            return cls._by_name[name]
+        except KeyError:
+            raise KeyError(f"{cls.__name__} has no register {name!r}") from None
 
     @classmethod
     def _build_decoder(cls) -> dict[int, _Slot]:
@@ -244,7 +292,7 @@ class RegisterDevice(Device):
         if hook is not None:
             value = hook(self, index) if reg.count > 1 else hook(self)
         else:
-            value = self._stored(reg, index) & ~reg._wo
+            value = self._stored(reg, index) & reg._shown
         if effect is not None:
             effect(self, value, index)
             self.update()
@@ -268,6 +316,9 @@ class RegisterDevice(Device):
                 current = self._stored(reg, index)
             keep = current & ~lane & ~(reg._w1c | reg._w1s)
             value = keep | ((value << shift) & lane)
+        value &= reg._kept
+        if reg._tagged and (value ^ reg.reset_value(index)) & reg._tagged:
+            self._warn_tagged(reg, index, value)
         if hook is not None:
             if reg.count > 1:
                 hook(self, value, index)
@@ -287,7 +338,7 @@ class RegisterDevice(Device):
         if hook is not None:
             value = hook(self, index) if reg.count > 1 else hook(self)
         else:
-            value = self._stored(reg, index) & ~reg._wo
+            value = self._stored(reg, index) & reg._shown
         return (value >> shift) & ((1 << (size * 8)) - 1)
 
     def debug_write(self, offset: int, size: int, value: int) -> None:
@@ -298,7 +349,7 @@ class RegisterDevice(Device):
         reg, index, start, _, _, _ = slot
         shift = self._check(reg, offset, start, size)
         lane = ((1 << (size * 8)) - 1) << shift
-        self._store(reg, index, (self._stored(reg, index) & ~lane) | ((value << shift) & lane))
+        self._store(reg, index, ((self._stored(reg, index) & ~lane) | ((value << shift) & lane)) & reg._kept)
 
     def describe_offset(self, offset: int) -> str:
         slot = self._decode.get(offset)
@@ -323,6 +374,16 @@ class RegisterDevice(Device):
             getattr(self.regs, reg.name)[index] = value
         else:
             setattr(self.regs, reg.name, value)
+
+    def _warn_tagged(self, reg: Reg, index: int, value: int) -> None:
+        seen = self.__dict__.setdefault("_tags_warned", set())
+        label = f"{reg.name}[{index}]" if reg.count > 1 else reg.name
+        for f in reg.moved_tags(index, value):
+            if (label, f.name) not in seen:
+                seen.add((label, f.name))
+                logging.getLogger(type(self).__module__).warning(
+                    "%s: %s.%s is not modelled (written %#x): it is stored and does nothing else",
+                    self.name, label, f.name, f.get(value))
 
     def _unmapped(self, offset: int, size: int, value: int | None) -> int:
         if self.unmapped is Unmapped.RAZ_WI and size in (1, 2, 4, 8):

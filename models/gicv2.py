@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cosim import Access, Device, Input, PlatformError, Reg, RegisterDevice, Signal, Unmapped
+from cosim import Access, Device, Field, Input, PlatformError, Reg, RegisterDevice, Signal, Unmapped
 
 __all__ = ["Gicv2", "GicDistributor", "GicCpuInterface", "SPURIOUS"]
 
@@ -253,7 +253,7 @@ class GicDistributor(RegisterDevice):
     size: ClassVar[int] = 0x1000
     unmapped = Unmapped.RAZ_WI         # reserved distributor space is RAZ/WI (4.1.2)
     registers = (
-        Reg("GICD_CTLR", 0x000),
+        Reg("GICD_CTLR", 0x000, fields=(Field("EnableGrp0", 0), Field("EnableGrp1", 1))),      # 4.3.1
         Reg("GICD_TYPER", 0x004, access=Access.RO),
         Reg("GICD_IIDR", 0x008, access=Access.RO),
         Reg("GICD_IGROUPR", 0x080, count=32),
@@ -290,7 +290,7 @@ class GicDistributor(RegisterDevice):
         return self.gic.ctlr
 
     def write_GICD_CTLR(self, value: int) -> None:
-        self.gic.ctlr = value & 0x3
+        self.gic.ctlr = value
 
     def read_GICD_TYPER(self) -> int:
         return ((self.gic.num_cpus - 1) << 5) | (self.gic.num_irqs // 32 - 1)
@@ -430,14 +430,14 @@ class GicCpuInterface(RegisterDevice):
     size: ClassVar[int] = 0x2000
     unmapped = Unmapped.RAZ_WI
     registers = (
-        Reg("GICC_CTLR", 0x00),
-        Reg("GICC_PMR", 0x04),
-        Reg("GICC_BPR", 0x08),
+        Reg("GICC_CTLR", 0x00, fields=(Field("EnableGrp0", 0), Field("EOImodeNS", 9))),        # 4.4.1
+        Reg("GICC_PMR", 0x04, fields=(Field("Priority", 0, 8),)),
+        Reg("GICC_BPR", 0x08, fields=(Field("Binary_Point", 0, 3),)),
         Reg("GICC_IAR", 0x0C, access=Access.RO),
         Reg("GICC_EOIR", 0x10, access=Access.WO),
         Reg("GICC_RPR", 0x14, access=Access.RO),
         Reg("GICC_HPPIR", 0x18, access=Access.RO),
-        Reg("GICC_ABPR", 0x1C),
+        Reg("GICC_ABPR", 0x1C, fields=(Field("Binary_Point", 0, 3),)),
         Reg("GICC_APR0", 0xD0),
         Reg("GICC_IIDR", 0xFC, access=Access.RO, reset=0x0202_143B),
         Reg("GICC_DIR", 0x1000, access=Access.WO),
@@ -458,19 +458,19 @@ class GicCpuInterface(RegisterDevice):
         return self.state.ctlr
 
     def write_GICC_CTLR(self, value: int) -> None:
-        self.state.ctlr = value & 0x201      # Enable, EOImodeNS
+        self.state.ctlr = value
 
     def read_GICC_PMR(self) -> int:
         return self.state.pmr
 
     def write_GICC_PMR(self, value: int) -> None:
-        self.state.pmr = value & 0xFF
+        self.state.pmr = value
 
     def read_GICC_BPR(self) -> int:
         return self.state.bpr
 
     def write_GICC_BPR(self, value: int) -> None:
-        self.state.bpr = value & 7
+        self.state.bpr = value
 
     read_GICC_ABPR = read_GICC_BPR
     write_GICC_ABPR = write_GICC_BPR

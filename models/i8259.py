@@ -25,7 +25,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import ClassVar
 
-from cosim import Access, BusError, Device, Field, Input, Reg, RegisterDevice, Response
+from cosim import BusError, Device, Field, Input, Reg, RegisterDevice, Response
 
 __all__ = ["I8259", "I8259Chip", "Elcr"]
 
@@ -239,10 +239,9 @@ class Elcr(RegisterDevice):
 
     size: ClassVar[int] = 2
     registers = (
-        Reg("ELCR1", 0x0, width=8, fields=tuple(Field(f"IRQ{n}", n) for n in range(3, 8))
-            + (Field("reserved", 0, 3, access=Access.RO),)),
-        Reg("ELCR2", 0x1, width=8, fields=tuple(Field(f"IRQ{8 + n}", n) for n in (1, 2, 3, 4, 6, 7))
-            + (Field("reserved8", 0, access=Access.RO), Field("reserved13", 5, access=Access.RO))),
+        # The bits of IRQ0-2, 8 and 13 are not declared: the DSL keeps them reserved (0).
+        Reg("ELCR1", 0x0, width=8, fields=tuple(Field(f"IRQ{n}", n) for n in range(3, 8))),
+        Reg("ELCR2", 0x1, width=8, fields=tuple(Field(f"IRQ{8 + n}", n) for n in (1, 2, 3, 4, 6, 7))),
     )
 
     def __init__(self, name: str, pair: "I8259") -> None:

@@ -24,17 +24,11 @@ from cosim.chardev import CharBackend, NullBackend, attach_backend
 __all__ = ["Ns16550"]
 
 FIFO_DEPTH = 16
-IER_ERBFI, IER_ETBEI, IER_ELSI, IER_EDSSI = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 # IIR interrupt identification, highest priority first (data sheet, IIR: "Interrupt Control Functions").
 IIR_NONE, IIR_LINE_STATUS, IIR_RX_DATA, IIR_TIMEOUT, IIR_THRE, IIR_MODEM = 0x01, 0x06, 0x04, 0x0C, 0x02, 0x00
 IIR_FIFOS = 0xC0
 FCR_FIFO_ENABLE, FCR_RX_RESET, FCR_TX_RESET = 1 << 0, 1 << 1, 1 << 2
 RX_TRIGGER = (1, 4, 8, 14)      # FCR bits 7:6
-LCR_STB, LCR_PEN, LCR_DLAB = 1 << 2, 1 << 3, 1 << 7
-MCR_DTR, MCR_RTS, MCR_OUT1, MCR_OUT2, MCR_LOOP = 1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 4
-LSR_DR, LSR_OE, LSR_THRE, LSR_TEMT = 1 << 0, 1 << 1, 1 << 5, 1 << 6
-MSR_DCTS, MSR_DDSR, MSR_TERI, MSR_DDCD = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-MSR_CTS, MSR_DSR, MSR_RI, MSR_DCD = 1 << 4, 1 << 5, 1 << 6, 1 << 7
 PC_CLOCK_HZ = 1_843_200         # the PC's UART crystal: divisor 1 is 115200 baud
 
 
@@ -59,12 +53,13 @@ class Ns16550(RegisterDevice):
     size = 8
     registers = (
         Reg("RBR_THR", 0x0, width=8, doc="receiver buffer (read) / transmitter holding (write); DLL if DLAB"),
-        Reg("IER", 0x1, width=8, fields=_bits("ERBFI", "ETBEI", "ELSI", "EDSSI"), doc="DLM if DLAB"),
+        Reg("IER", 0x1, width=8, doc="DLM if DLAB",
+            fields=_bits("ERBFI", "ETBEI", "ELSI", "EDSSI") + (Field("DLM7_4", 4, 4, doc="0 in IER; DLM bits 7:4 if DLAB"),)),
         Reg("IIR_FCR", 0x2, width=8, reset=IIR_NONE, doc="interrupt identification (read) / FIFO control (write)"),
         Reg("LCR", 0x3, width=8, fields=(Field("WLS", 0, 2), Field("STB", 2), Field("PEN", 3), Field("EPS", 4),
                                           Field("STICK", 5), Field("BREAK", 6), Field("DLAB", 7))),
         Reg("MCR", 0x4, width=8, fields=_bits("DTR", "RTS", "OUT1", "OUT2", "LOOP")),
-        Reg("LSR", 0x5, width=8, access=Access.RO, reset=LSR_THRE | LSR_TEMT,
+        Reg("LSR", 0x5, width=8, access=Access.RO, reset=0x60,          # THRE | TEMT
             fields=_bits("DR", "OE", "PE", "FE", "BI", "THRE", "TEMT", "RXFIFO_ERR")),
         Reg("MSR", 0x6, width=8, access=Access.RO, fields=_bits("DCTS", "DDSR", "TERI", "DDCD", "CTS", "DSR", "RI", "DCD")),
         Reg("SCR", 0x7, width=8),
@@ -172,7 +167,7 @@ class Ns16550(RegisterDevice):
             return
         if value & IER_ETBEI and not self.regs.IER & IER_ETBEI:
             self.thre_pending = True       # enabling ETBEI with THR empty interrupts at once
-        self.regs.IER = value & 0x0F       # bits 7:4 are always 0
+        self.regs.IER = value & _IER_BITS  # bits 7:4 are always 0
 
     def read_IIR_FCR(self) -> int:
         return self.interrupt_id() | (IIR_FIFOS if self.fcr & FCR_FIFO_ENABLE else 0)
@@ -203,7 +198,7 @@ class Ns16550(RegisterDevice):
         self.overrun = False               # error bits clear when LSR is read
 
     def write_MCR(self, value: int) -> None:
-        self.regs.MCR = value & 0x1F
+        self.regs.MCR = value
         modem = self._modem_inputs(self.regs.MCR)
         changed = modem ^ self._modem
         for line, delta in ((MSR_CTS, MSR_DCTS), (MSR_DSR, MSR_DDSR), (MSR_DCD, MSR_DDCD)):
@@ -278,7 +273,7 @@ class Ns16550(RegisterDevice):
     def character_time(self) -> int:
         """One character (start, data, parity, stop bits) at the programmed baud rate, in ps."""
         lcr = self.regs.LCR
-        word = 5 + (lcr & 3)
+        word = 5 + _LCR.WLS.get(lcr)
         half_bits = 2 * (1 + word + bool(lcr & LCR_PEN))
         half_bits += (3 if word == 5 else 4) if lcr & LCR_STB else 2    # 1.5 stop bits with 5-bit words
         divisor = (self.dlm << 8 | self.dll) or 1                        # an unprogrammed latch acts as 1
@@ -293,3 +288,14 @@ class Ns16550(RegisterDevice):
         if self._rx:
             self.timed_out = True
             self.update()
+
+
+# Bits the behaviour above tests, from the declarations.
+_IER, _LCR, _MCR, _LSR, _MSR = (Ns16550.register(name).bits for name in ("IER", "LCR", "MCR", "LSR", "MSR"))
+IER_ERBFI, IER_ETBEI, IER_ELSI, IER_EDSSI = (f.mask for f in (_IER.ERBFI, _IER.ETBEI, _IER.ELSI, _IER.EDSSI))
+_IER_BITS = IER_ERBFI | IER_ETBEI | IER_ELSI | IER_EDSSI
+LCR_STB, LCR_PEN, LCR_DLAB = _LCR.STB.mask, _LCR.PEN.mask, _LCR.DLAB.mask
+MCR_DTR, MCR_RTS, MCR_OUT1, MCR_OUT2, MCR_LOOP = (f.mask for f in (_MCR.DTR, _MCR.RTS, _MCR.OUT1, _MCR.OUT2, _MCR.LOOP))
+LSR_DR, LSR_OE, LSR_THRE, LSR_TEMT = _LSR.DR.mask, _LSR.OE.mask, _LSR.THRE.mask, _LSR.TEMT.mask
+MSR_DCTS, MSR_DDSR, MSR_TERI, MSR_DDCD = _MSR.DCTS.mask, _MSR.DDSR.mask, _MSR.TERI.mask, _MSR.DDCD.mask
+MSR_CTS, MSR_DSR, MSR_RI, MSR_DCD = _MSR.CTS.mask, _MSR.DSR.mask, _MSR.RI.mask, _MSR.DCD.mask

@@ -19,16 +19,15 @@ from cosim.chardev import CharBackend, NullBackend, attach_backend
 
 __all__ = ["Pl011"]
 
-# UARTFR bits (TRM 3.3.3).
-FR_BUSY, FR_RXFE, FR_TXFF, FR_RXFF, FR_TXFE = 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7
-# Interrupt bits shared by UARTIMSC/RIS/MIS/ICR (TRM 3.3.12-3.3.15).
-INT_RX, INT_TX, INT_RT = 1 << 4, 1 << 5, 1 << 6
-INT_ALL = 0x7FF
-LCR_H_FEN = 1 << 4
-CR_UARTEN, CR_LBE, CR_TXE, CR_RXE = 1 << 0, 1 << 7, 1 << 8, 1 << 9
 FIFO_DEPTH = 32  # r1p5: 32-entry FIFOs (TRM 2.4.2)
 # UARTIFLS level select -> fraction of the FIFO in eighths (TRM 3.3.10).
 _IFLS_EIGHTHS = {0: 1, 1: 2, 2: 4, 3: 6, 4: 7}
+
+
+def _interrupt_bits(modem: str, other: str) -> tuple[Field, ...]:
+    """UARTIMSC/RIS/MIS/ICR share a layout (TRM 3.3.12-3.3.15); the manual's names differ by suffix."""
+    return (tuple(Field(f"{name}{modem}", lsb) for lsb, name in enumerate(("RI", "CTS", "DCD", "DSR")))
+            + tuple(Field(f"{name}{other}", lsb) for lsb, name in enumerate(("RX", "TX", "RT", "FE", "PE", "BE", "OE"), 4)))
 
 
 class Pl011(RegisterDevice):
@@ -48,20 +47,27 @@ class Pl011(RegisterDevice):
         # Linux's amba-pl011 driver uses 16-bit accesses (readw/writew) for every register.
         Reg("UARTDR", 0x000, sizes=(1, 2, 4), doc="data: read pops the RX FIFO, write transmits"),
         Reg("UARTRSR_ECR", 0x004, sizes=(1, 2, 4), doc="receive status (read) / error clear (write)"),
-        Reg("UARTFR", 0x018, access=Access.RO, reset=FR_RXFE | FR_TXFE, sizes=(1, 2, 4),
+        Reg("UARTFR", 0x018, access=Access.RO, reset=0x90, sizes=(1, 2, 4),          # RXFE | TXFE
             fields=(Field("BUSY", 3), Field("RXFE", 4), Field("TXFF", 5), Field("RXFF", 6), Field("TXFE", 7))),
         Reg("UARTILPR", 0x020, sizes=(1, 2, 4)),
         Reg("UARTIBRD", 0x024, sizes=(2, 4)),
         Reg("UARTFBRD", 0x028, sizes=(1, 2, 4)),
-        Reg("UARTLCR_H", 0x02C, sizes=(1, 2, 4), fields=(Field("BRK", 0), Field("PEN", 1), Field("EPS", 2),
+        Reg("UARTLCR_H", 0x02C, sizes=(1, 2, 4), fields=(Field("BRK", 0, tagged=True), Field("PEN", 1), Field("EPS", 2),
                                                           Field("STP2", 3), Field("FEN", 4), Field("WLEN", 5, 2), Field("SPS", 7))),
-        Reg("UARTCR", 0x030, reset=0x300, sizes=(2, 4), fields=(Field("UARTEN", 0), Field("LBE", 7), Field("TXE", 8), Field("RXE", 9))),
+        # TRM 3.3.8: IrDA (SIREN, SIRLP) and the modem lines are not modelled; bits 6:3 are reserved.
+        Reg("UARTCR", 0x030, reset=0x300, sizes=(2, 4), fields=(
+            Field("UARTEN", 0), Field("SIREN", 1, tagged=True), Field("SIRLP", 2, tagged=True), Field("LBE", 7),
+            Field("TXE", 8), Field("RXE", 9), Field("DTR", 10, tagged=True), Field("RTS", 11, tagged=True),
+            Field("Out1", 12, tagged=True), Field("Out2", 13, tagged=True), Field("RTSEn", 14, tagged=True),
+            Field("CTSEn", 15, tagged=True))),
         Reg("UARTIFLS", 0x034, reset=0x12, sizes=(1, 2, 4), fields=(Field("TXIFLSEL", 0, 3), Field("RXIFLSEL", 3, 3))),
-        Reg("UARTIMSC", 0x038, sizes=(2, 4)),
-        Reg("UARTRIS", 0x03C, access=Access.RO, sizes=(2, 4)),
-        Reg("UARTMIS", 0x040, access=Access.RO, sizes=(2, 4)),
-        Reg("UARTICR", 0x044, access=Access.WO, sizes=(2, 4)),
-        Reg("UARTDMACR", 0x048, sizes=(1, 2, 4)),
+        Reg("UARTIMSC", 0x038, sizes=(2, 4), fields=_interrupt_bits("MIM", "IM")),
+        Reg("UARTRIS", 0x03C, access=Access.RO, sizes=(2, 4), fields=_interrupt_bits("RMIS", "RIS")),
+        Reg("UARTMIS", 0x040, access=Access.RO, sizes=(2, 4), fields=_interrupt_bits("MMIS", "MIS")),
+        Reg("UARTICR", 0x044, access=Access.WO, sizes=(2, 4), fields=_interrupt_bits("MIC", "IC")),
+        # TRM 3.3.16: DMA is not modelled.
+        Reg("UARTDMACR", 0x048, sizes=(1, 2, 4), fields=(Field("RXDMAE", 0, tagged=True), Field("TXDMAE", 1, tagged=True),
+                                                          Field("DMAONERR", 2, tagged=True))),
         # PrimeCell identification (TRM 3.3.17-3.3.24): part 0x011, designer 0x41 (Arm), revision 1.
         Reg("UARTPeriphID", 0xFE0, count=4, access=Access.RO, reset=(0x11, 0x10, 0x14, 0x00)),
         Reg("UARTPCellID", 0xFF0, count=4, access=Access.RO, reset=(0x0D, 0xF0, 0x05, 0xB1)),
@@ -132,16 +138,16 @@ class Pl011(RegisterDevice):
         return self.regs.UARTRIS & self.regs.UARTIMSC
 
     def write_UARTICR(self, value: int) -> None:
-        self.regs.UARTRIS &= ~(value & INT_ALL)
+        self.regs.UARTRIS &= ~value
 
     def write_UARTLCR_H(self, value: int) -> None:
         if (value ^ self.regs.UARTLCR_H) & LCR_H_FEN:
             self._rx.clear()                # TRM: changing FEN flushes the FIFOs
-        self.regs.UARTLCR_H = value & 0xFF
+        self.regs.UARTLCR_H = value
         self._accept_waiting()
 
     def write_UARTCR(self, value: int) -> None:
-        self.regs.UARTCR = value & 0xFF87
+        self.regs.UARTCR = value
         self._accept_waiting()
 
     def update(self) -> None:
@@ -173,7 +179,7 @@ class Pl011(RegisterDevice):
     def _rx_trigger(self) -> int:
         if not self.regs.UARTLCR_H & LCR_H_FEN:
             return 1
-        eighths = _IFLS_EIGHTHS.get((self.regs.UARTIFLS >> 3) & 7, 4)
+        eighths = _IFLS_EIGHTHS.get(_RXIFLSEL.get(self.regs.UARTIFLS), 4)
         return FIFO_DEPTH * eighths // 8
 
     # -- receive timeout (TRM 3.4.3 UARTRTINTR: 32 bit periods without data) --
@@ -192,3 +198,12 @@ class Pl011(RegisterDevice):
         if self._rx:
             self.regs.UARTRIS |= INT_RT
             self.update()
+
+
+# Bits the behaviour above tests, from the declarations.
+_FR, _CR, _IM = (Pl011.register(name).bits for name in ("UARTFR", "UARTCR", "UARTIMSC"))
+FR_BUSY, FR_RXFE, FR_TXFF, FR_RXFF, FR_TXFE = (f.mask for f in (_FR.BUSY, _FR.RXFE, _FR.TXFF, _FR.RXFF, _FR.TXFE))
+CR_UARTEN, CR_LBE, CR_TXE, CR_RXE = (f.mask for f in (_CR.UARTEN, _CR.LBE, _CR.TXE, _CR.RXE))
+INT_RX, INT_TX, INT_RT = _IM.RXIM.mask, _IM.TXIM.mask, _IM.RTIM.mask
+LCR_H_FEN = Pl011.register("UARTLCR_H").bits.FEN.mask
+_RXIFLSEL = Pl011.register("UARTIFLS").bits.RXIFLSEL

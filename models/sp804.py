@@ -26,14 +26,9 @@ from cosim import SEC, Access, Field, OneShot, Reg, RegisterDevice
 
 __all__ = ["Sp804"]
 
-# TimerXControl bits (DDI 0271, Control Register).
-CTRL_ONESHOT, CTRL_SIZE32, CTRL_INTEN, CTRL_PERIODIC, CTRL_ENABLE = 1 << 0, 1 << 1, 1 << 5, 1 << 6, 1 << 7
-CTRL_PRE_SHIFT, CTRL_MASK = 2, 0xEF                 # bit 4 is reserved
-_PRESCALE = {0: 1, 1: 16, 2: 256, 3: 1}
-# Changing these restarts the tick grid; the other control bits leave it alone.
-_GRID_BITS = CTRL_ENABLE | CTRL_SIZE32 | (3 << CTRL_PRE_SHIFT)
 TIMERS = 2
 STRIDE = 0x20
+_PRESCALE = {0: 1, 1: 16, 2: 256, 3: 1}
 
 
 class _Counter:
@@ -68,7 +63,7 @@ class _Counter:
         return self.size_mask
 
     def tick_ps_numerator(self) -> int:
-        return SEC * _PRESCALE[(self.control >> CTRL_PRE_SHIFT) & 3]
+        return SEC * _PRESCALE[_PRE.get(self.control)]
 
     # -- time ---------------------------------------------------------------
     def ticks(self, when: int) -> int:
@@ -155,7 +150,8 @@ class Sp804(RegisterDevice):
         Reg("TimerXLoad", 0x00, count=TIMERS, stride=STRIDE, doc="count to load; restarts the counter"),
         Reg("TimerXValue", 0x04, count=TIMERS, stride=STRIDE, access=Access.RO, reset=0xFFFF_FFFF,
             doc="current count"),
-        Reg("TimerXControl", 0x08, count=TIMERS, stride=STRIDE, reset=CTRL_INTEN,
+        # DDI 0271, Control Register: bit 4 and bits 31:8 are reserved (the DSL keeps them 0).
+        Reg("TimerXControl", 0x08, count=TIMERS, stride=STRIDE, reset=0x20,
             fields=(Field("OneShot", 0), Field("TimerSize", 1), Field("TimerPre", 2, 2), Field("IntEnable", 5),
                     Field("TimerMode", 6), Field("TimerEn", 7))),
         Reg("TimerXIntClr", 0x0C, count=TIMERS, stride=STRIDE, access=Access.WO, doc="any write clears the interrupt"),
@@ -238,7 +234,7 @@ class Sp804(RegisterDevice):
 
     def write_TimerXControl(self, value: int, index: int) -> None:
         counter = self.counters[index]
-        old, new = self.regs.TimerXControl[index], value & CTRL_MASK
+        old, new = self.regs.TimerXControl[index], value
         current = counter.value()                    # the count under the old settings
         counter.rebase()
         self.regs.TimerXControl[index] = new
@@ -256,18 +252,15 @@ class Sp804(RegisterDevice):
     def read_TimerXMIS(self, index: int) -> int:
         return self._mis(index)
 
-    def write_TimerITCR(self, value: int) -> None:
-        self.regs.TimerITCR = value & 1
-
     def write_TimerITOP(self, value: int) -> None:
-        self._itop = value & 3
+        self._itop = value
 
     def _mis(self, index: int) -> int:
-        return self.regs.TimerXRIS[index] & (self.regs.TimerXControl[index] >> 5) & 1
+        return self.regs.TimerXRIS[index] & _C.IntEnable.get(self.regs.TimerXControl[index])
 
     def update(self) -> None:
         regs = self.regs
-        if regs.TimerITCR & 1:
+        if regs.TimerITCR:
             int1, int2 = self._itop & 1, self._itop & 2                # integration test mode (DDI 0271, TimerITOP)
         else:
             ris, control = regs.TimerXRIS, regs.TimerXControl
@@ -275,3 +268,12 @@ class Sp804(RegisterDevice):
         self.timint1.set(bool(int1))
         self.timint2.set(bool(int2))
         self.timintc.set(bool(int1 or int2))
+
+
+# TimerXControl bits, from the declaration above.
+_C = Sp804.register("TimerXControl").bits
+CTRL_ONESHOT, CTRL_SIZE32, CTRL_INTEN, CTRL_PERIODIC, CTRL_ENABLE = (
+    f.mask for f in (_C.OneShot, _C.TimerSize, _C.IntEnable, _C.TimerMode, _C.TimerEn))
+_PRE = _C.TimerPre
+# Changing these restarts the tick grid; the other control bits leave it alone.
+_GRID_BITS = CTRL_ENABLE | CTRL_SIZE32 | _PRE.mask

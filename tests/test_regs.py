@@ -218,3 +218,61 @@ def test_narrow_write_to_hooked_register_merges_with_the_read_hook():
     p.write(0x1, 1, 0xAA)
     p.write(0x2, 1, 0xBB)
     assert p.bytes[:4] == [0, 0xAA, 0xBB, 0]
+
+
+def test_bits_outside_the_fields_are_reserved(dut):
+    d = dut.device
+    dut.write(0x00, 0xFFFF_FFFF)           # CTRL declares EN[0], MODE[2:1], DONE[4] (W1C), ID[15:8] (RO)
+    assert d.regs.CTRL == 0x7 and dut.read(0x00) == 0x7
+    d.debug_write(0x00, 4, 0xFFFF_FFFF)    # not even a debugger can set a reserved bit
+    assert d.regs.CTRL == 0xFF17
+    assert dut.read(0x10) == 0x0102        # a register without fields has no reserved bits
+
+
+def test_write_hooks_receive_the_value_without_reserved_bits():
+    class Timer(RegisterDevice):
+        registers = (Reg("CONTROL", 0x0, fields=(Field("EN", 0), Field("MODE", 4, 2),
+                                                  Field("SPARE", 8, 4, access=Access.RESERVED))),)
+
+        def write_CONTROL(self, value):
+            self.seen = value
+
+    t = Timer("t")
+    t.write(0, 4, 0xFFFF_FFFF)
+    assert t.seen == 0x31 and t.register("CONTROL").mask(Access.RESERVED) == 0xFFFF_FFCE
+
+
+def test_fields_by_name_give_masks():
+    reg = Widget.register("CTRL")
+    assert reg.bits.MODE.mask == 0x6 and reg.bits.MODE.get(0x5) == 2 and reg.bits.ID.put(0, 0xAB) == 0xAB00
+    with pytest.raises(AttributeError, match="register CTRL has no field SPEED"):
+        reg.bits.SPEED
+    with pytest.raises(KeyError, match="Widget has no register 'CTRL2'"):
+        Widget.register("CTRL2")
+
+
+def test_overlapping_fields_are_rejected():
+    with pytest.raises(PlatformError, match="register R: field B overlaps another field"):
+        Reg("R", 0, fields=(Field("A", 0, 4), Field("B", 3)))
+
+
+class Modem(RegisterDevice):
+    registers = (Reg("CR", 0x0, reset=0x1, fields=(Field("EN", 0), Field("DTR", 1, tagged=True),
+                                                    Field("RTS", 2, tagged=True))),
+                 Reg("BANK", 0x4, count=2, fields=(Field("IRDA", 0, tagged=True),)))
+
+
+def test_tagged_fields_are_stored_and_warn_once_when_changed(caplog):
+    m = Modem("modem")
+    m.write(0x0, 4, 0x1)                   # the reset value: no warning
+    m.write(0x0, 4, 0x0)                   # EN is modelled: no warning
+    assert caplog.records == []
+    m.write(0x0, 4, 0x3)
+    m.write(0x0, 4, 0x1)
+    m.write(0x0, 4, 0x3)                   # DTR again: already reported
+    m.write(0x8, 4, 0x1)                   # BANK[1]: its own warning
+    assert m.read(0x0, 4) == 0x3
+    assert [r.getMessage() for r in caplog.records] == [
+        "modem: CR.DTR is not modelled (written 0x1): it is stored and does nothing else",
+        "modem: BANK[1].IRDA is not modelled (written 0x1): it is stored and does nothing else"]
+    assert all(r.levelname == "WARNING" and r.name == __name__ for r in caplog.records)
