@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from cosim import MS, SEC, US, Bus, Simulation
+from cosim import MS, SEC, US, Bus, Hz, Simulation
 from cosim.models.sp804 import Sp804
 
 TIMERS = 3
@@ -36,7 +36,7 @@ def with_models() -> tuple[float, int]:
     handled = [0]
     for i in range(TIMERS):
         base = BASE + i * STRIDE
-        timer = Sp804(f"timer{i}", clock_hz=CLOCK_HZ)
+        timer = Sp804(f"timer{i}", frequency=Hz(CLOCK_HZ))
         bus.map(base, timer.size, timer)
         timer.attach(sim)
         timer.reset()

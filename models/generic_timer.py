@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cosim import SEC, Device, ScheduledCall, Signal
+from cosim import Device, Frequency, MHz, PlatformError, ScheduledCall, Signal
 
 __all__ = ["GenericTimer", "SYSREG_NAMES"]
 
@@ -86,14 +86,16 @@ class GenericTimer(Device):
       cntp: physical timer output, level-sensitive; PPI 30 by convention.
       cntv: virtual timer output, level-sensitive; PPI 27 by convention.
     Properties:
-      frequency_hz: CNTFRQ_EL0, the counter frequency (default 62.5 MHz, as QEMU's virt).
+      frequency: CNTFRQ_EL0, the counter frequency (default 62.5 MHz, as QEMU's virt; a Frequency or text).
     """
 
     model: ClassVar[str] = "generic-timer"
 
-    def __init__(self, name: str, *, frequency_hz: int = 62_500_000) -> None:
+    def __init__(self, name: str, *, frequency: Frequency | str = MHz(62.5)) -> None:
         super().__init__(name)
-        self.frequency_hz = frequency_hz
+        self.frequency = Frequency.of(frequency)
+        if self.frequency.div != 1:
+            raise PlatformError(f"{name}: CNTFRQ_EL0 holds whole Hz, not {self.frequency}")
         self.cntp = self.output("cntp")
         self.cntv = self.output("cntv")
         self.physical = _Timer(self, self.cntp)
@@ -101,11 +103,11 @@ class GenericTimer(Device):
         self.cntkctl = 0
 
     def count(self) -> int:
-        return self.clock.now * self.frequency_hz // SEC
+        return self.frequency.cycles(self.clock.now)
 
     def time_of(self, count: int) -> int:
         """First simulated time at which the counter reads `count` (rounded up)."""
-        return -((-count * SEC) // self.frequency_hz)
+        return self.frequency.duration(count)
 
     def reset(self) -> None:
         self.physical.reset()
@@ -116,7 +118,7 @@ class GenericTimer(Device):
         timer = self.physical if name.startswith("CNTP_") else self.virtual
         match name:
             case "CNTFRQ_EL0":
-                return self.frequency_hz
+                return self.frequency.hz
             case "CNTPCT_EL0" | "CNTVCT_EL0":
                 return self.count()
             case "CNTP_CTL_EL0" | "CNTV_CTL_EL0":

@@ -19,13 +19,14 @@ import logging
 from collections import deque
 from typing import ClassVar
 
-from cosim import SEC, Access, BusError, Device, Field, Reg, OneShot, RegisterDevice, Response
+from cosim import Access, BusError, Device, Field, Hz, Reg, OneShot, RegisterDevice, Response
 
 __all__ = ["I8254", "Counter", "PortB", "PIT_HZ", "edges", "time_of_edge"]
 
 log = logging.getLogger(__name__)
 
 PIT_HZ = 1_193_182
+PIT_CLOCK = Hz(PIT_HZ)
 REFRESH_CLOCKS = 18            # the BIOS's counter 1 divisor (15.08 us): port 61h bit 4 toggles at that rate
 
 # Control word (data sheet, "Control Word Format"): SC1:SC0, RW1:RW0, M2:M0, BCD.
@@ -40,12 +41,12 @@ _IDLE, _LOAD, _COUNTING = 0, 1, 2
 
 def edges(t: int) -> int:
     """Input clock edges at or before simulated time t (exact integer arithmetic)."""
-    return t * PIT_HZ // SEC
+    return PIT_CLOCK.cycles(t)
 
 
 def time_of_edge(k: int) -> int:
     """The first picosecond at which edge k has happened (rounded up)."""
-    return -((-k * SEC) // PIT_HZ)
+    return PIT_CLOCK.duration(k)
 
 
 def _from_bcd(raw: int) -> int:

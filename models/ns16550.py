@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from cosim import SEC, Access, BusError, Clock, Field, Reg, RegisterDevice, OneShot, Response
+from cosim import Access, BusError, Clock, Field, Frequency, Hz, Reg, RegisterDevice, OneShot, Response
 from cosim.chardev import CharBackend, NullBackend, attach_backend
 
 __all__ = ["Ns16550"]
@@ -29,7 +29,7 @@ IIR_NONE, IIR_LINE_STATUS, IIR_RX_DATA, IIR_TIMEOUT, IIR_THRE, IIR_MODEM = 0x01,
 IIR_FIFOS = 0xC0
 FCR_FIFO_ENABLE, FCR_RX_RESET, FCR_TX_RESET = 1 << 0, 1 << 1, 1 << 2
 RX_TRIGGER = (1, 4, 8, 14)      # FCR bits 7:6
-PC_CLOCK_HZ = 1_843_200         # the PC's UART crystal: divisor 1 is 115200 baud
+PC_CLOCK = Hz(1_843_200)        # the PC's UART crystal: divisor 1 is 115200 baud
 
 
 def _bits(*names: str) -> tuple[Field, ...]:
@@ -45,7 +45,8 @@ class Ns16550(RegisterDevice):
         timeout, THR empty, modem status, each enabled in IER).
     Properties:
       backend: a CharBackend for the serial line (default: output discarded).
-      clock_hz: the input clock, for the character timeout (default 1.8432 MHz, as on the PC).
+      frequency: the input clock XIN, for the character timeout (default 1.8432 MHz, as on the PC;
+        a Frequency or text such as '1.8432MHz').
       reg_shift: register spacing is 1 << reg_shift bytes (0: I/O ports; 2: 32-bit MMIO).
     """
 
@@ -65,15 +66,13 @@ class Ns16550(RegisterDevice):
         Reg("SCR", 0x7, width=8),
     )
 
-    def __init__(self, name: str, *, backend: CharBackend | None = None, clock_hz: int = PC_CLOCK_HZ,
+    def __init__(self, name: str, *, backend: CharBackend | None = None, frequency: Frequency | str = PC_CLOCK,
                  reg_shift: int = 0) -> None:
         super().__init__(name)
         if reg_shift not in (0, 1, 2):
             raise ValueError(f"reg_shift must be 0, 1 or 2, not {reg_shift}")
-        if clock_hz <= 0:
-            raise ValueError(f"clock_hz must be positive, not {clock_hz}")
         self.backend: CharBackend = backend or NullBackend()
-        self.clock_hz = clock_hz
+        self.frequency = Frequency.of(frequency)
         self.reg_shift = reg_shift
         self.size = 8 << reg_shift
         self.irq = self.output("irq")
@@ -270,19 +269,25 @@ class Ns16550(RegisterDevice):
         return RX_TRIGGER[self.fcr >> 6] if self._fifo_enabled() else 1
 
     # -- character timeout: 4 character times without FIFO activity (data sheet, FIFO interrupt mode) --
-    def character_time(self) -> int:
-        """One character (start, data, parity, stop bits) at the programmed baud rate, in ps."""
+    def _half_bits(self) -> int:
+        """Half-bit times in one character: start, data, parity and stop bits."""
         lcr = self.regs.LCR
         word = 5 + _LCR.WLS.get(lcr)
         half_bits = 2 * (1 + word + bool(lcr & LCR_PEN))
-        half_bits += (3 if word == 5 else 4) if lcr & LCR_STB else 2    # 1.5 stop bits with 5-bit words
+        return half_bits + ((3 if word == 5 else 4) if lcr & LCR_STB else 2)   # 1.5 stop bits with 5-bit words
+
+    def _half_bit_clock(self) -> Frequency:
         divisor = (self.dlm << 8 | self.dll) or 1                        # an unprogrammed latch acts as 1
-        return half_bits * 16 * divisor * SEC // (2 * self.clock_hz)
+        return self.frequency * 2 / (16 * divisor)                       # baud = XIN / (16 * divisor)
+
+    def character_time(self) -> int:
+        """One character (start, data, parity, stop bits) at the programmed baud rate, in ps."""
+        return self._half_bit_clock().duration(self._half_bits())
 
     def _restart_timeout(self) -> None:
         self._timeout.cancel()
         if self._clock is not None and self._rx and self._fifo_enabled():
-            self._timeout.start(self.clock, 4 * self.character_time())
+            self._timeout.start(self.clock, self._half_bit_clock().duration(4 * self._half_bits()))
 
     def _timed_out(self) -> None:
         if self._rx:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from cosim import Access, Clock, Field, OneShot, Reg, RegisterDevice, SEC
+from cosim import Access, Clock, Field, Frequency, Hz, MHz, OneShot, Reg, RegisterDevice
 from cosim.chardev import CharBackend, NullBackend, attach_backend
 
 __all__ = ["Pl011"]
@@ -22,6 +22,7 @@ __all__ = ["Pl011"]
 FIFO_DEPTH = 32  # r1p5: 32-entry FIFOs (TRM 2.4.2)
 # UARTIFLS level select -> fraction of the FIFO in eighths (TRM 3.3.10).
 _IFLS_EIGHTHS = {0: 1, 1: 2, 2: 4, 3: 6, 4: 7}
+_DEFAULT_BAUD = Hz(115_200)
 
 
 def _interrupt_bits(modem: str, other: str) -> tuple[Field, ...]:
@@ -37,7 +38,7 @@ class Pl011(RegisterDevice):
       irq: UARTINTR, the OR of the masked interrupt status (UARTMIS).
     Properties:
       backend: a CharBackend for the console (default: output discarded).
-      clock_hz: UARTCLK, used for the baud rate and the receive timeout (default 24 MHz).
+      frequency: UARTCLK, for the baud rate and the receive timeout (default 24 MHz; a Frequency or text such as '24MHz').
     """
 
     model: ClassVar[str] = "pl011"
@@ -73,10 +74,10 @@ class Pl011(RegisterDevice):
         Reg("UARTPCellID", 0xFF0, count=4, access=Access.RO, reset=(0x0D, 0xF0, 0x05, 0xB1)),
     )
 
-    def __init__(self, name: str, *, backend: CharBackend | None = None, clock_hz: int = 24_000_000) -> None:
+    def __init__(self, name: str, *, backend: CharBackend | None = None, frequency: Frequency | str = MHz(24)) -> None:
         super().__init__(name)
         self.backend: CharBackend = backend or NullBackend()
-        self.clock_hz = clock_hz
+        self.frequency = Frequency.of(frequency)
         self.irq = self.output("irq")
         self._rx: deque[int] = deque()
         self._waiting: deque[int] = deque()   # input not yet accepted by the FIFO
@@ -183,16 +184,16 @@ class Pl011(RegisterDevice):
         return FIFO_DEPTH * eighths // 8
 
     # -- receive timeout (TRM 3.4.3 UARTRTINTR: 32 bit periods without data) --
-    def bit_period(self) -> int:
-        """One bit time in ps from UARTIBRD/UARTFBRD (115200 baud if never programmed)."""
+    def baud(self) -> Frequency:
+        """The bit rate from UARTIBRD/UARTFBRD: UARTCLK / (16 * divisor) (115200 baud if never programmed)."""
         divisor64 = self.regs.UARTIBRD * 64 + self.regs.UARTFBRD    # baud divisor in 1/64ths
         if divisor64 == 0:
-            return SEC // 115_200
-        return 16 * divisor64 * SEC // (64 * self.clock_hz)
+            return _DEFAULT_BAUD
+        return self.frequency * 4 / divisor64                     # 64 / 16 = 4
 
     def _restart_timeout(self) -> None:
         if self._clock is not None:
-            self._timeout.start(self.clock, 32 * self.bit_period())
+            self._timeout.start(self.clock, self.baud().duration(32))
 
     def _timed_out(self) -> None:
         if self._rx:

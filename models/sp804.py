@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cosim import SEC, Access, Field, OneShot, Reg, RegisterDevice
+from cosim import Access, Field, Frequency, MHz, OneShot, Reg, RegisterDevice
 
 __all__ = ["Sp804"]
 
@@ -62,16 +62,17 @@ class _Counter:
             return self.owner.regs.TimerXLoad[self.index] & self.size_mask
         return self.size_mask
 
-    def tick_ps_numerator(self) -> int:
-        return SEC * _PRESCALE[_PRE.get(self.control)]
+    def tick(self) -> Frequency:
+        """TIMCLK after the prescaler (DDI 0271, TimerPre)."""
+        return self.owner._ticks[_PRE.get(self.control)]
 
     # -- time ---------------------------------------------------------------
     def ticks(self, when: int) -> int:
-        return (when - self.origin) * self.owner.clock_hz // self.tick_ps_numerator()
+        return self.tick().cycles(when - self.origin)
 
     def time_of(self, tick: int) -> int:
         """First simulated time at which `tick` ticks of the grid have elapsed (rounded up)."""
-        return self.origin - ((-tick * self.tick_ps_numerator()) // self.owner.clock_hz)
+        return self.origin + self.tick().duration(tick)
 
     def value(self) -> int:
         if not self.running:
@@ -140,7 +141,7 @@ class Sp804(RegisterDevice):
       timint2: Timer2's interrupt (Timer2MIS), level-sensitive.
       timintc: the combined interrupt, TIMINT1 OR TIMINT2 (also available as `irq`).
     Properties:
-      clock_hz: TIMCLK, the counter clock before the prescaler (default 1 MHz).
+      frequency: TIMCLK, the counter clock before the prescaler (default 1 MHz; a Frequency or text such as '24MHz').
     """
 
     model: ClassVar[str] = "sp804"
@@ -166,11 +167,10 @@ class Sp804(RegisterDevice):
         Reg("TimerPCellID", 0xFF0, count=4, access=Access.RO, reset=(0x0D, 0xF0, 0x05, 0xB1)),
     )
 
-    def __init__(self, name: str, *, clock_hz: int = 1_000_000) -> None:
-        if clock_hz <= 0:
-            raise ValueError(f"clock_hz must be positive, not {clock_hz}")
+    def __init__(self, name: str, *, frequency: Frequency | str = MHz(1)) -> None:
         super().__init__(name)
-        self.clock_hz = clock_hz
+        self.frequency = Frequency.of(frequency)
+        self._ticks = {pre: self.frequency / divide for pre, divide in _PRESCALE.items()}   # per TimerPre value
         self.timint1 = self.output("timint1")
         self.timint2 = self.output("timint2")
         self.timintc = self.output("timintc")
@@ -186,7 +186,7 @@ class Sp804(RegisterDevice):
 
     def tick_period(self, index: int = 0) -> int:
         """One (prescaled) tick of timer `index` in ps, rounded to the nearest ps."""
-        return (self.counters[index].tick_ps_numerator() + self.clock_hz // 2) // self.clock_hz
+        return self.counters[index].tick().period
 
     # -- bus surface: a zero due at this instant is seen before the access --
     def read(self, offset: int, size: int) -> int:

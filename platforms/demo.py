@@ -12,7 +12,7 @@ import sys
 from collections.abc import Generator
 from typing import Any
 
-from cosim import Platform, Property, format_time, parse_time
+from cosim import MHz, Platform, Property, format_time, parse_time
 from cosim.models.countdown import Countdown
 
 __all__ = ["Demo"]
@@ -30,7 +30,7 @@ class Demo(Platform):
     ticks = Property(10, "interrupts to service before stopping", int)
 
     def build(self) -> None:
-        self.timer = self.add("timer0", Countdown, frequency_hz=1_000_000)
+        self.timer = self.add("timer0", Countdown, frequency=MHz(1))
         self.map("sysbus", TIMER_BASE, self.timer)
         self.sim.process(self._driver())
 

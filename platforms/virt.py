@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from cosim import MS, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size, parse_time
+from cosim import MS, Memory, MHz, MiB, Platform, PlatformError, Property, format_time, parse_size, parse_time
 from cosim.chardev import open_backend
 from cosim.cpu import Cpu
 from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
@@ -52,7 +52,7 @@ PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires i
 # Device-tree interrupt flags: level-high, and the CPU mask for PPIs (GIC binding).
 IRQ_TYPE_LEVEL_HIGH = 4
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
-UART_CLOCK_HZ = 24_000_000
+UART_CLOCK = MHz(24)
 
 
 def _parse_wfx(value: str) -> tuple[int, int] | None:
@@ -127,7 +127,7 @@ class Virt(Platform):
         self.map("sysbus", VIRT_MAP["gic_dist"][0], self.gic.distributor)
         self.map("sysbus", VIRT_MAP["gic_cpu"][0], self.gic.cpu_interface(0))
 
-        self.uart = self.add("uart0", Pl011, backend=open_backend(self.console), clock_hz=UART_CLOCK_HZ)
+        self.uart = self.add("uart0", Pl011, backend=open_backend(self.console), frequency=UART_CLOCK)
         self.map("sysbus", VIRT_MAP["uart0"][0], self.uart)
         self.wire(self.uart.irq, self.gic.spi(UART0_SPI))
 
@@ -220,7 +220,7 @@ class Virt(Platform):
             root.add("pmu").set("compatible", "arm,armv8-pmuv3").set("interrupts", [1, PPI_PMU - 16, flags])
 
         clock = root.add("apb-pclk")
-        clock.set("compatible", "fixed-clock").set("#clock-cells", 0).set("clock-frequency", UART_CLOCK_HZ)
+        clock.set("compatible", "fixed-clock").set("#clock-cells", 0).set("clock-frequency", UART_CLOCK.hz)
         clock.set("clock-output-names", "clk24mhz")
         uart_base, uart_size = VIRT_MAP["uart0"]
         uart = root.add(f"pl011@{uart_base:x}")

@@ -51,3 +51,25 @@ def test_parse_rejects_bad_units_with_the_text(text):
 def test_format_parse_round_trip(t):
     value, unit = format_time(t).split()
     assert parse_time(f"{value} {unit}") == t
+
+
+def test_divided_frequencies_stay_exact():
+    tick = MHz(1) / 256                        # an SP804 prescaled tick: 3906.25 Hz
+    assert (tick.hz, tick.div) == (15625, 4) and tick.period == 256 * US
+    assert tick.cycles(256 * US - 1) == 0 and tick.cycles(256 * US) == 1
+    assert tick.duration(3) == 768 * US
+    baud = MHz(24) * 4 / (13 * 64 + 1)         # PL011 UARTCLK / (16 * 13.015625)
+    assert baud.duration(32) == -(-32 * SEC * 833 // (24_000_000 * 4))
+    assert MHz(1) / 4 == Frequency(250_000) and str(baud) == "115.246 kHz"
+
+
+def test_frequencies_from_text():
+    assert Frequency.parse("24MHz") == MHz(24) and Frequency.parse("1.8432 MHz") == Frequency(1_843_200)
+    assert Frequency.parse("62500000") == Frequency(62_500_000) and Frequency.parse("800 khz") == Frequency(800_000)
+    assert Frequency.of("1GHz") == Frequency.of(Frequency(10**9))
+    with pytest.raises(TimeError, match="not a whole number of Hz"):
+        Frequency.parse("1.5 Hz")
+    with pytest.raises(TimeError, match="cannot read 'fast' as a frequency"):
+        Frequency.parse("fast")
+    with pytest.raises(TimeError, match="expected a Frequency"):
+        Frequency.of(24_000_000)

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cosim import SEC, Simulation, us
+from cosim import SEC, Hz, Simulation, us
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.testing import Harness
 
@@ -13,7 +13,7 @@ TICK = SEC // FREQ  # 16 ns
 
 @pytest.fixture
 def timer(harness):
-    return harness(GenericTimer("timer", frequency_hz=FREQ), base=None).device     # system registers, no bus
+    return harness(GenericTimer("timer", frequency=Hz(FREQ)), base=None).device     # system registers, no bus
 
 
 def run(sim, duration):
@@ -74,7 +74,7 @@ def test_encodings_map_to_names():
                                            "CNTP_TVAL_EL0"]), st.integers(0, 2**64 - 1), st.integers(0, 5000)),
                 max_size=25))
 def test_output_equals_enable_and_not_imask_and_condition(ops):
-    dut = Harness(Simulation(), GenericTimer("t", frequency_hz=FREQ), base=None)
+    dut = Harness(Simulation(), GenericTimer("t", frequency=Hz(FREQ)), base=None)
     sim, t = dut.sim, dut.device
     for name, value, wait in ops:
         t.write_sysreg(name, value & (0xFFFF_FFFF if "TVAL" in name or "CTL" in name else 2**64 - 1))

@@ -61,7 +61,7 @@ def test_divisor_latch_replaces_rbr_thr_and_ier_while_dlab_is_set(uart):
     assert rd(dut, DLL) == 0x0C and rd(dut, DLM) == 0 and backend.output == b""
     wr(dut, LCR, 0x03)
     assert rd(dut, IER) == 0x05
-    assert dut.device.character_time() == 10 * 16 * 12 * SEC // 1_843_200
+    assert dut.device.character_time() == -(-10 * 16 * 12 * SEC // 1_843_200)   # exact, rounded up
 
 
 def test_transmit_and_thre_interrupt(uart):
@@ -108,12 +108,12 @@ def test_character_timeout_after_four_character_times(uart):
     backend.feed(b"ab")
     dut.run(us(1))                                           # delivered at exactly 1 us
     arrived = dut.now
-    char = 10 * 16 * SEC // 1_843_200                        # divisor latch unprogrammed: acts as 1
-    dut.run(4 * char - 1)
+    timeout = -(-4 * 10 * 16 * SEC // 1_843_200)             # 4 characters, divisor 1; exact, rounded up
+    dut.run(timeout - 1)
     assert not dut.device.irq.level
     dut.run(1)
     dut.run(1)
-    assert dut.now == arrived + 4 * char + 1
+    assert dut.now == arrived + timeout + 1
     assert dut.device.irq.level and rd(dut, IIR) == 0xC0 | IIR_TIMEOUT
     assert rd(dut, RBR) == ord("a")                          # reading a character clears it (data sheet, FIFO interrupt mode)
     assert not dut.device.irq.level

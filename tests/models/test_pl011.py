@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cosim import Access, BusError, Response, us
+from cosim import Access, BusError, MHz, Response, us
 from cosim.chardev import BufferBackend
 from cosim.models.pl011 import FR_RXFE, FR_RXFF, FR_TXFE, INT_RT, INT_RX, INT_TX, Pl011
 
@@ -85,8 +85,8 @@ def test_receive_timeout_after_32_bit_periods(uart):
     backend.feed(b"a")
     dut.run(us(2))
     arrived = dut.now - (dut.now - us(1))
-    bit = dut.device.bit_period()
-    assert bit == 16 * (13 * 64 + 1) * 10**12 // (64 * 24_000_000)
+    assert dut.device.baud() == MHz(24) * 64 / (16 * (13 * 64 + 1))
+    bit = dut.device.baud().period
     dut.run(31 * bit)
     assert not dut.read(RIS) & INT_RT
     dut.run(2 * bit)

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cosim import Access, BusError, Response, Simulation, us
+from cosim import Access, BusError, Hz, MHz, Response, Simulation, TimeError, us
 import cosim.testing
 from cosim.models.sp804 import Sp804
 from cosim.testing import Harness
@@ -213,8 +213,9 @@ def test_two_timers_are_independent_and_combine_on_timintc(timer):
     assert timer.device.timint2.level and c.rises == [10 * TICK, 25 * TICK]
 
 
-def test_clock_hz_sets_the_tick(harness):
-    dut = harness(Sp804("t", clock_hz=24_000_000))
+@pytest.mark.parametrize("frequency", [MHz(24), "24MHz", "24 MHz"])
+def test_frequency_sets_the_tick(harness, frequency):
+    dut = harness(Sp804("t", frequency=frequency))
     dut.write(LOAD, 24)
     dut.write(CTRL, ENABLE | ONESHOT | SIZE32)
     dut.run(us(1) + PAST)
@@ -231,8 +232,12 @@ def test_integration_test_mode_drives_the_outputs(timer):
 
 
 def test_bad_clock_is_an_error():
-    with pytest.raises(ValueError, match="clock_hz"):
-        Sp804("t", clock_hz=0)
+    with pytest.raises(TimeError, match="frequency must be positive"):
+        Sp804("t", frequency=Hz(0))
+    with pytest.raises(TimeError, match="expected a Frequency .* not 1000000"):
+        Sp804("t", frequency=1_000_000)
+    with pytest.raises(TimeError, match="cannot read '1 MHzz' as a frequency"):
+        Sp804("t", frequency="1 MHzz")
 
 
 offsets = st.sampled_from([b + o for b in (0, T2) for o in (LOAD, VALUE, CTRL, INTCLR, RIS, MIS, BGLOAD)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -11,7 +10,7 @@ from ..._errors import PlatformError
 from ..._memory import Memory
 from ..._platform import Platform
 from ..._signal import Signal
-from ..._time import GHz, NS, US, Frequency
+from ..._time import GHz, NS, US, Frequency, TimeError
 from ...loaders import load_image, memory_writer
 from ...loaders.x86 import Mode, entry_state
 from .._loop import Cpu
@@ -23,17 +22,14 @@ __all__ = ["add_kvm_x86_cpu", "DEFAULT_LOAD_ADDRESS", "parse_frequency"]
 DEFAULT_LOAD_ADDRESS = 0x10_0000    # 1 MiB: above the real-mode area and the loader's tables
 
 
-_UNITS = {"hz": 1, "khz": 10**3, "mhz": 10**6, "ghz": 10**9}
-
-
 def parse_frequency(text: str | Frequency) -> Frequency | Literal["host"]:
     """'host', '1GHz', '2.5 GHz', '800 MHz' -> a Frequency or "host"."""
     if isinstance(text, Frequency) or text == "host":
         return text
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([kmg]?hz)\s*", text.lower())
-    if not match:
-        raise PlatformError(f"cannot read {text!r} as a CPU frequency (expected e.g. 1GHz, 800 MHz, or host)")
-    return Frequency(round(float(match.group(1)) * _UNITS[match.group(2)]))
+    try:
+        return Frequency.parse(text)
+    except TimeError:
+        raise PlatformError(f"cannot read {text!r} as a CPU frequency (expected e.g. 1GHz, 800 MHz, or host)") from None
 
 
 def add_kvm_x86_cpu(platform: Platform, name: str = "cpu0", *, kernel: str | Path, mode: Mode = "long",
