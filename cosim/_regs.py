@@ -242,6 +242,14 @@ class RegisterDevice(Device):
         cls._decode = cls._build_decoder()
         cls._by_name = {reg.name: reg for reg in cls.registers}
 
+    def offset_of(self, name: str, index: int = 0) -> int:
+        """The bus offset of register `name` (of its `index`-th copy if it is repeated)."""
+        reg = self.register(name)
+        if not 0 <= index < reg.count:
+            raise IndexError(f"{self.name}: {name} has {reg.count} cop{'y' if reg.count == 1 else 'ies'}, "
+                             f"no index {index}")
+        return reg.offset + index * reg.step
+
     @classmethod
     def register(cls, name: str) -> Reg:
         """The declaration of register `name` (its offset, fields and their masks: `register("CR").bits.EN.mask`)."""

@@ -4,12 +4,19 @@
         dut = harness(Sp804("timer"))            # mapped at 0 on a fresh bus
         irq = dut.probe(dut.device.irq)
         start, period = dut.now, dut.device.tick_period()
-        dut.write(0x00, 0x100)                    # Timer1Load, through the bus
-        dut.write(0x08, 0xE2)                     # enable, periodic, interrupt, 32-bit
-        dut.run(0x100 * period + 1)               # run(d) leaves events due at exactly +d for later
-        assert irq.level and irq.rises == [start + 0x100 * period]
+        dut.reg("TimerXLoad", 0).write(0x100)     # Timer1Load, through the bus, by name
+        dut.reg("TimerXControl", 0).write(0xE2)   # enable, periodic, interrupt, 32-bit
+        assert dut.run_until(irq.signal, within=ms(1)) == start + 0x100 * period
+        dut.reg("TimerXIntClr", 0).write(1)
+        dut.run(0x101 * period, inclusive=True)   # the next zero (Load + 1 ticks) is due at exactly the end
+        assert irq.level and irq.rises == [start + 0x100 * period, start + 0x201 * period]
 
 Everything goes through the same `Bus.read`/`Bus.write` a CPU uses.
+
+`Harness.run(d)` runs the events due before now + d and stops at now + d: events
+due at exactly the end stay pending (as with `Simulation.run(until=...)`), so a
+read right after sees the state just before them. `run(d, inclusive=True)` runs
+those too; `run_until(signal, level)` stops at the instant a wire gets there.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ import pytest
 from ._bus import Bus, BusError, Response
 from ._device import Device
 from ._kernel import Simulation
+from ._regs import Reg, RegisterDevice
 from ._signal import Signal
+from ._time import format_time
 
-__all__ = ["Probe", "Harness", "sim", "harness"]
+__all__ = ["Probe", "Harness", "RegisterAt", "sim", "harness"]
 
 
 @dataclass
@@ -96,12 +105,67 @@ class Harness:
             return error.status
         return Response.OK
 
-    def run(self, duration: int) -> None:
-        """Advance simulated time by `duration` ps, running every event due on the way."""
-        self.sim.run(until=self.sim.now + duration)
+    def reg(self, name: str, index: int = 0) -> "RegisterAt":
+        """Register `name` of the device (its `index`-th copy if repeated), by the manual's name, not a retyped offset."""
+        if not isinstance(self.device, RegisterDevice):
+            raise TypeError(f"{self.device.name}: Harness.reg needs a RegisterDevice, not a {type(self.device).__name__}")
+        return RegisterAt(self, self.device.register(name), index, self.device.offset_of(name, index))
+
+    def run(self, duration: int, *, inclusive: bool = False) -> None:
+        """Advance simulated time by `duration` ps, running the events due before the end.
+
+        Events due at exactly now + duration stay pending, so a read right after
+        sees the state just before them; `inclusive=True` runs them too (the
+        clock still ends at now + duration).
+        """
+        end = self.sim.now + duration
+        self.sim.run(until=end)
+        if inclusive:
+            self._step_while(lambda: self.sim.peek() == end)
+
+    def run_until(self, signal: Signal, level: bool = True, *, within: int) -> int:
+        """Run until `signal` is at `level`; return that time. Events due at that instant all run.
+
+        Fails (AssertionError naming the wire) when `within` ps pass first or nothing is left
+        to happen, so a test never hangs.
+        """
+        deadline = self.sim.now + within
+        reached = signal.wait_level(self.sim.env, bool(level))
+        self._step_while(lambda: not reached.triggered and self.sim.peek() <= deadline)
+        if not reached.triggered:
+            self.sim.run(until=max(self.sim.now, min(deadline, self.sim.peek())))
+            raise AssertionError(f"{signal.name} is still {'low' if level else 'high'} at {format_time(self.now)}, "
+                                 f"{format_time(within)} after run_until started")
+        self._step_while(lambda: self.sim.peek() == self.sim.now)
+        return self.now
+
+    def _step_while(self, condition: Callable[[], bool]) -> None:
+        # One event at a time, without moving the clock past the event being run.
+        while condition():
+            self.sim.env.step()
 
     def probe(self, signal: Signal) -> Probe:
         return Probe(signal, self.sim)
+
+
+@dataclass(frozen=True)
+class RegisterAt:
+    """One register of a harnessed device, named: `dut.reg("UARTFR").read()`."""
+
+    harness: Harness
+    decl: Reg
+    index: int
+    offset: int
+
+    def read(self, size: int | None = None) -> int:
+        return self.harness.read(self.offset, size or self.decl.nbytes)
+
+    def write(self, value: int, size: int | None = None) -> None:
+        self.harness.write(self.offset, value, size or self.decl.nbytes)
+
+    def debug_read(self, size: int | None = None) -> int:
+        """The value without the read's side effects (Bus.debug_read)."""
+        return self.harness.bus.debug_read(self.harness.base + self.offset, size or self.decl.nbytes)
 
 
 @pytest.fixture

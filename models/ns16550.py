@@ -127,6 +127,9 @@ class Ns16550(RegisterDevice):
     def describe_offset(self, offset: int) -> str:
         return super().describe_offset(offset >> self.reg_shift)
 
+    def offset_of(self, name: str, index: int = 0) -> int:
+        return super().offset_of(name, index) << self.reg_shift
+
     # -- registers -----------------------------------------------------------
     def _dlab(self) -> bool:
         return bool(self.regs.LCR & LCR_DLAB)

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cosim import Access, BusError, Hz, MHz, Response, Simulation, TimeError, us
+from cosim import Access, BusError, Hz, MHz, Response, Simulation, TimeError, ms, us
 import cosim.testing
 from cosim.models.sp804 import Sp804
 from cosim.testing import Harness
@@ -17,7 +17,6 @@ ITCR, ITOP = 0xF00, 0xF04
 # TimerXControl bits (DDI 0271, Control Register)
 ONESHOT, SIZE32, PRE16, PRE256, INTEN, PERIODIC, ENABLE = 1, 2, 1 << 2, 2 << 2, 1 << 5, 1 << 6, 1 << 7
 TICK = us(1)                                     # 1 MHz default TIMCLK
-PAST = 1                                         # run(d) stops before events due at d: go 1 ps past
 
 
 @pytest.fixture
@@ -60,14 +59,14 @@ def test_periodic_expiry_at_load_ticks_then_every_load_plus_one(timer):
     timer.write(LOAD, 0x100)
     timer.write(CTRL, ENABLE | PERIODIC | INTEN | SIZE32)
     start = timer.now
-    timer.run(0x100 * TICK + PAST)
+    timer.run(0x100 * TICK, inclusive=True)
     assert irq.rises == int1.rises == [start + 0x100 * TICK]
     assert timer.read(VALUE) == 0 and timer.read(RIS) == 1 and timer.read(MIS) == 1
     timer.write(INTCLR, 0)
     assert not irq.level
-    timer.run(TICK + PAST)
+    timer.run(TICK, inclusive=True)
     assert timer.read(VALUE) == 0x100              # wrapped past zero to Load (DDI 0271, repetition modes)
-    timer.run(0x100 * TICK + PAST)
+    timer.run(0x100 * TICK, inclusive=True)
     assert irq.rises[-1] == start + (2 * 0x100 + 1) * TICK
 
 
@@ -75,7 +74,7 @@ def test_value_is_computed_from_time_without_events_per_tick(timer, sim):
     timer.write(LOAD, 1_000_000)
     timer.write(CTRL, ENABLE | PERIODIC | SIZE32)
     before = sim.events_processed
-    timer.run(us(123_456) + PAST)
+    timer.run(us(123_456), inclusive=True)
     assert timer.read(VALUE) == 1_000_000 - 123_456
     assert sim.events_processed - before <= 2      # the run's time limit, no ticks
 
@@ -83,7 +82,7 @@ def test_value_is_computed_from_time_without_events_per_tick(timer, sim):
 def test_no_events_while_ris_stays_set_and_the_count_goes_on(timer, sim):
     timer.write(LOAD, 99)                          # periodic: a zero every 100 ticks
     timer.write(CTRL, ENABLE | PERIODIC | SIZE32)
-    timer.run(99 * TICK + PAST)
+    timer.run(99 * TICK, inclusive=True)
     assert timer.read(RIS) == 1
     before = sim.events_processed
     timer.run(1000 * TICK)                         # ten more zeros, RIS already set: nothing to schedule
@@ -101,12 +100,12 @@ def test_no_events_while_ris_stays_set_and_the_count_goes_on(timer, sim):
 def test_free_running_wraps_to_the_maximum(timer):
     timer.write(LOAD, 5)
     timer.write(CTRL, ENABLE | INTEN)               # free-running, 16-bit
-    timer.run(5 * TICK + PAST)
+    timer.run(5 * TICK, inclusive=True)
     assert timer.device.timint1.level
-    timer.run(TICK + PAST)
+    timer.run(TICK, inclusive=True)
     assert timer.read(VALUE) == 0xFFFF
     timer.write(INTCLR, 1)
-    timer.run(0xFFFF * TICK + PAST)
+    timer.run(0xFFFF * TICK, inclusive=True)
     assert timer.device.timint1.level              # next zero 2^16 ticks after the first
 
 
@@ -122,7 +121,7 @@ def test_sixteen_bit_mode_counts_the_low_half_of_load(timer):
     timer.write(CTRL, ENABLE | PERIODIC | INTEN)
     irq = timer.probe(timer.device.timint1)
     start = timer.now
-    timer.run(0x20 * TICK + PAST)
+    timer.run(0x20 * TICK, inclusive=True)
     assert irq.rises == [start + 0x10 * TICK] and timer.read(LOAD) == 0x1_0010
     assert timer.read(VALUE) == 1                  # reloaded with 0x10 at tick 0x11, not 0x1_0010
 
@@ -130,25 +129,25 @@ def test_sixteen_bit_mode_counts_the_low_half_of_load(timer):
 def test_one_shot_halts_at_zero_until_reprogrammed(timer):
     timer.write(LOAD, 10)
     timer.write(CTRL, ENABLE | ONESHOT | INTEN | SIZE32)
-    timer.run(50 * TICK + PAST)
+    timer.run(50 * TICK, inclusive=True)
     assert timer.read(VALUE) == 0 and timer.read(RIS) == 1
     timer.write(INTCLR, 1)
-    timer.run(50 * TICK + PAST)
+    timer.run(50 * TICK, inclusive=True)
     assert timer.read(VALUE) == 0 and timer.read(RIS) == 0   # halted: no second interrupt
     start = timer.now
     timer.write(LOAD, 7)                           # DDI 0271, repetition modes: a new Load restarts it
     irq = timer.probe(timer.device.timint1)
-    timer.run(10 * TICK + PAST)
+    timer.run(10 * TICK, inclusive=True)
     assert irq.rises == [start + 7 * TICK]
 
 
 def test_leaving_one_shot_resumes_counting(timer):
     timer.write(LOAD, 10)
     timer.write(CTRL, ENABLE | ONESHOT | PERIODIC | SIZE32)
-    timer.run(20 * TICK + PAST)
+    timer.run(20 * TICK, inclusive=True)
     timer.write(INTCLR, 1)
     timer.write(CTRL, ENABLE | PERIODIC | SIZE32)  # clear OneShot: periodic from zero
-    timer.run(20 * TICK + PAST)
+    timer.run(20 * TICK, inclusive=True)
     # From 0 at tick 20: reload to 10 at tick 21, zero again at 31, 10 at 32, 2 at 40.
     assert timer.read(RIS) == 1 and timer.read(VALUE) == 2
 
@@ -159,7 +158,7 @@ def test_prescaler_divides_the_tick(timer, pre, divide):
     timer.write(CTRL, ENABLE | PERIODIC | SIZE32 | INTEN | pre)
     irq = timer.probe(timer.device.timint1)
     start = timer.now
-    timer.run(4 * divide * TICK + PAST)
+    timer.run(4 * divide * TICK, inclusive=True)
     assert irq.rises == [start + 4 * divide * TICK]
     assert timer.device.tick_period(0) == divide * TICK
 
@@ -168,20 +167,20 @@ def test_bgload_changes_the_next_period_not_the_current_count(timer):
     timer.write(LOAD, 100)
     timer.write(CTRL, ENABLE | PERIODIC | SIZE32)
     start = timer.now
-    timer.run(40 * TICK + PAST)
+    timer.run(40 * TICK, inclusive=True)
     timer.write(BGLOAD, 20)
     assert timer.read(VALUE) == 60
-    timer.run(60 * TICK + PAST)
+    timer.run(60 * TICK, inclusive=True)
     assert timer.read(RIS) == 1
     timer.write(INTCLR, 1)
-    timer.run(21 * TICK + PAST)
-    assert timer.read(RIS) == 1 and timer.now == start + (100 + 21) * TICK + 3 * PAST
+    timer.run(21 * TICK, inclusive=True)
+    assert timer.read(RIS) == 1 and timer.now == start + (100 + 21) * TICK
 
 
 def test_interrupt_enable_masks_only_mis_and_the_outputs(timer):
     timer.write(LOAD, 3)
     timer.write(CTRL, ENABLE | PERIODIC | SIZE32)   # IntEnable clear
-    timer.run(3 * TICK + PAST)
+    timer.run(3 * TICK, inclusive=True)
     assert timer.read(RIS) == 1 and timer.read(MIS) == 0 and not timer.device.timint1.level
     timer.write(CTRL, ENABLE | PERIODIC | SIZE32 | INTEN)
     assert timer.read(MIS) == 1 and timer.device.timint1.level and timer.device.timintc.level
@@ -190,12 +189,12 @@ def test_interrupt_enable_masks_only_mis_and_the_outputs(timer):
 def test_disabling_holds_the_count(timer):
     timer.write(LOAD, 100)
     timer.write(CTRL, ENABLE | PERIODIC | SIZE32)
-    timer.run(30 * TICK + PAST)
+    timer.run(30 * TICK, inclusive=True)
     timer.write(CTRL, PERIODIC | SIZE32)
-    timer.run(500 * TICK + PAST)
+    timer.run(500 * TICK, inclusive=True)
     assert timer.read(VALUE) == 70 and timer.read(RIS) == 0
     timer.write(CTRL, ENABLE | PERIODIC | SIZE32)
-    timer.run(70 * TICK + PAST)
+    timer.run(70 * TICK, inclusive=True)
     assert timer.read(RIS) == 1
 
 
@@ -205,11 +204,11 @@ def test_two_timers_are_independent_and_combine_on_timintc(timer):
     timer.write(T2 + LOAD, 25)
     for base in (0, T2):
         timer.write(base + CTRL, ENABLE | ONESHOT | SIZE32 | INTEN)
-    timer.run(12 * TICK + PAST)
+    timer.run(12 * TICK, inclusive=True)
     assert timer.device.timint1.level and not timer.device.timint2.level and c.level
     timer.write(INTCLR, 1)
     assert not c.level
-    timer.run(13 * TICK + PAST)
+    timer.run(13 * TICK, inclusive=True)
     assert timer.device.timint2.level and c.rises == [10 * TICK, 25 * TICK]
 
 
@@ -218,7 +217,7 @@ def test_frequency_sets_the_tick(harness, frequency):
     dut = harness(Sp804("t", frequency=frequency))
     dut.write(LOAD, 24)
     dut.write(CTRL, ENABLE | ONESHOT | SIZE32)
-    dut.run(us(1) + PAST)
+    dut.run(us(1), inclusive=True)
     assert dut.read(RIS) == 1 and dut.read(VALUE) == 0
 
 
@@ -355,6 +354,6 @@ def test_lazy_counter_matches_a_tick_by_tick_reference(ops):
 
 def test_the_test_kit_docstring_example_runs(harness):
     example = re.search(r"(    def test_timer_fires.*?)\n\n", cosim.testing.__doc__, re.S).group(1)
-    namespace = {"Sp804": Sp804}
+    namespace = {"Sp804": Sp804, "ms": ms}
     exec(compile(textwrap.dedent(example), "cosim.testing docstring", "exec"), namespace)
     namespace["test_timer_fires"](harness)
