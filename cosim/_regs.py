@@ -229,6 +229,30 @@ def _read_effect(cls: type, reg: Reg) -> _Effect | None:
     return None
 
 
+def _reader(debug: bool) -> Callable[["RegisterDevice", int, int], int]:
+    """RegisterDevice.read, or debug_read: one body, so a debug read never drifts from what a read returns."""
+
+    def read(self: "RegisterDevice", offset: int, size: int) -> int:
+        slot = self._decode.get(offset)
+        if slot is None:
+            return self._unmapped(offset, size, None)
+        reg, index, start, hook, _, effect = slot
+        shift = self._check(reg, offset, start, size)
+        if hook is not None:
+            value = hook(self, index) if reg.count > 1 else hook(self)
+        else:
+            value = self._stored(reg, index) & reg._shown
+        if effect is not None and not debug:
+            effect(self, value, index)
+            self.update()
+        return (value >> shift) & ((1 << (size * 8)) - 1)
+
+    read.__name__ = read.__qualname__ = "debug_read" if debug else "read"
+    read.__doc__ = ("The value a read would return, without its after_read_ hook, RC clearing or update()."
+                    if debug else "A guest read: the value, then the read's side effect and update() if it has one.")
+    return read
+
+
 class RegisterDevice(Device):
     """A device whose bus surface is a declared register bank."""
 
@@ -291,20 +315,7 @@ class RegisterDevice(Device):
         """Recompute status bits and outputs from state; called after every write and side-effect read."""
 
     # -- bus surface --------------------------------------------------------
-    def read(self, offset: int, size: int) -> int:
-        slot = self._decode.get(offset)
-        if slot is None:
-            return self._unmapped(offset, size, None)
-        reg, index, start, hook, _, effect = slot
-        shift = self._check(reg, offset, start, size)
-        if hook is not None:
-            value = hook(self, index) if reg.count > 1 else hook(self)
-        else:
-            value = self._stored(reg, index) & reg._shown
-        if effect is not None:
-            effect(self, value, index)
-            self.update()
-        return (value >> shift) & ((1 << (size * 8)) - 1)
+    read = _reader(debug=False)
 
     def write(self, offset: int, size: int, value: int) -> None:
         slot = self._decode.get(offset)
@@ -337,27 +348,17 @@ class RegisterDevice(Device):
         self.update()
 
     # -- debug surface: no side effects (module docstring) -----------------
-    def debug_read(self, offset: int, size: int) -> int:
-        slot = self._decode.get(offset)
-        if slot is None:
-            return self._unmapped(offset, size, None)
-        reg, index, start, hook, _, _ = slot
-        shift = self._check(reg, offset, start, size)
-        if hook is not None:
-            value = hook(self, index) if reg.count > 1 else hook(self)
-        else:
-            value = self._stored(reg, index) & reg._shown
-        return (value >> shift) & ((1 << (size * 8)) - 1)
+    debug_read = _reader(debug=True)
 
     def debug_write(self, offset: int, size: int, value: int) -> None:
+        """Store the written bytes in the register's value as they are: no hook, no update()."""
         slot = self._decode.get(offset)
         if slot is None:
             self._unmapped(offset, size, value)
-            return
-        reg, index, start, _, _, _ = slot
-        shift = self._check(reg, offset, start, size)
-        lane = ((1 << (size * 8)) - 1) << shift
-        self._store(reg, index, ((self._stored(reg, index) & ~lane) | ((value << shift) & lane)) & reg._kept)
+        else:
+            reg, index = slot[0], slot[1]
+            lane = ((1 << (size * 8)) - 1) << (shift := self._check(reg, offset, slot[2], size))
+            self._store(reg, index, ((self._stored(reg, index) & ~lane) | ((value << shift) & lane)) & reg._kept)
 
     def describe_offset(self, offset: int) -> str:
         slot = self._decode.get(offset)

@@ -20,7 +20,8 @@ Design choices, documented once here:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from cosim import Access, Field, Frequency, MHz, OneShot, Reg, RegisterDevice
 
@@ -129,6 +130,15 @@ class _Counter:
         self.owner.update()
 
 
+def _settled(access: Callable[..., Any]) -> Callable[..., Any]:
+    def settled(self: "Sp804", *args: int) -> Any:
+        self._settle()
+        return access(self, *args)
+
+    settled.__name__ = access.__name__
+    return settled
+
+
 class Sp804(RegisterDevice):
     """Arm SP804 dual-input timer module (DDI 0271): two 32/16-bit down-counters.
 
@@ -188,23 +198,10 @@ class Sp804(RegisterDevice):
         """One (prescaled) tick of timer `index` in ps, rounded to the nearest ps."""
         return self.counters[index].tick().period
 
-    # -- bus surface: a zero due at this instant is seen before the access --
-    def read(self, offset: int, size: int) -> int:
-        self._settle()
-        return super().read(offset, size)
-
-    def write(self, offset: int, size: int, value: int) -> None:
-        self._settle()
-        super().write(offset, size, value)
-
-    # Settling is not a side effect of the access: it runs early a zero due at this very instant.
-    def debug_read(self, offset: int, size: int) -> int:
-        self._settle()
-        return super().debug_read(offset, size)
-
-    def debug_write(self, offset: int, size: int, value: int) -> None:
-        self._settle()
-        super().debug_write(offset, size, value)
+    # -- bus surface: a zero due at this instant is seen before any access, debug ones too --
+    # (settling is not a side effect of the access: it runs early an event due at this very instant)
+    read, write, debug_read, debug_write = (_settled(getattr(RegisterDevice, name))
+                                            for name in ("read", "write", "debug_read", "debug_write"))
 
     def _settle(self) -> None:
         for counter in self.counters:

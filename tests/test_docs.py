@@ -48,3 +48,20 @@ def test_documented_example(name):
     sim = Simulation()
     NS[name](lambda device, base=0: Harness(sim, device, base))
     sim.close()
+
+
+def test_concepts_time_examples_give_the_values_their_comments_state():
+    """docs/concepts.md's time lines are `expression  # value ...`: each value is checked."""
+    import ast
+
+    ns: dict = {}
+    checked = 0
+    for line in _python_blocks("concepts.md").splitlines():
+        code, _, comment = line.partition("#")
+        if not comment:
+            exec(code, ns)
+            continue
+        expected = re.match(r"\s*('[^']*'|[0-9_]+)", comment).group(1)
+        assert eval(code, ns) == ast.literal_eval(expected), line
+        checked += 1
+    assert checked == 7
