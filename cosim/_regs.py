@@ -2,14 +2,16 @@
 
     class Sp804(RegisterDevice):
         registers = (
-            Reg("Timer1Load",    0x00, reset=0),
-            Reg("Timer1Value",   0x04, reset=0xFFFFFFFF, access=RO),
-            Reg("Timer1Control", 0x08, reset=0x20, fields=(Field("Enable", 7),)),
-            Reg("Timer1IntClr",  0x0C, access=WO),
+            Reg("TimerXLoad",    0x00, count=2, stride=0x20),
+            Reg("TimerXValue",   0x04, count=2, stride=0x20, reset=0xFFFFFFFF, access=Access.RO),
+            Reg("TimerXControl", 0x08, count=2, stride=0x20, reset=0x20,
+                fields=(Field("OneShot", 0), Field("TimerSize", 1), Field("TimerPre", 2, 2),
+                        Field("IntEnable", 5), Field("TimerMode", 6), Field("TimerEn", 7))),
+            Reg("TimerXIntClr",  0x0C, count=2, stride=0x20, access=Access.WO),
         )
 
-        def read_Timer1Value(self) -> int: ...          # computed on read
-        def write_Timer1Load(self, value: int) -> None: ...
+        def read_TimerXValue(self, index: int) -> int: ...           # computed on read
+        def write_TimerXLoad(self, value: int, index: int) -> None: ...
 
 Without a hook a register behaves as its access mode says (per bit, fields may
 override the register's mode).  In a register that declares fields, the bits
@@ -18,8 +20,9 @@ writes and are cleared from the value a write hook receives, so no model masks
 them by hand.  A field declared `tagged=True` is in the manual but not modelled
 (Renode's tagged fields): it is stored like an RW field, and the first write
 that moves it off its reset value logs a warning naming it, once per device.
-A declared register's fields are at hand as `REG.bits.<FIELD>` (mask, get, put).  With a `write_<NAME>` hook the hook decides
-what is stored.  A `read_<NAME>` hook computes the value and changes nothing;
+A declared register's fields are at hand as `REG.bits.<FIELD>` (mask, get,
+put).  With a `write_<NAME>` hook the hook decides what is stored.  A
+`read_<NAME>` hook computes the value and changes nothing;
 a read that does change state (pops a FIFO, acknowledges an interrupt) says so
 in an `after_read_<NAME>(value)` hook, run after a guest read only (the split
 Renode makes between a value provider and a read callback).  Registers
@@ -135,6 +138,10 @@ class Reg:
             tagged |= f.mask if f.tagged else 0
         masks[Access.RESERVED if self.fields else self.access] |= rest   # gaps between fields are reserved
         reserved = masks[Access.RESERVED]
+        for index in range(self.count):
+            if self.reset_value(index) & reserved:
+                raise PlatformError(f"register {self.name}: reset value {self.reset_value(index):#x} sets reserved bits "
+                                    f"({reserved:#x}: the bits outside its fields)")
         object.__setattr__(self, "_masks", masks)
         object.__setattr__(self, "_reserved", reserved)
         object.__setattr__(self, "_shown", full & ~reserved & ~masks[Access.WO])

@@ -251,9 +251,11 @@ def test_fields_by_name_give_masks():
         Widget.register("CTRL2")
 
 
-def test_overlapping_fields_are_rejected():
+def test_overlapping_fields_and_reserved_reset_bits_are_rejected():
     with pytest.raises(PlatformError, match="register R: field B overlaps another field"):
         Reg("R", 0, fields=(Field("A", 0, 4), Field("B", 3)))
+    with pytest.raises(PlatformError, match=r"register R: reset value 0x11 sets reserved bits \(0xfffffffe"):
+        Reg("R", 0, reset=0x11, fields=(Field("A", 0),))
 
 
 class Modem(RegisterDevice):
@@ -276,3 +278,16 @@ def test_tagged_fields_are_stored_and_warn_once_when_changed(caplog):
         "modem: CR.DTR is not modelled (written 0x1): it is stored and does nothing else",
         "modem: BANK[1].IRDA is not modelled (written 0x1): it is stored and does nothing else"]
     assert all(r.levelname == "WARNING" and r.name == __name__ for r in caplog.records)
+
+
+def test_module_docstring_example_declares_valid_registers():
+    import re
+    import textwrap
+
+    import cosim._regs
+
+    example = re.search(r"\n(    class Sp804\(RegisterDevice\):.*?\n)\n", cosim._regs.__doc__, re.S).group(1)
+    body = textwrap.dedent(example).replace(": ...", ":\n            return 0")
+    ns = {"RegisterDevice": RegisterDevice, "Reg": Reg, "Field": Field, "Access": Access}
+    exec(body, ns)
+    assert [reg.name for reg in ns["Sp804"].registers][:2] == ["TimerXLoad", "TimerXValue"]
