@@ -39,6 +39,17 @@ def test_register_access_types(harness):
     assert dut.status(0x100) is Response.ADDRESS_ERROR
 
 
+def test_reserved_bits_read_zero_and_unmodelled_fields_warn_once(uart, caplog):
+    dut, _ = uart
+    dut.write(CR, 0xFFFF)                # bits 6:3 reserved (TRM 3.3.8)
+    dut.write(IFLS, 0xFFFF)              # bits 15:6 reserved (TRM 3.3.10)
+    dut.write(IMSC, 0xFFFF)              # bits 15:11 reserved (TRM 3.3.12)
+    assert (dut.read(CR), dut.read(IFLS), dut.read(IMSC)) == (0xFF87, 0x3F, 0x7FF)
+    dut.write(CR, 0x0F01)                # DTR, RTS written again: already reported
+    warned = sorted(r.getMessage().split(" is not")[0] for r in caplog.records)
+    assert warned == [f"uart0: UARTCR.{name}" for name in ("CTSEn", "DTR", "Out1", "Out2", "RTS", "RTSEn", "SIREN", "SIRLP")]
+
+
 def test_transmit_reaches_the_backend_and_raises_tx_interrupt(uart):
     dut, backend = uart
     irq = dut.probe(dut.device.irq)
