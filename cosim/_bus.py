@@ -185,31 +185,57 @@ class Bus:
         self._debug(address, size, value)
 
     def debug_read_bytes(self, address: int, length: int) -> bytes:
-        """`length` bytes from `address` on, across mappings (a debugger's memory read)."""
+        """`length` bytes from `address` on, across mappings (a debugger's memory read).
+
+        Memory is read in one slice per mapping; a device in naturally aligned
+        32-bit words (bytes where it takes only bytes), a debug read of more
+        bytes than asked being harmless.
+        """
         data = bytearray()
-        for where, size in self._debug_pieces(address, length):
-            data += self._debug(where, size, None).to_bytes(size, "little")
+        for where, size, skip, take in self._debug_pieces(address, length):
+            data += self._debug(where, size, None).to_bytes(size, "little")[skip:skip + take]
         return bytes(data)
 
     def debug_write_bytes(self, address: int, data: bytes) -> None:
-        """Write `data` from `address` on, across mappings (a debugger's memory write, a breakpoint)."""
-        for where, size in self._debug_pieces(address, len(data)):
-            start = where - address
-            self._debug(where, size, int.from_bytes(data[start:start + size], "little"))
+        """Write `data` from `address` on, across mappings (a debugger's memory write, a breakpoint).
 
-    def _debug_pieces(self, address: int, length: int) -> Iterator[tuple[int, int]]:
-        """Split a byte range into accesses: one per memory mapping, naturally aligned words for devices."""
+        A device word only partly written is read first and written back whole.
+        """
+        done = 0
+        for where, size, skip, take in self._debug_pieces(address, len(data)):
+            word = bytearray(size if take == size else self._debug(where, size, None).to_bytes(size, "little"))
+            word[skip:skip + take] = data[done:done + take]
+            self._debug(where, size, int.from_bytes(word, "little"))
+            done += take
+
+    def _debug_pieces(self, address: int, length: int) -> Iterator[tuple[int, int, int, int]]:
+        """Split a byte range into debug accesses: (address, size, bytes to skip, bytes to take)."""
         end = address + length
         while address < end:
             mapping = self._route(address, 1)
             stop = min(end, mapping.end + 1)
             if getattr(mapping.target, "debug_any_length", False):     # memory: one slice
-                yield address, stop - address
+                yield address, stop - address, 0, stop - address
                 address = stop
                 continue
-            size = next(n for n in (4, 2, 1) if address % n == 0 and address + n <= stop)
-            yield address, size
-            address += size
+            word = address & ~3
+            take = min(word + 4, stop) - address
+            if word >= mapping.base and word + 3 <= mapping.end and self._takes_words(word):
+                yield word, 4, address - word, take
+            else:
+                take = 1
+                yield address, 1, 0, 1
+            address += take
+
+    def _takes_words(self, address: int) -> bool:
+        """Whether the device at `address` answers a 32-bit debug read there (byte-wide ports do not)."""
+        try:
+            self._debug(address, 4, None)
+        except BusError as error:
+            if error.status is Response.BURST_ERROR:
+                return False
+            raise
+        return True
 
     def _debug(self, address: int, size: int, value: int | None) -> int:
         """One debug read (`value` None) or write, routed and with errors named like a guest access's."""

@@ -194,3 +194,14 @@ def test_model_debug_reads_match_reads_and_leave_no_trace(model):
     assert [line.level for line in lines_a] == [line.level for line in lines_b]
     sim_a.close()
     sim_b.close()
+
+
+def test_byte_ranges_inside_device_words_and_byte_wide_ports(bus):
+    bus.debug_write(0x2004, 4, 0x0A0B0C0D)
+    assert bus.debug_read_bytes(0x2005, 1) == b"\x0C"           # a byte of a word-only register: the word, sliced
+    bus.debug_write_bytes(0x2006, b"\xEE")                      # read, patch, write back the whole word
+    assert bus.debug_read(0x2004, 4) == 0x0AEE0C0D
+    uart = Ns16550("com")                                        # one-byte ports
+    bus.map(0x3000, 8, uart)
+    bus.debug_write_bytes(0x3007, b"\x5A")                      # SCR
+    assert bus.debug_read_bytes(0x3007, 1) == b"\x5A" and uart.regs.SCR == 0x5A
