@@ -153,8 +153,8 @@ class Gicv2(Device):
             low = candidates & -candidates
             intid = low.bit_length() - 1
             candidates ^= low
-            if intid >= 32 and not self.targets[intid] & me:
-                continue
+            if intid >= 32 and self.num_cpus > 1 and not self.targets[intid] & me:
+                continue                      # a uniprocessor GIC sends every SPI to its one CPU
             prio = self._priority(c, intid)
             if prio < best_prio:
                 best, best_prio = intid, prio
@@ -364,6 +364,8 @@ class GicDistributor(RegisterDevice):
                 self.gic.priority[intid] = prio
 
     def read_GICD_ITARGETSR(self, n: int) -> int:
+        if self.gic.num_cpus == 1:
+            return 0                          # uniprocessor: RAZ/WI (IHI 0048B 4.3.12)
         value = 0
         for i in range(4):
             intid = 4 * n + i
@@ -373,6 +375,8 @@ class GicDistributor(RegisterDevice):
         return value
 
     def write_GICD_ITARGETSR(self, value: int, n: int) -> None:
+        if self.gic.num_cpus == 1:
+            return
         cpus = (1 << self.gic.num_cpus) - 1
         for i in range(4):
             intid = 4 * n + i
