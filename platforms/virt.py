@@ -2,7 +2,7 @@
 
 The same description yields the models and the device tree the guest is
 given (`device_tree()`), so firmware written for QEMU's `virt` finds its
-devices where it expects them.
+devices where it expects them. docs/virt.md is the user's page.
 
 | region | base | model |
 |---|---|---|

@@ -62,6 +62,15 @@ def test_proc_interrupts_counts_timer_and_uart_on_the_gic(booted):
     assert uart and uart[0] > 0, table
 
 
+def test_rtc_pl031_sets_the_clock_from_rtc_start_and_counts_simulated_seconds(booted):
+    board, console = booted
+    assert "rtc-pl031 9010000.pl031: registered as rtc0" in console.text
+    assert "setting system clock to 2000-01-01T00:00:00 UTC (946684800)" in console.text
+    before = board.sim.now // SEC
+    seconds = int(command(board, console, "cat /sys/class/rtc/rtc0/since_epoch").splitlines()[0])
+    assert 946_684_800 + before <= seconds <= 946_684_800 + board.sim.now // SEC
+
+
 def test_sleep_advances_simulated_time_far_faster_than_wall_time(booted):
     board, console = booted
     before, wall = board.sim.now, time.perf_counter()
