@@ -11,7 +11,8 @@ devices where it expects them. docs/virt.md is the user's page.
 | GICv2 CPU interface | 0x0801_0000 | Gicv2 |
 | PL011 UART (SPI 1) | 0x0900_0000 | Pl011 |
 | PL031 RTC (SPI 2) | 0x0901_0000 | Pl031 |
-| sim-control | 0x0903_0000 | SimControl |
+| PL061 GPIO (SPI 7) | 0x0903_0000 | Pl061 |
+| sim-control | 0x090f_0000 | SimControl (a slot QEMU's virt leaves free) |
 | RAM | 0x4000_0000 | Memory |
 
 Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them). With `cpu=kvm` the
@@ -36,6 +37,7 @@ from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
 from cosim.models.pl031 import Pl031
+from cosim.models.pl061 import Pl061
 from cosim.models.simctl import SimControl
 
 __all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
@@ -46,12 +48,14 @@ VIRT_MAP = {
     "gic_cpu": (0x0801_0000, 0x0001_0000),
     "uart0": (0x0900_0000, 0x0000_1000),
     "rtc": (0x0901_0000, 0x0000_1000),
-    "simctl": (0x0903_0000, 0x0000_1000),
+    "gpio": (0x0903_0000, 0x0000_1000),
+    "simctl": (0x090f_0000, 0x0000_1000),
     "ram": (0x4000_0000, None),
 }
 
 UART0_SPI = 1
 RTC_SPI = 2
+GPIO_SPI = 7
 # GIC PPI numbers (INTID) of the generic timer, and the DT's PPI numbering (INTID - 16).
 PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP = 29, 30, 27, 26
 PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires it
@@ -169,6 +173,10 @@ class Virt(Platform):
         self.map("sysbus", VIRT_MAP["rtc"][0], self.rtc)
         self.wire(self.rtc.irq, self.gic.spi(RTC_SPI))
 
+        self.gpio = self.add("gpio", Pl061)
+        self.map("sysbus", VIRT_MAP["gpio"][0], self.gpio)
+        self.wire(self.gpio.irq, self.gic.spi(GPIO_SPI))
+
         self.simctl = self.add("simctl", SimControl)          # mapping only: guests know the address
         self.map("sysbus", VIRT_MAP["simctl"][0], self.simctl)
 
@@ -277,6 +285,12 @@ class Virt(Platform):
         rtc.set("compatible", list(Pl031.compatible)).set("reg", cells64(rtc_base, rtc_size))
         rtc.set("interrupts", [0, RTC_SPI, IRQ_TYPE_LEVEL_HIGH])
         rtc.set("clocks", [clock.ref()]).set("clock-names", ["apb_pclk"])
+
+        gpio_base, gpio_size = VIRT_MAP["gpio"]
+        gpio = root.add(f"pl061@{gpio_base:x}")
+        gpio.set("compatible", list(Pl061.compatible)).set("reg", cells64(gpio_base, gpio_size))
+        gpio.set("interrupts", [0, GPIO_SPI, IRQ_TYPE_LEVEL_HIGH]).set("gpio-controller", True).set("#gpio-cells", 2)
+        gpio.set("clocks", [clock.ref()]).set("clock-names", ["apb_pclk"])
 
         chosen = root.add("chosen")
         chosen.set("stdout-path", f"/pl011@{uart_base:x}")

@@ -71,6 +71,20 @@ def test_rtc_pl031_sets_the_clock_from_rtc_start_and_counts_simulated_seconds(bo
     assert 946_684_800 + before <= seconds <= 946_684_800 + board.sim.now // SEC
 
 
+def test_gpio_pl061_pins_are_linux_gpios_both_ways(booted):
+    board, console = booted
+    assert "pl061_gpio 9030000.pl061: PL061 GPIO chip registered" in console.text
+    base = int(command(board, console, "cat /sys/class/gpio/gpiochip*/base").splitlines()[0])
+    command(board, console, f"echo {base} > /sys/class/gpio/export; echo out > /sys/class/gpio/gpio{base}/direction")
+    command(board, console, f"echo 1 > /sys/class/gpio/gpio{base}/value")
+    assert board.gpio.pin_out[0].level
+    command(board, console, f"echo 0 > /sys/class/gpio/gpio{base}/value")
+    assert not board.gpio.pin_out[0].level
+    board.gpio.pin_in[5](True)                   # the outside world drives pin 5
+    command(board, console, f"echo {base + 5} > /sys/class/gpio/export")
+    assert command(board, console, f"cat /sys/class/gpio/gpio{base + 5}/value").splitlines()[0].strip() == "1"
+
+
 def test_sleep_advances_simulated_time_far_faster_than_wall_time(booted):
     board, console = booted
     before, wall = board.sim.now, time.perf_counter()
