@@ -55,13 +55,14 @@ class KvmCpuBase:
         source = getattr(self, "source", None)
         return [source] if source is not None else []
 
-    def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int,
-              detail: object = None) -> CpuExit:
+    def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int) -> CpuExit:
         elapsed = min(elapsed, keeper.budget)
         self._resume_at = keeper.start + elapsed
-        if reason is ExitReason.ERROR:
-            raise CpuError(f"{detail} ({self.pc_name} {self._safe_pc()})", self.register_dump())
-        return CpuExit(reason, elapsed, done, detail)
+        return CpuExit(reason, elapsed, done)
+
+    def _located(self, error: CpuError) -> CpuError:
+        """`error` (raised by an exit handler) with the PC it happened at and the registers."""
+        return CpuError(f"{error.args[0]} ({self.pc_name} {self._safe_pc()})", error.dump or self.register_dump())
 
     def _safe_pc(self) -> str:
         try:

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from cosim import Bus
-from cosim.cpu import ExitReason
+from cosim.cpu import BUDGET_SPENT, CpuError, Idle, IdleKind, Stop
 from cosim.cpu.arm64.kvm_exits import (ArmNisv, ExternalAbort, FailEntry, Interrupted, InternalError, Mmio, OtherExit,
                                        SystemEventExit, Wfx, decode, handle_exit)
 from cosim.kvm._access import GuestAccesses
@@ -102,31 +102,30 @@ def test_mmio_write_reaches_the_device_at_its_offset(bus):
 def test_unanswered_mmio_is_an_external_abort_where_kvm_can_inject_one(bus):
     outcome = handle(Mmio(0x2000_0000, 4, False), bus)
     assert outcome.reason is None and outcome.reply is None
-    assert isinstance(outcome.detail, ExternalAbort) and outcome.detail.address == 0x2000_0000
-    assert not outcome.detail.write
+    assert isinstance(outcome.abort, ExternalAbort) and outcome.abort.address == 0x2000_0000
+    assert not outcome.abort.write
 
 
 def test_unanswered_mmio_reads_all_ones_without_abort_injection(bus, caplog):
     outcome = handle(Mmio(0x2000_0000, 4, False), bus, inject_abort=False)
-    assert outcome.reply == b"\xff" * 4 and outcome.detail is None
+    assert outcome.reply == b"\xff" * 4 and outcome.abort is None
     assert handle(Mmio(0x2000_0000, 4, True, b"\0" * 4), bus, inject_abort=False).reason is None
     assert "0x20000000" in caplog.text
 
 
-@pytest.mark.parametrize("esr, kind", [(0x0400_0000, "wfi"), (0x0400_0001, "wfe")])
+@pytest.mark.parametrize("esr, kind", [(0x0400_0000, IdleKind.WFI), (0x0400_0001, IdleKind.WFE)])
 def test_wfx_exit_is_the_idle_exit(bus, esr, kind):
-    outcome = handle(Wfx(esr), bus)
-    assert outcome.reason is ExitReason.IDLE and outcome.detail == kind
+    assert handle(Wfx(esr), bus).reason == Idle(kind)
 
 
 def test_interruption_asks_the_backend_about_the_budget(bus):
-    assert handle(Interrupted(), bus).reason is ExitReason.BUDGET
+    assert handle(Interrupted(), bus).reason is BUDGET_SPENT
 
 
 @pytest.mark.parametrize("kind, word", [(SystemEvent.SHUTDOWN, "PSCI SYSTEM_OFF"), (SystemEvent.RESET, "PSCI SYSTEM_RESET")])
 def test_psci_shutdown_and_reset_stop_the_run(bus, kind, word):
-    outcome = handle(SystemEventExit(kind), bus)
-    assert outcome.reason is ExitReason.STOP and word in outcome.detail[1]
+    reason = handle(SystemEventExit(kind), bus).reason
+    assert type(reason) is Stop and reason.status == 0 and word in reason.message
 
 
 @pytest.mark.parametrize("exit, text", [
@@ -136,6 +135,7 @@ def test_psci_shutdown_and_reset_stop_the_run(bus, kind, word):
     (SystemEventExit(SystemEvent.CRASH), "system event 3"),
     (OtherExit(Exit.X86_RDMSR), "KVM_EXIT_X86_RDMSR"),
 ])
-def test_errors_say_what_happened(bus, exit, text):
-    outcome = handle(exit, bus)
-    assert outcome.reason is ExitReason.ERROR and text in outcome.detail
+def test_errors_raise_cpu_error_saying_what_happened(bus, exit, text):
+    with pytest.raises(CpuError) as error:
+        handle(exit, bus)
+    assert text in str(error.value)

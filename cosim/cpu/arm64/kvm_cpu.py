@@ -47,7 +47,7 @@ from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, TimerBudget, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError, Vcpu, Vm, scratch_vm
 from ...kvm._uapi import Ioctl
-from .._backend import CpuExit, ExitReason, QuantumKeeper
+from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, Idle, QuantumKeeper
 from .kvm_exits import ExternalAbort, Mmio, decode, handle_exit
 from .kvm_timer import Comparator, KvmGenericTimer, host_counter_frequency
 
@@ -356,33 +356,36 @@ class KvmArm64Cpu(KvmCpuBase):
                     extra += self.access_latency
                     elapsed += self.access_latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
-                outcome = handle_exit(exit, bus=self.bus, accesses=self.accesses, inject_abort=self.inject_abort)
+                try:
+                    outcome = handle_exit(exit, bus=self.bus, accesses=self.accesses, inject_abort=self.inject_abort)
+                except CpuError as error:
+                    raise self._located(error) from error
                 if outcome.reply is not None:
                     ffi.memmove(run.mmio.data, outcome.reply, len(outcome.reply))
                     self._pending = True
-                if isinstance(outcome.detail, ExternalAbort):
-                    self._inject_abort(outcome.detail)
+                if outcome.abort is not None:
+                    self._inject_abort(outcome.abort)
                 reason = outcome.reason
-                if reason is ExitReason.BUDGET:   # a kick, another signal, or a level change
+                if reason is BUDGET_SPENT:   # a kick, another signal, or a level change
                     if guard is not None and time.monotonic_ns() >= wall_end:
                         # Wall time ran out: the guest idled in a WFI KVM kept to itself (no WFx exit).
-                        return self._exit(keeper, ExitReason.BUDGET, max(elapsed, budget), done)
+                        return self._exit(keeper, BUDGET_SPENT, max(elapsed, budget), done)
                     if elapsed >= budget:
-                        return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                        return self._exit(keeper, BUDGET_SPENT, elapsed, done)
                     if changed and keeper.must_yield:
-                        return self._exit(keeper, ExitReason.IO, elapsed, done)
+                        return self._exit(keeper, DEVICE_ACCESS, elapsed, done)
                     source.rearm()
                     continue
-                if reason is ExitReason.IDLE:
-                    result = self._exit(keeper, reason, elapsed, done, outcome.detail)
+                if type(reason) is Idle:
+                    result = self._exit(keeper, reason, elapsed, done)
                     self.timer.plan(self.comparators(), at=keeper.start + result.elapsed)
                     return result
                 if reason is not None:
-                    return self._exit(keeper, reason, elapsed, done, outcome.detail)
+                    return self._exit(keeper, reason, elapsed, done)
                 if (device or changed) and keeper.must_yield:
-                    return self._exit(keeper, ExitReason.IO, elapsed, done)
+                    return self._exit(keeper, DEVICE_ACCESS, elapsed, done)
                 if elapsed >= budget:
-                    return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                    return self._exit(keeper, BUDGET_SPENT, elapsed, done)
         finally:
             source.disarm()
             if guard is not None:

@@ -33,7 +33,7 @@ from unicorn import arm64_const as A
 
 from ..._bus import Bus, BusError
 from ..._time import GHz, US, Frequency
-from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
+from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, ExitReason, Idle, IdleKind, QuantumKeeper, Stop
 from . import psci
 from ._counter import NativeCounter, NativeSysregFilter
 from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr
@@ -54,6 +54,9 @@ EXCP_HVC, EXCP_SMC = 11, 13
 # stuck: a handler whose first instruction faults into its own vector loops forever (and with
 # block counting no time passes, so the run would never end).
 _STUCK_EXCEPTIONS = 16
+
+# Unicorn returns early on WFE as on WFI, without saying which: both are reported as WFI.
+_IDLE = Idle(IdleKind.WFI)
 
 SPSR_EL1 = (3, 0, 4, 0, 0)
 SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
@@ -122,7 +125,7 @@ class UnicornArm64Cpu:
         self.lines = {"irq": False, "fiq": False}
         self._keeper: QuantumKeeper | None = None
         self._extra = 0                   # poll skips added to local time in this run
-        self._stop: tuple[ExitReason, object] | None = None
+        self._stop: ExitReason | None = None
         self._pending_sync: tuple[Kind, int, int | None, int | None] | None = None
         # Guest RAM as (base, size, host address), for reading translation tables on a fault.
         self._ram = [(base, size, host) for base, size, host, _ in memory]
@@ -247,7 +250,7 @@ class UnicornArm64Cpu:
                         # Unicorn returns early only on WFI/WFE. With an interrupt pending (even
                         # masked) WFI completes at once (D1.16.2): carry on within the run.
                         if not self.interrupt_pending():
-                            return self._exit(ExitReason.IDLE, "wfi")
+                            return self._exit(_IDLE)
                 # The same exception address again with nothing run in between (the faulting
                 # instruction is counted with exact counting): the vector faults into itself.
                 stuck = stuck + 1 if taken is not None and taken == last_taken and self.counter.executed <= 1 else 0
@@ -255,9 +258,9 @@ class UnicornArm64Cpu:
                 if stuck >= _STUCK_EXCEPTIONS:
                     self._stuck()
                 if self._stop is not None:
-                    return self._exit(*self._stop)
+                    return self._exit(self._stop)
                 if self._remaining() <= 0:
-                    return self._exit(ExitReason.BUDGET)
+                    return self._exit(BUDGET_SPENT)
         finally:
             self._keeper = None
 
@@ -276,21 +279,21 @@ class UnicornArm64Cpu:
     def _elapsed(self) -> int:
         return (self._done + self.counter.executed) * self.period + self._extra
 
-    def _exit(self, reason: ExitReason, detail: object = None) -> CpuExit:
+    def _exit(self, reason: ExitReason) -> CpuExit:
         assert self._keeper is not None
         elapsed = self._done * self.period + self._extra
-        return CpuExit(reason, min(elapsed, self._keeper.budget), self._done, detail)
+        return CpuExit(reason, min(elapsed, self._keeper.budget), self._done)
 
-    def _end_run(self, reason: ExitReason, detail: object = None) -> None:
+    def _end_run(self, reason: ExitReason) -> None:
         """End the run after the current instruction. The counter stops it at the next
         boundary: stopping inside a device access could make unicorn repeat the access."""
-        self._stop = (reason, detail)
+        self._stop = reason
         self.counter.budget = self.counter.executed
 
     def _after_access(self) -> None:
         keeper = self._keeper
         if keeper is not None and keeper.must_yield and self._stop is None:
-            self._end_run(ExitReason.IO)
+            self._end_run(DEVICE_ACCESS)
 
     # -- device accesses --------------------------------------------------------
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
@@ -402,7 +405,7 @@ class UnicornArm64Cpu:
             result = psci.call(self.read_register("x0"), self.read_register("x1"))
             self.write_register("x0", result.x0)
             if result.stop:
-                self._end_run(ExitReason.STOP, (0, f"guest called PSCI SYSTEM_{result.stop.upper()}"))
+                self._end_run(Stop(0, f"guest called PSCI SYSTEM_{result.stop.upper()}"))
             return
         if intno == EXCP_SWI:
             # SVC: the preferred return address is the next instruction, where unicorn's PC already is.
@@ -416,12 +419,10 @@ class UnicornArm64Cpu:
             word = self._instruction(pc) or 0
             self._pending_sync = (Kind.SYNC, pc, esr(EC.BRK64, (word >> 5) & 0xFFFF), None)
         elif intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
-            try:
-                self._pending_sync = self._mmu_abort(pc, intno == EXCP_PREFETCH_ABORT)
-            except CpuError as error:
-                self._stop = (ExitReason.ERROR, str(error))
+            # A CpuError raised in a hook stops unicorn, which raises it again from emu_start.
+            self._pending_sync = self._mmu_abort(pc, intno == EXCP_PREFETCH_ABORT)
         else:
-            self._stop = (ExitReason.ERROR, f"unexpected exception {intno} at pc={pc:#x}")
+            raise CpuError(f"unexpected exception {intno} at pc={pc:#x}")
         uc.emu_stop()
 
     # -- MMU faults ------------------------------------------------------------------

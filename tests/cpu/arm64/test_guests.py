@@ -152,3 +152,20 @@ def test_a_vector_that_faults_into_itself_is_an_error_not_a_hang(counting):
     with pytest.raises(SimulationError, match=r"exception loop: \d+ exceptions in a row .*pc=0x200, VBAR_EL1=0x0"):
         board.run(until=SEC)
     board.sim.close()
+
+
+def test_an_error_raised_while_unicorn_runs_ends_the_run_as_a_cpu_error(arm_guest, monkeypatch):
+    """Errors found inside unicorn's hooks take the one error channel: CpuError out of run(), with registers."""
+    from cosim import SimulationError
+    from cosim.cpu import CpuError
+    from cosim.cpu.arm64 import psci
+
+    def broken(*args):
+        raise CpuError("PSCI firmware model failed")
+
+    monkeypatch.setattr(psci, "call", broken)
+    board, console = boot(arm_guest("hello"))
+    with pytest.raises(SimulationError, match=r"cpu0: PSCI firmware model failed\nx0 ="):
+        board.run(until=SEC)
+    assert console.output == b"hello\n"                   # the guest ran up to its PSCI call
+    board.sim.close()
