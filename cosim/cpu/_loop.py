@@ -56,7 +56,7 @@ class Keeper:
         """Bring the kernel's clock to the guest's local time before a device access."""
         target = min(self.start + elapsed, self.end, self._peek())
         if target > self._env.now:
-            self.sim.advance_to(target)
+            self._env.advance_to(target)
 
     @property
     def must_yield(self) -> bool:
