@@ -7,14 +7,12 @@ import logging
 import signal
 from collections.abc import Iterable
 
+from .._memory import MemoryRegion
 from ..cpu._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from ._budget import drain
 from ._system import Kvm, KvmError, Vcpu, Vm
 
 __all__ = ["KvmCpuBase", "MemoryRegion", "map_memory", "block_kick"]
-
-# (guest physical address, size, host address of the buffer, read-only)
-MemoryRegion = tuple[int, int, int, bool]
 
 
 def map_memory(kvm: Kvm, vm: Vm, regions: Iterable[MemoryRegion], logger: logging.Logger) -> None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from .._bus import Bus
 from ..cpu._backend import CpuError, ExitReason, Stop
-from ._access import DirectAccesses, GuestAccesses
-from ._uapi import Exit, SystemEvent
+from ._access import GuestAccesses
+from ._uapi import CData, Exit, SystemEvent
 
 __all__ = ["Mmio", "FailEntry", "InternalError", "SystemEventExit", "OtherExit", "Outcome", "CONTINUE",
            "INTERNAL_SUBERRORS", "decode_common", "common_outcome", "mmio_outcome"]
@@ -68,7 +68,7 @@ INTERNAL_SUBERRORS = {1: "emulation failure", 2: "simultaneous exceptions", 3: "
                       4: "unexpected exit reason"}
 
 
-def decode_common(run) -> Mmio | FailEntry | InternalError | SystemEventExit | OtherExit:  # run: 'struct kvm_run *'
+def decode_common(run: CData) -> Mmio | FailEntry | InternalError | SystemEventExit | OtherExit:
     """The exits whose kvm_run layout is the same on every architecture."""
     reason = run.exit_reason
     if reason == Exit.MMIO:
@@ -85,7 +85,7 @@ def decode_common(run) -> Mmio | FailEntry | InternalError | SystemEventExit | O
     return OtherExit(reason)
 
 
-def mmio_outcome(exit: Mmio, bus: Bus, accesses: GuestAccesses | DirectAccesses) -> Outcome:
+def mmio_outcome(exit: Mmio, bus: Bus, accesses: GuestAccesses) -> Outcome:
     """An MMIO exit served on `bus` through `accesses`: a write continues, a read replies with the value's bytes."""
     if exit.write:
         accesses.write(bus, exit.address, exit.size, int.from_bytes(exit.data, "little"))

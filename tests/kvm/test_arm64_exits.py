@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from cosim import Bus
+from cosim import Bus, BusError, Response
 from cosim.cpu import BUDGET_SPENT, CpuError, Idle, IdleKind, Stop
 from cosim.cpu.arm64.kvm_exits import (ArmNisv, ExternalAbort, FailEntry, Interrupted, InternalError, Mmio, OtherExit,
                                        SystemEventExit, Wfx, decode, handle_exit)
@@ -29,6 +29,18 @@ class Register:
         self.writes.append((offset, size, value))
 
 
+class Refusing:
+    """A target that refuses every access, as a model does at an offset it does not implement."""
+
+    name = "refusing"
+
+    def read(self, offset, size):
+        raise BusError(Response.ADDRESS_ERROR)
+
+    def write(self, offset, size, value):
+        raise BusError(Response.ADDRESS_ERROR)
+
+
 @pytest.fixture
 def bus():
     bus = Bus("sysbus")
@@ -43,7 +55,8 @@ def fake_run(reason):
 
 
 def handle(exit, bus, inject_abort=True):
-    return handle_exit(exit, bus=bus, accesses=GuestAccesses(logging.getLogger("test")), inject_abort=inject_abort)
+    accesses = GuestAccesses(logging.getLogger("test"), all_ones=False)     # as the Arm64 backend makes it
+    return handle_exit(exit, bus=bus, accesses=accesses, inject_abort=inject_abort)
 
 
 # -- decode ---------------------------------------------------------------------------
@@ -106,9 +119,17 @@ def test_unanswered_mmio_is_an_external_abort_where_kvm_can_inject_one(bus):
     assert not outcome.abort.write
 
 
-def test_unanswered_mmio_reads_all_ones_without_abort_injection(bus, caplog):
+def test_an_access_the_model_refuses_is_raz_wi_not_an_abort(bus, caplog):
+    bus.map(0x0A00_0000, 0x1000, Refusing())
+    outcome = handle(Mmio(0x0A00_0004, 4, False), bus)
+    assert outcome.reply == b"\0" * 4 and outcome.abort is None
+    assert handle(Mmio(0x0A00_0004, 4, True, b"\1\0\0\0"), bus).abort is None
+    assert "0xa000004" in caplog.text and "reads as zero" in caplog.text
+
+
+def test_unanswered_mmio_reads_zero_without_abort_injection(bus, caplog):
     outcome = handle(Mmio(0x2000_0000, 4, False), bus, inject_abort=False)
-    assert outcome.reply == b"\xff" * 4 and outcome.abort is None
+    assert outcome.reply == b"\0" * 4 and outcome.abort is None
     assert handle(Mmio(0x2000_0000, 4, True, b"\0" * 4), bus, inject_abort=False).reason is None
     assert "0x20000000" in caplog.text
 

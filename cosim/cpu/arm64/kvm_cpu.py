@@ -6,9 +6,10 @@
   Boot state per Documentation/arch/arm64/booting.rst: EL1h, DAIF masked, MMU
   and caches off (what VCPU_INIT gives), PC at the entry, x0 = the DTB.
 - **Memory.** RAM and flash are memory slots (flash read-only where the host
-  has KVM_CAP_READONLY_MEM); every other access exits as MMIO to the bus. When
-  nothing answers, the guest takes a synchronous external abort
-  (KVM_CAP_ARM_INJECT_EXT_DABT), as on the unicorn backend.
+  has KVM_CAP_READONLY_MEM); every other access exits as MMIO to the bus. Where
+  nothing is mapped, the guest takes a synchronous external abort
+  (KVM_CAP_ARM_INJECT_EXT_DABT); an access a model refuses reads as zero and
+  writes are dropped: both as on the unicorn backend (docs/concepts.md).
 - **Interrupts.** No in-kernel vGIC: the GICv2 model drives the vCPU's IRQ/FIQ
   inputs with KVM_IRQ_LINE (type CPU). The generic timer is the kernel's; its
   output levels come back in kvm_run (KVM_CAP_ARM_USER_IRQ) and drive the
@@ -134,7 +135,7 @@ class KvmArm64Cpu(KvmCpuBase):
         if reason:
             raise PlatformError(reason)
         if access_latency < 0:
-            raise ValueError(f"access latency must not be negative, not {access_latency} ps")
+            raise PlatformError(f"access latency must not be negative, not {access_latency} ps")
         self.bus = bus
         self.timer = timer
         self.period = frequency.period
@@ -142,7 +143,7 @@ class KvmArm64Cpu(KvmCpuBase):
         self.access_latency = access_latency
         self.wfx_exit = wfx_exit
         self.kick_signal = kick_signal
-        self.accesses = GuestAccesses(logger)
+        self.accesses = GuestAccesses(logger, all_ones=False)     # Arm: failed reads are RAZ
         self.log = logger
         self.lines = {"irq": False, "fiq": False}
         self._levels: int | None = None     # device_irq_level last applied; None: reconcile on the next exit

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..._bus import Bus, BusError
-from ...kvm._access import DirectAccesses, GuestAccesses
+from ..._bus import Bus
+from ...kvm._access import GuestAccesses
 from ...kvm._arm64 import ESR_WFX_ISS_WFE, arm_nisv, wfx_esr
 from ...kvm._exits import (FailEntry, InternalError, Mmio, OtherExit, Outcome, SystemEventExit, common_outcome,
                            decode_common, mmio_outcome)
-from ...kvm._uapi import Exit, SystemEvent
+from ...kvm._uapi import CData, Exit, SystemEvent
 from .._backend import BUDGET_SPENT, CpuError, Idle, IdleKind, Stop
 
 __all__ = ["Wfx", "Interrupted", "ArmNisv", "ExternalAbort", "KvmExit", "decode", "handle_exit", "Mmio",
@@ -57,13 +57,12 @@ class ExternalAbort:
 
 KvmExit = Mmio | Wfx | Interrupted | ArmNisv | SystemEventExit | FailEntry | InternalError | OtherExit
 INTERRUPTED = Interrupted()
-_DIRECT = DirectAccesses()      # with an abort to inject, bus errors must reach _mmio
 _PSCI_STOPS = {SystemEvent.SHUTDOWN: "SYSTEM_OFF", SystemEvent.RESET: "SYSTEM_RESET"}
 _WFI, _WFE = Outcome(Idle(IdleKind.WFI)), Outcome(Idle(IdleKind.WFE))
 _SPENT = Outcome(BUDGET_SPENT)
 
 
-def decode(run, *, ran: bool, wfx_exit: int) -> KvmExit:  # run: cdata 'struct kvm_run *'
+def decode(run: CData, *, ran: bool, wfx_exit: int) -> KvmExit:
     """The exit KVM_RUN reported: `ran` False when it returned EINTR; `wfx_exit` = the WFx exit's number."""
     if not ran:
         return INTERRUPTED
@@ -80,10 +79,11 @@ def decode(run, *, ran: bool, wfx_exit: int) -> KvmExit:  # run: cdata 'struct k
 def handle_exit(exit: KvmExit, *, bus: Bus, accesses: GuestAccesses, inject_abort: bool) -> Outcome:
     """The arm64 exit policy.
 
-    MMIO goes to `bus`. When nothing answers, `inject_abort` (the host has
-    KVM_CAP_ARM_INJECT_EXT_DABT) makes it an external abort the guest takes, as
-    on hardware and in the unicorn backend; otherwise `accesses` applies
-    (reads all ones, writes dropped, warned once). An `Interrupted` run answers
+    MMIO goes to `bus`. An access where nothing is mapped is a synchronous
+    external abort the guest takes, as on the unicorn backend and in QEMU's
+    virt, when `inject_abort` (the host has KVM_CAP_ARM_INJECT_EXT_DABT); an
+    access a model refuses, or any failed access without `inject_abort`, goes
+    through `accesses` (Arm: reads as zero, writes dropped, warned once). An `Interrupted` run answers
     BUDGET_SPENT: the backend decides whether the budget is really spent. An
     access KVM cannot decode raises CpuError.
     """
@@ -104,9 +104,6 @@ def handle_exit(exit: KvmExit, *, bus: Bus, accesses: GuestAccesses, inject_abor
 
 
 def _mmio(exit: Mmio, bus: Bus, accesses: GuestAccesses, inject_abort: bool) -> Outcome:
-    if not inject_abort:
-        return mmio_outcome(exit, bus, accesses)
-    try:
-        return mmio_outcome(exit, bus, _DIRECT)
-    except BusError as error:
-        return Outcome(None, abort=ExternalAbort(exit.address, exit.write, str(error)))
+    if inject_abort and bus.find(exit.address) is None:
+        return Outcome(None, abort=ExternalAbort(exit.address, exit.write, f"nothing mapped on {bus.name}"))
+    return mmio_outcome(exit, bus, accesses)

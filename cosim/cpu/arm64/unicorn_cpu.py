@@ -8,7 +8,8 @@
   IRQ/FIQ between runs when the line is high and unmasked; SVC, BRK, undefined
   instructions and aborts reported by unicorn's interrupt hook; HVC/SMC go to
   PSCI. An access to an address with nothing mapped is a synchronous external
-  abort taken by the guest (DFSC 0x10, FAR = the address). MMU faults get the
+  abort taken by the guest (DFSC 0x10, FAR = the address); an access a model
+  refuses reads as zero and writes are dropped (RAZ/WI), warned once. MMU faults get the
   syndrome and FAR `mmu.py` derives (unicorn reports only "data abort").
 - **Idle.** WFI makes unicorn return early; that is the idle exit.
 - **Polling.** A guest that reads the same thing again and again (CNTPCT/CNTVCT,
@@ -32,9 +33,11 @@ from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED,
 from unicorn import arm64_const as A
 
 from ..._bus import Bus, BusError
+from ..._errors import PlatformError
+from ..._memory import MemoryRegion
 from ..._time import GHz, US, Frequency
 from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, ExitReason, Idle, IdleKind, QuantumKeeper, Stop
-from . import psci
+from . import COUNTING_MODES, psci
 from ._counter import NativeCounter, NativeSysregFilter
 from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr
 from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
@@ -42,9 +45,6 @@ from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 __all__ = ["UnicornArm64Cpu", "MemoryRegion"]
 
 log = logging.getLogger("cosim.cpu.arm64")
-
-# (guest physical address, size, host address of the buffer, read-only)
-MemoryRegion = tuple[int, int, int, bool]
 
 # QEMU's internal exception numbers as unicorn's UC_HOOK_INTR reports them (target/arm/cpu.h).
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 3, 4, 7
@@ -98,8 +98,8 @@ class UnicornArm64Cpu:
                  timer: Any = None, sysreg_names: dict[tuple[int, int, int, int, int], str] | None = None,
                  frequency: Frequency = GHz(1), max_poll_skip: int = 100 * US, entry: int = 0,
                  registers: dict[str, int] | None = None, counting: str = "block") -> None:
-        if counting not in ("block", "instruction"):
-            raise ValueError(f"counting must be 'block' or 'instruction', not {counting!r}")
+        if counting not in COUNTING_MODES:
+            raise PlatformError(f"counting must be {' or '.join(COUNTING_MODES)}, not {counting!r}")
         self.bus = bus
         self.timer = timer
         self.period = frequency.period
@@ -304,7 +304,7 @@ class UnicornArm64Cpu:
         try:
             value = self.bus.read(address, size)
         except BusError as error:
-            self._warn_once(address, f"read of {size} bytes failed ({error.status.value}); reads as 0")
+            self._warn_once(address, f"read of {size} bytes failed ({error.status.value}); reads as zero")
             value = 0
         self._after_access()
         return value

@@ -64,6 +64,13 @@ def test_unmapped_access_is_a_synchronous_external_abort(arm_guest, cpu):
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
 
 
+def test_an_access_the_model_refuses_reads_as_zero_without_an_abort(arm_guest, cpu):
+    board, _ = boot(arm_guest("refused"), **cpu)
+    summary = board.run(until=SEC)
+    assert [results(board, i) for i in range(3)] == [0, 1, 0]   # read zero, went on, no ESR stored by a vector
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+
+
 def test_svc_from_el0_and_eret_back_then_undefined_instruction(arm_guest, cpu):
     board, _ = boot(arm_guest("svc_el0"), **cpu)
     board.run(until=SEC)
