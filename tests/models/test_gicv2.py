@@ -215,3 +215,10 @@ def test_never_acknowledges_a_disabled_or_masked_interrupt(sequence):
         else:
             g.c(a, value) if a in (GICC_CTLR, PMR, BPR, EOIR) else g.c(a)
         assert g.gic.irq(0).level == (g.gic._signalled(0) is not None)
+
+
+def test_per_cpu_views_are_named_by_cpu_and_share_the_banked_state_name():
+    gic = Gicv2("gic", num_cpus=2)
+    assert [d.name for d in gic.distributors] == ["gic.dist0", "gic.dist1"]
+    assert [c.name for c in gic.cpu_interfaces] == ["gic.cpu0", "gic.cpu1"]
+    assert gic.distributors[1].cpu_state is gic.cpu_interfaces[1].cpu_state is gic.cpus[1]

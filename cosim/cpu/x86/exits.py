@@ -14,7 +14,7 @@ from ..._bus import Bus
 from ...kvm._access import GuestAccesses
 from ...kvm._exits import (CONTINUE, INTERNAL_SUBERRORS, FailEntry, InternalError, Mmio, OtherExit, Outcome,
                            SystemEventExit, common_outcome, decode_common, mmio_outcome)
-from ...kvm._uapi import KVM_EXIT_IO_OUT, KVM_RUN_EXIT_UNION_OFFSET, Exit, ffi
+from ...kvm._uapi import KVM_EXIT_IO_OUT, KVM_RUN_EXIT_UNION_OFFSET, CData, Exit, ffi
 from ...kvm._x86 import ffi as x86_ffi
 from .._backend import Breakpoint, CpuError, Idle, IdleKind
 
@@ -70,7 +70,7 @@ class RunView:
 
     __slots__ = ("run", "io", "mmio", "debug", "raw")
 
-    def __init__(self, run, size: int) -> None:  # run: cdata 'struct kvm_run *'
+    def __init__(self, run: CData, size: int) -> None:
         self.run = run
         self.io = run.io
         self.mmio = run.mmio

@@ -37,7 +37,7 @@ from ...kvm._access import GuestAccesses
 from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError
-from ...kvm._uapi import KVM_RUN_SYNC_REGS_OFFSET, Ioctl
+from ...kvm._uapi import KVM_RUN_SYNC_REGS_OFFSET, CData, Ioctl
 from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, KVM_SYNC_X86_EVENTS, KVM_VCPU_TSC_CTRL,
                          KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi)
 from ...loaders.x86 import EntryState
@@ -156,7 +156,7 @@ class KvmX86Cpu(KvmCpuBase):
         self._tsc_attr = self._tsc_offset_attr()
         block_kick(vcpu, self.kick_signal)
 
-    def _synced_events(self):  # -> cdata 'struct kvm_vcpu_events *' or None
+    def _synced_events(self) -> CData | None:
         """kvm_run's copy of the vCPU events (s.regs.events), if the host syncs them (KVM_CAP_SYNC_REGS).
 
         KVM then stores the events there at every exit and, when they are marked
@@ -171,7 +171,7 @@ class KvmX86Cpu(KvmCpuBase):
         offset = KVM_RUN_SYNC_REGS_OFFSET + ffi.offsetof("struct kvm_sync_regs", "events")
         return ffi.cast("struct kvm_vcpu_events *", ffi.cast("char *", self.kvm_run) + offset)
 
-    def _tsc_offset_attr(self):  # -> cdata 'struct kvm_device_attr *' or None
+    def _tsc_offset_attr(self) -> CData | None:
         """The vCPU's TSC-offset attribute, if the host has it *and* honours it.
 
         Probed by moving the offset one second on and reading the guest TSC back:
@@ -219,10 +219,12 @@ class KvmX86Cpu(KvmCpuBase):
     def pc(self) -> int:
         return self.state.read("rip")
 
-    def regs(self):  # -> cdata 'struct kvm_regs *'
+    def regs(self) -> CData:
+        """`struct kvm_regs *`, fresh."""
         return self.state.regs()
 
-    def sregs(self):  # -> cdata 'struct kvm_sregs *'
+    def sregs(self) -> CData:
+        """`struct kvm_sregs *`, fresh."""
         return self.state.sregs()
 
     def set_entry(self, entry: EntryState) -> None:
