@@ -13,7 +13,9 @@ Everything goes through the same `Bus.read`/`Bus.write` a CPU uses.
 
 `ScriptedBackend` is a CPU backend that plays a script instead of running
 code: a `cosim.cpu.Cpu` built on it exercises the quantum loop, a platform's
-wiring or a device's mid-quantum timing without a guest (docs/cpu.md).
+wiring or a device's mid-quantum timing without a guest; `run_backend` runs
+one quantum of a real backend and checks what it returns against the backend
+contract (docs/cpu.md).
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from ._device import Device
 from ._kernel import Simulation
 from ._signal import Signal
 from ._time import NS
-from .cpu._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuExit, ExitReason, Idle, IdleKind,
-                           QuantumKeeper, Stop)
+from .cpu._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, BudgetSpent, CpuBackend, CpuError, CpuExit,
+                           DeviceAccess, ExitReason, Idle, IdleKind, QuantumKeeper, Stop)
+from .cpu._loop import Keeper
 
-__all__ = ["Probe", "Harness", "ScriptedBackend", "sim", "harness"]
+__all__ = ["Probe", "Harness", "ScriptedBackend", "run_backend", "sim", "harness"]
 
 
 @dataclass
@@ -231,3 +234,23 @@ class ScriptedBackend:
 
     def close(self) -> None:
         self.closed = True
+
+
+_REASONS = (BudgetSpent, DeviceAccess, Idle, Stop, Breakpoint)
+
+
+def run_backend(backend: CpuBackend, sim: Simulation, budget: int) -> CpuExit:
+    """Run `backend` for one quantum of `budget` ps from `sim.now`, as the CPU loop would, and check
+    the backend contract on what it returns: a `CpuExit` whose reason is one of `ExitReason`, at
+    most `budget` of elapsed time, no negative counts. Errors are `CpuError`s, raised as they are;
+    a broken contract is an AssertionError saying what is wrong."""
+    if budget <= 0:
+        raise ValueError(f"the budget must be positive, not {budget} ps")
+    keeper = Keeper(sim, sim.now, budget)
+    result = backend.run(keeper)
+    name = getattr(backend, "name", type(backend).__name__)
+    assert isinstance(result, CpuExit), f"{name}: run() returned {result!r}, not a CpuExit"
+    assert type(result.reason) in _REASONS, f"{name}: exit reason {result.reason!r} is not one of ExitReason"
+    assert 0 <= result.elapsed <= budget, f"{name}: elapsed {result.elapsed} ps outside 0..{budget} ps"
+    assert result.instructions >= 0, f"{name}: {result.instructions} instructions"
+    return result

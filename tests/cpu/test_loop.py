@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from cosim import Platform, SimulationError, Signal, ms, ns, us
-from cosim.cpu import Cpu, CpuError, IdleKind
-from cosim.testing import ScriptedBackend
+from cosim.cpu import BUDGET_SPENT, Cpu, CpuError, CpuExit, Idle, IdleKind
+from cosim.testing import ScriptedBackend, run_backend
 
 PERIOD = ns(1)  # the scripted guest retires one instruction per ns
 S = ScriptedBackend
@@ -138,3 +138,20 @@ def test_the_scripted_backend_example_in_docs_cpu_md_runs(sim):
     assert tests
     for test in tests:
         test(sim)
+
+
+def test_run_backend_checks_the_contract_of_what_a_backend_returns(sim):
+    assert run_backend(S([S.idle(7, IdleKind.HLT)]), sim, us(1)) == CpuExit(Idle(IdleKind.HLT), 7 * PERIOD, 7)
+
+    def overran(backend, keeper):
+        return CpuExit(BUDGET_SPENT, keeper.budget + 1, 0)
+
+    def untyped(backend, keeper):
+        return CpuExit("wfi", 0, 0)
+
+    with pytest.raises(AssertionError, match=r"scripted: elapsed 1000001 ps outside 0..1000000 ps"):
+        run_backend(S([overran]), sim, us(1))
+    with pytest.raises(AssertionError, match="exit reason 'wfi' is not one of ExitReason"):
+        run_backend(S([untyped]), sim, us(1))
+    with pytest.raises(CpuError, match="guest crashed"):
+        run_backend(S([S.fail()]), sim, us(1))

@@ -176,3 +176,15 @@ def test_an_error_raised_while_unicorn_runs_ends_the_run_as_a_cpu_error(arm_gues
         board.run(until=SEC)
     assert console.output == b"hello\n"                   # the guest ran up to its PSCI call
     board.sim.close()
+
+
+def test_the_unicorn_backend_keeps_the_backend_contract_quantum_by_quantum(arm_guest):
+    from cosim.cpu import Stop
+    from cosim.testing import run_backend
+
+    board, console = boot(arm_guest("hello"))
+    results = [run_backend(board.cpu0.backend, board.sim, 10 * US)]
+    while type(results[-1].reason) is not Stop and len(results) < 100:
+        results.append(run_backend(board.cpu0.backend, board.sim, 10 * US))
+    assert results[-1].reason == Stop(0, "guest called PSCI SYSTEM_OFF") and console.output == b"hello\n"
+    board.sim.close()
