@@ -92,7 +92,8 @@ BUDGET_SPENT = BudgetSpent()
 DEVICE_ACCESS = DeviceAccess()
 
 
-@dataclass(frozen=True, slots=True)
+# Made on every run: plain slotted (a frozen one costs ~250 ns more), treated as a value all the same.
+@dataclass(slots=True)
 class CpuExit:
     """What one `CpuBackend.run` did: why it ended, the simulated picoseconds the guest consumed
     (at most the budget) and the guest instructions it retired (estimated where the source is time)."""
