@@ -26,13 +26,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from cosim import MS, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size, parse_time
+from cosim import MS, Memory, MiB, Platform, PlatformError, Property, format_time, one_of, parse_size, parse_time
 from cosim.chardev import open_backend
-from cosim.cpu import Cpu
+from cosim.cpu import Cpu, CpuBackend, memory_regions
+from cosim.cpu.arm64 import COUNTING_MODES
 from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
 from cosim.fdt import Node, cells64, to_dtb
-from cosim.kvm._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT
-from cosim.kvm._budget import SOURCE_NAMES, budget_source_name
+from cosim.kvm import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SOURCE_NAMES, budget_source_name
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
@@ -132,20 +132,18 @@ class Virt(Platform):
                          "or 'now' (the host's clock: runs no longer repeat)", _parse_epoch, _show_epoch)
     console = Property("stdio", "PL011 console: stdio, buffer, none, pty, tcp:[HOST:]PORT (or a CharBackend from Python)")
     quantum = Property(MS, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
-    cpu = Property("unicorn", "CPU backend: unicorn (software, any host) or kvm (Arm64 Linux host with /dev/kvm)")
-    counting = Property("block", "cpu=unicorn: instruction counting: block (fast) or instruction (exact mid-block time)")
+    cpu = Property("unicorn", "CPU backend: unicorn (software, any host) or kvm (Arm64 Linux host with /dev/kvm)",
+                   one_of("unicorn", "kvm"))
+    counting = Property("block", "cpu=unicorn: instruction counting: block (fast) or instruction (exact mid-block time)",
+                        one_of(*COUNTING_MODES))
     kvm_wfx = Property((DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT),
                        "cpu=kvm: numbers of the seed patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT, "
                        "or 'off' to use the wall-clock fallback", _parse_wfx, _show_wfx)
-    kvm_budget = Property("auto", f"cpu=kvm: what ends a quantum: auto, {', '.join(SOURCE_NAMES)}",
-                          budget_source_name)
+    budget = Property("auto", f"cpu=kvm: what ends a quantum: auto, {', '.join(SOURCE_NAMES)}", budget_source_name)
+    renamed = {"kvm_budget": "budget"}      # pc's name for the same choice
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
     def build(self) -> None:
-        if self.cpu not in ("unicorn", "kvm"):
-            raise PlatformError(f"unknown CPU backend {self.cpu!r} for {self.name}: use unicorn or kvm")
-        if self.counting not in ("block", "instruction"):
-            raise PlatformError(f"unknown counting {self.counting!r} for {self.name}: use block or instruction")
         if self.cpu == "kvm":
             from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
 
@@ -225,16 +223,15 @@ class Virt(Platform):
         uart_cr = (VIRT_MAP["uart0"][0] + control, CR_UARTEN | CR_TXE | CR_RXE)
         self.flash.load(boot_stub(ram_base + layout.kernel, ram_base + layout.dtb, uart_cr))
 
-    def _backend(self):  # -> CpuBackend
+    def _backend(self) -> CpuBackend:
         bus = self.buses["sysbus"]
-        memory = [(m.base, m.size, m.target.address, m.target.read_only)
-                  for m in bus.mappings if isinstance(m.target, Memory)]
+        memory = memory_regions(bus)
         # Boot state of the arm64 booting document: x0 = the DTB (at the start of RAM here).
         if self.cpu == "kvm":
             from cosim.cpu.arm64.kvm_cpu import KvmArm64Cpu
 
             wfx = self.kvm_wfx
-            return KvmArm64Cpu(bus=bus, memory=memory, timer=self.timer, budget=self.kvm_budget,
+            return KvmArm64Cpu(bus=bus, memory=memory, timer=self.timer, budget=self.budget,
                                use_wfx=wfx is not None, **({"wfx_cap": wfx[0], "wfx_exit": wfx[1]} if wfx else {}),
                                entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
         from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu

@@ -228,3 +228,10 @@ def test_uniprocessor_targets_are_raz_wi_and_spis_reach_the_cpu():
     assert g.d(ITARGETSR + 32) == 0 and g.d(ITARGETSR) == 0
     g.gic.spi(2)(True)
     assert g.c(HPPIR) == 34 and g.c(IAR) == 34
+
+
+def test_per_cpu_views_are_named_by_cpu_and_share_the_banked_state_name():
+    gic = Gicv2("gic", num_cpus=2)
+    assert [d.name for d in gic.distributors] == ["gic.dist0", "gic.dist1"]
+    assert [c.name for c in gic.cpu_interfaces] == ["gic.cpu0", "gic.cpu1"]
+    assert gic.distributors[1].cpu_state is gic.cpu_interfaces[1].cpu_state is gic.cpus[1]
