@@ -13,6 +13,7 @@ from ._bus import BusError, Response
 from ._errors import PlatformError
 from ._kernel import Clock
 from ._signal import Input, Signal
+from ._time import Frequency, TimeError
 
 __all__ = ["Device"]
 
@@ -38,6 +39,13 @@ class Device:
         if self._clock is None:
             raise PlatformError(f"device {self.name!r} is not attached to a simulation")
         return self._clock
+
+    def frequency_of(self, value: Frequency | str, prop: str = "frequency") -> Frequency:
+        """A clock property as given (a Frequency, or text such as '24MHz'); a bad one names the device."""
+        try:
+            return Frequency.of(value)
+        except TimeError as error:
+            raise PlatformError(f"{self.name}: {prop}: {error}") from None
 
     # -- ports --------------------------------------------------------------
     def output(self, port: str, *, required: bool = False) -> Signal:

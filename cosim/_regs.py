@@ -1,6 +1,6 @@
 """The register DSL: register banks declared as data, behaviour in named hooks.
 
-    class Sp804(RegisterDevice):
+    class Sp804(RegisterDevice):                  # models/sp804.py, abridged
         registers = (
             Reg("TimerXLoad",    0x00, count=2, stride=0x20),
             Reg("TimerXValue",   0x04, count=2, stride=0x20, reset=0xFFFFFFFF, access=Access.RO),

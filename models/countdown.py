@@ -23,7 +23,7 @@ class Countdown(RegisterDevice):
 
     def __init__(self, name: str, *, frequency: Frequency | str = MHz(1)) -> None:
         super().__init__(name)
-        self.frequency = Frequency.of(frequency)
+        self.frequency = self.frequency_of(frequency)
         self.irq = self.output("irq")
         self._expiry = OneShot(self._zero)   # lazy: the one pending call, the next zero
         self._started = 0                    # simulated time the count (re)started

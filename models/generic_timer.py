@@ -93,7 +93,7 @@ class GenericTimer(Device):
 
     def __init__(self, name: str, *, frequency: Frequency | str = MHz(62.5)) -> None:
         super().__init__(name)
-        self.frequency = Frequency.of(frequency)
+        self.frequency = self.frequency_of(frequency)
         if self.frequency.div != 1:
             raise PlatformError(f"{name}: CNTFRQ_EL0 holds whole Hz, not {self.frequency}")
         self.cntp = self.output("cntp")

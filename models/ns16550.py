@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from cosim import Access, BusError, Clock, Field, Frequency, Hz, Reg, RegisterDevice, OneShot, Response
+from cosim import Access, BusError, Clock, Field, Frequency, Hz, OneShot, PlatformError, Reg, RegisterDevice, Response
 from cosim.chardev import CharBackend, NullBackend, attach_backend
 
 __all__ = ["Ns16550"]
@@ -70,9 +70,9 @@ class Ns16550(RegisterDevice):
                  reg_shift: int = 0) -> None:
         super().__init__(name)
         if reg_shift not in (0, 1, 2):
-            raise ValueError(f"reg_shift must be 0, 1 or 2, not {reg_shift}")
+            raise PlatformError(f"{name}: reg_shift must be 0, 1 or 2, not {reg_shift}")
         self.backend: CharBackend = backend or NullBackend()
-        self.frequency = Frequency.of(frequency)
+        self.frequency = self.frequency_of(frequency)
         self.reg_shift = reg_shift
         self.size = 8 << reg_shift
         self.irq = self.output("irq")

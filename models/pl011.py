@@ -77,7 +77,7 @@ class Pl011(RegisterDevice):
     def __init__(self, name: str, *, backend: CharBackend | None = None, frequency: Frequency | str = MHz(24)) -> None:
         super().__init__(name)
         self.backend: CharBackend = backend or NullBackend()
-        self.frequency = Frequency.of(frequency)
+        self.frequency = self.frequency_of(frequency)
         self.irq = self.output("irq")
         self._rx: deque[int] = deque()
         self._waiting: deque[int] = deque()   # input not yet accepted by the FIFO

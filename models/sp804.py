@@ -179,7 +179,7 @@ class Sp804(RegisterDevice):
 
     def __init__(self, name: str, *, frequency: Frequency | str = MHz(1)) -> None:
         super().__init__(name)
-        self.frequency = Frequency.of(frequency)
+        self.frequency = self.frequency_of(frequency)
         self._ticks = {pre: self.frequency / divide for pre, divide in _PRESCALE.items()}   # per TimerPre value
         self.timint1 = self.output("timint1")
         self.timint2 = self.output("timint2")

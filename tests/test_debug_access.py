@@ -10,6 +10,8 @@ from cosim.models.i8254 import I8254
 from cosim.models.i8259 import I8259
 from cosim.models.ns16550 import Ns16550
 from cosim.models.pl011 import Pl011
+from cosim.models.pl031 import Pl031
+from cosim.models.pl061 import Pl061
 from cosim.models.simctl import SimControl
 from cosim.models.sp804 import Sp804
 from cosim.testing import Harness
@@ -167,7 +169,24 @@ def _i8259(sim):
     return pic, [(0, 1), (1, 1)], [pic.device.pair.intr]
 
 
-SETUPS: dict[str, Callable] = {f.__name__[1:]: f for f in (_pl011, _ns16550, _sp804, _simctl, _gic, _i8254, _i8259)}
+def _pl031(sim):
+    rtc = Harness(sim, Pl031("rtc", start=100))
+    rtc.write(0x04, 103)                                                    # RTCMR: a match at 3 s
+    sim.run(until=s(4))                                                     # masked: RIS catches up when read
+    return rtc, _reg_offsets(rtc.device), [rtc.device.irq]
+
+
+def _pl061(sim):
+    gpio = Harness(sim, Pl061("gpio"))
+    gpio.write(0x400, 0x0F)                                                 # pins 0-3 out, 4-7 in
+    gpio.write(0x410, 0xF0)
+    gpio.write(0x3FC, 0x05)                                                 # GPIODATA, every bit selected
+    gpio.device.pin_in[5](True)                                             # an edge on pin 5
+    return gpio, _reg_offsets(gpio.device), [gpio.device.irq]
+
+
+SETUPS: dict[str, Callable] = {f.__name__[1:]: f for f in (_pl011, _ns16550, _sp804, _simctl, _gic, _i8254, _i8259,
+                                                           _pl031, _pl061)}
 
 
 def _real_reads(dut: Harness, offsets) -> list[int]:
