@@ -85,13 +85,12 @@ def test_gpio_pl061_pins_are_linux_gpios_both_ways(booted):
     assert command(board, console, f"cat /sys/class/gpio/gpio{base + 5}/value").splitlines()[0].strip() == "1"
 
 
-def test_sleep_advances_simulated_time_far_faster_than_wall_time(booted):
+def test_sleep_jumps_over_idle_time(booted):
     board, console = booted
-    before, wall = board.sim.now, time.perf_counter()
+    before = board.sim.now
     command(board, console, "sleep 5", timeout=10 * SEC)
     assert board.sim.now - before >= 5 * SEC
-    assert time.perf_counter() - wall < 5.0
-    assert board.cpu0.idle_skipped >= 4 * SEC
+    assert board.cpu0.idle_skipped >= 4 * SEC        # idle time jumped, not run (wall figures: bench_linux.py)
 
 
 def test_poweroff_ends_the_run_cleanly(booted):
