@@ -39,7 +39,7 @@ from ..._time import GHz, US, Frequency
 from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, ExitReason, Idle, IdleKind, QuantumKeeper, Stop
 from . import COUNTING_MODES, psci
 from ._counter import NativeCounter, NativeSysregFilter
-from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr
+from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr, undefined_syndrome
 from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 
 __all__ = ["UnicornArm64Cpu", "MemoryRegion"]
@@ -434,7 +434,8 @@ class UnicornArm64Cpu:
             imm16 = (word >> 5) & 0xFFFF if word is not None and word & 0xFFE0001F == 0xD4000001 else 0
             self._pending_sync = (Kind.SYNC, pc, esr(EC.SVC64, imm16), None)
         elif intno == EXCP_UDEF:
-            self._pending_sync = (Kind.SYNC, pc, esr(EC.UNKNOWN), None)
+            # Unicorn reports every trap to EL1 as "undefined": the instruction says which it was.
+            self._pending_sync = (Kind.SYNC, pc, undefined_syndrome(self._instruction(pc)), None)
         elif intno == EXCP_BKPT:
             # BRK #imm16: ELR is the BRK itself (Linux's BUG()/WARN() decode the immediate).
             word = self._instruction(pc) or 0
