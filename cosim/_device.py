@@ -7,13 +7,16 @@ the platform (or the test kit) gives it a `Clock` and connects its ports.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ._bus import BusError, Response
 from ._errors import PlatformError
 from ._kernel import Clock
 from ._signal import Input, Signal
 from ._time import Frequency, TimeError
+
+if TYPE_CHECKING:
+    from .fdt import DeviceTree, Node
 
 __all__ = ["Device"]
 
@@ -22,6 +25,9 @@ class Device:
     """Base of every model.  Subclasses set `model` (the name `cosim list` shows)."""
 
     model: ClassVar[str] = ""
+    # The name of the device-tree node of a device that describes itself there ("pl011" gives
+    # "pl011@9000000" on virt); "" for devices the guest finds by other means.
+    dt_name: ClassVar[str] = ""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -93,6 +99,11 @@ class Device:
     def debug_write(self, offset: int, size: int, value: int) -> None:
         """Set state as a write of `value` would store it, without hooks or outputs changing."""
         raise BusError(Response.COMMAND_ERROR, detail=f"{self.name} has no side-effect-free write")
+
+    def dt_node(self, node: "Node", tree: "DeviceTree") -> None:
+        """Fill this device's device-tree node: `compatible`, `interrupts` (`tree.interrupts(wire)`),
+        clocks and the like. The platform has created the node from `dt_name` and the mapping,
+        with `reg` set; devices with a `dt_name` override this."""
 
     def describe_offset(self, offset: int) -> str:
         return f"offset {offset:#x}"
