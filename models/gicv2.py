@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from cosim import Access, Device, Input, PlatformError, Reg, RegisterDevice, Signal, Unmapped
+from cosim.fdt import IRQ_TYPE_LEVEL_HIGH
 
 __all__ = ["Gicv2", "GicDistributor", "GicCpuInterface", "SPURIOUS"]
 
@@ -88,6 +89,18 @@ class Gicv2(Device):
     def ppi(self, cpu: int, intid: int) -> Input:
         return self._ppi_inputs[(cpu, intid)]
 
+    def interrupt_cells(self, target: Input) -> list[int] | None:
+        """The device-tree `interrupts` cells (arm,gic binding) of a wire into `target`, one of this
+        GIC's inputs: <0 SPI flags> for SPIs, <1 PPI cpumask|flags> for PPIs; None for other inputs."""
+        for n, spi in enumerate(self._spi_inputs):
+            if spi is target:
+                return [0, n, IRQ_TYPE_LEVEL_HIGH]
+        for (_, intid), ppi in self._ppi_inputs.items():
+            if ppi is target:
+                cpus = (1 << self.num_cpus) - 1
+                return [1, intid - 16, (cpus << 8) | IRQ_TYPE_LEVEL_HIGH]
+        return None
+
     @property
     def distributor(self) -> "GicDistributor":
         return self.distributors[0]
@@ -154,8 +167,8 @@ class Gicv2(Device):
             low = candidates & -candidates
             intid = low.bit_length() - 1
             candidates ^= low
-            if intid >= 32 and not self.targets[intid] & me:
-                continue
+            if intid >= 32 and self.num_cpus > 1 and not self.targets[intid] & me:
+                continue                      # a uniprocessor GIC sends every SPI to its one CPU
             prio = self._priority(c, intid)
             if prio < best_prio:
                 best, best_prio = intid, prio
@@ -365,6 +378,8 @@ class GicDistributor(RegisterDevice):
                 self.gic.priority[intid] = prio
 
     def read_GICD_ITARGETSR(self, n: int) -> int:
+        if self.gic.num_cpus == 1:
+            return 0                          # uniprocessor: RAZ/WI (IHI 0048B 4.3.12)
         value = 0
         for i in range(4):
             intid = 4 * n + i
@@ -374,6 +389,8 @@ class GicDistributor(RegisterDevice):
         return value
 
     def write_GICD_ITARGETSR(self, value: int, n: int) -> None:
+        if self.gic.num_cpus == 1:
+            return
         cpus = (1 << self.gic.num_cpus) - 1
         for i in range(4):
             intid = 4 * n + i
