@@ -151,3 +151,9 @@ def test_the_stock_kernel_offers_neither_numbering(tmp_path):
     assert probe["check_user_irq"] == "1"
     assert (probe["check_wfx"], probe["check_other"]) == ("0", "0")
     assert probe["enable_wfx"] == "-22"           # EINVAL: not a capability this kernel can enable
+
+
+def test_bootstrap_installs_what_the_recipe_and_the_boot_check_need():
+    bootstrap = (Path(__file__).resolve().parents[2] / "scripts" / "bootstrap.sh").read_text()
+    listed = set(re.findall(r"[\w.+-]+", " ".join(re.findall(r"debs\+?=\(([^)]*)\)", bootstrap))))
+    assert set(kernel.BUILD_PACKAGES) | {"qemu-system-arm", "libc6-dev-arm64-cross"} <= listed
