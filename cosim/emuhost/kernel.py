@@ -154,8 +154,10 @@ def _run(args: list[str], what: str, *, deadline: float, cwd: Path | None = None
             out.close()
     text = log.read_text(errors="replace") if log is not None else proc.stdout.decode(errors="replace")
     if proc.returncode != 0:
-        errors = [line for line in text.splitlines() if "error" in line.lower()] or text.splitlines() or [""]
-        raise KernelBuildError(f"{what} failed (exit {proc.returncode}): {errors[-1].strip()}"
+        lines = text.splitlines() or [""]
+        # the compiler's first "error:" says more than make's closing "Error 2"
+        first = next((line for line in lines if "error:" in line.lower()), lines[-1])
+        raise KernelBuildError(f"{what} failed (exit {proc.returncode}): {first.strip()}"
                                + (f"; log: {log}" if log else ""))
     return text
 

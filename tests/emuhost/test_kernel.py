@@ -11,6 +11,7 @@ import re
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,16 @@ def test_bootstrap_installs_what_the_recipe_and_the_boot_check_need():
     bootstrap = (Path(__file__).resolve().parents[2] / "scripts" / "bootstrap.sh").read_text()
     listed = set(re.findall(r"[\w.+-]+", " ".join(re.findall(r"debs\+?=\(([^)]*)\)", bootstrap))))
     assert set(kernel.BUILD_PACKAGES) | {"qemu-system-arm", "libc6-dev-arm64-cross"} <= listed
+
+
+def test_a_failed_step_names_itself_and_its_first_error(tmp_path):
+    log = tmp_path / "build.log"
+    script = "echo 'CC a.o'; echo 'a.c:1:2: error: expected ;'; echo 'make: *** [a.o] Error 1'; exit 2"
+    with pytest.raises(kernel.KernelBuildError) as error:
+        kernel._run(["sh", "-c", script], "make Image", deadline=float("inf"), log=log)
+    assert str(error.value) == f"make Image failed (exit 2): a.c:1:2: error: expected ;; log: {log}"
+
+
+def test_the_recipe_is_bounded(tmp_path):
+    with pytest.raises(kernel.KernelBuildError, match="make Image: timed out"):
+        kernel._run(["sleep", "5"], "make Image", deadline=time.monotonic() + 0.2)
