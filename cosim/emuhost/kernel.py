@@ -9,8 +9,8 @@ builds Debian's `linux-source-6.1` with `patches/kvm-exit-on-wfx-6.1.patch`
 (`tinyconfig` plus `L1_CONFIG`), cross-compiled with aarch64-linux-gnu-gcc
 and `make -j2`. The `Image` is cached in the image cache under a key made of
 its inputs (source package version and SHA-256, patch, configuration,
-compiler version), so a second call returns at once. A fresh build takes
-about 10 minutes on 2 cores (docs/cpu-kvm-arm64.md has the measured figures).
+compiler version), so a second call returns in seconds. A fresh build is
+~10 min of CPU time, run with -j2 (docs/cpu-kvm-arm64.md has the figures).
 The Debian packages it needs (`BUILD_PACKAGES`) are installed by
 scripts/bootstrap.sh.
 """
@@ -242,7 +242,7 @@ def _build(version: str, source_sha256: str, target: Path, deadline: float) -> N
               str(fragment)], "merging L1_CONFIG", deadline=deadline, cwd=tree, log=log)
         _run([*make, "olddefconfig"], "make olddefconfig", deadline=deadline, log=log)
         _check_config(out / ".config")
-        _progress(f"building Image with make -j{JOBS} (about 10 minutes on 2 cores; log: {log})")
+        _progress(f"building Image with make -j{JOBS} (~10 min of CPU time, longer on a busy machine; log: {log})")
         began = time.monotonic()
         _run([*make, f"-j{JOBS}", "Image"], "make Image", deadline=deadline, log=log)
         _progress(f"built in {time.monotonic() - began:.0f} s")
