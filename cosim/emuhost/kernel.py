@@ -141,6 +141,7 @@ def _run(args: list[str], what: str, *, deadline: float, cwd: Path | None = None
     if remaining <= 0:
         raise KernelBuildError(f"{what}: the recipe ran out of time ({BUILD_TIMEOUT:.0f} s)")
     out = log.open("ab") if log is not None else subprocess.PIPE
+    start = out.tell() if log is not None else 0          # this step's output begins here
     try:
         proc = subprocess.run(args, cwd=cwd, stdin=stdin, stdout=out, stderr=subprocess.STDOUT, timeout=remaining)
     except subprocess.TimeoutExpired:
@@ -152,7 +153,7 @@ def _run(args: list[str], what: str, *, deadline: float, cwd: Path | None = None
     finally:
         if log is not None:
             out.close()
-    text = log.read_text(errors="replace") if log is not None else proc.stdout.decode(errors="replace")
+    text = (log.read_bytes()[start:] if log is not None else proc.stdout).decode(errors="replace")
     if proc.returncode != 0:
         lines = text.splitlines() or [""]
         # the compiler's first "error:" says more than make's closing "Error 2"

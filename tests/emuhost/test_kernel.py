@@ -162,6 +162,7 @@ def test_bootstrap_installs_what_the_recipe_and_the_boot_check_need():
 
 def test_a_failed_step_names_itself_and_its_first_error(tmp_path):
     log = tmp_path / "build.log"
+    log.write_text("x.c:1:1: error: from an earlier step that succeeded\n")
     script = "echo 'CC a.o'; echo 'a.c:1:2: error: expected ;'; echo 'make: *** [a.o] Error 1'; exit 2"
     with pytest.raises(kernel.KernelBuildError) as error:
         kernel._run(["sh", "-c", script], "make Image", deadline=float("inf"), log=log)
