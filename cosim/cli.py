@@ -55,6 +55,17 @@ def _build(args: argparse.Namespace) -> Platform:
 def _cmd_run(args: argparse.Namespace) -> int:
     until = parse_time(args.until) if args.until else None
     platform = _build(args)
+    if args.gdb is not None:
+        from .gdb import serve
+
+        try:
+            serve(platform, args.gdb, wait=not args.gdb_nowait)
+        except BaseException:
+            platform.sim.close()
+            raise
+    elif args.gdb_nowait:
+        platform.sim.close()
+        raise CosimError("--gdb-nowait needs --gdb [HOST:]PORT")
     try:
         summary = platform.run(until)
     finally:
@@ -106,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--until", help="stop at this simulated time, e.g. '10 ms', '5 s'")
     run.add_argument("--realtime", action="store_true",
                      help="never let simulated time run ahead of wall-clock time (interactive sessions)")
+    run.add_argument("--gdb", metavar="[HOST:]PORT",
+                     help="serve gdb's remote protocol there (host 127.0.0.1 unless given) and hold the guest "
+                          "before its first instruction until gdb attaches and continues")
+    run.add_argument("--gdb-nowait", action="store_true",
+                     help="with --gdb: do not wait; the guest runs at once and gdb may attach (and stop it) later")
     run.set_defaults(func=_cmd_run)
     describe = sub.add_parser("describe", help="print a platform's address map and wiring")
     platform_args(describe)

@@ -90,6 +90,9 @@ class Cpu(Device):
         self.idle_skipped = 0
         self.exits: Counter[str] = Counter()
         self._wall_start = 0.0
+        # A debugger (cosim.gdb) attached to this CPU: asked before each run whether to go on, and
+        # handed the debug stops. None when no debugger is attached: one attribute test per quantum.
+        self.debugger: Any = None
 
     def attach(self, clock: Clock) -> None:
         if not isinstance(clock, Simulation):
@@ -124,6 +127,11 @@ class Cpu(Device):
             if budget <= 0:
                 yield sim.timeout(0)  # events due now run before the guest continues
                 continue
+            # The debugger holds the CPU (and, the simulation being single-threaded, simulated time)
+            # for as long as it is stopped; False: it ended the run (gdb's kill).
+            if self.debugger is not None and not self.debugger.before_run(self):
+                yield sim.timeout(0)
+                continue
             keeper = Keeper(sim, now, budget)
             self._keeper = keeper
             try:
@@ -137,6 +145,9 @@ class Cpu(Device):
             elapsed = max(0, now + result.elapsed - sim.now)
             if result.reason is ExitReason.IDLE and not backend.interrupt_pending():
                 yield from self._idle(result)
+            elif result.reason is ExitReason.BREAKPOINT and self.debugger is not None:
+                self.debugger.stopped(self, result)
+                yield sim.timeout(elapsed)
             elif result.reason in (ExitReason.STOP, ExitReason.BREAKPOINT, ExitReason.ERROR):
                 self._finish(result)
                 return

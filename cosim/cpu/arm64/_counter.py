@@ -243,6 +243,14 @@ class NativeCounter:
         if start <= pc <= start + 4 * (int(state.executed) - base):
             state.executed = base + (pc - start) // 4
 
+    def stopped_before(self, pc: int) -> None:
+        """A code hook added after this counter's stopped the run before the instruction at `pc`:
+        per instruction, this counter's hook (called first) has already counted it."""
+        if self.per_block:
+            self.rewind(pc)
+        else:
+            self._state.executed = max(0, int(self._state.executed) - 1)
+
     @property
     def unmasked(self) -> bool:
         return bool(self._state.unmasked)
