@@ -24,8 +24,11 @@
 - **Debug** (cosim.gdb). KVM_SET_GUEST_DEBUG: the four debug registers DR0-DR3
   serve hardware breakpoints and watchpoints, single step is KVM's; software
   breakpoints patch INT3 (0xCC) into guest memory, and #BP exits to us
-  (KVM_GUESTDBG_USE_SW_BP). Each ends the run with ExitReason.BREAKPOINT and
-  a `DebugStop` saying which.
+  (KVM_GUESTDBG_USE_SW_BP), where KVM is hardware accelerated: a KVM that
+  emulates its guests (nested without VMX) fails on the patched INT3 ("emulation
+  failure") and ignores data breakpoints, so there software breakpoints take a
+  debug register too. Each stop ends the run with ExitReason.BREAKPOINT and a
+  `DebugStop` saying which.
 """
 
 from __future__ import annotations
@@ -271,8 +274,16 @@ class KvmX86Cpu(KvmCpuBase):
     def remove_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
         self._remove_slot((address, kind, length))
 
+    @property
+    def int3_breakpoints(self) -> bool:
+        """Software breakpoints patch INT3 (False: they use a debug register; see the module docstring)."""
+        return self.calibration is None or self.calibration.accelerated
+
     def insert_breakpoint(self, address: int) -> None:
         """A software breakpoint: INT3 over the instruction's first byte (its RAM through the bus)."""
+        if not self.int3_breakpoints:
+            self.insert_hw_breakpoint(address)
+            return
         physical = self.translate(address)
         if physical is None:
             raise PlatformError(f"no software breakpoint at {address:#x}: not mapped")
@@ -282,6 +293,9 @@ class KvmX86Cpu(KvmCpuBase):
             self._set_guest_debug()
 
     def remove_breakpoint(self, address: int) -> None:
+        if not self.int3_breakpoints:
+            self.remove_hw_breakpoint(address)
+            return
         physical = self.translate(address)
         if physical is not None and physical in self._patched:
             self.memory.write(physical, 1, self._patched.pop(physical))
