@@ -45,11 +45,12 @@ class Client:
 
 
 @pytest.fixture
-def stub(guest_elf):
-    board = Virt(firmware=str(guest_elf("aarch64", "hello").bin), console=BufferBackend())
+def stub(guest_elf, request):
+    guest = getattr(request, "param", "hello")
+    board = Virt(firmware=str(guest_elf("aarch64", guest).bin), console=BufferBackend())
     server = serve(board, "0")
     result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("summary", board.run(until=SEC)), daemon=True)
+    thread = threading.Thread(target=lambda: result.setdefault("summary", board.run(until=5 * SEC)), daemon=True)
     thread.start()
     client = Client(server.port)
     yield client, server, board, result, thread
@@ -74,6 +75,25 @@ def test_bad_packets_get_error_replies_and_the_session_goes_on(stub):
     client.send(frame(b"k"))
     thread.join(30)
     assert result["summary"].stop.reason == "killed by gdb"
+
+
+@pytest.mark.parametrize("stub", ["timer_wfi"], indirect=True)
+def test_ctrl_c_stops_the_running_guest_and_simulated_time_stands_still(stub):
+    client, server, board, result, thread = stub
+    client.ask(b"QStartNoAckMode")
+    client.send(frame(b"c"))
+    while board.sim.now < SEC // 2:                         # let it run half way through its 1000 ticks
+        threading.Event().wait(0.01)
+    client.send(b"\x03")
+    assert client.reply() == b"T02thread:1;"
+    stopped_at = board.sim.now
+    assert client.ask(b"qRcmd," + b"time".hex().encode())
+    threading.Event().wait(0.2)
+    assert board.sim.now == stopped_at and thread.is_alive()
+    client.send(frame(b"c"))
+    thread.join(60)
+    assert client.reply() == b"W00"                        # the guest powered off after its 1000th tick
+    assert "SYSTEM_OFF" in result["summary"].stop.reason
 
 
 def test_target_xml_matches_the_register_packet(stub):
