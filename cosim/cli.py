@@ -66,6 +66,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     elif args.gdb_nowait:
         platform.sim.close()
         raise CosimError("--gdb-nowait needs --gdb [HOST:]PORT")
+    if args.trace or args.trace_filter or args.log:
+        _observe(platform, args)
     try:
         summary = platform.run(until)
     finally:
@@ -73,6 +75,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"\ncosim: {platform.name} ended\n{summary}", file=sys.stderr)
     # A process status holds 0..255: a larger guest status (say 256) must not read as success.
     return summary.status if 0 <= summary.status <= 255 else 1
+
+
+def _observe(platform: Platform, args: argparse.Namespace) -> None:
+    """--trace, --trace-filter, --log: observers attached before the run (cosim.trace)."""
+    from .trace import attach, configure_logs
+
+    try:
+        if args.trace_filter and not args.trace:
+            raise CosimError("--trace-filter needs --trace FILE")
+        if args.log:
+            configure_logs(platform, args.log)
+        if args.trace:
+            only = {name.strip() for name in args.trace_filter.split(",") if name.strip()} if args.trace_filter else None
+            tracer = attach(platform, args.trace, only=only)
+            print(f"cosim: tracing to {', '.join(map(str, tracer.paths))}", file=sys.stderr)
+    except BaseException:
+        platform.sim.close()
+        raise
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -122,6 +142,14 @@ def _parser() -> argparse.ArgumentParser:
                           "before its first instruction until gdb attaches and continues")
     run.add_argument("--gdb-nowait", action="store_true",
                      help="with --gdb: do not wait; the guest runs at once and gdb may attach (and stop it) later")
+    run.add_argument("--trace", metavar="FILE",
+                     help="write FILE.vcd (every signal) and FILE.json (Perfetto/Chrome trace events: CPU quanta, "
+                          "bus transactions, interrupt edges, idle jumps)")
+    run.add_argument("--trace-filter", metavar="DEVICES",
+                     help="trace only these devices (and CPUs), e.g. gic,uart0,cpu0")
+    run.add_argument("--log", metavar="DEVICE=LEVEL,...",
+                     help="per-model log levels, e.g. gic=debug,uart0=info; debug also logs the device's "
+                          "register accesses (name, offset, value, simulated time)")
     run.set_defaults(func=_cmd_run)
     describe = sub.add_parser("describe", help="print a platform's address map and wiring")
     platform_args(describe)

@@ -93,6 +93,8 @@ class Cpu(Device):
         # A debugger (cosim.gdb) attached to this CPU: asked before each run whether to go on, and
         # handed the debug stops. None when no debugger is attached: one attribute test per quantum.
         self.debugger: Any = None
+        # A trace observer (cosim.trace): told of every run and idle jump; None when not tracing.
+        self.observer: Any = None
 
     def attach(self, clock: Clock) -> None:
         if not isinstance(clock, Simulation):
@@ -142,6 +144,8 @@ class Cpu(Device):
                 self._keeper = None
             self.instructions += result.instructions
             self.exits[_NAMES[result.reason]] += 1
+            if self.observer is not None:
+                self.observer.ran(self, now, result)
             elapsed = max(0, now + result.elapsed - sim.now)
             if result.reason is ExitReason.IDLE and not backend.interrupt_pending():
                 yield from self._idle(result)
@@ -173,6 +177,8 @@ class Cpu(Device):
             yield wake
         self._wake = None
         self.idle_skipped += sim.now - start
+        if self.observer is not None:
+            self.observer.idled(self, start, sim.now)
 
     def _finish(self, result: CpuExit) -> None:
         sim = self._sim
