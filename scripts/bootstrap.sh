@@ -9,7 +9,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # from assembly), dpkg-deb/apt for fetching guest images; gcc and linux-libc-dev
 # to check the KVM bindings against <linux/kvm.h> (tests/kvm/test_uapi.py), and
 # the arm64 UAPI headers for the arm64 ones (tests/kvm/test_arm64_uapi.py); gdb-multiarch, which
-# the gdb stub's tests drive (tests/gdb).
+# the gdb stub's tests drive (tests/debug).
 debs=(binutils binutils-aarch64-linux-gnu gcc linux-libc-dev linux-libc-dev-arm64-cross gdb-multiarch)
 missing=()
 for p in "${debs[@]}"; do

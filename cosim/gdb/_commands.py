@@ -10,10 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["CommandError", "Command", "parse", "HaltReason", "ReadRegisters", "WriteRegisters", "ReadRegister",
-           "WriteRegister", "ReadMemory", "WriteMemory", "Resume", "Action", "Breakpoint", "BreakpointKind",
-           "QuerySupported", "StartNoAck", "ReadFeatures", "ThreadInfo", "CurrentThread", "SetThread",
-           "ThreadAlive", "Attached", "Monitor", "Kill", "Detach", "VContQuery", "Unsupported"]
+__all__ = ["CommandError", "Command", "parse", "Simple", "WriteRegisters", "ReadRegister", "WriteRegister",
+           "ReadMemory", "WriteMemory", "Resume", "Action", "Breakpoint", "BreakpointKind", "QuerySupported",
+           "ReadFeatures", "ThreadInfo", "SetThread", "ThreadAlive", "Monitor", "Unsupported"]
 
 
 class CommandError(ValueError):
@@ -35,14 +34,17 @@ class BreakpointKind(enum.IntEnum):
     ACCESS = 4         # access watchpoint
 
 
-@dataclass(frozen=True)
-class HaltReason:
-    pass
+class Simple(enum.Enum):
+    """The commands that carry nothing but their name."""
 
-
-@dataclass(frozen=True)
-class ReadRegisters:
-    pass
+    HALT_REASON = "?"
+    READ_REGISTERS = "g"
+    START_NO_ACK = "QStartNoAckMode"
+    CURRENT_THREAD = "qC"
+    ATTACHED = "qAttached"
+    KILL = "k"
+    DETACH = "D"
+    VCONT_QUERY = "vCont?"
 
 
 @dataclass(frozen=True)
@@ -96,11 +98,6 @@ class QuerySupported:
 
 
 @dataclass(frozen=True)
-class StartNoAck:
-    pass
-
-
-@dataclass(frozen=True)
 class ReadFeatures:
     annex: str
     offset: int
@@ -110,11 +107,6 @@ class ReadFeatures:
 @dataclass(frozen=True)
 class ThreadInfo:
     first: bool        # qfThreadInfo (True) or qsThreadInfo
-
-
-@dataclass(frozen=True)
-class CurrentThread:
-    pass
 
 
 @dataclass(frozen=True)
@@ -129,28 +121,8 @@ class ThreadAlive:
 
 
 @dataclass(frozen=True)
-class Attached:
-    pass
-
-
-@dataclass(frozen=True)
 class Monitor:
     command: str
-
-
-@dataclass(frozen=True)
-class Kill:
-    pass
-
-
-@dataclass(frozen=True)
-class Detach:
-    pass
-
-
-@dataclass(frozen=True)
-class VContQuery:
-    pass
 
 
 @dataclass(frozen=True)
@@ -158,9 +130,8 @@ class Unsupported:
     payload: bytes
 
 
-Command = (HaltReason | ReadRegisters | WriteRegisters | ReadRegister | WriteRegister | ReadMemory | WriteMemory
-           | Resume | Breakpoint | QuerySupported | StartNoAck | ReadFeatures | ThreadInfo | CurrentThread
-           | SetThread | ThreadAlive | Attached | Monitor | Kill | Detach | VContQuery | Unsupported)
+Command = (Simple | WriteRegisters | ReadRegister | WriteRegister | ReadMemory | WriteMemory | Resume | Breakpoint
+           | QuerySupported | ReadFeatures | ThreadInfo | SetThread | ThreadAlive | Monitor | Unsupported)
 
 
 def _hex(text: bytes, what: str) -> int:
@@ -207,15 +178,16 @@ def _vcont(body: bytes) -> Resume:
     raise CommandError("vCont without an action")
 
 
+_SIMPLE = {simple.value.encode(): simple for simple in Simple}
+
+
 def parse(payload: bytes) -> Command:
     """One packet's payload (framing already removed) as a command."""
     if not payload:
         raise CommandError("empty packet")
     head, body = payload[:1], payload[1:]
-    if payload == b"?":
-        return HaltReason()
-    if head == b"g" and not body:
-        return ReadRegisters()
+    if payload in _SIMPLE:
+        return _SIMPLE[payload]
     if head == b"G":
         return WriteRegisters(_hex_bytes(body, "G"))
     if head == b"p":
@@ -256,21 +228,15 @@ def parse(payload: bytes) -> Command:
         return SetThread(body[:1].decode(), _thread(body[1:]))
     if head == b"T":
         return ThreadAlive(_thread(body))
-    if payload == b"k":
-        return Kill()
     if head == b"D":
-        return Detach()
+        return Simple.DETACH             # D;pid detaches the one process there is
     if payload.startswith(b"vKill"):
-        return Kill()
-    if payload == b"vCont?":
-        return VContQuery()
+        return Simple.KILL
     if payload.startswith(b"vCont;"):
         return _vcont(payload[6:])
     if payload.startswith(b"qSupported"):
         features = payload.partition(b":")[2]
         return QuerySupported(tuple(f.decode("ascii", "replace") for f in features.split(b";") if f))
-    if payload == b"QStartNoAckMode":
-        return StartNoAck()
     if payload.startswith(b"qXfer:features:read:"):
         annex, sep, span = payload[len(b"qXfer:features:read:"):].partition(b":")
         if not sep:
@@ -278,10 +244,8 @@ def parse(payload: bytes) -> Command:
         return ReadFeatures(annex.decode("ascii", "replace"), *_address_length(span, "qXfer"))
     if payload in (b"qfThreadInfo", b"qsThreadInfo"):
         return ThreadInfo(payload == b"qfThreadInfo")
-    if payload == b"qC":
-        return CurrentThread()
     if payload.startswith(b"qAttached"):
-        return Attached()
+        return Simple.ATTACHED
     if payload.startswith(b"qRcmd,"):
         try:
             return Monitor(_hex_bytes(payload[6:], "qRcmd").decode())

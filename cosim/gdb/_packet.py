@@ -1,16 +1,16 @@
 """The framing of gdb's Remote Serial Protocol: `$payload#checksum`, escapes, run-length encoding, acks.
 
 Pure functions and one incremental reader, no sockets: `PacketReader.feed(bytes)` turns
-whatever arrived into `Packet`, `Interrupt` (Ctrl-C, a lone 0x03), `Ack` and `Nak`
-events, and a packet whose checksum does not match into `BadPacket` (gdb manual, E.1
+whatever arrived into `Packet` and `Control` events (ack, nak, Ctrl-C: a lone 0x03), and a packet whose checksum does not match into `BadPacket` (gdb manual, E.1
 "Overview", "Binary Data" and "Run-Length Encoding").
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-__all__ = ["Packet", "BadPacket", "Interrupt", "Ack", "Nak", "Event", "PacketReader", "checksum", "frame",
+__all__ = ["Packet", "BadPacket", "Control", "Event", "PacketReader", "checksum", "frame",
            "escape", "unescape", "expand_rle", "MAX_PACKET"]
 
 MAX_PACKET = 0x4000            # what the stub advertises in qSupported (PacketSize)
@@ -28,22 +28,18 @@ class BadPacket:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Interrupt:
-    pass
+class Control(enum.Enum):
+    """The single bytes outside packets."""
+
+    ACK = b"+"
+    NAK = b"-"
+    INTERRUPT = b"\x03"       # Ctrl-C
 
 
-@dataclass(frozen=True, slots=True)
-class Ack:
-    pass
+Event = Packet | BadPacket | Control
 
 
-@dataclass(frozen=True, slots=True)
-class Nak:
-    pass
-
-
-Event = Packet | BadPacket | Interrupt | Ack | Nak
+_CONTROL = {control.value[0]: control for control in Control}
 
 
 def checksum(data: bytes) -> int:
@@ -118,12 +114,8 @@ class PacketReader:
                 if byte == 0x24:      # '$'
                     self._in_packet = True
                     buffer.clear()
-                elif byte == 0x2B:
-                    events.append(Ack())
-                elif byte == 0x2D:
-                    events.append(Nak())
-                elif byte == 0x03:
-                    events.append(Interrupt())
+                elif byte in _CONTROL:
+                    events.append(_CONTROL[byte])
                 continue
             buffer.append(byte)
             # A packet ends two characters after an unescaped '#'.

@@ -16,14 +16,14 @@ import sys
 from typing import Any
 
 from .._errors import CosimError
+from ..chardev import host_port
 from .._time import format_time
 from ..cpu._backend import CpuExit
 from ..cpu._debug import DebugStop, StopKind
-from ._commands import (Action, Attached, Breakpoint, Command, CommandError, CurrentThread, Detach, HaltReason,
-                        Kill, Monitor, QuerySupported, ReadFeatures, ReadMemory, ReadRegister, ReadRegisters,
-                        Resume, SetThread, StartNoAck, ThreadAlive, ThreadInfo, Unsupported, VContQuery,
-                        WriteMemory, WriteRegister, WriteRegisters, parse)
-from ._packet import MAX_PACKET, Ack, BadPacket, Interrupt, Nak, Packet, PacketReader, frame
+from ._commands import (Action, Breakpoint, Command, CommandError, Monitor, QuerySupported, ReadFeatures, ReadMemory,
+                        ReadRegister, Resume, SetThread, Simple, ThreadAlive, ThreadInfo, Unsupported, WriteMemory,
+                        WriteRegister, WriteRegisters, parse)
+from ._packet import MAX_PACKET, BadPacket, Control, Packet, PacketReader, frame
 from ._target import Target, TargetError, target_for
 
 __all__ = ["GdbServer", "parse_address"]
@@ -35,14 +35,10 @@ SIGINT, SIGTRAP = 2, 5
 
 def parse_address(text: str) -> tuple[str, int]:
     """'[HOST:]PORT' -> (host, port); the host defaults to 127.0.0.1 (not reachable from other machines)."""
-    host, sep, port = text.rpartition(":")
     try:
-        number = int(port)
+        return host_port(text)
     except ValueError:
-        number = -1
-    if not 0 <= number <= 65535:
-        raise CosimError(f"--gdb expects [HOST:]PORT, e.g. 1234 or 0.0.0.0:1234, not {text!r}")
-    return (host if sep and host else "127.0.0.1"), number
+        raise CosimError(f"--gdb expects [HOST:]PORT, e.g. 1234 or 0.0.0.0:1234, not {text!r}") from None
 
 
 class GdbServer:
@@ -147,10 +143,10 @@ class GdbServer:
             self._drop()
             return
         for event in self._reader.feed(data):
-            if isinstance(event, Interrupt):
+            if event is Control.INTERRUPT:
                 if running and not self.halted:
                     self._stop(f"T{SIGINT:02x}thread:{self._current + 1:x};")
-            elif isinstance(event, Nak):
+            elif event is Control.NAK:
                 self._resend()
             elif isinstance(event, BadPacket):
                 log.warning("bad packet from gdb (%s)", event.reason)
@@ -214,7 +210,7 @@ class GdbServer:
             case QuerySupported():
                 return (f"PacketSize={MAX_PACKET:x};qXfer:features:read+;QStartNoAckMode+;vContSupported+"
                         .encode())
-            case StartNoAck():
+            case Simple.START_NO_ACK:
                 self._send(b"OK")
                 self._ack = False
                 return None
@@ -224,9 +220,9 @@ class GdbServer:
                 document = self.target.arch.xml().encode()
                 piece = document[offset:offset + length]
                 return (b"l" if offset + length >= len(document) else b"m") + piece
-            case HaltReason():
+            case Simple.HALT_REASON:
                 return self._reason.encode()
-            case ReadRegisters():
+            case Simple.READ_REGISTERS:
                 target = self.target
                 return b"".join(_hex_or_unknown(target.read_register(n), reg.bits // 8)
                                 for n, reg in enumerate(target.arch.registers))
@@ -258,7 +254,7 @@ class GdbServer:
                     return b""
                 self.target.breakpoint(insert, kind, address, length)
                 return b"OK"
-            case VContQuery():
+            case Simple.VCONT_QUERY:
                 return b"vCont;c;C;s;S"
             case Resume(action=action, address=address):
                 if address is not None:
@@ -272,7 +268,7 @@ class GdbServer:
                 return None
             case ThreadInfo(first=first):
                 return ("m" + ",".join(f"{n + 1:x}" for n in range(len(self.cpus)))).encode() if first else b"l"
-            case CurrentThread():
+            case Simple.CURRENT_THREAD:
                 return f"QC{self._current + 1:x}".encode()
             case SetThread(operation=operation, thread=thread):
                 if thread > len(self.cpus):
@@ -282,16 +278,16 @@ class GdbServer:
                 return b"OK"
             case ThreadAlive(thread=thread):
                 return b"OK" if thread == -1 or 0 < thread <= len(self.cpus) else b"E01"
-            case Attached():
+            case Simple.ATTACHED:
                 return b"1"
             case Monitor(command=text):
                 return self._monitor(text).encode().hex().encode()
-            case Kill():
+            case Simple.KILL:
                 self.killed = True
                 self.sim.request_stop(0, "killed by gdb")
                 self._drop()
                 return None
-            case Detach():
+            case Simple.DETACH:
                 for target in self.targets:
                     target.single_step(False)
                 self._send(b"OK")

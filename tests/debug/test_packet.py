@@ -5,10 +5,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cosim.gdb._commands import (Action, Breakpoint, BreakpointKind, CommandError, Monitor, ReadFeatures,
-                                 ReadMemory, ReadRegister, Resume, SetThread, Unsupported, WriteMemory,
+                                 ReadMemory, ReadRegister, Resume, SetThread, Simple, Unsupported, WriteMemory,
                                  WriteRegister, parse)
-from cosim.gdb._packet import (Ack, BadPacket, Interrupt, Nak, Packet, PacketReader, checksum, escape,
-                               expand_rle, frame, unescape)
+from cosim.gdb._packet import BadPacket, Control, Packet, PacketReader, checksum, escape, expand_rle, frame, unescape
 
 
 def test_checksum_is_the_byte_sum_modulo_256():
@@ -43,7 +42,8 @@ def test_the_reader_reassembles_packets_split_anywhere_and_sees_acks_and_ctrl_c(
     reader = PacketReader()
     stream = b"+$g#67-\x03$m0,4#fd" + frame(b"X}#")
     events = [event for byte in stream for event in reader.feed(bytes([byte]))]
-    assert events == [Ack(), Packet(b"g"), Nak(), Interrupt(), Packet(b"m0,4"), Packet(b"X}#")]
+    assert events == [Control.ACK, Packet(b"g"), Control.NAK, Control.INTERRUPT, Packet(b"m0,4"),
+                      Packet(b"X}#")]
 
 
 def test_a_bad_checksum_is_reported_and_the_reader_carries_on():
@@ -78,6 +78,8 @@ def test_an_overlong_packet_is_dropped_not_buffered_forever():
     (b"qXfer:features:read:target.xml:0,ffb", ReadFeatures("target.xml", 0, 0xFFB)),
     (b"qRcmd,74696d65", Monitor("time")),
     (b"qTStatus", Unsupported(b"qTStatus")),
+    (b"?", Simple.HALT_REASON), (b"g", Simple.READ_REGISTERS), (b"k", Simple.KILL), (b"D;1", Simple.DETACH),
+    (b"vKill;1", Simple.KILL), (b"QStartNoAckMode", Simple.START_NO_ACK), (b"qAttached:1", Simple.ATTACHED),
 ])
 def test_packets_parse_into_typed_commands(payload, command):
     assert parse(payload) == command

@@ -15,8 +15,8 @@ from cosim.trace import attach, configure_logs
 
 
 @pytest.fixture
-def board(arm_guest):
-    return Virt(firmware=str(arm_guest("timer_wfi")), console=BufferBackend())
+def board(guest_elf):
+    return Virt(firmware=str(guest_elf("aarch64", "timer_wfi").bin), console=BufferBackend())
 
 
 def planned_expiries(board):
