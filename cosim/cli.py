@@ -87,7 +87,7 @@ def _observe(platform: Platform, args: argparse.Namespace) -> None:
         if args.log:
             configure_logs(platform, args.log)
         if args.trace:
-            only = {name.strip() for name in args.trace_filter.split(",") if name.strip()} if args.trace_filter else None
+            only = {name.strip() for name in (args.trace_filter or "").split(",") if name.strip()} or None
             tracer = attach(platform, args.trace, only=only)
             print(f"cosim: tracing to {', '.join(map(str, tracer.paths))}", file=sys.stderr)
     except BaseException:

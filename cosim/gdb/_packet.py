@@ -1,7 +1,8 @@
 """The framing of gdb's Remote Serial Protocol: `$payload#checksum`, escapes, run-length encoding, acks.
 
 Pure functions and one incremental reader, no sockets: `PacketReader.feed(bytes)` turns
-whatever arrived into `Packet` and `Control` events (ack, nak, Ctrl-C: a lone 0x03), and a packet whose checksum does not match into `BadPacket` (gdb manual, E.1
+whatever arrived into `Packet` and `Control` events (ack, nak, Ctrl-C: a lone 0x03),
+and a packet whose checksum does not match into `BadPacket` (gdb manual, E.1
 "Overview", "Binary Data" and "Run-Length Encoding").
 """
 

@@ -50,7 +50,7 @@ from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUEST
                          ffi)
 from ...loaders.x86 import EntryState
 from .._backend import CpuExit, ExitReason, QuantumKeeper
-from .._debug import DebugStop, StopKind, WatchKind
+from .._debug import DebugSlots, DebugStop, StopKind, WatchKind
 from .calibrate import Calibration, calibrate
 from .exits import Debug, Halt, IrqWindow, KvmExit, Mmio, PortIo, RunView, decode, handle_exit
 from .state import DEFAULT_HIDDEN, MSR_IA32_TSC, CpuidMask, X86State, set_cpuid
@@ -116,7 +116,7 @@ class KvmX86Cpu(KvmCpuBase):
         # KVM exits by kind, for the summary: a plain dict with every kind, the cheapest to count into
         self._exit_types: dict[type, int] = dict.fromkeys(get_args(KvmExit), 0)
         # Debug state (KVM_SET_GUEST_DEBUG): DR0-DR3 as (address, watch kind or None for execution, length)
-        self._slots: list[tuple[int, WatchKind | None, int]] = []
+        self._slots = DebugSlots(4, "x86 debug registers (DR0-DR3)")
         self._patched: dict[int, int] = {}         # software breakpoint: physical address -> the byte INT3 replaced
         self._stepping = False
         self.kicks = 0                             # KVM_RUNs a signal ended
@@ -247,7 +247,8 @@ class KvmX86Cpu(KvmCpuBase):
         """
         if len(addresses) > 4:
             raise PlatformError(f"x86 has 4 hardware breakpoints, not {len(addresses)}")
-        self._slots = [slot for slot in self._slots if slot[1] is not None] + [(a, None, 1) for a in addresses]
+        executions = [(address, None, 1) for address in addresses]
+        self._slots.items = [slot for slot in self._slots.items if slot[1] is not None] + executions
         self._set_guest_debug()
 
     # -- debugging (cosim.gdb) --------------------------------------------------
@@ -306,25 +307,21 @@ class KvmX86Cpu(KvmCpuBase):
         self._set_guest_debug()
 
     def _add_slot(self, slot: tuple[int, WatchKind | None, int]) -> None:
-        if slot not in self._slots:
-            if len(self._slots) == 4:
-                raise PlatformError("all four x86 debug registers are in use")
-            self._slots.append(slot)
+        if self._slots.add(slot):
             self._set_guest_debug()
 
     def _remove_slot(self, slot: tuple[int, WatchKind | None, int]) -> None:
-        if slot in self._slots:
-            self._slots.remove(slot)
+        if self._slots.remove(slot):
             self._set_guest_debug()
 
     def _set_guest_debug(self) -> None:
         """DR0-DR3 hold the addresses; DR7 enables each (Ln) with its R/W and LEN fields (SDM Vol. 3B 18.2.4)."""
         debug = ffi.new("struct kvm_guest_debug *")
-        control = (KVM_GUESTDBG_USE_HW_BP if self._slots else 0) | (KVM_GUESTDBG_USE_SW_BP if self._patched else 0) \
-            | (KVM_GUESTDBG_SINGLESTEP if self._stepping else 0)
+        control = (KVM_GUESTDBG_USE_HW_BP if self._slots.items else 0) \
+            | (KVM_GUESTDBG_USE_SW_BP if self._patched else 0) | (KVM_GUESTDBG_SINGLESTEP if self._stepping else 0)
         if control:
             debug.control = KVM_GUESTDBG_ENABLE | control
-        for index, (address, kind, length) in enumerate(self._slots):
+        for index, (address, kind, length) in enumerate(self._slots.items):
             debug.arch.debugreg[index] = address
             rw = 0 if kind is None else 1 if kind is WatchKind.WRITE else 3
             size = 0 if kind is None else {1: 0, 2: 1, 4: 3, 8: 2}[length]
@@ -336,7 +333,7 @@ class KvmX86Cpu(KvmCpuBase):
         or that a single step completed (BS, bit 14)."""
         if exit.exception == 3:
             return DebugStop(StopKind.BREAKPOINT)
-        for index, (address, kind, _length) in enumerate(self._slots):
+        for index, (address, kind, _length) in enumerate(self._slots.items):
             if exit.dr6 & (1 << index):
                 return DebugStop(StopKind.BREAKPOINT) if kind is None else DebugStop(StopKind.WATCH, address, kind)
         return DebugStop(StopKind.STEP)
