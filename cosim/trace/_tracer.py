@@ -82,7 +82,8 @@ class Tracer:
                 if self.vcd is not None:
                     for path in paths:
                         self.vcd.wire(path, signal.level)
-                signal.connect(self._edge_listener(signal.name, paths, signal.level))
+                # JSON: on the track of the first traced end (the CPU's input when only the CPU is traced)
+                signal.connect(self._edge_listener(names[0], paths, signal.level))
 
     def _edge_listener(self, name: str, paths: list[str], initial: bool):  # -> Callable[[bool], None]
         vcd, json, sim = self.vcd, self.json, self.sim

@@ -125,3 +125,20 @@ def test_debug_level_logs_register_accesses_with_time(board, caplog):
     assert not [r for r in caplog.records if r.name == "cosim.uart0" and r.levelno < logging.INFO]
     with pytest.raises(CosimError, match="DEVICE=LEVEL"):
         configure_logs(board, "gic=loud")
+
+
+def test_the_command_line_traces_filters_and_logs(guest_elf, tmp_path, capsys, caplog):
+    from cosim.cli import main
+
+    firmware = guest_elf("aarch64", "timer_wfi").bin
+    base = ["run", "virt", "-P", f"firmware={firmware}", "--console", "buffer", "--until", "3ms"]
+    caplog.set_level(logging.DEBUG)
+    assert main([*base, "--trace", str(tmp_path / "boot.json"), "--trace-filter", "timer,cpu0",
+                 "--log", "gic=debug"]) == 0
+    assert f"tracing to {tmp_path / 'boot.vcd'}, {tmp_path / 'boot.json'}" in capsys.readouterr().err
+    assert {e["track"] for e in trace_events(tmp_path / "boot.json")} == {"timer", "cpu0"}
+    assert any("read GICC_IAR" in r.getMessage() for r in caplog.records if r.name == "cosim.gic")
+    assert main([*base, "--trace-filter", "gic"]) == 2
+    assert "--trace-filter needs --trace FILE" in capsys.readouterr().err
+    assert main([*base, "--log", "gic"]) == 2
+    assert "--log expects DEVICE=LEVEL" in capsys.readouterr().err
