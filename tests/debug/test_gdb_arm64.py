@@ -19,6 +19,10 @@ def test_registers_memory_stepi_breakpoint_and_continue_to_the_guest_exit(guest_
         "p/x $x3",
         "monitor time",
         "delete",
+        "hbreak *0x20",
+        "continue",
+        "info registers pc",
+        "delete",
         "continue",
     ], guest.elf)
     out = session.gdb
@@ -30,6 +34,7 @@ def test_registers_memory_stepi_breakpoint_and_continue_to_the_guest_exit(guest_
     assert re.search(r"x1\s+0x9000000", out)                               # UART_DR
     assert "$1 = 0x68" in out                                              # 'h', about to be written
     assert "simulated time: 6 ns" in out                                   # six instructions at 1 GHz
+    assert "Breakpoint 2, 0x0000000000000020" in out                       # hbreak: after the message
     assert "exited normally" in out
     assert session.status == 0 and "SYSTEM_OFF" in session.cosim
 

@@ -530,6 +530,10 @@ class UnicornArm64Cpu:
             self.uc.hook_del(hook)
             self.uc.ctl_remove_cache(address, address + 4)
 
+    # gdb's hardware breakpoints (hbreak) are the same hooks: unicorn has no limit to mimic.
+    insert_hw_breakpoint = insert_breakpoint
+    remove_hw_breakpoint = remove_breakpoint
+
     def insert_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
         key = (kind, address, length)
         if key not in self._watchpoints:
