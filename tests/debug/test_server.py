@@ -169,3 +169,16 @@ def test_cli_refuses_bad_gdb_options_in_one_line(capsys, args, message):
 
     assert main(["run", "virt", "-P", "firmware=none", "--console", "none", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_one_clear_error(guest_elf):
+    board = Virt(firmware=str(guest_elf("aarch64", "hello").bin), console=BufferBackend())
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        with pytest.raises(CosimError, match=rf"--gdb {taken.getsockname()[1]}: cannot listen on 127.0.0.1"):
+            serve(board, str(taken.getsockname()[1]))
+    finally:
+        taken.close()
+        board.sim.close()
