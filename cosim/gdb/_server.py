@@ -94,7 +94,7 @@ class GdbServer:
     def stopped(self, cpu: Any, result: CpuExit) -> None:
         """A breakpoint, watchpoint or single step ended the run of `cpu`: report it and serve gdb."""
         self._current = self.cpus.index(cpu)
-        stop = result.detail
+        stop = getattr(result.reason, "stop", None)
         extra = ""
         if isinstance(stop, DebugStop) and stop.kind is StopKind.WATCH and stop.watch is not None:
             extra = f"{stop.watch.value}:{stop.address:x};"

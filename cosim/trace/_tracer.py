@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +115,10 @@ class Tracer:
     def ran(self, cpu: Any, start: int, result: CpuExit) -> None:
         """A quantum: a span of the time the guest ran; why it stopped is its `exit` argument."""
         if self.json is not None:
-            reason = result.reason.value
+            reason = result.reason
+            details = {f.name: _plain(getattr(reason, f.name)) for f in fields(reason)}
             self.json.span(cpu.name, "quantum", start, result.elapsed,
-                           {"exit": reason, "instructions": result.instructions, "detail": str(result.detail or "")})
+                           {"exit": reason.name, "instructions": result.instructions, **details})
 
     def idled(self, cpu: Any, start: int, end: int) -> None:
         if self.json is not None and end > start:
@@ -130,6 +133,16 @@ class Tracer:
         for device in self.platform.devices.values():
             if getattr(device, "observer", None) is self:
                 device.observer = None
+
+
+def _plain(value: Any) -> Any:
+    """An exit reason's field as JSON: enums by value, addresses in hex, debug stops by kind."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    kind = getattr(value, "kind", None)
+    return None if value is None else kind.value if isinstance(kind, enum.Enum) else str(value)
 
 
 def attach(platform: Any, base: str | Path, *, only: set[str] | None = None, vcd: bool = True,

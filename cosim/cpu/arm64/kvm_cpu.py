@@ -6,9 +6,10 @@
   Boot state per Documentation/arch/arm64/booting.rst: EL1h, DAIF masked, MMU
   and caches off (what VCPU_INIT gives), PC at the entry, x0 = the DTB.
 - **Memory.** RAM and flash are memory slots (flash read-only where the host
-  has KVM_CAP_READONLY_MEM); every other access exits as MMIO to the bus. When
-  nothing answers, the guest takes a synchronous external abort
-  (KVM_CAP_ARM_INJECT_EXT_DABT), as on the unicorn backend.
+  has KVM_CAP_READONLY_MEM); every other access exits as MMIO to the bus. Where
+  nothing is mapped, the guest takes a synchronous external abort
+  (KVM_CAP_ARM_INJECT_EXT_DABT); an access a model refuses reads as zero and
+  writes are dropped: both as on the unicorn backend (docs/concepts.md).
 - **Interrupts.** No in-kernel vGIC: the GICv2 model drives the vCPU's IRQ/FIQ
   inputs with KVM_IRQ_LINE (type CPU). The generic timer is the kernel's; its
   output levels come back in kvm_run (KVM_CAP_ARM_USER_IRQ) and drive the
@@ -48,9 +49,9 @@ from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, TimerBudget, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError, Vcpu, Vm, scratch_vm
 from ...kvm._uapi import Ioctl
-from .._backend import CpuExit, ExitReason, QuantumKeeper
+from .._backend import BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuExit, Idle, QuantumKeeper
 from .._debug import DebugSlots, DebugStop, StopKind, WatchKind
-from .kvm_exits import ExternalAbort, Mmio, decode, handle_exit
+from .kvm_exits import Debug, ExternalAbort, Mmio, debug_stop, decode, handle_exit
 from .kvm_timer import Comparator, KvmGenericTimer, host_counter_frequency
 from .mmu import Fault, TranslationRegs, walk
 
@@ -137,7 +138,7 @@ class KvmArm64Cpu(KvmCpuBase):
         if reason:
             raise PlatformError(reason)
         if access_latency < 0:
-            raise ValueError(f"access latency must not be negative, not {access_latency} ps")
+            raise PlatformError(f"access latency must not be negative, not {access_latency} ps")
         self.bus = bus
         self.timer = timer
         self.period = frequency.period
@@ -147,7 +148,7 @@ class KvmArm64Cpu(KvmCpuBase):
         self.access_latency = access_latency
         self.wfx_exit = wfx_exit
         self.kick_signal = kick_signal
-        self.accesses = GuestAccesses(logger)
+        self.accesses = GuestAccesses(logger, all_ones=False)     # Arm: failed reads are RAZ
         self.log = logger
         self.lines = {"irq": False, "fiq": False}
         self._levels: int | None = None     # device_irq_level last applied; None: reconcile on the next exit
@@ -318,12 +319,15 @@ class KvmArm64Cpu(KvmCpuBase):
             debug.arch.dbg_wvr[index], debug.arch.dbg_wcr[index] = address & ~7, 1 | 3 << 1 | lsc << 3 | bas << 5
         self.vcpu.ioctl(Arm64Ioctl.SET_GUEST_DEBUG, debug, what="KVM_SET_GUEST_DEBUG")
 
-    def _watched(self, stop: DebugStop) -> DebugStop:
-        """A watchpoint stop names the watchpoint's kind (the exit gives only the data address)."""
-        for kind, address, length in self._watchpoints.items:
-            if stop.address is not None and address & ~7 <= stop.address < (address & ~7) + 8:
-                return DebugStop(StopKind.WATCH, stop.address, kind)
-        return DebugStop(StopKind.WATCH, stop.address, WatchKind.ACCESS)
+    def _debug_breakpoint(self, exit: Debug) -> Breakpoint:
+        """The Breakpoint exit of a debug exit, at the PC; a watchpoint names its kind (the exit gives
+        only the data address)."""
+        stop = debug_stop(exit)
+        if stop.kind is StopKind.WATCH:
+            kinds = [kind for kind, address, _ in self._watchpoints.items
+                     if stop.address is not None and address & ~7 <= stop.address < (address & ~7) + 8]
+            stop = DebugStop(StopKind.WATCH, stop.address, kinds[0] if kinds else WatchKind.ACCESS)
+        return Breakpoint(self.pc, stop)
 
     # -- interrupts -------------------------------------------------------------
     def set_irq(self, line: str, level: bool) -> None:
@@ -426,41 +430,43 @@ class KvmArm64Cpu(KvmCpuBase):
                 elapsed = done * period + extra
                 changed = self._apply_levels(keeper, elapsed)
                 exit = decode(run, ran=ran, wfx_exit=self.wfx_exit)
+                if type(exit) is Debug:       # a debugger's stop (KVM_SET_GUEST_DEBUG): the PC is ours to read
+                    return self._exit(keeper, self._debug_breakpoint(exit), elapsed, done)
                 device = isinstance(exit, Mmio)
                 if device:
                     extra += self.access_latency
                     elapsed += self.access_latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
-                outcome = handle_exit(exit, bus=self.bus, accesses=self.accesses, inject_abort=self.inject_abort)
+                try:
+                    outcome = handle_exit(exit, bus=self.bus, accesses=self.accesses, inject_abort=self.inject_abort)
+                except CpuError as error:
+                    raise self._located(error) from error
                 if outcome.reply is not None:
                     ffi.memmove(run.mmio.data, outcome.reply, len(outcome.reply))
                     self._pending = True
-                if isinstance(outcome.detail, ExternalAbort):
-                    self._inject_abort(outcome.detail)
+                if outcome.abort is not None:
+                    self._inject_abort(outcome.abort)
                 reason = outcome.reason
-                if reason is ExitReason.BUDGET:   # a kick, another signal, or a level change
+                if reason is BUDGET_SPENT:   # a kick, another signal, or a level change
                     if guard is not None and time.monotonic_ns() >= wall_end:
                         # Wall time ran out: the guest idled in a WFI KVM kept to itself (no WFx exit).
-                        return self._exit(keeper, ExitReason.BUDGET, max(elapsed, budget), done)
+                        return self._exit(keeper, BUDGET_SPENT, max(elapsed, budget), done)
                     if elapsed >= budget:
-                        return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                        return self._exit(keeper, BUDGET_SPENT, elapsed, done)
                     if changed and keeper.must_yield:
-                        return self._exit(keeper, ExitReason.IO, elapsed, done)
+                        return self._exit(keeper, DEVICE_ACCESS, elapsed, done)
                     source.rearm()
                     continue
-                if reason is ExitReason.IDLE:
-                    result = self._exit(keeper, reason, elapsed, done, outcome.detail)
+                if type(reason) is Idle:
+                    result = self._exit(keeper, reason, elapsed, done)
                     self.timer.plan(self.comparators(), at=keeper.start + result.elapsed)
                     return result
                 if reason is not None:
-                    detail = outcome.detail
-                    if isinstance(detail, DebugStop) and detail.kind is StopKind.WATCH:
-                        detail = self._watched(detail)
-                    return self._exit(keeper, reason, elapsed, done, detail)
+                    return self._exit(keeper, reason, elapsed, done)
                 if (device or changed) and keeper.must_yield:
-                    return self._exit(keeper, ExitReason.IO, elapsed, done)
+                    return self._exit(keeper, DEVICE_ACCESS, elapsed, done)
                 if elapsed >= budget:
-                    return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                    return self._exit(keeper, BUDGET_SPENT, elapsed, done)
         finally:
             source.disarm()
             if guard is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cosim import SEC
+from cosim.cpu import CpuError
 from cosim.cpu._debug import DebugStop, StopKind, WatchKind
 from cosim.cpu.arm64.kvm_exits import Debug, debug_stop
 from cosim.gdb import TargetError, target_for
@@ -51,10 +52,11 @@ def debug_exit(esr, far=0):
     (0x33 << 26 | 1 << 25, DebugStop(StopKind.STEP)),
     (0x35 << 26, DebugStop(StopKind.WATCH, 0x4020_0004)),
     (0x3C << 26, DebugStop(StopKind.BREAKPOINT)),
-    (0x15 << 26, None),
 ])
 def test_debug_exits_are_read_by_exception_class(esr, stop):
     assert debug_stop(Debug(esr, 0x4020_0004)) == stop
+    with pytest.raises(CpuError, match="ESR 0x54000000: not a breakpoint"):
+        debug_stop(Debug(0x15 << 26, 0))
 
 
 def test_breakpoints_watchpoints_and_step_are_programmed_in_the_debug_registers(fake):
@@ -98,7 +100,7 @@ def test_a_watchpoint_exit_reaches_the_debugger_with_its_kind(fake):
             return True
 
         def stopped(self, cpu, result):
-            stops.append(result.detail)
+            stops.append(result.reason.stop)
             board.sim.request_stop(0, "seen")
 
     board.cpu0.debugger = Debugger()
