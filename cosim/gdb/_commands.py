@@ -49,28 +49,38 @@ class Simple(enum.Enum):
 
 @dataclass(frozen=True)
 class WriteRegisters:
+    """`G XX...`: all registers, in the target description's order."""
+
     data: bytes
 
 
 @dataclass(frozen=True)
 class ReadRegister:
+    """`p n`: one register by its number in the target description."""
+
     number: int
 
 
 @dataclass(frozen=True)
 class WriteRegister:
+    """`P n=XX...`: one register."""
+
     number: int
     data: bytes
 
 
 @dataclass(frozen=True)
 class ReadMemory:
+    """`m addr,length`."""
+
     address: int
     length: int
 
 
 @dataclass(frozen=True)
 class WriteMemory:
+    """`M addr,length:XX...` (hex) or `X addr,length:bytes` (binary, escaped)."""
+
     address: int
     data: bytes
 
@@ -86,6 +96,8 @@ class Resume:
 
 @dataclass(frozen=True)
 class Breakpoint:
+    """`Z type,addr,kind` inserts, `z` removes; kind is the length (watchpoints) or instruction size."""
+
     insert: bool
     kind: BreakpointKind
     address: int
@@ -94,11 +106,15 @@ class Breakpoint:
 
 @dataclass(frozen=True)
 class QuerySupported:
+    """`qSupported:features`: what gdb supports; the reply says what the stub does."""
+
     features: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class ReadFeatures:
+    """`qXfer:features:read:annex:offset,length`: a piece of the target description."""
+
     annex: str
     offset: int
     length: int
@@ -106,27 +122,37 @@ class ReadFeatures:
 
 @dataclass(frozen=True)
 class ThreadInfo:
+    """`qfThreadInfo` / `qsThreadInfo`: the thread list, first and following pieces."""
+
     first: bool        # qfThreadInfo (True) or qsThreadInfo
 
 
 @dataclass(frozen=True)
 class SetThread:
+    """`Hg` / `Hc` + thread: the thread later register, memory or resume packets apply to."""
+
     operation: str     # 'g' (registers, memory) or 'c' (resumption)
     thread: int        # 0: any, -1: all
 
 
 @dataclass(frozen=True)
 class ThreadAlive:
+    """`T thread`: is it alive."""
+
     thread: int
 
 
 @dataclass(frozen=True)
 class Monitor:
+    """`qRcmd,hex`: a `monitor` command."""
+
     command: str
 
 
 @dataclass(frozen=True)
 class Unsupported:
+    """Any other packet: answered with the empty reply, as the protocol asks."""
+
     payload: bytes
 
 
