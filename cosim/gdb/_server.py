@@ -78,9 +78,9 @@ class GdbServer:
         for cpu in cpus:
             cpu.debugger = self
         sim.add_finalizer(self.close)
-        if wait:
-            print(f"cosim: waiting for gdb on {self.host}:{self.port} (target remote {self.host}:{self.port})",
-                  file=sys.stderr, flush=True)
+        what = "waiting for gdb on" if wait else "gdb may attach on"
+        print(f"cosim: {what} {self.host}:{self.port} (target remote {self.host}:{self.port})", file=sys.stderr,
+              flush=True)
 
     # -- called by the CPU loop -------------------------------------------------------------
     def before_run(self, cpu: Any) -> bool:

@@ -46,9 +46,9 @@ class Client:
 
 @pytest.fixture
 def stub(guest_elf, request):
-    guest = getattr(request, "param", "hello")
+    guest, wait = getattr(request, "param", ("hello", True))
     board = Virt(firmware=str(guest_elf("aarch64", guest).bin), console=BufferBackend())
-    server = serve(board, "0")
+    server = serve(board, "0", wait=wait)
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("summary", board.run(until=5 * SEC)), daemon=True)
     thread.start()
@@ -77,7 +77,7 @@ def test_bad_packets_get_error_replies_and_the_session_goes_on(stub):
     assert result["summary"].stop.reason == "killed by gdb"
 
 
-@pytest.mark.parametrize("stub", ["timer_wfi"], indirect=True)
+@pytest.mark.parametrize("stub", [("timer_wfi", True)], indirect=True)
 def test_ctrl_c_stops_the_running_guest_and_simulated_time_stands_still(stub):
     client, server, board, result, thread = stub
     client.ask(b"QStartNoAckMode")
@@ -93,6 +93,19 @@ def test_ctrl_c_stops_the_running_guest_and_simulated_time_stands_still(stub):
     client.send(frame(b"c"))
     thread.join(60)
     assert client.reply() == b"W00"                        # the guest powered off after its 1000th tick
+    assert "SYSTEM_OFF" in result["summary"].stop.reason
+
+
+@pytest.mark.parametrize("stub", [("timer_wfi", False)], indirect=True)
+def test_without_waiting_the_guest_runs_until_gdb_attaches_and_stops_it(stub):
+    client, server, board, result, thread = stub             # connected once the guest had started
+    assert client.ask(b"?") == b"T02thread:1;"                # attaching stopped it
+    stopped_at = board.sim.now
+    threading.Event().wait(0.2)
+    assert board.sim.now == stopped_at
+    client.send(frame(b"D"))
+    assert client.reply() == b"OK"
+    thread.join(60)
     assert "SYSTEM_OFF" in result["summary"].stop.reason
 
 
