@@ -197,6 +197,9 @@ class GdbServer:
         except TargetError as error:
             log.info("gdb %s: %s", type(command).__name__, error)
             reply = b"E0e"
+        except Exception as error:  # noqa: BLE001 - a request gdb made must not end the simulation
+            log.warning("gdb %s failed: %s: %s", command, type(error).__name__, error)
+            reply = b"E0f"
         if reply is not None:
             self._send(reply)
 
