@@ -129,6 +129,8 @@ class GdbServer:
     def _serve(self) -> None:
         while self.halted and not self.killed:
             if self._conn is None:
+                if self._reason.startswith("T"):     # a stop with nobody connected (gdb went away)
+                    log.warning("guest stopped (%s); waiting for gdb on %s:%s", self._reason, self.host, self.port)
                 self._accept()
             self._receive(running=False)
 
