@@ -38,6 +38,9 @@ TYPER_U, TYPER_P = 1 << 30, 1 << 31                             # exclude EL0 / 
 PMUSERENR_EN, PMUSERENR_SW, PMUSERENR_CR, PMUSERENR_ER = 1, 2, 4, 8
 _MASK32, _MASK64 = (1 << 32) - 1, (1 << 64) - 1
 _VALID = ((1 << COUNTERS) - 1) | (1 << CYCLE)
+# The SET/CLR register pairs (D13.4) and the state each pair reads and writes.
+_SETS = {"PMCNTENSET_EL0": "enabled", "PMOVSSET_EL0": "overflows", "PMINTENSET_EL1": "interrupts"}
+_CLEARS = {"PMCNTENCLR_EL0": "enabled", "PMOVSCLR_EL0": "overflows", "PMINTENCLR_EL1": "interrupts"}
 
 # (op0, op1, CRn, CRm, op2) -> name (D13.4 / C5.3 encodings).
 SYSREG_NAMES: dict[tuple[int, int, int, int, int], str] = {
@@ -205,14 +208,11 @@ class Pmu(Device):
     def _read(self, name: str) -> int:
         if name == "PMCR_EL0":
             return PMCR_ID | self.pmcr
-        if name in ("PMCNTENSET_EL0", "PMCNTENCLR_EL0"):
-            return self.enabled
-        if name in ("PMOVSSET_EL0", "PMOVSCLR_EL0"):
-            for index in (*range(COUNTERS), CYCLE):
-                self._settle(index)
-            return self.overflows
-        if name in ("PMINTENSET_EL1", "PMINTENCLR_EL1"):
-            return self.interrupts
+        if name in _SETS or name in _CLEARS:
+            if name.startswith("PMOVS"):
+                for index in (*range(COUNTERS), CYCLE):
+                    self._settle(index)
+            return getattr(self, _SETS.get(name) or _CLEARS[name])
         if name == "PMSELR_EL0":
             return self.selected
         if name == "PMCEID0_EL0":
@@ -243,24 +243,12 @@ class Pmu(Device):
                 self._cycle.value = 0
             self.pmcr = value & PMCR_RW
             self._restart()
-        elif name == "PMCNTENSET_EL0":
-            self.enabled |= value & _VALID
+        elif name in _SETS:
+            setattr(self, _SETS[name], getattr(self, _SETS[name]) | value & _VALID)
             self._restart()
-        elif name == "PMCNTENCLR_EL0":
-            self.enabled &= ~value
+        elif name in _CLEARS:
+            setattr(self, _CLEARS[name], getattr(self, _CLEARS[name]) & ~value)
             self._restart()
-        elif name == "PMOVSSET_EL0":
-            self.overflows |= value & _VALID
-            self.update()
-        elif name == "PMOVSCLR_EL0":
-            self.overflows &= ~value
-            self.update()
-        elif name == "PMINTENSET_EL1":
-            self.interrupts |= value & _VALID
-            self.update()
-        elif name == "PMINTENCLR_EL1":
-            self.interrupts &= ~value
-            self.update()
         elif name == "PMSELR_EL0":
             self.selected = value & 0x1F
         elif name == "PMUSERENR_EL0":
