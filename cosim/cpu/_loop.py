@@ -145,7 +145,11 @@ class Cpu(Device):
             self.instructions += result.instructions
             reason = result.reason
             kind = type(reason)
-            self.exits[kind.name] += 1
+            try:
+                self.exits[kind.name] += 1
+            except AttributeError:
+                raise SimulationError(f"{self.name}: backend {backend.name} ended a run with {reason!r}, "
+                                      "which is not one of cosim.cpu.ExitReason") from None
             if self.observer is not None:
                 self.observer.ran(self, now, result)
             # One branch per reason of the closed set; BudgetSpent and DeviceAccess both just advance time.
