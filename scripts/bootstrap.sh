@@ -13,6 +13,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # which the gdb stub's tests drive (tests/debug).
 debs=(binutils binutils-aarch64-linux-gnu gcc gcc-aarch64-linux-gnu linux-libc-dev linux-libc-dev-arm64-cross
       gdb-multiarch)
+# The patched L1 kernel of the emulated Arm64 host (cosim/emuhost/kernel.py, BUILD_PACKAGES) and
+# its boot check: a static libc for the probe, the kernel's build tools, QEMU to boot it.
+debs+=(libc6-dev-arm64-cross make flex bison bc libssl-dev libelf-dev xz-utils patch qemu-system-arm)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
