@@ -30,7 +30,7 @@ from ._kernel import Simulation
 from ._time import MS
 
 __all__ = ["CharBackend", "BufferBackend", "StdioBackend", "NullBackend", "LineBackend", "TcpBackend", "PtyBackend",
-           "open_backend", "attach_backend"]
+           "open_backend", "attach_backend", "host_port"]
 
 Receiver = Callable[[bytes], None]
 
@@ -483,6 +483,18 @@ class PtyBackend(_PolledBackend):
             os.close(fd)
 
 
+def host_port(text: str) -> tuple[str, int]:
+    """'[HOST:]PORT' -> (host, port), the host 127.0.0.1 unless given; ValueError for a bad port."""
+    host, sep, port_text = text.rpartition(":")
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError(f"the port must be a number 0..65535, not {port_text!r}")
+    return (host.strip("[]") if sep else "") or "127.0.0.1", port
+
+
 def open_backend(spec: str | CharBackend) -> CharBackend:
     """A back-end from a platform's `console` property.
 
@@ -493,15 +505,12 @@ def open_backend(spec: str | CharBackend) -> CharBackend:
         return spec
     kind, _, rest = spec.strip().partition(":")
     if kind == "tcp" and rest:
-        host, sep, port_text = rest.rpartition(":")
-        host = host.strip("[]") if sep else "127.0.0.1"
         try:
-            port = int(port_text)
+            host, port = host_port(rest)
         except ValueError:
-            port = -1
-        if not 0 <= port <= 65535:
-            raise PlatformError(f"console {spec!r}: the port must be a number 0..65535 (e.g. tcp:127.0.0.1:4555)")
-        return TcpBackend(host or "127.0.0.1", port)
+            raise PlatformError(f"console {spec!r}: the port must be a number 0..65535 (e.g. tcp:127.0.0.1:4555)") \
+                from None
+        return TcpBackend(host, port)
     simple: dict[str, Callable[[], CharBackend]] = {
         "stdio": StdioBackend, "none": NullBackend, "buffer": BufferBackend, "pty": PtyBackend,
     }

@@ -55,6 +55,19 @@ def _build(args: argparse.Namespace) -> Platform:
 def _cmd_run(args: argparse.Namespace) -> int:
     until = parse_time(args.until) if args.until else None
     platform = _build(args)
+    if args.gdb is not None:
+        from .gdb import serve
+
+        try:
+            serve(platform, args.gdb, wait=not args.gdb_nowait)
+        except BaseException:
+            platform.sim.close()
+            raise
+    elif args.gdb_nowait:
+        platform.sim.close()
+        raise CosimError("--gdb-nowait needs --gdb [HOST:]PORT")
+    if args.trace or args.trace_filter or args.log:
+        _observe(platform, args)
     try:
         summary = platform.run(until)
     finally:
@@ -62,6 +75,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"\ncosim: {platform.name} ended\n{summary}", file=sys.stderr)
     # A process status holds 0..255: a larger guest status (say 256) must not read as success.
     return summary.status if 0 <= summary.status <= 255 else 1
+
+
+def _observe(platform: Platform, args: argparse.Namespace) -> None:
+    """--trace, --trace-filter, --log: observers attached before the run (cosim.trace)."""
+    from .trace import attach, configure_logs
+
+    try:
+        if args.trace_filter and not args.trace:
+            raise CosimError("--trace-filter needs --trace FILE")
+        if args.log:
+            configure_logs(platform, args.log)
+        if args.trace:
+            only = {name.strip() for name in (args.trace_filter or "").split(",") if name.strip()} or None
+            tracer = attach(platform, args.trace, only=only)
+            print(f"cosim: tracing to {', '.join(map(str, tracer.paths))}", file=sys.stderr)
+    except BaseException:
+        platform.sim.close()
+        raise
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -106,6 +137,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--until", help="stop at this simulated time, e.g. '10 ms', '5 s'")
     run.add_argument("--realtime", action="store_true",
                      help="never let simulated time run ahead of wall-clock time (interactive sessions)")
+    run.add_argument("--gdb", metavar="[HOST:]PORT",
+                     help="serve gdb's remote protocol there (host 127.0.0.1 unless given) and hold the guest "
+                          "before its first instruction until gdb attaches and continues")
+    run.add_argument("--gdb-nowait", action="store_true",
+                     help="with --gdb: do not wait; the guest runs at once and gdb may attach (and stop it) later")
+    run.add_argument("--trace", metavar="FILE",
+                     help="write FILE.vcd (every signal) and FILE.json (Perfetto/Chrome trace events: CPU quanta, "
+                          "bus transactions, interrupt edges, idle jumps)")
+    run.add_argument("--trace-filter", metavar="DEVICES",
+                     help="trace only these devices (and CPUs), e.g. gic,uart0,cpu0")
+    run.add_argument("--log", metavar="DEVICE=LEVEL,...",
+                     help="per-model log levels, e.g. gic=debug,uart0=info; debug also logs the device's "
+                          "register accesses (name, offset, value, simulated time)")
     run.set_defaults(func=_cmd_run)
     describe = sub.add_parser("describe", help="print a platform's address map and wiring")
     platform_args(describe)

@@ -15,6 +15,8 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
+from ._debug import DebugStop
+
 __all__ = ["CpuExit", "ExitReason", "BudgetSpent", "DeviceAccess", "Idle", "IdleKind", "Stop", "Breakpoint",
            "BUDGET_SPENT", "DEVICE_ACCESS", "QuantumKeeper", "CpuBackend", "CpuError"]
 
@@ -81,9 +83,11 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class Breakpoint:
-    """The guest reached a breakpoint at `address` (the PC it stopped at)."""
+    """The guest reached a breakpoint at `address` (the PC it stopped at); `stop` says which kind of
+    debug event it was (breakpoint, single step, watchpoint) when a debugger set it (cosim.gdb)."""
 
     address: int
+    stop: DebugStop | None = None
     name: ClassVar[str] = "breakpoint"
 
 

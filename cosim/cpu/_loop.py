@@ -89,6 +89,11 @@ class Cpu(Device):
         self.idle_skipped = 0
         self.exits: Counter[str] = Counter()
         self._wall_start = 0.0
+        # A debugger (cosim.gdb) attached to this CPU: asked before each run whether to go on, and
+        # handed the debug stops. None when no debugger is attached: one attribute test per quantum.
+        self.debugger: Any = None
+        # A trace observer (cosim.trace): told of every run and idle jump; None when not tracing.
+        self.observer: Any = None
 
     def attach(self, clock: Clock) -> None:
         if not isinstance(clock, Simulation):
@@ -123,6 +128,11 @@ class Cpu(Device):
             if budget <= 0:
                 yield sim.timeout(0)  # events due now run before the guest continues
                 continue
+            # The debugger holds the CPU (and, the simulation being single-threaded, simulated time)
+            # for as long as it is stopped; False: it ended the run (gdb's kill).
+            if self.debugger is not None and not self.debugger.before_run(self):
+                yield sim.timeout(0)
+                continue
             keeper = Keeper(sim, now, budget)
             self._keeper = keeper
             try:
@@ -140,12 +150,17 @@ class Cpu(Device):
             except AttributeError:
                 raise SimulationError(f"{self.name}: backend {backend.name} ended a run with {reason!r}, "
                                       "which is not one of cosim.cpu.ExitReason") from None
+            if self.observer is not None:
+                self.observer.ran(self, now, result)
             # One branch per reason of the closed set; BudgetSpent and DeviceAccess both just advance time.
             if kind is Idle and not backend.interrupt_pending():
                 yield from self._idle(reason)
             elif kind is Stop:
                 sim.request_stop(reason.status, reason.message)
                 return
+            elif kind is Breakpoint and self.debugger is not None:
+                self.debugger.stopped(self, result)         # holds the CPU until gdb resumes it
+                yield sim.timeout(max(0, now + result.elapsed - sim.now))
             elif kind is Breakpoint:
                 sim.request_stop(0, f"{self.name}: breakpoint at {reason.address:#x}")
                 return
@@ -171,6 +186,8 @@ class Cpu(Device):
             yield wake
         self._wake = None
         self.idle_skipped += sim.now - start
+        if self.observer is not None:
+            self.observer.idled(self, start, sim.now)
 
     # -- reporting ---------------------------------------------------------
     def summary(self) -> dict[str, str]:

@@ -29,7 +29,8 @@ __all__ = [
     "IrqType", "CpuIrq", "DeviceIrq", "KVM_ARM_VCPU_PMU_V3_CTRL", "KVM_ARM_VCPU_PMU_V3_INIT",
     "DEFAULT_WFX_CAP", "DEFAULT_WFX_EXIT", "SEED_WFX_CAP", "SEED_WFX_EXIT", "PORT_WFX_CAP", "PORT_WFX_EXIT",
     "ESR_WFX_ISS_WFE", "Arm64Features", "probe_arm64",
-    "device_irq_level", "arm_nisv", "wfx_esr",
+    "device_irq_level", "arm_nisv", "wfx_esr", "debug_exit", "KVM_GUESTDBG_ENABLE", "KVM_GUESTDBG_SINGLESTEP",
+    "KVM_GUESTDBG_USE_SW_BP", "KVM_GUESTDBG_USE_HW",
 ]
 
 ffi = FFI()
@@ -74,6 +75,25 @@ struct kvm_arm_nisv {           /* kvm_run.arm_nisv (KVM_EXIT_ARM_NISV) */
 
 struct kvm_wfx_exit {           /* kvm_run.wfx of the seed patch (KVM_EXIT_WFX): not upstream */
     __u64 esr;
+};
+
+struct kvm_guest_debug_arch {
+    __u64 dbg_bcr[16];
+    __u64 dbg_bvr[16];
+    __u64 dbg_wcr[16];
+    __u64 dbg_wvr[16];
+};
+
+struct kvm_guest_debug {
+    __u32 control;
+    __u32 pad;
+    struct kvm_guest_debug_arch arch;
+};
+
+struct kvm_debug_exit_arch {
+    __u32 hsr;
+    __u32 hsr_high;
+    __u64 far;
 };
 
 struct kvm_vcpu_events {
@@ -217,6 +237,7 @@ class Arm64Ioctl:
     ARM_PREFERRED_TARGET = IOR(KVMIO, 0xAF, ffi.sizeof("struct kvm_vcpu_init"))
     GET_VCPU_EVENTS = IOR(KVMIO, 0x9F, ffi.sizeof("struct kvm_vcpu_events"))
     SET_VCPU_EVENTS = IOW(KVMIO, 0xA0, ffi.sizeof("struct kvm_vcpu_events"))
+    SET_GUEST_DEBUG = IOW(KVMIO, 0x9B, ffi.sizeof("struct kvm_guest_debug"))
 
 
 class Arm64Cap:
@@ -228,6 +249,15 @@ class Arm64Cap:
     ARM_USER_IRQ = 144
     ARM_NISV_TO_USER = 177
     ARM_INJECT_EXT_DABT = 178
+    GUEST_DEBUG_HW_BPS = 119     # how many hardware breakpoints KVM_SET_GUEST_DEBUG can use
+    GUEST_DEBUG_HW_WPS = 120     # ... and watchpoints
+
+
+# KVM_SET_GUEST_DEBUG control bits (linux/kvm.h and arm64's asm/kvm.h)
+KVM_GUESTDBG_ENABLE = 1 << 0
+KVM_GUESTDBG_SINGLESTEP = 1 << 1
+KVM_GUESTDBG_USE_SW_BP = 1 << 16
+KVM_GUESTDBG_USE_HW = 1 << 17
 
 
 # -- views into kvm_run ------------------------------------------------------------
@@ -244,6 +274,12 @@ def arm_nisv(run) -> tuple[int, int]:
     """(esr_iss, fault_ipa) of a KVM_EXIT_ARM_NISV exit."""
     nisv = ffi.cast("struct kvm_arm_nisv *", ffi.cast("char *", run) + KVM_RUN_EXIT_UNION_OFFSET)
     return nisv.esr_iss, nisv.fault_ipa
+
+
+def debug_exit(run) -> tuple[int, int]:
+    """(ESR, FAR) of a KVM_EXIT_DEBUG exit (arm64's struct kvm_debug_exit_arch: hsr, hsr_high, far)."""
+    debug = ffi.cast("struct kvm_debug_exit_arch *", ffi.cast("char *", run) + KVM_RUN_EXIT_UNION_OFFSET)
+    return debug.hsr | debug.hsr_high << 32, debug.far
 
 
 def wfx_esr(run) -> int:

@@ -113,6 +113,29 @@ struct kvm_vcpu_events {
     __u64 exception_payload;
 };
 
+struct kvm_fpu {
+    __u8  fpr[8][16];
+    __u16 fcw;
+    __u16 fsw;
+    __u8  ftwx;            /* in fxsave format */
+    __u8  pad1;
+    __u16 last_opcode;
+    __u64 last_ip;
+    __u64 last_dp;
+    __u8  xmm[16][16];
+    __u32 mxcsr;
+    __u32 pad2;
+};
+
+struct kvm_translation {
+    __u64 linear_address;
+    __u64 physical_address;
+    __u8  valid;
+    __u8  writeable;
+    __u8  usermode;
+    __u8  pad[5];
+};
+
 struct kvm_sync_regs {              /* kvm_run.s.regs on x86 */
     struct kvm_regs regs;
     struct kvm_sregs sregs;
@@ -143,8 +166,11 @@ class X86Ioctl:
     SET_REGS = IOW(KVMIO, 0x82, ffi.sizeof("struct kvm_regs"))
     GET_SREGS = IOR(KVMIO, 0x83, ffi.sizeof("struct kvm_sregs"))
     SET_SREGS = IOW(KVMIO, 0x84, ffi.sizeof("struct kvm_sregs"))
+    TRANSLATE = IOWR(KVMIO, 0x85, ffi.sizeof("struct kvm_translation"))
     GET_MSRS = IOWR(KVMIO, 0x88, ffi.sizeof("struct kvm_msrs"))
     SET_MSRS = IOW(KVMIO, 0x89, ffi.sizeof("struct kvm_msrs"))
+    GET_FPU = IOR(KVMIO, 0x8C, ffi.sizeof("struct kvm_fpu"))
+    SET_FPU = IOW(KVMIO, 0x8D, ffi.sizeof("struct kvm_fpu"))
     SET_CPUID2 = IOW(KVMIO, 0x90, ffi.sizeof("struct kvm_cpuid2"))
     SET_GUEST_DEBUG = IOW(KVMIO, 0x9B, ffi.sizeof("struct kvm_guest_debug"))
     SET_TSC_KHZ = IO(KVMIO, 0xA2)

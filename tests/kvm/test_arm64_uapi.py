@@ -28,6 +28,9 @@ STRUCTS = {
     "struct kvm_vcpu_init": ["target", "features"],
     "struct kvm_sync_regs": ["device_irq_level"],
     "struct kvm_vcpu_events": ["exception", "reserved"],
+    "struct kvm_guest_debug_arch": ["dbg_bcr", "dbg_bvr", "dbg_wcr", "dbg_wvr"],
+    "struct kvm_guest_debug": ["control", "arch"],
+    "struct kvm_debug_exit_arch": ["hsr", "hsr_high", "far"],
     "struct kvm_run": ["request_interrupt_window", "immediate_exit", "exit_reason", "kvm_valid_regs",
                        "kvm_dirty_regs", "s"],
 }
@@ -54,6 +57,8 @@ CONSTANTS |= {f"KVM_ARM_IRQ_TYPE_{k}": v for k, v in vars(IrqType).items() if k.
 CONSTANTS |= {f"KVM_ARM_IRQ_CPU_{k}": v for k, v in vars(CpuIrq).items() if k.isupper()}
 CONSTANTS |= {f"KVM_ARM_DEV_{k}": v for k, v in vars(DeviceIrq).items() if k.isupper()}
 CONSTANTS |= {f"KVM_REG_ARM_{k}": v for k, v in vars(TimerReg).items() if k.isupper()}
+CONSTANTS |= {name: getattr(_arm64, name) for name in ("KVM_GUESTDBG_ENABLE", "KVM_GUESTDBG_SINGLESTEP",
+                                                        "KVM_GUESTDBG_USE_SW_BP", "KVM_GUESTDBG_USE_HW")}
 CONSTANTS |= {"KVM_REG_ARM64": _arm64.KVM_REG_ARM64, "KVM_REG_SIZE_U64": _arm64.KVM_REG_SIZE_U64,
               "KVM_REG_ARM_CORE": _arm64.KVM_REG_ARM_CORE, "KVM_REG_ARM64_SYSREG": _arm64.KVM_REG_ARM64_SYSREG,
               "KVM_ARM_VCPU_PMU_V3_CTRL": _arm64.KVM_ARM_VCPU_PMU_V3_CTRL,

@@ -36,6 +36,10 @@ STRUCTS = [
     ("struct kvm_vcpu_events", _x86.ffi, "struct kvm_vcpu_events",
      ["exception", "interrupt", "nmi", "sipi_vector", "flags", "smi", "triple_fault", "reserved",
       "exception_has_payload", "exception_payload"]),
+    ("struct kvm_fpu", _x86.ffi, "struct kvm_fpu",
+     ["fpr", "fcw", "fsw", "ftwx", "last_opcode", "last_ip", "last_dp", "xmm", "mxcsr"]),
+    ("struct kvm_translation", _x86.ffi, "struct kvm_translation",
+     ["linear_address", "physical_address", "valid", "writeable", "usermode"]),
     ("struct kvm_sync_regs", _x86.ffi, "struct kvm_sync_regs", ["regs", "sregs", "events"]),
 ]
 

@@ -249,6 +249,14 @@ class NativeCounter:
             return base + (pc - start) // 4
         return int(state.executed)
 
+    def stopped_before(self, pc: int) -> None:
+        """A code hook added after this counter's stopped the run before the instruction at `pc`:
+        per instruction, this counter's hook (called first) has already counted it."""
+        if self.per_block:
+            self.rewind(pc)
+        else:
+            self._state.executed = max(0, int(self._state.executed) - 1)
+
     @property
     def unmasked(self) -> bool:
         return bool(self._state.unmasked)

@@ -36,21 +36,24 @@ import platform
 import time
 from collections.abc import Callable, Iterable
 
-from ..._bus import Bus
+from ..._bus import Bus, BusError
 from ..._errors import PlatformError
 from ..._time import GHz, NS, Frequency
 from ...kvm import kvm_unavailable
 from ...kvm._access import GuestAccesses
 from ...kvm._arm64 import (CORE_REGS, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, KVM_ARM_VCPU_PMU_V3_CTRL,
-                           KVM_ARM_VCPU_PMU_V3_INIT, SYSREGS, Arm64Cap, Arm64Features, Arm64Ioctl, CpuIrq, Feature,
-                           IrqType, TimerReg, device_irq_level, ffi, irq_line, probe_arm64)
+                           KVM_ARM_VCPU_PMU_V3_INIT, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW,
+                           SYSREGS, Arm64Cap, Arm64Features, Arm64Ioctl, CpuIrq, Feature, IrqType, TimerReg,
+                           device_irq_level, ffi, irq_line, probe_arm64)
 from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, TimerBudget, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError, Vcpu, Vm, scratch_vm
 from ...kvm._uapi import Ioctl
-from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, Idle, QuantumKeeper
-from .kvm_exits import ExternalAbort, Mmio, decode, handle_exit
+from .._backend import BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuExit, Idle, QuantumKeeper
+from .._debug import DebugSlots, DebugStop, StopKind, WatchKind
+from .kvm_exits import Debug, ExternalAbort, Mmio, debug_stop, decode, handle_exit
 from .kvm_timer import Comparator, KvmGenericTimer, host_counter_frequency
+from .mmu import Fault, TranslationRegs, walk
 
 __all__ = ["KvmArm64Cpu", "MemoryRegion", "kvm_arm64_unavailable", "guest_rate"]
 
@@ -139,6 +142,8 @@ class KvmArm64Cpu(KvmCpuBase):
         self.bus = bus
         self.timer = timer
         self.period = frequency.period
+        self._stepping = False
+        self._breakpoints = self._watchpoints = DebugSlots(0, "")     # sized from the host's KVM in _setup
         self.frequency = frequency
         self.access_latency = access_latency
         self.wfx_exit = wfx_exit
@@ -188,6 +193,9 @@ class KvmArm64Cpu(KvmCpuBase):
         self._irq = ffi.new("struct kvm_irq_level *")
         self._events = ffi.new("struct kvm_vcpu_events *")
         block_kick(vcpu, self.kick_signal)
+        # How many hardware breakpoints and watchpoints KVM_SET_GUEST_DEBUG may use (0: no guest debug).
+        self._breakpoints = DebugSlots(_extension(vm, Arm64Cap.GUEST_DEBUG_HW_BPS), "hardware breakpoints")
+        self._watchpoints = DebugSlots(_extension(vm, Arm64Cap.GUEST_DEBUG_HW_WPS), "hardware watchpoints")
 
     def _guest_ips(self) -> float:
         if self._ips is None:
@@ -250,6 +258,76 @@ class KvmArm64Cpu(KvmCpuBase):
             return "\n".join(rows)
         except KvmError as error:
             return f"(registers unavailable: {error})"
+
+    # -- debugging (cosim.gdb) ---------------------------------------------------
+    def translate(self, va: int) -> int | None:
+        """The physical address of `va` by the guest's stage-1 tables (the walk of mmu.py, on RAM via the bus)."""
+        regs = TranslationRegs(*(self.read_register(name) for name in ("sctlr_el1", "tcr_el1", "ttbr0_el1",
+                                                                       "ttbr1_el1")))
+        result = walk(va, regs, self._read_phys64, el0=False)
+        return None if isinstance(result, Fault) else result.address
+
+    def _read_phys64(self, address: int) -> int:
+        try:
+            return self.bus.read(address, 8)
+        except BusError:
+            return 0                      # a table outside RAM reads as invalid descriptors
+
+    def insert_hw_breakpoint(self, address: int) -> None:
+        if self._breakpoints.add(address):
+            self._set_guest_debug()
+
+    def remove_hw_breakpoint(self, address: int) -> None:
+        if self._breakpoints.remove(address):
+            self._set_guest_debug()
+
+    # Software breakpoints take a hardware one: patching BRK would need the page's physical address,
+    # and KVM's hardware breakpoints are enough for gdb's few.
+    insert_breakpoint = insert_hw_breakpoint
+    remove_breakpoint = remove_hw_breakpoint
+
+    def insert_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
+        if not 0 < length <= 8 - (address & 7):
+            raise PlatformError(f"an Arm64 watchpoint covers bytes of one aligned doubleword, not {length} at "
+                                f"{address:#x}")
+        if self._watchpoints.add((kind, address, length)):
+            self._set_guest_debug()
+
+    def remove_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
+        if self._watchpoints.remove((kind, address, length)):
+            self._set_guest_debug()
+
+    def single_step(self, on: bool) -> None:
+        if on != self._stepping:
+            self._stepping = on
+            self._set_guest_debug()
+
+    def _set_guest_debug(self) -> None:
+        """DBGBVR/DBGBCR and DBGWVR/DBGWCR pairs (Arm ARM D2.8, D2.9) for KVM_SET_GUEST_DEBUG."""
+        debug = ffi.new("struct kvm_guest_debug *")
+        hardware = self._breakpoints.items or self._watchpoints.items
+        control = (KVM_GUESTDBG_USE_HW if hardware else 0) | (KVM_GUESTDBG_SINGLESTEP if self._stepping else 0)
+        if control:
+            debug.control = KVM_GUESTDBG_ENABLE | control
+        for index, address in enumerate(self._breakpoints.items):
+            # E, PMC = EL1 and EL0, BAS = the whole A64 instruction
+            debug.arch.dbg_bvr[index], debug.arch.dbg_bcr[index] = address & ~3, 1 | 3 << 1 | 0xF << 5
+        for index, (kind, address, length) in enumerate(self._watchpoints.items):
+            # E, PAC = EL1 and EL0, LSC = load/store/both, BAS = the watched bytes of the doubleword
+            lsc = {WatchKind.READ: 1, WatchKind.WRITE: 2, WatchKind.ACCESS: 3}[kind]
+            bas = ((1 << length) - 1) << (address & 7)
+            debug.arch.dbg_wvr[index], debug.arch.dbg_wcr[index] = address & ~7, 1 | 3 << 1 | lsc << 3 | bas << 5
+        self.vcpu.ioctl(Arm64Ioctl.SET_GUEST_DEBUG, debug, what="KVM_SET_GUEST_DEBUG")
+
+    def _debug_breakpoint(self, exit: Debug) -> Breakpoint:
+        """The Breakpoint exit of a debug exit, at the PC; a watchpoint names its kind (the exit gives
+        only the data address)."""
+        stop = debug_stop(exit)
+        if stop.kind is StopKind.WATCH:
+            kinds = [kind for kind, address, _ in self._watchpoints.items
+                     if stop.address is not None and address & ~7 <= stop.address < (address & ~7) + 8]
+            stop = DebugStop(StopKind.WATCH, stop.address, kinds[0] if kinds else WatchKind.ACCESS)
+        return Breakpoint(self.pc, stop)
 
     # -- interrupts -------------------------------------------------------------
     def set_irq(self, line: str, level: bool) -> None:
@@ -352,6 +430,8 @@ class KvmArm64Cpu(KvmCpuBase):
                 elapsed = done * period + extra
                 changed = self._apply_levels(keeper, elapsed)
                 exit = decode(run, ran=ran, wfx_exit=self.wfx_exit)
+                if type(exit) is Debug:       # a debugger's stop (KVM_SET_GUEST_DEBUG): the PC is ours to read
+                    return self._exit(keeper, self._debug_breakpoint(exit), elapsed, done)
                 device = isinstance(exit, Mmio)
                 if device:
                     extra += self.access_latency
@@ -394,6 +474,14 @@ class KvmArm64Cpu(KvmCpuBase):
 
     def _closeables(self) -> list:
         return [part for part in (getattr(self, "source", None), self.guard) if part is not None]
+
+
+def _extension(vm: Vm, cap: int) -> int:
+    """KVM_CHECK_EXTENSION's answer, 0 where the host does not know the capability."""
+    try:
+        return vm.check_extension(cap)
+    except KvmError:
+        return 0
 
 
 # -- the guest's instruction rate, for time-based budget sources ----------------------------

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 
 from ..._bus import Bus
 from ...kvm._access import GuestAccesses
-from ...kvm._arm64 import ESR_WFX_ISS_WFE, arm_nisv, wfx_esr
+from ...kvm._arm64 import ESR_WFX_ISS_WFE, arm_nisv, debug_exit, wfx_esr
 from ...kvm._exits import (FailEntry, InternalError, Mmio, OtherExit, Outcome, SystemEventExit, common_outcome,
                            decode_common, mmio_outcome)
 from ...kvm._uapi import CData, Exit, SystemEvent
 from .._backend import BUDGET_SPENT, CpuError, Idle, IdleKind, Stop
+from .._debug import DebugStop, StopKind
 
-__all__ = ["Wfx", "Interrupted", "ArmNisv", "ExternalAbort", "KvmExit", "decode", "handle_exit", "Mmio",
-           "SystemEventExit", "FailEntry", "InternalError", "OtherExit", "Outcome"]
+__all__ = ["Wfx", "Interrupted", "ArmNisv", "ExternalAbort", "Debug", "debug_stop", "KvmExit", "decode", "handle_exit",
+           "Mmio", "SystemEventExit", "FailEntry", "InternalError", "OtherExit", "Outcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,29 @@ class ExternalAbort:
     error: str
 
 
-KvmExit = Mmio | Wfx | Interrupted | ArmNisv | SystemEventExit | FailEntry | InternalError | OtherExit
+@dataclass(frozen=True, slots=True)
+class Debug:
+    """KVM_EXIT_DEBUG (KVM_SET_GUEST_DEBUG): the debug exception the guest would have taken, as ESR and FAR."""
+
+    esr: int
+    far: int
+
+
+# Exception classes of debug exceptions (Arm ARM D17.2.37, ESR_ELx.EC), from a lower EL or the same EL.
+_DEBUG_KINDS = {0x30: StopKind.BREAKPOINT, 0x31: StopKind.BREAKPOINT, 0x32: StopKind.STEP, 0x33: StopKind.STEP,
+                0x34: StopKind.WATCH, 0x35: StopKind.WATCH, 0x3C: StopKind.BREAKPOINT}
+
+
+def debug_stop(exit: Debug) -> DebugStop:
+    """What a debug exit was: a hardware breakpoint, a software step, a watchpoint (FAR: the data
+    address), a BRK; a CpuError for an exception class that is none of these."""
+    kind = _DEBUG_KINDS.get(exit.esr >> 26 & 0x3F)
+    if kind is None:
+        raise CpuError(f"debug exit with ESR {exit.esr:#x}: not a breakpoint, step or watchpoint")
+    return DebugStop(kind, exit.far if kind is StopKind.WATCH else None)
+
+
+KvmExit = Mmio | Wfx | Interrupted | ArmNisv | Debug | SystemEventExit | FailEntry | InternalError | OtherExit
 INTERRUPTED = Interrupted()
 _PSCI_STOPS = {SystemEvent.SHUTDOWN: "SYSTEM_OFF", SystemEvent.RESET: "SYSTEM_RESET"}
 _WFI, _WFE = Outcome(Idle(IdleKind.WFI)), Outcome(Idle(IdleKind.WFE))
@@ -73,6 +96,8 @@ def decode(run: CData, *, ran: bool, wfx_exit: int) -> KvmExit:
         return INTERRUPTED
     if reason == Exit.ARM_NISV:
         return ArmNisv(*arm_nisv(run))
+    if reason == Exit.DEBUG:
+        return Debug(*debug_exit(run))
     return decode_common(run)
 
 
@@ -96,6 +121,9 @@ def handle_exit(exit: KvmExit, *, bus: Bus, accesses: GuestAccesses, inject_abor
     if isinstance(exit, SystemEventExit) and exit.type in _PSCI_STOPS:
         # With PSCI 0.2 in KVM these events are the guest's PSCI calls (api.rst, KVM_EXIT_SYSTEM_EVENT).
         return Outcome(Stop(0, f"guest called PSCI {_PSCI_STOPS[exit.type]} (KVM_EXIT_SYSTEM_EVENT)"))
+    if isinstance(exit, Debug):
+        # The backend's own: the stop names the PC and the watchpoint's kind, which only it knows.
+        raise CpuError(f"debug exit (ESR {exit.esr:#x}) with no debugger to take it")
     if isinstance(exit, ArmNisv):
         raise CpuError(f"guest MMIO access at {exit.fault_ipa:#x} with an instruction KVM cannot decode "
                        f"(KVM_EXIT_ARM_NISV, ISS {exit.esr_iss:#x}): device registers must be accessed with "

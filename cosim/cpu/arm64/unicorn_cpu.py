@@ -12,6 +12,12 @@
   refuses reads as zero and writes are dropped (RAZ/WI), warned once. MMU faults get the
   syndrome and FAR `mmu.py` derives (unicorn reports only "data abort").
 - **Idle.** WFI makes unicorn return early; that is the idle exit.
+- **Debugging** (cosim.gdb): breakpoints are code hooks on one address each and
+  single step a code hook on all of them, present only while set; watchpoints are
+  memory hooks on the watched range (every access then takes unicorn's slow path,
+  only while one is set). Each stops the run before the instruction, as gdb expects
+  of Arm64 (its watchpoints are "non-steppable"): unicorn abandons a store whose
+  hook stops it, but has written memory already, so the old bytes are put back.
 - **Polling.** A guest that reads the same thing again and again (CNTPCT/CNTVCT,
   or one device register such as a UART's flag register) with nothing else in
   between is waiting for time to pass: each further read in the streak moves
@@ -28,15 +34,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT,
-                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_INTR, UC_MODE_ARM, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc,
-                     UcError)
+                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
+                     UC_MEM_WRITE, UC_MODE_ARM, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc, UcError)
 from unicorn import arm64_const as A
 
 from ..._bus import Bus, BusError
 from ..._errors import PlatformError
 from ..._memory import MemoryRegion
 from ..._time import GHz, US, Frequency
-from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, ExitReason, Idle, IdleKind, QuantumKeeper, Stop
+from .._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuExit, ExitReason, Idle, IdleKind,
+                        QuantumKeeper, Stop)
+from .._debug import DebugStop, StopKind, WatchKind
 from . import COUNTING_MODES, psci
 from ._counter import NativeCounter, NativeSysregFilter
 from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr, undefined_syndrome
@@ -154,6 +162,11 @@ class UnicornArm64Cpu:
         self._retired = 0                 # instructions of the runs before this one
         self._limit = 0
         self._warned: set[int] = set()
+        self._breakpoints: dict[int, int] = {}                      # address -> hook
+        self._watchpoints: dict[tuple[WatchKind, int, int], int] = {}
+        self._step_hook: int | None = None
+        self._step_started = False
+        self._undo: tuple[int, bytes] | None = None                 # a watched store to take back
         self.write_register("pc", entry)
         for name, value in (registers or {}).items():
             self.write_register(name, value)
@@ -276,6 +289,8 @@ class UnicornArm64Cpu:
                 last_taken = taken
                 if stuck >= _STUCK_EXCEPTIONS:
                     self._stuck()
+                if self._undo is not None:
+                    self._undo_store()
                 if self._stop is not None:
                     return self._exit(self._stop)
                 if self._remaining() <= 0:
@@ -524,6 +539,84 @@ class UnicornArm64Cpu:
         pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
         self._enter(Kind.SYNC, pc, abort_syndrome(pstate, fetch, write), address)
         return True
+
+    # -- debugging (cosim.gdb) ----------------------------------------------------------
+    def translate(self, va: int) -> int | None:
+        """The physical address the guest's EL1&0 translation gives `va` (None: unmapped)."""
+        result = walk(va, self._translation_regs(), self._read_phys64, el0=False)
+        return None if isinstance(result, Fault) else result.address
+
+    def insert_breakpoint(self, address: int) -> None:
+        if address not in self._breakpoints:
+            self._breakpoints[address] = self.uc.hook_add(UC_HOOK_CODE, self._on_breakpoint, begin=address,
+                                                          end=address)
+            self.uc.ctl_remove_cache(address, address + 4)   # code translated before has no call to the hook
+
+    def remove_breakpoint(self, address: int) -> None:
+        hook = self._breakpoints.pop(address, None)
+        if hook is not None:
+            self.uc.hook_del(hook)
+            self.uc.ctl_remove_cache(address, address + 4)
+
+    # gdb's hardware breakpoints (hbreak) are the same hooks: unicorn has no limit to mimic.
+    insert_hw_breakpoint = insert_breakpoint
+    remove_hw_breakpoint = remove_breakpoint
+
+    def insert_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
+        key = (kind, address, length)
+        if key not in self._watchpoints:
+            types = {WatchKind.WRITE: UC_HOOK_MEM_WRITE, WatchKind.READ: UC_HOOK_MEM_READ,
+                     WatchKind.ACCESS: UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE}
+            self._watchpoints[key] = self.uc.hook_add(types[kind], self._on_watch, kind, begin=address,
+                                                      end=address + length - 1)
+            self.uc.ctl_flush_tb()      # translated accesses skip the hook check otherwise
+
+    def remove_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
+        hook = self._watchpoints.pop((kind, address, length), None)
+        if hook is not None:
+            self.uc.hook_del(hook)
+            self.uc.ctl_flush_tb()      # back to the fast path
+
+    def single_step(self, on: bool) -> None:
+        """While on, every run stops after one instruction (or at an exception vector's first)."""
+        self._step_started = False
+        if on and self._step_hook is None:
+            self._step_hook = self.uc.hook_add(UC_HOOK_CODE, self._on_step)
+            self.uc.ctl_flush_tb()
+        elif not on and self._step_hook is not None:
+            self.uc.hook_del(self._step_hook)
+            self._step_hook = None
+            self.uc.ctl_flush_tb()
+
+    def _debug_stop(self, pc: int, stop: DebugStop) -> None:
+        if self._stop is None:
+            self.counter.stopped_before(pc)
+            self._stop = Breakpoint(pc, stop)
+            self.uc.emu_stop()
+
+    def _on_breakpoint(self, uc: Uc, address: int, size: int, _: Any) -> None:
+        self._debug_stop(address, DebugStop(StopKind.BREAKPOINT))
+
+    def _on_step(self, uc: Uc, address: int, size: int, _: Any) -> None:
+        if not self._step_started:
+            self._step_started = True       # the instruction to step: let it run
+            return
+        self._debug_stop(address, DebugStop(StopKind.STEP))
+
+    def _on_watch(self, uc: Uc, access: int, address: int, size: int, value: int, kind: WatchKind) -> None:
+        if self._stop is not None:
+            return
+        if access == UC_MEM_WRITE:
+            physical = self.translate(address)
+            if physical is not None and any(b <= physical and physical + size <= b + n for b, n, _ in self._ram):
+                self._undo = (physical, bytes(uc.mem_read(physical, size)))
+        self._debug_stop(self.pc, DebugStop(StopKind.WATCH, address, kind))
+
+    def _undo_store(self) -> None:
+        assert self._undo is not None
+        physical, old = self._undo
+        self._undo = None
+        self.uc.mem_write(physical, old)
 
     def close(self) -> None:
         self._keeper = None

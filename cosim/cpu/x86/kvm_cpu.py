@@ -21,7 +21,14 @@
   not running (idle jumps), through KVM_VCPU_TSC_OFFSET: guest-visible TSC
   deltas across HLT match simulated time. Hosts that ignore the offset (probed
   at start) leave it free-running, and the description says so.
-- **Debug.** Up to four hardware breakpoints (KVM_SET_GUEST_DEBUG) end the run.
+- **Debug** (cosim.gdb). KVM_SET_GUEST_DEBUG: the four debug registers DR0-DR3
+  serve hardware breakpoints and watchpoints, single step is KVM's; software
+  breakpoints patch INT3 (0xCC) into guest memory, and #BP exits to us
+  (KVM_GUESTDBG_USE_SW_BP), where KVM is hardware accelerated: a KVM that
+  emulates its guests (nested without VMX) fails on the patched INT3 ("emulation
+  failure") and ignores data breakpoints, so there software breakpoints take a
+  debug register too. Each stop ends the run with a `Breakpoint` exit whose
+  `stop` (a `DebugStop`) says which.
 """
 
 from __future__ import annotations
@@ -38,10 +45,12 @@ from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError
 from ...kvm._uapi import KVM_RUN_SYNC_REGS_OFFSET, CData, Ioctl
-from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, KVM_SYNC_X86_EVENTS, KVM_VCPU_TSC_CTRL,
-                         KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi)
+from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP,
+                         KVM_GUESTDBG_USE_SW_BP, KVM_SYNC_X86_EVENTS, KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, X86Ioctl,
+                         ffi)
 from ...loaders.x86 import EntryState
-from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, Idle, IdleKind, QuantumKeeper, Stop
+from .._backend import BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuExit, Idle, IdleKind, QuantumKeeper, Stop
+from .._debug import DebugSlots, DebugStop, StopKind, WatchKind
 from .calibrate import Calibration, calibrate
 from .exits import Debug, Halt, IrqWindow, KvmExit, Mmio, PortIo, RunView, decode, handle_exit
 from .state import DEFAULT_HIDDEN, MSR_IA32_TSC, CpuidMask, X86State, set_cpuid
@@ -108,6 +117,10 @@ class KvmX86Cpu(KvmCpuBase):
         self._tsc_khz: int | None = None
         # KVM exits by kind, for the summary: a plain dict with every kind, the cheapest to count into
         self._exit_types: dict[type, int] = dict.fromkeys(get_args(KvmExit), 0)
+        # Debug state (KVM_SET_GUEST_DEBUG): DR0-DR3 as (address, watch kind or None for execution, length)
+        self._slots = DebugSlots(4, "x86 debug registers (DR0-DR3)")
+        self._patched: dict[int, int] = {}         # software breakpoint: physical address -> the byte INT3 replaced
+        self._stepping = False
         self.kicks = 0                             # KVM_RUNs a signal ended
         self.early_kicks = 0                       # ... before the budget was spent
         self.calibration: Calibration | None = None if ips else calibrate(device)
@@ -234,19 +247,100 @@ class KvmX86Cpu(KvmCpuBase):
     def set_breakpoints(self, addresses: Sequence[int]) -> None:
         """Stop the run when the guest is about to execute one of these (up to 4) linear addresses.
 
-        Hardware breakpoints through KVM_SET_GUEST_DEBUG: DR0-DR3 hold the
-        addresses, DR7 enables them as instruction breakpoints (R/W = 00,
-        LEN = 00; SDM Vol. 3B 18.2.4). The run ends with a `Breakpoint` exit.
+        Hardware breakpoints in DR0-DR3 (KVM_SET_GUEST_DEBUG); the run ends with a `Breakpoint` exit.
         """
         if len(addresses) > 4:
             raise PlatformError(f"x86 has 4 hardware breakpoints, not {len(addresses)}")
+        executions = [(address, None, 1) for address in addresses]
+        self._slots.items = [slot for slot in self._slots.items if slot[1] is not None] + executions
+        self._set_guest_debug()
+
+    # -- debugging (cosim.gdb) --------------------------------------------------
+    def translate(self, va: int) -> int | None:
+        """The guest-physical address of linear address `va` under the current paging (KVM_TRANSLATE)."""
+        translation = ffi.new("struct kvm_translation *", {"linear_address": va})
+        self.vcpu.ioctl(X86Ioctl.TRANSLATE, translation, what=f"KVM_TRANSLATE({va:#x})")
+        return translation.physical_address if translation.valid else None
+
+    def insert_hw_breakpoint(self, address: int) -> None:
+        self._add_slot((address, None, 1))
+
+    def remove_hw_breakpoint(self, address: int) -> None:
+        self._remove_slot((address, None, 1))
+
+    def insert_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
+        # DR7 R/W: 01 write, 11 read or write; x86 has no read-only watchpoint (SDM Vol. 3B 18.2.4).
+        if kind is WatchKind.READ:
+            raise PlatformError("x86 debug registers cannot watch reads alone (use an access watchpoint)")
+        if length not in (1, 2, 4, 8) or address % length:
+            raise PlatformError(f"an x86 watchpoint covers 1, 2, 4 or 8 aligned bytes, not {length} at {address:#x}")
+        self._add_slot((address, kind, length))
+
+    def remove_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
+        self._remove_slot((address, kind, length))
+
+    @property
+    def int3_breakpoints(self) -> bool:
+        """Software breakpoints patch INT3 (False: they use a debug register; see the module docstring)."""
+        return self.calibration is None or self.calibration.accelerated
+
+    def insert_breakpoint(self, address: int) -> None:
+        """A software breakpoint: INT3 over the instruction's first byte (its RAM through the bus)."""
+        if not self.int3_breakpoints:
+            self.insert_hw_breakpoint(address)
+            return
+        physical = self.translate(address)
+        if physical is None:
+            raise PlatformError(f"no software breakpoint at {address:#x}: not mapped")
+        if physical not in self._patched:
+            self._patched[physical] = self.memory.read(physical, 1)
+            self.memory.write(physical, 1, 0xCC)
+            self._set_guest_debug()
+
+    def remove_breakpoint(self, address: int) -> None:
+        if not self.int3_breakpoints:
+            self.remove_hw_breakpoint(address)
+            return
+        physical = self.translate(address)
+        if physical is not None and physical in self._patched:
+            self.memory.write(physical, 1, self._patched.pop(physical))
+            self._set_guest_debug()
+
+    def single_step(self, on: bool) -> None:
+        self._stepping = on
+        self._set_guest_debug()
+
+    def _add_slot(self, slot: tuple[int, WatchKind | None, int]) -> None:
+        if self._slots.add(slot):
+            self._set_guest_debug()
+
+    def _remove_slot(self, slot: tuple[int, WatchKind | None, int]) -> None:
+        if self._slots.remove(slot):
+            self._set_guest_debug()
+
+    def _set_guest_debug(self) -> None:
+        """DR0-DR3 hold the addresses; DR7 enables each (Ln) with its R/W and LEN fields (SDM Vol. 3B 18.2.4)."""
         debug = ffi.new("struct kvm_guest_debug *")
-        if addresses:
-            debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP
-            for index, address in enumerate(addresses):
-                debug.arch.debugreg[index] = address
-                debug.arch.debugreg[7] |= 1 << (2 * index)      # Ln: local enable
+        control = (KVM_GUESTDBG_USE_HW_BP if self._slots.items else 0) \
+            | (KVM_GUESTDBG_USE_SW_BP if self._patched else 0) | (KVM_GUESTDBG_SINGLESTEP if self._stepping else 0)
+        if control:
+            debug.control = KVM_GUESTDBG_ENABLE | control
+        for index, (address, kind, length) in enumerate(self._slots.items):
+            debug.arch.debugreg[index] = address
+            rw = 0 if kind is None else 1 if kind is WatchKind.WRITE else 3
+            size = 0 if kind is None else {1: 0, 2: 1, 4: 3, 8: 2}[length]
+            debug.arch.debugreg[7] |= (1 << (2 * index)) | (rw << (16 + 4 * index)) | (size << (18 + 4 * index))
         self.vcpu.ioctl(X86Ioctl.SET_GUEST_DEBUG, debug, what="KVM_SET_GUEST_DEBUG")
+
+    def _debug_stop(self, exit: Debug) -> DebugStop:
+        """What a KVM_EXIT_DEBUG was: #BP is an INT3 of ours; #DB says in DR6 which debug register hit (B0-B3)
+        or that a single step completed (BS, bit 14)."""
+        if exit.exception == 3:
+            return DebugStop(StopKind.BREAKPOINT)
+        for index, (address, kind, _length) in enumerate(self._slots.items):
+            if exit.dr6 & (1 << index):
+                return DebugStop(StopKind.BREAKPOINT) if kind is None else DebugStop(StopKind.WATCH, address, kind)
+        return DebugStop(StopKind.STEP)
 
     def register_dump(self) -> str:
         try:
@@ -366,7 +460,9 @@ class KvmX86Cpu(KvmCpuBase):
                     self._reply(exit, outcome.reply)
                 reason = outcome.reason
                 if reason is not None:
-                    if type(reason) is Idle:
+                    if kind is Debug:
+                        reason = Breakpoint(reason.address, self._debug_stop(exit))
+                    elif type(reason) is Idle:
                         if not run.if_flag:
                             # HLT with IF=0 waits for NMI, SMI or INIT (SDM Vol. 2A, HLT), none of
                             # which is modelled: the guest has stopped for good (`cli; hlt`).
