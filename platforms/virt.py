@@ -53,6 +53,8 @@ PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires i
 IRQ_TYPE_LEVEL_HIGH = 4
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
 UART_CLOCK_HZ = 24_000_000
+# kernel= names of Debian's arm64 kernels and the `cosim.images.fetch` functions that fetch them.
+DEBIAN_KERNELS = {"debian": "linux_kernel", "debian-generic": "linux_generic_kernel", "debian-rt": "linux_rt_kernel"}
 
 
 def _parse_wfx(value: str) -> tuple[int, int] | None:
@@ -91,7 +93,8 @@ class Virt(Platform):
     summary = "Arm64 machine laid out like QEMU's virt; boots Debian's U-Boot by default"
     ram_size = Property(128 * MiB, "RAM size in bytes", parse_size)
     firmware = Property("uboot", "image in flash at 0x0: a path, 'uboot' (Debian's u-boot-qemu, fetched) or 'none'")
-    kernel = Property("none", "arm64 Linux Image booted directly (booting.rst): a path, 'debian' (fetched) or 'none'")
+    kernel = Property("none", "arm64 Linux Image booted directly (booting.rst): a path, 'debian' (Debian's cloud "
+                              "kernel, fetched), 'debian-generic', 'debian-rt' or 'none'")
     initrd = Property("none", "initramfs for the kernel: a path, 'busybox' (built from Debian's busybox-static) or 'none'")
     bootargs = Property("console=ttyAMA0 earlycon=pl011,0x9000000", "kernel command line (/chosen/bootargs)")
     console = Property("stdio", "PL011 console: stdio, buffer, none, pty, tcp:[HOST:]PORT (or a CharBackend from Python)")
@@ -158,7 +161,7 @@ class Virt(Platform):
 
         if self.firmware != "none":
             raise PlatformError(f"kernel={self.kernel!r} boots without firmware: set firmware=none")
-        image = decompress_kernel(_image("kernel", self.kernel, {"debian": "linux_kernel"}).read_bytes())
+        image = decompress_kernel(_image("kernel", self.kernel, DEBIAN_KERNELS).read_bytes())
         header = parse_image(image)
         initrd = b"" if self.initrd == "none" else \
             _image("initrd", self.initrd, {"busybox": "busybox_initramfs_image"}).read_bytes()
