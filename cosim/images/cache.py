@@ -78,8 +78,9 @@ class ImageCache:
                                          f"{wait:.0f} s (lock {self.root / '.lock'})") from None
                     time.sleep(0.2)
             try:
-                for stale in (self.root / "entries").glob(".partial-*"):   # left by a killed fetch
-                    shutil.rmtree(stale, ignore_errors=True)
+                for pattern in ("entries/.partial-*", ".fetch-*", ".extract-*"):   # left by a killed fetch
+                    for stale in self.root.glob(pattern):
+                        shutil.rmtree(stale, ignore_errors=True)
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)

@@ -40,7 +40,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for key, image in IMAGES.items():
         selected = store.selected(key)
         if selected is None:
-            rows.append((key, image.package, "-", "", "not cached"))
+            rows.append((key, image.package, "not cached", "", ""))
             continue
         others = [e for e in entries if e.key == key and e.name != selected.name]
         pin = image.pin

@@ -87,6 +87,13 @@ def test_malformed_sources_line_is_one_clear_error(monkeypatch, tmp_path):
         fetch_image("linux", tmp_path)
 
 
+def test_cli_fetch_error_is_one_line_and_a_failure_status(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COSIM_IMAGE_CACHE", str(tmp_path))
+    monkeypatch.setenv("COSIM_IMAGE_SOURCES", f"deb [signed-by={tmp_path / 'none.gpg'}] file:{tmp_path} x main")
+    assert cosim_main(["images", "fetch", "busybox"]) == 2
+    assert capsys.readouterr().err == f"cosim: error: archive keyring {tmp_path / 'none.gpg'} is missing\n"
+
+
 def test_pinned_version_gone_uses_the_newest_reports_once_then_works_offline(archive, monkeypatch, caplog):
     add_kernel(archive, 47, "6.1.170-1")                 # an older ABI generation still listed
     add_kernel(archive, 51, NEW_VERSION)
