@@ -53,9 +53,11 @@ def _stanzas(text: str) -> list[dict[str, str]]:
     return found
 
 
-def _last_line(proc: subprocess.CompletedProcess) -> str:
+def _error_line(proc: subprocess.CompletedProcess) -> str:
+    """apt's first error or warning (the cause: "Hash Sum mismatch", "NO_PUBKEY"; later ones are consequences)."""
     lines = (proc.stderr or proc.stdout or "").strip().splitlines()
-    return lines[-1] if lines else f"exit status {proc.returncode}"
+    causes = [line for line in lines if line.startswith(("E: ", "W: "))]
+    return (causes or lines or [f"exit status {proc.returncode}"])[0]
 
 
 class Archive:
@@ -115,7 +117,7 @@ class Archive:
         """Fetch the signed index; any failure (network, signature, hash) is an error."""
         proc = self._run("apt-get", "update", "-qq", "--error-on=any")
         if proc.returncode != 0:
-            raise ImageError(f"apt-get update of the {self.arch} archive failed: {_last_line(proc)}")
+            raise ImageError(f"apt-get update of the {self.arch} archive failed: {_error_line(proc)}")
         self.updated = True
 
     def show(self, spec: str) -> dict[str, str] | None:
@@ -129,7 +131,7 @@ class Archive:
         with tempfile.TemporaryDirectory(dir=into, prefix=".download-") as work:
             proc = self._run("apt-get", "download", "-qq", f"{name}={version}", cwd=Path(work))
             if proc.returncode != 0:
-                raise ImageError(f"apt-get download {name}={version} failed: {_last_line(proc)}")
+                raise ImageError(f"apt-get download {name}={version} failed: {_error_line(proc)}")
             debs = list(Path(work).glob("*.deb"))
             if len(debs) != 1:
                 raise ImageError(f"apt-get download {name}={version} produced {len(debs)} files")

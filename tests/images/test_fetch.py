@@ -146,7 +146,8 @@ def test_index_that_does_not_match_its_signed_release_is_refused(archive):
     archive.publish()
     packages = archive.root / "dists/stable/main/binary-arm64/Packages"
     packages.write_text(packages.read_text().replace(NEW_VERSION, "6.1.999-1"))
-    with pytest.raises(ImageError, match="apt-get update of the arm64 archive failed"):
+    with pytest.raises(ImageError, match="apt-get update of the arm64 archive failed: E: Failed to fetch .*Packages"
+                                         ".*(Hash Sum mismatch|unexpected size)"):
         fetch_image("linux")
 
 
@@ -263,3 +264,14 @@ def test_real_fetch_of_u_boot_is_cached_and_listed(tmp_path, monkeypatch, capsys
     assert fetch.uboot_image() == path
     assert cosim_main(["images", "list"]) == 0
     assert any(line.startswith("uboot ") and "u-boot-qemu" in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_archive_signed_by_another_key_is_refused(archive, tmp_path):
+    add_kernel(archive, 51, NEW_VERSION)
+    add_metapackage(archive, 51, NEW_VERSION)
+    archive.publish()
+    with gnupg_home() as other:
+        archive.keyring.write_bytes(FakeArchive(tmp_path / "other", other).keyring.read_bytes())
+    with pytest.raises(ImageError, match="apt-get update of the arm64 archive failed: .*NO_PUBKEY"):
+        fetch_image("linux")
+    assert ImageCache(fetch.cache_dir()).entries() == []
