@@ -166,13 +166,12 @@ def test_refresh_takes_the_archive_s_new_version_and_keeps_the_old_one(archive, 
     caplog.set_level(logging.WARNING, logger="cosim.images")
 
     assert fetch_image("linux") == old                   # without --refresh: what is cached
-    new = fetch_image("linux", refresh=True)
+    assert cosim_main(["images", "list", "--refresh"]) == 0
+    new = fetch_image("linux")
     assert (new.package, new.version) == (NEW_PACKAGE, NEW_VERSION)
     assert len(warnings_of(caplog)) == 1 and "6.1.176-1 is gone from the archive" in warnings_of(caplog)[0]
     assert old.path.is_file() and {e.version for e in ImageCache(fetch.cache_dir()).entries()} == {
         "6.1.176-1", NEW_VERSION}
-
-    assert cosim_main(["images", "list"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("linux "))
     assert NEW_PACKAGE in line and NEW_VERSION in line and "no (pin: 6.1.176-1)" in line
     assert "also cached: 6.1.176-1" in line
