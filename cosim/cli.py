@@ -1,4 +1,4 @@
-"""The `cosim` command: run, list and describe platforms.
+"""The `cosim` command: run, list and describe platforms; fetch and list guest images.
 
 Errors are one clear line and a non-zero exit status; `--debug` shows the traceback.
 """
@@ -156,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
     describe.set_defaults(func=_cmd_describe)
     listing = sub.add_parser("list", help="list platforms and models")
     listing.set_defaults(func=_cmd_list)
+    from .images.commands import configure as configure_images
+
+    configure_images(sub.add_parser("images", help="fetch guest images; list the cached ones (see docs/images.md)"))
     return parser
 
 

@@ -63,6 +63,8 @@ PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires i
 # Device-tree interrupt flags: the CPU mask for PPIs (GIC binding).
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
 UART_CLOCK = MHz(24)
+# kernel= names of Debian's arm64 kernels and the `cosim.images.fetch` functions that fetch them.
+DEBIAN_KERNELS = {"debian": "linux_kernel", "debian-generic": "linux_generic_kernel", "debian-rt": "linux_rt_kernel"}
 
 
 def _parse_wfx(value: str) -> tuple[int, int] | None:
@@ -126,7 +128,8 @@ class Virt(Platform):
     ram_size = Property(128 * MiB, "RAM size in bytes", parse_size)
     firmware = Property("uboot", "image in flash at 0x0: a path, 'uboot' (Debian's u-boot-qemu, fetched) or 'none'")
     kernel = Property("none", "image booted directly, as QEMU's -kernel: an arm64 Linux Image (booting.rst) or any "
-                              "flat binary (loaded at RAM + 0x80000, x0 = the DTB); a path, 'debian' (fetched) or 'none'")
+                              "flat binary (loaded at RAM + 0x80000, x0 = the DTB); a path, 'debian' (Debian's cloud "
+                              "kernel, fetched), 'debian-generic', 'debian-rt' or 'none'")
     initrd = Property("none", "initramfs for the kernel: a path, 'busybox' (built from Debian's busybox-static) or 'none'")
     bootargs = Property("console=ttyAMA0 earlycon=pl011,0x9000000", "kernel command line (/chosen/bootargs)")
     rtc_start = Property(946_684_800, "PL031 RTC's time at simulated time zero: seconds since 1970, an ISO date "
@@ -212,7 +215,7 @@ class Virt(Platform):
 
         if self.firmware != "none":
             raise PlatformError(f"kernel={self.kernel!r} boots without firmware: set firmware=none")
-        image = decompress_kernel(_image("kernel", self.kernel, {"debian": "linux_kernel"}).read_bytes())
+        image = decompress_kernel(_image("kernel", self.kernel, DEBIAN_KERNELS).read_bytes())
         if not image:
             raise PlatformError(f"kernel image {self.kernel} is empty")
         initrd = b"" if self.initrd == "none" else \

@@ -16,6 +16,9 @@ debs=(binutils binutils-aarch64-linux-gnu gcc gcc-aarch64-linux-gnu linux-libc-d
 # The patched L1 kernel of the emulated Arm64 host (cosim/emuhost/kernel.py, BUILD_PACKAGES) and
 # its boot check: a static libc for the probe, the kernel's build tools, QEMU to boot it.
 debs+=(libc6-dev-arm64-cross make flex bison bc libssl-dev libelf-dev xz-utils patch qemu-system-arm)
+# Guest images: Debian's archive keyring (the index is verified against it); apt-utils
+# and gpg build the signed local archive of tests/images.
+debs+=(debian-archive-keyring apt-utils gpg gpg-agent)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

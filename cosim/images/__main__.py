@@ -1,20 +1,21 @@
+import argparse
+import logging
 import sys
 
-from .fetch import PACKAGES, ImageError, fetch_file
+from .commands import configure
+from .errors import ImageError
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] != "fetch" or argv[1] not in (*PACKAGES, "all"):
-        print(f"usage: python -m cosim.images fetch {{{'|'.join(PACKAGES)}|all}}", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(prog="python -m cosim.images", description="Fetch and list guest images.")
+    configure(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="cosim: %(message)s")
     try:
-        for key in PACKAGES if argv[1] == "all" else [argv[1]]:
-            for member in PACKAGES[key].files:
-                print(fetch_file(key, member))
+        return args.func(args)
     except ImageError as error:
         print(f"cosim: error: {error}", file=sys.stderr)
         return 1
-    return 0
 
 
 sys.exit(main(sys.argv[1:]))

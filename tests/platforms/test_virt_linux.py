@@ -38,7 +38,7 @@ def booted(images):
 
 def test_boots_debian_kernel_to_the_shell(booted):
     board, console = booted
-    assert "Linux version 6.1.0-50-cloud-arm64" in console.text
+    assert re.search(r"Linux version 6\.1\.\S+-cloud-arm64", console.text)   # whichever build the archive has
     assert "Machine model: cosim virt" in console.text
     assert "Run /init as init process" in console.text and BANNER in console.text
     assert "Oops" not in console.text and "WARNING:" not in console.text

@@ -1,5 +1,6 @@
-"""End to end: Debian's U-Boot 2023.01 on the `virt` platform, driven over the PL011 console."""
+"""End to end: Debian's U-Boot on the `virt` platform, driven over the PL011 console."""
 
+import re
 
 import pytest
 
@@ -7,6 +8,8 @@ from cosim import SEC, ms
 from cosim.chardev import BufferBackend
 from cosim.fdt import from_dtb
 from cosim.images.fetch import ImageError, uboot_image
+
+UBOOT_VERSION = r"U-Boot 20\d\d\.\d\d"      # whichever release the archive has (2023.01 in Debian 12)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +40,8 @@ def command(console, text, timeout=10 * SEC):
 
 def test_boots_to_prompt_and_reports_its_version(booted):
     board, console = booted
-    assert "U-Boot 2023.01" in console.text and "DRAM:  128 MiB" in console.text
-    assert "U-Boot 2023.01" in command(console, "version")
+    assert re.search(UBOOT_VERSION, console.text) and "DRAM:  128 MiB" in console.text
+    assert re.search(UBOOT_VERSION, command(console, "version"))
 
 
 def test_fdt_shows_the_generated_tree(booted):

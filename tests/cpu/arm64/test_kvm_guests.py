@@ -80,5 +80,5 @@ def test_uboot_reaches_its_prompt_on_kvm():
     start = len(console.output)
     console.feed("version\n")
     out = console.run_until("\n=> ", timeout=5 * SEC, start=start)
-    assert "U-Boot 2023.01" in out
+    assert "U-Boot 20" in out                  # whichever release the archive has (2023.01 in Debian 12)
     assert board.sim.now > 10 * MS

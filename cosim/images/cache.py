@@ -1,0 +1,142 @@
+"""The image cache: one directory per package version, made whole or not at all.
+
+    <cache>/entries/<package>_<version>/entry.json   what it is: key, package, version, SHA-256s
+    <cache>/entries/<package>_<version>/<member>     the file used, at its path inside the package
+    <cache>/selected/<key>.json                      which entry an image key uses now
+    <cache>/.lock                                    held while fetching (several processes, one cache)
+
+An entry is assembled in a `.partial-*` directory and renamed into place, and a
+selection is replaced with `os.replace`: a fetch killed half-way leaves no
+entry that looks whole. Versions coexist; `--refresh` only moves the selection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import ImageError
+
+__all__ = ["Entry", "ImageCache", "sha256_of"]
+
+LOCK_WAIT = 900.0          # seconds a fetch waits for another process's fetch (a kernel download) to end
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    package: str
+    version: str
+    deb_sha256: str
+    member: str                 # path of the file used, inside the package
+    sha256: str                 # of that file
+    path: Path                  # the cached file
+
+    @property
+    def name(self) -> str:
+        return entry_name(self.package, self.version)
+
+
+def entry_name(package: str, version: str) -> str:
+    return f"{package}_{version}"
+
+
+class ImageCache:
+    def __init__(self, root: Path):
+        self.root = root
+
+    @contextlib.contextmanager
+    def locked(self, wait: float = LOCK_WAIT) -> Iterator[None]:
+        """Hold the cache's fetch lock (released by the kernel if the holder dies, so never stale)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a") as lock:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise ImageError(f"another process has been fetching into {self.root} for over "
+                                         f"{wait:.0f} s (lock {self.root / '.lock'})") from None
+                    time.sleep(0.2)
+            try:
+                for pattern in ("entries/.partial-*", ".fetch-*", ".extract-*"):   # left by a killed fetch
+                    for stale in self.root.glob(pattern):
+                        shutil.rmtree(stale, ignore_errors=True)
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def entry(self, package: str, version: str) -> Entry | None:
+        """The cached entry, if it is there and its file still has the recorded SHA-256."""
+        return self._load(self.root / "entries" / entry_name(package, version))
+
+    def _load(self, directory: Path) -> Entry | None:
+        try:
+            record = json.loads((directory / "entry.json").read_text())
+            entry = Entry(**{**record, "path": directory / record["member"]})
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        if not entry.path.is_file() or sha256_of(entry.path) != entry.sha256:
+            return None                                   # damaged: fetched again
+        return entry
+
+    def entries(self) -> list[Entry]:
+        found = (self._load(d) for d in sorted((self.root / "entries").glob("[!.]*")))
+        return [entry for entry in found if entry is not None]
+
+    def selected(self, key: str) -> Entry | None:
+        try:
+            name = json.loads((self.root / "selected" / f"{key}.json").read_text())["entry"]
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return self._load(self.root / "entries" / name)
+
+    def select(self, entry: Entry) -> None:
+        directory = self.root / "selected"
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_atomically(directory / f"{entry.key}.json", json.dumps({"entry": entry.name}) + "\n")
+
+    def install(self, key: str, package: str, version: str, deb: Path, extract: Path, member: str) -> Entry:
+        """Make the entry for `member` of the extracted package at `extract` (renamed into place)."""
+        entries = self.root / "entries"
+        entries.mkdir(parents=True, exist_ok=True)
+        final = entries / entry_name(package, version)
+        partial = Path(tempfile.mkdtemp(dir=entries, prefix=".partial-"))
+        try:
+            target = partial / member
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(extract / member), target)
+            record = Entry(key, package, version, sha256_of(deb), member, sha256_of(target), target)
+            fields = {k: v for k, v in asdict(record).items() if k != "path"}
+            (partial / "entry.json").write_text(json.dumps(fields, indent=1) + "\n")
+            if final.exists():                             # a damaged copy of the same version
+                shutil.rmtree(final)
+            partial.rename(final)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return Entry(**{**fields, "path": final / member})
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    partial.replace(path)
