@@ -6,14 +6,16 @@ Errors are one clear line and a non-zero exit status; `--debug` shows the traceb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ._errors import CosimError
 from ._platform import Platform, get_platform, registered_platforms
 from ._registry import registered_models
-from ._kernel import RealtimeSimulation
+from ._kernel import SIGNAL_STATUS_BASE, RealtimeSimulation, Simulation
 from ._time import TimeError, parse_time
 
 __all__ = ["main"]
@@ -52,13 +54,51 @@ def _build(args: argparse.Namespace) -> Platform:
     return cls(**props)
 
 
+# Signals that end a run as QEMU ends on them: summary, terminal restored, console output flushed.
+_ENDING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Interrupted(BaseException):
+    """A signal that arrived before the simulation ran (while the platform was being built)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _DeferredSignals:
+    """While a simulation runs, a signal only sets a flag (`Simulation.signal`): the run stops at
+    the next event. Raising from the handler instead could land inside one of unicorn's native
+    callbacks, where cffi prints the exception and drops it."""
+
+    def __init__(self) -> None:
+        self.sim: Simulation | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.sim is None:
+            raise _Interrupted(signum)    # still building: plain Python, safe to unwind
+        self.sim.signal(signum)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["_DeferredSignals"]:
+        previous = {signum: signal.signal(signum, self) for signum in _ENDING_SIGNALS}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    until = parse_time(args.until) if args.until else None
-    platform = _build(args)
-    try:
-        summary = platform.run(until)
-    finally:
-        platform.sim.close()    # also when --until ended the run: restore the terminal, flush output
+    # `--until ""` is a mistake, not "no limit" (which is leaving --until out).
+    until = parse_time(args.until) if args.until is not None else None
+    with _DeferredSignals().installed() as signals:
+        platform = _build(args)
+        signals.sim = platform.sim
+        try:
+            summary = platform.run(until)
+        finally:
+            platform.sim.close()    # also when --until ended the run: restore the terminal, flush output
     print(f"\ncosim: {platform.name} ended\n{summary}", file=sys.stderr)
     # A process status holds 0..255: a larger guest status (say 256) must not read as success.
     return summary.status if 0 <= summary.status <= 255 else 1
@@ -126,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"cosim: error: {error}", file=sys.stderr)
         return 2
+    except _Interrupted as interrupted:
+        print(f"cosim: interrupted by {signal.Signals(interrupted.signum).name}", file=sys.stderr)
+        return SIGNAL_STATUS_BASE + interrupted.signum
     except KeyboardInterrupt:
         print("cosim: interrupted", file=sys.stderr)
-        return 130
+        return SIGNAL_STATUS_BASE + signal.SIGINT

@@ -67,6 +67,10 @@ class QuantumKeeper(Protocol):
     @property
     def must_yield(self) -> bool: ...
 
+    @property
+    def interrupted(self) -> bool:
+        """A signal asked the run to stop: a backend may end its run early with `ExitReason.IO`."""
+
 
 @runtime_checkable
 class CpuBackend(Protocol):

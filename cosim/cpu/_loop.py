@@ -27,7 +27,7 @@ import simpy
 
 from .._device import Device
 from .._errors import PlatformError, SimulationError
-from .._kernel import Clock, Simulation
+from .._kernel import DEADLOCK_STATUS, Clock, Simulation
 from .._time import US, format_time
 from ._backend import CpuBackend, CpuError, CpuExit, ExitReason
 
@@ -60,6 +60,11 @@ class Keeper:
             self.sim.advance_to(target)
 
     @property
+    def interrupted(self) -> bool:
+        """True once a signal asked the simulation to stop: a backend may end its run early."""
+        return self.sim.signalled
+
+    @property
     def must_yield(self) -> bool:
         """True when the run must end now: a new event is due inside the budget, or an IRQ changed."""
         return self.interrupt or self._peek() < self.end
@@ -80,6 +85,11 @@ class Cpu(Device):
         super().__init__(name)
         if quantum <= 0:
             raise PlatformError(f"{name}: quantum must be positive, not {quantum} ps")
+        period = getattr(backend, "period", None)    # backends that count instructions at a fixed period
+        if isinstance(period, int) and quantum < period:
+            # A run retires at least one instruction: a shorter quantum would make time depend on it.
+            raise PlatformError(f"{name}: quantum {format_time(quantum)} is shorter than one CPU period "
+                                f"({format_time(period)})")
         self.backend = backend
         self.quantum = quantum
         self.pins = {line: self.input(line, partial(self._line, line)) for line in lines}
@@ -88,6 +98,7 @@ class Cpu(Device):
         self._wake: simpy.Event | None = None
         self.instructions = 0
         self.idle_skipped = 0
+        self._idle_since: int | None = None   # when the guest went idle, while it is
         self.exits: Counter[str] = Counter()
         self._wall_start = 0.0
 
@@ -99,6 +110,7 @@ class Cpu(Device):
             self._sim = clock
             clock.add_finalizer(self.backend.close)
             clock.add_summary(self.summary)
+            clock.add_quiet_check(self._quiet)
             self._wall_start = _wall.perf_counter()
             clock.process(self._loop())
 
@@ -136,9 +148,12 @@ class Cpu(Device):
             self.exits[_NAMES[result.reason]] += 1
             elapsed = max(0, now + result.elapsed - sim.now)
             if result.reason is ExitReason.IDLE and not backend.interrupt_pending():
+                if not getattr(backend, "wakeable", True):    # x86 HLT with IF=0
+                    self._deadlock("with interrupts disabled")
+                    return
                 yield from self._idle(result)
             elif result.reason in (ExitReason.STOP, ExitReason.BREAKPOINT, ExitReason.ERROR):
-                self._finish(result)
+                self._finish(result, now)
                 return
             else:
                 yield sim.timeout(elapsed)
@@ -152,7 +167,7 @@ class Cpu(Device):
         sim = self._sim
         assert sim is not None
         wake = self._wake = sim.event()
-        start = sim.now
+        start = self._idle_since = sim.now
         upcoming = sim.peek()
         if result.detail == "wfe" and upcoming != math.inf:
             # WFE also wakes on events not modelled one by one (SEV, the event
@@ -160,14 +175,28 @@ class Cpu(Device):
             yield sim.env.any_of([wake, sim.timeout(int(upcoming) - start)])
         else:
             yield wake
-        self._wake = None
+        self._wake = self._idle_since = None
         self.idle_skipped += sim.now - start
 
-    def _finish(self, result: CpuExit) -> None:
+    def _quiet(self) -> None:
+        """No event is left: if the guest is waiting for an interrupt, nothing can raise one."""
+        if self._wake is not None and not self._wake.triggered:
+            self._deadlock("with no pending event")
+
+    def _deadlock(self, why: str) -> None:
+        sim = self._sim
+        assert sim is not None
+        sim.request_stop(DEADLOCK_STATUS, f"{self.name}: guest idle at PC {self.backend.pc:#x} {why}: deadlock")
+
+    def _finish(self, result: CpuExit, start: int) -> None:
         sim = self._sim
         assert sim is not None
         if result.reason is ExitReason.ERROR:
             raise SimulationError(f"{self.name}: {result.detail}\n{self.backend.register_dump()}")
+        # The stop happened at the guest's local time, not at its last device access.
+        target = start + result.elapsed
+        if sim.now < target <= sim.peek():
+            sim.advance_to(target)
         if result.reason is ExitReason.BREAKPOINT:
             sim.request_stop(0, f"{self.name}: breakpoint at {self.backend.pc:#x}")
             return
@@ -175,6 +204,11 @@ class Cpu(Device):
         sim.request_stop(status, reason)
 
     # -- reporting ---------------------------------------------------------
+    def _idle_now(self) -> int:
+        """The idle stretch in progress (a run that ends while the guest waits)."""
+        sim = self._sim
+        return 0 if sim is None or self._idle_since is None else sim.now - self._idle_since
+
     def summary(self) -> dict[str, str]:
         wall = max(_wall.perf_counter() - self._wall_start, 1e-9)
         exits = ", ".join(f"{k} {v}" for k, v in sorted(self.exits.items())) or "none"
@@ -182,7 +216,7 @@ class Cpu(Device):
             f"{self.name} backend": getattr(self.backend, "description", self.backend.name),
             f"{self.name} instructions": f"{self.instructions:,}",
             f"{self.name} MIPS": f"{self.instructions / wall / 1e6:.1f}",
-            f"{self.name} idle skipped": format_time(self.idle_skipped),
+            f"{self.name} idle skipped": format_time(self.idle_skipped + self._idle_now()),
             f"{self.name} exits": exits,
         }
         # A backend may add rows of its own (KVM: exits by kind, budget kicks).

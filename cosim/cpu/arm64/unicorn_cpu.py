@@ -54,6 +54,10 @@ EXCP_HVC, EXCP_SMC = 11, 13
 # stuck: a handler whose first instruction faults into its own vector loops forever (and with
 # block counting no time passes, so the run would never end).
 _STUCK_EXCEPTIONS = 16
+# An exception storm: this many exceptions in a row, each within a few instructions of the last
+# (garbage code faulting at changing addresses). A real handler runs far longer than the gap
+# before the next exception (Linux's entry code alone saves 30 registers), so no OS trips it.
+_STORM_EXCEPTIONS, _STORM_GAP = 256, 32
 
 SPSR_EL1 = (3, 0, 4, 0, 0)
 SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
@@ -132,6 +136,7 @@ class UnicornArm64Cpu:
         self._done = 0
         self._limit = 0
         self._warned: set[int] = set()
+        self._storm = 0                   # exceptions in a row, each soon after the last (see _STORM_GAP)
         self.write_register("pc", entry)
         for name, value in (registers or {}).items():
             self.write_register(name, value)
@@ -254,10 +259,15 @@ class UnicornArm64Cpu:
                 last_taken = taken
                 if stuck >= _STUCK_EXCEPTIONS:
                     self._stuck()
+                self._storm = self._storm + 1 if taken is not None and self.counter.executed < _STORM_GAP else 0
+                if self._storm >= _STORM_EXCEPTIONS:
+                    self._stormed()
                 if self._stop is not None:
                     return self._exit(*self._stop)
                 if self._remaining() <= 0:
                     return self._exit(ExitReason.BUDGET)
+                if keeper.interrupted:
+                    return self._exit(ExitReason.IO)      # a signal: end the run here, the loop stops
         finally:
             self._keeper = None
 
@@ -269,6 +279,12 @@ class UnicornArm64Cpu:
                        f"ESR_EL1={self.read_register('esr_el1'):#x}): is there code and a vector table there?",
                        self.register_dump())
 
+    def _stormed(self) -> None:
+        raise CpuError(f"guest in an exception storm: {_STORM_EXCEPTIONS} exceptions in a row, each within "
+                       f"{_STORM_GAP} instructions of the last (now pc={self.pc:#x}, VBAR_EL1="
+                       f"{self.read_register('vbar_el1'):#x}, ESR_EL1={self.read_register('esr_el1'):#x}): "
+                       f"is there code and a vector table there?", self.register_dump())
+
     def _remaining(self) -> int:
         """Instructions left in the budget once poll skips are taken off."""
         return self._limit - self._done - self._extra // self.period
@@ -278,8 +294,10 @@ class UnicornArm64Cpu:
 
     def _exit(self, reason: ExitReason, detail: object = None) -> CpuExit:
         assert self._keeper is not None
-        elapsed = self._done * self.period + self._extra
-        return CpuExit(reason, min(elapsed, self._keeper.budget), self._done, detail)
+        # Not clipped to the budget: a run retires whole instructions (whole blocks when counting
+        # per block), and the loop carries what ran past the budget into simulated time, so the
+        # time an instruction takes never depends on the quantum.
+        return CpuExit(reason, self._done * self.period + self._extra, self._done, detail)
 
     def _end_run(self, reason: ExitReason, detail: object = None) -> None:
         """End the run after the current instruction. The counter stops it at the next

@@ -260,6 +260,12 @@ class KvmX86Cpu(KvmCpuBase):
         # HLT resumes on INTR only when RFLAGS.IF is set (SDM Vol. 2A, HLT); if_flag is from the last exit.
         return self.intr and bool(self.kvm_run.if_flag)
 
+    @property
+    def wakeable(self) -> bool:
+        """False when halted with IF=0: HLT then waits for NMI, SMI or INIT (SDM Vol. 2A, HLT), none
+        of which is modelled, so the guest has stopped for good (`cli; hlt`)."""
+        return not self._halted or bool(self.kvm_run.if_flag)
+
     def _inject(self) -> None:
         run = self.kvm_run
         if not self.intr:
@@ -359,12 +365,7 @@ class KvmX86Cpu(KvmCpuBase):
                     self._reply(exit, outcome.reply)
                 if outcome.reason is not None:
                     if outcome.reason is ExitReason.IDLE:
-                        if not run.if_flag:
-                            # HLT with IF=0 waits for NMI, SMI or INIT (SDM Vol. 2A, HLT), none of
-                            # which is modelled: the guest has stopped for good (`cli; hlt`).
-                            return self._exit(keeper, ExitReason.STOP, elapsed, done,
-                                              (0, f"guest halted with interrupts disabled at {self.pc - 1:#x}"))
-                        self._halted = True
+                        self._halted = True       # `wakeable` tells the loop whether anything can end it
                     return self._exit(keeper, outcome.reason, elapsed, done, outcome.detail)
                 if device and keeper.must_yield:
                     return self._exit(keeper, ExitReason.IO, elapsed, done)
