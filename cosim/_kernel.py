@@ -173,6 +173,7 @@ class Simulation:
         self._finalizers: list[Callable[[], None]] = []
         self._summaries: list[Callable[[], dict[str, str]]] = []
         self._quiet: list[Callable[[], None]] = []
+        self._limit: simpy.Event | None = None    # the event that ends the current run at `until`
         self._signal = 0           # a signal delivered during the run, handled at the next event
 
     # -- time ---------------------------------------------------------------
@@ -183,6 +184,12 @@ class Simulation:
     def peek(self) -> int | float:
         """Time of the next pending event, `math.inf` when none is scheduled."""
         return self.env.peek()
+
+    @property
+    def quiet(self) -> bool:
+        """True when nothing is scheduled but the end of the current run (`run(until=)`)."""
+        queue = self.env._queue           # SimPy's heap of (time, priority, id, event)
+        return not queue or (len(queue) == 1 and queue[0][3] is self._limit)
 
     def advance_to(self, when: int) -> None:
         """Move the clock forward without processing events (the quantum keeper's sync).
@@ -276,14 +283,15 @@ class Simulation:
         start_wall = _wall.perf_counter()
         start_events = self.events_processed
         stoppers = [self._stop_event]
-        limit = None
+        limit = self._limit = None
         if until is not None:
             # Like SimPy's numeric `until`: urgent, so events due exactly at `until` do not run.
             limit = self.env.event()
             limit._ok, limit._value = True, None
             self.env.schedule(limit, URGENT, until - self.now)
             stoppers.append(limit)
-        queue = self.env._queue       # SimPy's heap of (time, priority, id, event)
+            self._limit = limit
+        queue = self.env._queue
         try:
             if self._stop is None:
                 for event in stoppers:
@@ -294,7 +302,7 @@ class Simulation:
                     if self._signal:
                         self._stop_for_signal()
                         raise StopSimulation(None)
-                    if len(queue) < 2 and (not queue or queue[0][3] is limit):
+                    if len(queue) < 2 and self.quiet:
                         # Nothing left but the end of the run: is anything waiting that nothing can wake?
                         for check in self._quiet:
                             check()

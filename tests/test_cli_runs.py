@@ -1,0 +1,158 @@
+"""The real `cosim` process in the cases CI meets: guests that deadlock or fault for ever,
+runs ended by signals on a terminal, and images that must be refused before they run."""
+
+import os
+import pty
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+import pytest
+
+COSIM = [sys.executable, "-m", "cosim"]
+WFI, B_SELF, DAIFSET_IF = 0xD503207F, 0x14000000, 0xD50343DF        # wfi; b .; msr daifset, #3
+
+
+def firmware(path, code):
+    """A flash image from {address: [A64 instruction words]}."""
+    size = max(address + 4 * len(words) for address, words in code.items())
+    image = bytearray(size)
+    for address, words in code.items():
+        image[address:address + 4 * len(words)] = struct.pack(f"<{len(words)}I", *words)
+    path.write_bytes(image)
+    return path
+
+
+def cosim(*args, stdin=subprocess.DEVNULL, timeout=120):
+    return subprocess.run([*COSIM, *args], capture_output=True, text=True, stdin=stdin, timeout=timeout)
+
+
+def stopped_by(stderr):
+    return next(line.split("stopped by", 1)[1].strip() for line in stderr.splitlines() if "stopped by" in line)
+
+
+# -- failures fail ------------------------------------------------------------------------------
+@pytest.mark.parametrize("console", ["none", "stdio"])
+def test_a_guest_waiting_for_an_interrupt_nothing_can_raise_is_a_deadlock(tmp_path, console):
+    # IRQs masked, no timer armed; with the stdio console, stdin is at EOF (/dev/null).
+    image = firmware(tmp_path / "wfi.bin", {0: [DAIFSET_IF, WFI, B_SELF]})
+    proc = cosim("run", "virt", "-P", f"firmware={image}", "--console", console, "--until", "10s")
+    assert proc.returncode == 3, proc.stderr
+    assert stopped_by(proc.stderr).startswith("cpu0: guest idle at PC 0x8 with no pending event: deadlock (status 3)")
+    assert "Traceback" not in proc.stderr
+
+
+def test_x86_hlt_with_interrupts_disabled_is_a_deadlock(tmp_path):
+    from cosim.kvm import kvm_unavailable
+
+    if kvm_unavailable():
+        pytest.skip(f"needs KVM: {kvm_unavailable()}")
+    image = tmp_path / "clihlt.bin"
+    image.write_bytes(b"\xfa\xf4")                          # cli; hlt
+    proc = cosim("run", "pc", "--image", str(image), "--console", "none", "--until", "1s")
+    assert proc.returncode == 3
+    assert stopped_by(proc.stderr).startswith("cpu0: guest idle at PC 0x100002 with interrupts disabled: deadlock")
+
+
+def test_until_reached_is_said_and_exits_0(tmp_path):
+    image = firmware(tmp_path / "spin.bin", {0: [B_SELF]})
+    proc = cosim("run", "virt", "-P", f"firmware={image}", "--console", "none", "--until", "2ms")
+    assert proc.returncode == 0 and stopped_by(proc.stderr) == "--until 2 ms reached"
+
+
+def test_an_exception_storm_is_reported_instead_of_crawling(tmp_path):
+    # Each exception's handler (VBAR_EL1 = 0, +0x200) branches to the next word of zeros (UDF):
+    # a fault at a new address every time, so the same-address loop check never sees it.
+    image = firmware(tmp_path / "storm.bin", {0: [0xD2820000, 0xD61F0000],        # mov x0, #0x1000; br x0
+                                              0x200: [0x91001000, 0xD61F0000]})   # add x0, x0, #4; br x0
+    start = time.monotonic()
+    proc = cosim("run", "virt", "-P", f"firmware={image}", "--console", "none", "--until", "10s")
+    assert proc.returncode == 2 and time.monotonic() - start < 60
+    first = proc.stderr.splitlines()[0]
+    assert first.startswith("cosim: error: cpu0: guest in an exception storm: 256 exceptions in a row") and "VBAR_EL1=0x0" in first
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "demo", "--until", ""], "cannot read '' as a time"),
+    (["run", "virt", "--quantum", "0.5ns", "--console", "none"], "cpu0: quantum 500 ps is shorter than one CPU period (1 ns)"),
+])
+def test_run_options_that_cannot_mean_anything_are_refused(argv, message):
+    proc = cosim(*argv, timeout=60)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and err.startswith("cosim: error: ") and message in err and "\n" not in err
+
+
+# -- signals end cleanly ----------------------------------------------------------------------------
+def _run_on_a_pty(argv, signum):
+    """Run cosim with a pty as its terminal; once it has put the terminal in raw mode, send `signum`.
+    Returns (exit status, output, terminal attributes before, after)."""
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    proc = subprocess.Popen([*COSIM, *argv], stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    output = bytearray()
+
+    def read_for(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            import select
+
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    output.extend(os.read(master, 65536))
+                except OSError:
+                    return
+
+    try:
+        deadline = time.monotonic() + 60
+        while termios.tcgetattr(slave)[3] & termios.ICANON and time.monotonic() < deadline:
+            read_for(0.05)                       # wait for the stdio console to make the terminal raw
+        assert not termios.tcgetattr(slave)[3] & termios.ICANON, output.decode(errors="replace")
+        read_for(0.5)                            # the guest is running now
+        proc.send_signal(signum)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            read_for(0.05)
+        status = proc.wait(timeout=1)
+        read_for(0.2)
+        return status, output.decode(errors="replace"), before, termios.tcgetattr(slave)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_ends_the_run_with_a_summary_and_the_terminal_restored(tmp_path, signum):
+    # The guest polls CNTPCT_EL0: every read is a native callback into Python (where a KeyboardInterrupt
+    # used to be printed by cffi and dropped).
+    image = firmware(tmp_path / "poll.bin", {0: [0xD53BE020, 0x17FFFFFF]})   # mrs x0, cntpct_el0; b .-4
+    status, output, before, after = _run_on_a_pty(["run", "virt", "-P", f"firmware={image}"], signum)
+    name = signal.Signals(signum).name
+    assert status == 128 + signum, output
+    assert f"stopped by         {name} received (status {128 + signum})" in output
+    assert "Exception ignored" not in output and "Traceback" not in output
+    assert after == before                       # echo, canonical mode... all back
+
+
+def test_pending_console_output_for_a_tcp_client_is_reported_on_sigterm(tmp_path):
+    # Nobody connects to the TCP console: what the guest printed is written to stderr at the end.
+    image = firmware(tmp_path / "hello.bin", {
+        0: [0xD2A12001, 0x52806023, 0xB9003023,         # x1 = UART; w3 = 0x301; str w3, [x1, #0x30] (UARTCR)
+            0x52800D03, 0xB9000023,                     # w3 = 'h'; str w3, [x1]
+            0x52800D23, 0xB9000023,                     # w3 = 'i'; str w3, [x1]
+            B_SELF]})
+    proc = subprocess.Popen([*COSIM, "run", "virt", "-P", f"firmware={image}", "--console", "tcp:127.0.0.1:0"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    announced = proc.stderr.readline()            # the console's address: the platform is built
+    assert "console on tcp" in announced
+    time.sleep(1)                                  # the guest prints at once, then spins
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "2 bytes of output were not delivered:\nhi" in err and "SIGTERM received" in err
