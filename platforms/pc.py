@@ -20,6 +20,8 @@ Without an image the platform has no CPU (device-level tests and demos).
 
 from __future__ import annotations
 
+import math
+
 from cosim import NS, US, GHz, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size, parse_time
 from cosim.chardev import open_backend
 from cosim.kvm._budget import SOURCE_NAMES, budget_source_name
@@ -45,6 +47,13 @@ PIT_IRQ, COM1_IRQ = 0, 4
 IO_BUS, IO_BUS_BITS = "io", 16
 
 
+def _ips(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("expected a finite, non-negative number of instructions per second (0: calibrate)")
+    return value
+
+
 def _frequency(text: str):  # -> Frequency | "host"
     from cosim.cpu.x86.machine import parse_frequency
 
@@ -66,7 +75,7 @@ class Pc(Platform):
                        format_time)
     cpu = Property("kvm", "CPU backend: kvm (the host's /dev/kvm)")
     budget = Property("auto", f"what ends a quantum: auto, {', '.join(SOURCE_NAMES)}", budget_source_name)
-    ips = Property(0.0, "guest instructions per host CPU second for time-based budgets (0: calibrate)", float)
+    ips = Property(0.0, "guest instructions per host CPU second for time-based budgets (0: calibrate)", _ips)
     access_latency = Property(100 * NS, "simulated time each device access costs the guest", parse_time,
                               format_time)
     frequency = Property(GHz(1), "guest instructions per simulated second: e.g. 1GHz, or host (its measured "

@@ -84,6 +84,14 @@ def _image(what: str, value: str | Path, fetchers: dict[str, str]) -> Path:
     return path
 
 
+def _read_bounded(what: str, path: Path, limit: int) -> bytes:
+    """The file's bytes, once its size is known to fit in `limit` (RAM): never read a huge file whole."""
+    size = path.stat().st_size
+    if size > limit:
+        raise PlatformError(f"{what} image {path} ({size:#x} bytes) is larger than RAM ({limit:#x} bytes)")
+    return path.read_bytes()
+
+
 class Virt(Platform):
     """Arm64 `virt` machine: GICv2, PL011, generic timer, firmware in flash (U-Boot by default)."""
 
@@ -143,6 +151,8 @@ class Virt(Platform):
         backend = self._backend()                 # first: the device tree lists a PMU only if the guest has one
         self.guest_pmu = bool(getattr(backend, "guest_pmu", False))
         if self.kernel == "none":
+            if self.initrd != "none":
+                raise PlatformError(f"initrd={self.initrd!r} is loaded only with kernel=: firmware finds its own")
             self.dtb = self.device_tree()
             self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
         else:
@@ -158,16 +168,23 @@ class Virt(Platform):
 
         if self.firmware != "none":
             raise PlatformError(f"kernel={self.kernel!r} boots without firmware: set firmware=none")
-        image = decompress_kernel(_image("kernel", self.kernel, {"debian": "linux_kernel"}).read_bytes())
+        ram_size = self.ram.size
+        image = decompress_kernel(_read_bounded("kernel", _image("kernel", self.kernel, {"debian": "linux_kernel"}),
+                                                ram_size), limit=ram_size)
         header = parse_image(image)
-        initrd = b"" if self.initrd == "none" else \
-            _image("initrd", self.initrd, {"busybox": "busybox_initramfs_image"}).read_bytes()
-        layout = plan_layout(header, self.ram.size, 2 * MiB, len(initrd))
+        initrd = b"" if self.initrd == "none" else _read_bounded(
+            "initrd", _image("initrd", self.initrd, {"busybox": "busybox_initramfs_image"}), ram_size)
+        if self.initrd != "none" and not initrd:
+            raise PlatformError(f"initrd image {self.initrd} is empty (use initrd=none for no initramfs)")
+        layout = plan_layout(header, ram_size, 2 * MiB, len(initrd))
         ram_base = VIRT_MAP["ram"][0]
         self.ram.load(image, layout.kernel)
         if initrd:
             self.ram.load(initrd, layout.initrd)
         self.dtb = self.device_tree(bootargs=self.bootargs, initrd=(ram_base + layout.initrd, len(initrd)) if initrd else None)
+        if len(self.dtb) > layout.initrd - layout.dtb:
+            raise PlatformError(f"device tree of {len(self.dtb):#x} bytes exceeds the 2 MiB booting.rst allows "
+                                f"(bootargs are {len(self.bootargs)} bytes)")
         self.ram.load(self.dtb, layout.dtb)
         control = next(reg.offset for reg in Pl011.registers if reg.name == "UARTCR")
         uart_cr = (VIRT_MAP["uart0"][0] + control, CR_UARTEN | CR_TXE | CR_RXE)

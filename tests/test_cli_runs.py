@@ -156,3 +156,103 @@ def test_pending_console_output_for_a_tcp_client_is_reported_on_sigterm(tmp_path
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM
     assert "2 bytes of output were not delivered:\nhi" in err and "SIGTERM received" in err
+
+
+# -- bad images are refused, not run ------------------------------------------------------------
+EM_X86_64, EM_AARCH64, PT_LOAD = 62, 183, 1
+
+
+def elf64(path, segments, machine=EM_X86_64, entry=0x10_0000, cut=None):
+    """A minimal ELF64 file: `segments` as (p_paddr, p_offset, p_filesz, p_memsz); `cut` truncates it."""
+    header = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, b"", 2, machine, 1, entry, 64, 0, 0,
+                         64, 56, len(segments), 64, 0, 0)
+    phdrs = b"".join(struct.pack("<IIQQQQQQ", PT_LOAD, 7, offset, paddr, paddr, filesz, memsz, 0x1000)
+                     for paddr, offset, filesz, memsz in segments)
+    body = header + phdrs
+    body += bytes(max(0, 0x1000 - len(body))) + b"\xfa\xf4" * 0x800        # code at offset 0x1000: cli; hlt
+    path.write_bytes(body[:cut])
+    return path
+
+
+def arm64_image(path, size=0x1000):
+    """A tiny arm64 Linux `Image`: booting.rst's 64-byte header, magic at 0x38."""
+    header = struct.pack("<II QQQ QQQ 4s I", 0x14000000, 0, 0x80000, size, 0xA, 0, 0, 0, b"ARM\x64", 0)
+    path.write_bytes(header + bytes(size - len(header)))
+    return path
+
+
+def _pc(image):
+    return ["run", "pc", "--image", str(image), "--console", "none", "--until", "1ms"]
+
+
+BAD = {
+    "linked over the loader's tables": (
+        lambda tmp: _pc(elf64(tmp / "low.elf", [(0x2000, 0x1000, 0x100, 0x100)], entry=0x2000)),
+        "[0x2000..0x20ff] overlaps the loader's long-mode tables at [0x1000..0x7fff]"),
+    "a segment past the end of the file": (
+        lambda tmp: _pc(elf64(tmp / "past.elf", [(0x10_0000, 0x1000, 0x8000, 0x8000)])),
+        "segment 0 (p_paddr 0x100000): its 0x8000 bytes at offset 0x1000 run past the end of the file (0x2000 bytes)"),
+    "a truncated file": (
+        lambda tmp: _pc(elf64(tmp / "cut.elf", [(0x10_0000, 0x1000, 0x1000, 0x1000)], cut=0x1800)),
+        "run past the end of the file (0x1800 bytes): truncated?"),
+    "truncated headers": (
+        lambda tmp: _pc(elf64(tmp / "head.elf", [(0x10_0000, 0x1000, 0x10, 0x10)], cut=40)),
+        "head.elf: not a valid ELF file: "),
+    "program headers cut off": (
+        lambda tmp: _pc(elf64(tmp / "phdr.elf", [(0x10_0000, 0x1000, 0x10, 0x10)], cut=80)),
+        "phdr.elf: not a valid ELF file: "),
+    "an aarch64 ELF on pc": (
+        lambda tmp: _pc(elf64(tmp / "arm.elf", [(0x10_0000, 0x1000, 0x10, 0x10)], machine=EM_AARCH64)),
+        "arm.elf: ELF for EM_AARCH64, not a machine this platform runs (EM_X86_64, EM_386)"),
+    "p_filesz > p_memsz": (
+        lambda tmp: _pc(elf64(tmp / "sizes.elf", [(0x10_0000, 0x1000, 0x100, 0x10)])),
+        "segment 0 (p_paddr 0x100000): p_filesz 0x100 exceeds p_memsz 0x10"),
+    "a huge p_memsz": (
+        lambda tmp: _pc(elf64(tmp / "huge.elf", [(0x10_0000, 0x1000, 0x10, 0xFFFF_FFFF_0000)])),
+        "segment 0 (p_paddr 0x100000) of 0xffffffff0000 bytes at 0x100000 does not fit in the RAM/ROM there (0x7f00000 bytes)"),
+    "an empty raw image": (
+        lambda tmp: _pc(tmp / "empty.bin" if (tmp / "empty.bin").write_bytes(b"") == 0 else None),
+        "empty.bin: the image is empty"),
+    "a 2 GiB sparse raw image": (
+        lambda tmp: _pc(_sparse(tmp / "big.bin", 2 << 30)),
+        "the image of 0x80000000 bytes at 0x100000 does not fit in the RAM/ROM there (0x7f00000 bytes)"),
+    "a 2 GiB sparse firmware": (
+        lambda tmp: ["run", "virt", "-P", f"firmware={_sparse(tmp / 'big.fw', 2 << 30)}", "--console", "none"],
+        "(0x80000000 bytes at offset 0x0) does not fit in 0x8000000 bytes"),
+    "a 2 GiB sparse kernel": (
+        lambda tmp: ["run", "virt-linux", "-P", f"kernel={_sparse(tmp / 'Image', 2 << 30)}", "-P", "initrd=none",
+                     "--console", "none"],
+        "is larger than RAM (0x10000000 bytes)"),
+    "an empty initrd": (
+        lambda tmp: ["run", "virt-linux", "-P", f"kernel={arm64_image(tmp / 'Image')}",
+                     "-P", f"initrd={tmp / 'empty.cpio' if (tmp / 'empty.cpio').write_bytes(b'') == 0 else None}",
+                     "--console", "none"],
+        "empty.cpio is empty (use initrd=none for no initramfs)"),
+    "an initrd with firmware boot": (
+        lambda tmp: ["run", "virt", "-P", f"firmware={firmware(tmp / 'fw.bin', {0: [B_SELF]})}",
+                     "-P", f"initrd={arm64_image(tmp / 'initrd')}", "--console", "none"],
+        "is loaded only with kernel=: firmware finds its own"),
+    "ips=nan": (lambda tmp: _pc(tmp / "x") + ["-P", "ips=nan"], "property ips='nan': expected a finite"),
+    "ips=inf": (lambda tmp: _pc(tmp / "x") + ["-P", "ips=inf"], "property ips='inf': expected a finite"),
+    "an absurd frequency": (lambda tmp: _pc(tmp / "x") + ["-P", "frequency=99999999999999GHz"],
+                            "CPU frequency '99999999999999GHz' is above 1 THz"),
+    "an absurd ram_size": (lambda tmp: _pc(tmp / "x") + ["-P", "ram_size=0xFFFFFFFFFFFFF000"],
+                           "ram: cannot allocate 0xfffffffffffff000 bytes"),
+}
+
+
+def _sparse(path, size):
+    with open(path, "wb") as file:
+        file.truncate(size)
+    return path
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_images_and_values_are_one_line_errors(tmp_path, case):
+    argv, message = BAD[case]
+    start = time.monotonic()
+    proc = cosim(*argv(tmp_path), timeout=60)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, err
+    assert err.startswith("cosim: error: ") and "\n" not in err and message in err, err
+    assert time.monotonic() - start < 30                 # sizes checked before reading anything whole
