@@ -71,9 +71,12 @@ def _existing(path: str | Path) -> Path:
 def _check_room(write: Writer, path: Path, address: int, size: int, what: str) -> None:
     """Refuse what cannot fit before reading it: a 2 GiB file is not read to find that out."""
     room = getattr(write, "room", None)
-    if room is not None and size > room(address):
-        raise PlatformError(f"{path}: {what} of {size:#x} bytes at {address:#x} does not fit in the RAM/ROM "
-                            f"there ({room(address):#x} bytes)")
+    if room is None or size <= (free := room(address)):
+        return
+    if free == 0:
+        write(address, b"\0")            # the writer's own message: nothing there
+    raise PlatformError(f"{path}: {what} of {size:#x} bytes at {address:#x} does not fit in the RAM/ROM "
+                        f"there ({free:#x} bytes)")
 
 
 def load_raw(write: Writer, path: str | Path, address: int, entry: int | None = None) -> LoadedImage:
