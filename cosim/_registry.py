@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 
 from ._device import Device
+from ._errors import PlatformError
 
 __all__ = ["registered_models"]
 
@@ -27,5 +28,9 @@ def registered_models() -> dict[str, type[Device]]:
     models: dict[str, type[Device]] = {}
     for cls in _all_subclasses(Device):
         if cls.__module__.startswith("cosim.models.") and "model" in vars(cls) and cls.model:
+            other = models.get(cls.model)
+            if other is not None and other is not cls:
+                raise PlatformError(f"two models are named {cls.model!r}: {other.__module__}.{other.__qualname__} "
+                                    f"and {cls.__module__}.{cls.__qualname__}")
             models[cls.model] = cls
     return dict(sorted(models.items()))
