@@ -40,3 +40,31 @@ def test_two_model_classes_with_one_name_are_refused(monkeypatch):
 
     gc.collect()                                         # __subclasses__ holds weak references
     registered_models()
+
+
+@pytest.mark.parametrize("platform", ["virt", "pc"])
+def test_a_platform_that_is_not_closed_is_freed_with_its_memory(tmp_path, platform):
+    import gc
+    import weakref
+
+    if platform == "pc":
+        from cosim.kvm import kvm_unavailable
+
+        if kvm_unavailable():
+            pytest.skip(f"needs KVM: {kvm_unavailable()}")
+        from cosim.platforms.pc import Pc
+
+        image = tmp_path / "hlt.bin"
+        image.write_bytes(b"\xfb\xf4\xeb\xfd")               # sti; hlt; jmp back
+        board = Pc(image=str(image), console="none")
+    else:
+        from cosim.platforms.virt import Virt
+
+        image = tmp_path / "poll.bin"
+        image.write_bytes(bytes.fromhex("20e03bd5ffffff17"))   # mrs x0, cntpct_el0; b .-4 (a timer register: a hook)
+        board = Virt(firmware=str(image), console="none")
+    board.run(until=10_000_000)
+    alive = [weakref.ref(board), weakref.ref(board.ram), weakref.ref(board.cpu0.backend)]
+    del board
+    gc.collect()
+    assert [ref() for ref in alive] == [None, None, None]
