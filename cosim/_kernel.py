@@ -75,7 +75,7 @@ def _describe(callback: Callable[[], None]) -> str:
         return _describe(owner._callback)
     name = getattr(func, "__qualname__", repr(func))
     model = getattr(owner, "name", None)
-    return f"of model {model!r} ({name})" if isinstance(model, str) else name
+    return f"of model {model!r} ({name})" if isinstance(model, str) and model else name
 
 
 class OneShot:

@@ -77,10 +77,45 @@ def registered_platforms() -> dict[str, type["Platform"]]:
 
 
 def get_platform(name: str) -> type["Platform"]:
+    """A registered platform by name, or one from outside: `path/to/file.py:Class` or `module:Class`."""
+    if ":" in name:
+        return _load_platform(name)
     known = registered_platforms()
     if name not in known:
         raise PlatformError(f"unknown platform {name!r}; known: {', '.join(known) or 'none'}")
     return known[name]
+
+
+def _load_platform(spec: str) -> type["Platform"]:
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    where, _, attr = spec.rpartition(":")
+    if not where or not attr:
+        raise PlatformError(f"platform {spec!r}: expected path/to/file.py:Class or module:Class")
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            if not path.is_file():
+                raise PlatformError(f"platform {spec!r}: {path} does not exist")
+            module_spec = importlib.util.spec_from_file_location(f"cosim_user_{path.stem}", path)
+            assert module_spec is not None and module_spec.loader is not None
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except CosimError:
+        raise
+    except Exception as error:  # the user's code: any error there is theirs, said in one line
+        raise PlatformError(f"platform {spec!r}: cannot load {where}: {type(error).__name__}: {error}") from error
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Platform)):
+        found = sorted(n for n, v in vars(module).items()
+                       if isinstance(v, type) and issubclass(v, Platform) and v.__module__ == module.__name__)
+        raise PlatformError(f"platform {spec!r}: {where} has no Platform subclass {attr!r}; "
+                            f"it defines: {', '.join(found) or 'none'}")
+    return cls
 
 
 class Platform:

@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def platform_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("platform", help="platform name (see `cosim list`)")
+        p.add_argument("platform", help="platform name (see `cosim list`), or path/to/file.py:Class or module:Class")
         p.add_argument("-P", "--prop", action="append", default=[], metavar="NAME=VALUE",
                        help="set a platform property (repeatable)")
         for name in _SHORTHANDS:

@@ -291,3 +291,60 @@ def test_random_bytes_as_a_guest_end_with_a_clear_report_never_a_traceback_or_a_
         reason = stopped_by(err)                               # every summary says why the run stopped
         # Random code may happen to spin until --until (then 0, and the summary says so); anything else fails.
         assert proc.returncode != 0 or reason == f"--until {until} reached", err
+
+
+# -- platforms from outside the repository --------------------------------------------------------
+BOARD = '''
+from cosim import Platform, Property, parse_time, format_time
+from cosim.models.countdown import Countdown
+from cosim.models.simctl import SimControl
+
+
+class Board(Platform):
+    """A user's own board: a countdown timer whose interrupt ends the run."""
+
+    period = Property(1000, "countdown LOAD (1 MHz ticks)", int)
+
+    def build(self):
+        self.timer = self.add("timer0", Countdown)
+        self.map("sysbus", 0x1000, self.timer)
+        self.sim.schedule(0, self.start)
+
+    def start(self):
+        bus = self.buses["sysbus"]
+        bus.write(0x1000, 4, self.period)                 # LOAD
+        bus.write(0x1008, 4, 0b11)                        # CTRL: EN | IE
+        self.sim.schedule(self.timer.freq.duration(self.period), lambda: self.sim.request_stop(5, "board done"))
+'''
+
+
+def test_a_platform_from_a_users_file_runs_from_the_cli(tmp_path):
+    board = tmp_path / "myboard.py"
+    board.write_text(BOARD)
+    proc = cosim("run", f"{board}:Board", "-P", "period=2000", "--until", "1s", timeout=60)
+    assert proc.returncode == 5, proc.stderr
+    assert stopped_by(proc.stderr) == "board done (status 5) at 2 ms"
+    described = subprocess.run([*COSIM, "describe", f"{board}:Board"], capture_output=True, text=True, timeout=60)
+    assert described.returncode == 0 and "timer0 (countdown)" in described.stdout
+
+
+def test_a_platform_from_an_importable_module_runs_from_the_cli():
+    proc = cosim("run", "cosim.platforms.pc:Pc", "--console", "none", "--until", "1ms", timeout=60)
+    assert proc.returncode == 0 and stopped_by(proc.stderr) == "--until 1 ms reached", proc.stderr
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("{tmp}/missing.py:Board", "missing.py does not exist"),
+    ("{tmp}/myboard.py:Nope", "myboard.py has no Platform subclass 'Nope'; it defines: Board"),
+    ("{tmp}/broken.py:Board", "cannot load {tmp}/broken.py: SyntaxError: "),
+    ("no.such.module:Board", "cannot load no.such.module: ModuleNotFoundError: No module named 'no'"),
+    ("cosim:Simulation", "cosim has no Platform subclass 'Simulation'"),
+    (":Board", "expected path/to/file.py:Class or module:Class"),
+])
+def test_a_platform_that_cannot_be_loaded_is_one_line(tmp_path, spec, message):
+    (tmp_path / "myboard.py").write_text(BOARD)
+    (tmp_path / "broken.py").write_text("class Board(:\n")
+    proc = cosim("run", spec.format(tmp=tmp_path), timeout=60)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and err.startswith("cosim: error: platform ") and "\n" not in err, err
+    assert message.format(tmp=tmp_path) in err
