@@ -201,3 +201,18 @@ def test_a_plain_simulation_skips_idle_time_at_once():
     start = time.perf_counter()
     sim.run(until=ms(20_000))
     assert sim.now == ms(20_000) and time.perf_counter() - start < 5.0
+
+
+def test_a_realtime_run_waiting_for_a_distant_event_stops_soon_after_a_signal():
+    import signal
+    import threading
+    import time
+
+    from cosim import RealtimeSimulation
+
+    sim = RealtimeSimulation()
+    sim.schedule(10 * 10**12, lambda: None)               # due in 10 s of wall time
+    threading.Timer(0.2, sim.signal, (signal.SIGTERM,)).start()
+    start = time.perf_counter()
+    summary = sim.run()
+    assert time.perf_counter() - start < 1.0 and summary.stop.reason == "SIGTERM received"
