@@ -9,6 +9,7 @@ summary at the end.
 from __future__ import annotations
 
 import math
+import signal as _signals
 import time as _wall
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -260,8 +261,6 @@ class Simulation:
         return self._signal != 0
 
     def _stop_for_signal(self) -> None:
-        import signal as _signals
-
         try:
             name = _signals.Signals(self._signal).name
         except ValueError:
