@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import signal as _signals
+import threading
 import time as _wall
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -273,8 +274,24 @@ class Simulation:
         A run can be continued by calling `run()` again unless it was stopped.
         On a stop request or an error the simulation is closed (finalizers run,
         so output is flushed and file descriptors closed) before returning or
-        raising.
+        raising. Ctrl-C (SIGINT with Python's default handler) stops the run at
+        the next event, then raises KeyboardInterrupt: raised where it arrives,
+        it could land in a native callback, where cffi prints it and drops it.
         """
+        previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and _signals.getsignal(_signals.SIGINT) is _signals.default_int_handler):
+            previous = _signals.signal(_signals.SIGINT, lambda signum, _frame: self.signal(signum))
+        try:
+            summary = self._run(until)
+        finally:
+            if previous is not None:
+                _signals.signal(_signals.SIGINT, previous)
+        if previous is not None and self._signal == _signals.SIGINT:
+            raise KeyboardInterrupt
+        return summary
+
+    def _run(self, until: int | str | None) -> Summary:
         if isinstance(until, str):
             until = parse_time(until)
         if until is not None and until < self.now:

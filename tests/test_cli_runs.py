@@ -348,3 +348,22 @@ def test_a_platform_that_cannot_be_loaded_is_one_line(tmp_path, spec, message):
     err = proc.stderr.strip()
     assert proc.returncode == 2 and err.startswith("cosim: error: platform ") and "\n" not in err, err
     assert message.format(tmp=tmp_path) in err
+
+
+def test_ctrl_c_from_python_stops_a_unicorn_run_and_raises_keyboard_interrupt(tmp_path):
+    # In-process API (a script, a pytest run): the same deferral as the CLI, then KeyboardInterrupt.
+    image = firmware(tmp_path / "poll.bin", {0: [0xD53BE020, 0x17FFFFFF]})   # mrs x0, cntpct_el0; b .-4
+    script = f"""
+import os, signal, threading, time
+from cosim.platforms.virt import Virt
+board = Virt(firmware={str(image)!r}, console="none", counting="instruction")
+threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+start = time.monotonic()
+try:
+    board.run(until=10**15)                               # 1000 s: far longer than the test waits
+except KeyboardInterrupt:
+    print("interrupted after", round(time.monotonic() - start), "s:", board.sim.stop_request.reason)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "interrupted after" in proc.stdout and "SIGINT received" in proc.stdout, proc.stdout + proc.stderr
+    assert "Exception ignored" not in proc.stderr
