@@ -83,8 +83,13 @@ _REGISTRY: dict[str, type["Platform"]] = {}
 
 
 def registered_platforms() -> dict[str, type["Platform"]]:
-    """Every registered platform by name (importing cosim.platforms registers the built-in ones)."""
+    """Every registered platform by name: the built-in ones (importing cosim.platforms registers them)
+    and those of the `cosim.platforms` entry points (cosim._registry)."""
     import cosim.platforms  # noqa: F401  (registers the built-in platforms)
+
+    from ._registry import load_plugins
+
+    load_plugins("cosim.platforms")         # importing a plugin registers its named platforms
 
     return dict(sorted(_REGISTRY.items()))
 
@@ -100,28 +105,15 @@ def get_platform(name: str) -> type["Platform"]:
 
 
 def _load_platform(spec: str) -> type["Platform"]:
-    import importlib
-    import importlib.util
-    from pathlib import Path
+    from ._registry import load_module
 
     where, _, attr = spec.rpartition(":")
     if not where or not attr:
         raise PlatformError(f"platform {spec!r}: expected path/to/file.py:Class or module:Class")
     try:
-        if where.endswith(".py"):
-            path = Path(where)
-            if not path.is_file():
-                raise PlatformError(f"platform {spec!r}: {path} does not exist")
-            module_spec = importlib.util.spec_from_file_location(f"cosim_user_{path.stem}", path)
-            assert module_spec is not None and module_spec.loader is not None
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(where)
-    except CosimError:
-        raise
-    except Exception as error:  # the user's code: any error there is theirs, said in one line
-        raise PlatformError(f"platform {spec!r}: cannot load {where}: {type(error).__name__}: {error}") from error
+        module = load_module(where)
+    except PlatformError as error:
+        raise PlatformError(f"platform {spec!r}: {error}") from error
     cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, Platform)):
         found = sorted(n for n, v in vars(module).items()

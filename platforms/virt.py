@@ -38,6 +38,7 @@ from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
 from cosim.models.pl031 import Pl031
 from cosim.models.pl061 import Pl061
+from cosim.models.pmu import Pmu
 from cosim.models.simctl import SimControl
 
 __all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
@@ -193,7 +194,10 @@ class Virt(Platform):
         self.wire(self.timer.cntv, self.gic.ppi(0, PPI_CNTV))
 
         if self.cpu == "kvm":
-            self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))
+            self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))       # the host kernel's PMU
+        else:
+            self.pmu = self.add("pmu", Pmu)
+            self.wire(self.pmu.irq, self.gic.ppi(0, PPI_PMU))
 
     def finish_build(self) -> None:
         """The CPU, the device tree and the boot images: after every device is mapped (a subclass's
@@ -258,7 +262,7 @@ class Virt(Platform):
         from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
 
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
-        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES,
+        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES, pmu=self.pmu,
                                entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, counting=self.counting)
 
     def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:

@@ -44,6 +44,11 @@ def test_boots_debian_kernel_to_the_shell(booted):
     assert "Oops" not in console.text and "WARNING:" not in console.text
 
 
+def test_linux_drives_the_software_cpus_pmu(booted):
+    board, console = booted
+    assert "hw perfevents: enabled with armv8_pmuv3 PMU driver, 7 counters available" in console.text
+
+
 def test_uname_reports_aarch64(booted):
     assert command(*booted, "uname -m").splitlines()[0].strip() == "aarch64"
 
