@@ -170,6 +170,9 @@ class Bus:
 
     def write(self, address: int, size: int, value: int) -> None:
         mapping = self._route(address, size)
+        if value < 0 or value >> (size << 3):
+            # Only a Python caller can do this (a CPU's access is `size` bytes): a model would store it whole.
+            raise BusError(Response.COMMAND_ERROR, address, f"value {value:#x} does not fit in a {size}-byte write")
         try:
             mapping.target.write(address - mapping.base, size, value)
         except BusError as error:

@@ -37,7 +37,12 @@ class Device:
 
     # -- time ---------------------------------------------------------------
     def attach(self, clock: Clock) -> None:
-        """Give the device its view of simulated time (done by the platform / test kit)."""
+        """Give the device its view of simulated time (done by the platform / test kit).
+
+        Once: a device in two simulations would schedule its timers in one and be
+        driven from the other."""
+        if self._clock is not None and self._clock is not clock:
+            raise PlatformError(f"device {self.name!r} is already attached to another simulation")
         self._clock = clock
 
     @property

@@ -13,6 +13,8 @@ its time.
 from __future__ import annotations
 
 import math
+import signal as _signals
+import threading
 import time as _wall
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -22,11 +24,11 @@ import simpy
 from simpy.core import NORMAL, URGENT, BoundClass, EmptySchedule, StopSimulation
 from simpy.events import PENDING
 
-from ._errors import SimulationError
+from ._errors import CosimError, SimulationError
 from ._time import SEC, format_time, parse_time
 
 __all__ = ["Simulation", "RealtimeSimulation", "Environment", "UrgentEvent", "Summary", "Clock", "ScheduledCall",
-           "OneShot", "StopRequest"]
+           "OneShot", "StopRequest", "DEADLOCK_STATUS", "SIGNAL_STATUS_BASE"]
 
 
 class Clock(Protocol):
@@ -105,7 +107,24 @@ class ScheduledCall(simpy.Event):
     def _fire(self, _event: simpy.Event) -> None:
         callback, self._callback = self._callback, None
         if callback is not None:
-            callback()
+            try:
+                callback()
+            except CosimError:
+                raise                     # already names what failed
+            except Exception as error:
+                raise SimulationError(f"scheduled call {_describe(callback)} failed at "
+                                      f"{format_time(self.when)}: {type(error).__name__}: {error}") from error
+
+
+def _describe(callback: Callable[[], None]) -> str:
+    """`model 'uart0' (Pl011._expire)` for a device's bound method; the callable's name otherwise."""
+    func = getattr(callback, "func", callback)          # functools.partial
+    owner = getattr(func, "__self__", None)
+    if isinstance(owner, OneShot):
+        return _describe(owner._callback)
+    name = getattr(func, "__qualname__", repr(func))
+    model = getattr(owner, "name", None)
+    return f"of model {model!r} ({name})" if isinstance(model, str) and model else name
 
 
 class OneShot:
@@ -151,6 +170,11 @@ class StopRequest:
     time: int
 
 
+# Exit statuses of runs a guest did not end itself (docs/concepts.md, "Why a run stops").
+DEADLOCK_STATUS = 3
+SIGNAL_STATUS_BASE = 128       # 128 + the signal number, as a shell reports a process killed by it
+
+
 @dataclass
 class Summary:
     """What a run did; `str()` gives the table printed at the end of `cosim run`."""
@@ -160,6 +184,7 @@ class Summary:
     events: int
     stop: StopRequest | None
     extra: dict[str, str] = field(default_factory=dict)
+    ended: str = ""                # why a run without a stop request ended (--until, no events left)
 
     @property
     def status(self) -> int:
@@ -175,6 +200,8 @@ class Summary:
         ]
         if self.stop:
             rows.append(("stopped by", f"{self.stop.reason} (status {self.stop.status}) at {format_time(self.stop.time)}"))
+        elif self.ended:
+            rows.append(("stopped by", self.ended))
         rows += list(self.extra.items())
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
@@ -194,6 +221,9 @@ class Simulation:
         self._stop: StopRequest | None = None
         self._finalizers: list[Callable[[], None]] = []
         self._summaries: list[Callable[[], dict[str, str]]] = []
+        self._quiet: list[Callable[[], None]] = []
+        self._limit: simpy.Event | None = None    # the event that ends the current run at `until`
+        self._signal = 0           # a signal delivered during the run, handled at the next event
 
     # -- time ---------------------------------------------------------------
     @property
@@ -204,21 +234,23 @@ class Simulation:
         """Time of the next pending event, `math.inf` when none is scheduled."""
         return self.env.peek()
 
+    @property
+    def quiet(self) -> bool:
+        """True when nothing is scheduled but the end of the current run (`run(until=)`)."""
+        queue = self.env._queue           # SimPy's heap of (time, priority, id, event)
+        return not queue or (len(queue) == 1 and queue[0][3] is self._limit)
+
     def advance_to(self, when: int) -> None:
         """Move the clock forward to `when` without processing events: `Environment.advance_to`."""
         self.env.advance_to(when)
 
     # -- scheduling ---------------------------------------------------------
     def timeout(self, delay: int, value: Any = None) -> simpy.Timeout:
-        if delay < 0:
-            raise SimulationError(f"negative delay {delay} ps")
-        return self.env.timeout(delay, value)
+        return self.env.timeout(_delay(delay, "timeout"), value)
 
     def schedule(self, delay: int, callback: Callable[[], None]) -> ScheduledCall:
         """Call `callback()` after `delay` ps; cancel it with the returned handle."""
-        if delay < 0:
-            raise SimulationError(f"cannot schedule {delay} ps in the past")
-        return ScheduledCall(self.env, delay, callback)
+        return ScheduledCall(self.env, _delay(delay, "schedule"), callback)
 
     def process(self, generator: Generator[simpy.Event, Any, Any]) -> simpy.Process:
         return self.env.process(generator)
@@ -245,14 +277,54 @@ class Simulation:
         """Contribute rows to the end-of-run summary (a CPU adds instructions, MIPS, ...)."""
         self._summaries.append(provider)
 
+    def add_quiet_check(self, check: Callable[[], None]) -> None:
+        """Call `check()` when no event is left; it may `request_stop` (a CPU waiting for an
+        interrupt that nothing can raise any more reports a deadlock)."""
+        self._quiet.append(check)
+
+    def signal(self, signum: int) -> None:
+        """Note a signal; the run stops at the next event with status 128 + `signum`.
+
+        Safe from a signal handler: it only stores a number, so a handler running
+        inside a native callback (unicorn's hooks) raises nothing there.
+        """
+        self._signal = self._signal or signum
+
+    @property
+    def signalled(self) -> bool:
+        return self._signal != 0
+
+    def _stop_for_signal(self) -> None:
+        try:
+            name = _signals.Signals(self._signal).name
+        except ValueError:
+            name = f"signal {self._signal}"
+        self.request_stop(SIGNAL_STATUS_BASE + self._signal, f"{name} received")
+
     def run(self, until: int | str | None = None) -> Summary:
         """Run until the absolute time `until` (ps or text like '10 ms'), a stop request, or no events.
 
         A run can be continued by calling `run()` again unless it was stopped.
         On a stop request or an error the simulation is closed (finalizers run,
         so output is flushed and file descriptors closed) before returning or
-        raising.
+        raising. Ctrl-C (SIGINT with Python's default handler) stops the run at
+        the next event, then raises KeyboardInterrupt: raised where it arrives,
+        it could land in a native callback, where cffi prints it and drops it.
         """
+        previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and _signals.getsignal(_signals.SIGINT) is _signals.default_int_handler):
+            previous = _signals.signal(_signals.SIGINT, lambda signum, _frame: self.signal(signum))
+        try:
+            summary = self._run(until)
+        finally:
+            if previous is not None:
+                _signals.signal(_signals.SIGINT, previous)
+        if previous is not None and self._signal == _signals.SIGINT:
+            raise KeyboardInterrupt
+        return summary
+
+    def _run(self, until: int | str | None) -> Summary:
         if isinstance(until, str):
             until = parse_time(until)
         if until is not None and until < self.now:
@@ -260,11 +332,14 @@ class Simulation:
         start_wall = _wall.perf_counter()
         start_events = self.events_processed
         stoppers = [self._stop_event]
+        limit = self._limit = None
         if until is not None:
             # Like SimPy's numeric `until`: urgent, so events due exactly at `until` do not run.
             limit = UrgentEvent(self.env)
             limit.succeed_urgently(delay=until - self.now)
             stoppers.append(limit)
+            self._limit = limit
+        queue = self.env._queue
         try:
             if self._stop is None:
                 for event in stoppers:
@@ -272,6 +347,17 @@ class Simulation:
                         event.callbacks.append(StopSimulation.callback)
                 step = self._stepper()
                 while True:
+                    if self._signal:
+                        self._stop_for_signal()
+                        raise StopSimulation(None)
+                    if len(queue) < 2 and self.quiet:
+                        # Nothing left but the end of the run: is anything waiting that nothing can wake?
+                        for check in self._quiet:
+                            check()
+                        if self._stop is not None:
+                            raise StopSimulation(None)
+                        if not queue:
+                            raise EmptySchedule()
                     step()
                     self.events_processed += 1
         except (StopSimulation, EmptySchedule):
@@ -281,15 +367,22 @@ class Simulation:
             raise
         finally:
             # A limit not reached must not stop a later run().
-            if until is not None and limit.callbacks and StopSimulation.callback in limit.callbacks:
+            if limit is not None and limit.callbacks and StopSimulation.callback in limit.callbacks:
                 limit.callbacks.remove(StopSimulation.callback)
         if self._stop is not None:
             self.close()
+        if self._stop is not None:
+            ended = ""
+        elif until is not None and self.now >= until:
+            ended = f"--until {format_time(until)} reached"
+        else:
+            ended = "no event left to simulate"
         summary = Summary(
             sim_time=self.now,
             wall_time=_wall.perf_counter() - start_wall,
             events=self.events_processed - start_events,
             stop=self._stop,
+            ended=ended,
         )
         for provider in self._summaries:
             summary.extra.update(provider())
@@ -310,6 +403,18 @@ class Simulation:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _delay(delay: int, what: str) -> int:
+    """A delay as exact whole picoseconds: 1.5, nan or inf would corrupt or stall the schedule."""
+    if isinstance(delay, bool) or not isinstance(delay, int):
+        if isinstance(delay, float) and delay.is_integer():
+            delay = int(delay)
+        else:
+            raise SimulationError(f"{what}: a delay must be a whole number of ps, not {delay!r}")
+    if delay < 0:
+        raise SimulationError(f"{what}: cannot schedule {delay} ps in the past")
+    return delay
 
 
 class RealtimeSimulation(Simulation):
@@ -336,8 +441,11 @@ class RealtimeSimulation(Simulation):
             due = env.peek()
             if due != math.inf:
                 ahead = wall_start + (due - sim_start) * scale - clock()
-                if ahead > 0:
-                    sleep(ahead)
+                while ahead > 0:
+                    sleep(min(ahead, 0.1))        # in slices: a signal ends the run within 0.1 s
+                    if self._signal:
+                        return
+                    ahead = wall_start + (due - sim_start) * scale - clock()
             env.step()
 
         return step

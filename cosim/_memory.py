@@ -58,7 +58,10 @@ class Memory(Device):
         self.size = size
         self.read_only = read_only
         self.on_write = on_write
-        self.buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            self.buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except (OverflowError, OSError, MemoryError) as error:
+            raise PlatformError(f"{name}: cannot allocate {size:#x} bytes: {error}") from error
         self.array = np.frombuffer(self.buffer, dtype=np.uint8)
         # The ctypes view pins the buffer's address for backends that map it; it
         # lives exactly as long as the buffer, so the address stays valid.
@@ -79,6 +82,10 @@ class Memory(Device):
     def load_file(self, path: Path, offset: int = 0) -> None:
         if not path.is_file():
             raise PlatformError(f"{self.name}: image {path} does not exist")
+        size = path.stat().st_size        # checked before reading: the file may be huge
+        if offset + size > self.size:
+            raise PlatformError(f"{self.name}: image {path} ({size:#x} bytes at offset {offset:#x}) does not fit "
+                                f"in {self.size:#x} bytes")
         self.load(path.read_bytes(), offset)
 
     def read(self, offset: int, size: int) -> int:

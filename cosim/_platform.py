@@ -95,10 +95,32 @@ def registered_platforms() -> dict[str, type["Platform"]]:
 
 
 def get_platform(name: str) -> type["Platform"]:
+    """A registered platform by name, or one from outside: `path/to/file.py:Class` or `module:Class`."""
+    if ":" in name:
+        return _load_platform(name)
     known = registered_platforms()
     if name not in known:
         raise PlatformError(f"unknown platform {name!r}; known: {', '.join(known) or 'none'}")
     return known[name]
+
+
+def _load_platform(spec: str) -> type["Platform"]:
+    from ._registry import load_module
+
+    where, _, attr = spec.rpartition(":")
+    if not where or not attr:
+        raise PlatformError(f"platform {spec!r}: expected path/to/file.py:Class or module:Class")
+    try:
+        module = load_module(where)
+    except PlatformError as error:
+        raise PlatformError(f"platform {spec!r}: {error}") from error
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Platform)):
+        found = sorted(n for n, v in vars(module).items()
+                       if isinstance(v, type) and issubclass(v, Platform) and v.__module__ == module.__name__)
+        raise PlatformError(f"platform {spec!r}: {where} has no Platform subclass {attr!r}; "
+                            f"it defines: {', '.join(found) or 'none'}")
+    return cls
 
 
 class Platform:

@@ -83,5 +83,9 @@ def registered_models() -> dict[str, type[Device]]:
     for cls in _all_subclasses(Device):
         listed = cls.__module__.startswith("cosim.models.") or cls.__module__ in modules or cls in classes
         if listed and "model" in vars(cls) and cls.model:
+            other = models.get(cls.model)
+            if other is not None and other is not cls:
+                raise PlatformError(f"two models are named {cls.model!r}: {other.__module__}.{other.__qualname__} "
+                                    f"and {cls.__module__}.{cls.__qualname__}")
             models[cls.model] = cls
     return dict(sorted(models.items()))

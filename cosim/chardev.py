@@ -269,8 +269,8 @@ class _PolledBackend:
             ready, _, _ = select.select(watched, [], [], self.IDLE_WAIT if idle else 0)
             for fd in ready:
                 self._readable(fd)
-        elif idle:
-            return                        # nothing can ever arrive: let the simulation end
+        elif sim.quiet:
+            return                        # nothing can ever arrive: let the simulation end (or see a deadlock)
         sim.schedule(self.poll, self._tick)
 
 

@@ -6,14 +6,16 @@ Errors are one clear line and a non-zero exit status; `--debug` shows the traceb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ._errors import CosimError
 from ._platform import Platform, get_platform, registered_platforms
 from ._registry import registered_models
-from ._kernel import RealtimeSimulation
+from ._kernel import SIGNAL_STATUS_BASE, RealtimeSimulation, Simulation
 from ._time import TimeError, parse_time
 
 __all__ = ["main"]
@@ -52,26 +54,64 @@ def _build(args: argparse.Namespace) -> Platform:
     return cls(**props)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    until = parse_time(args.until) if args.until else None
-    platform = _build(args)
-    if args.gdb is not None:
-        from .gdb import serve
+# Signals that end a run as QEMU ends on them: summary, terminal restored, console output flushed.
+_ENDING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+
+class _Interrupted(BaseException):
+    """A signal that arrived before the simulation ran (while the platform was being built)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _DeferredSignals:
+    """While a simulation runs, a signal only sets a flag (`Simulation.signal`): the run stops at
+    the next event. Raising from the handler instead could land inside one of unicorn's native
+    callbacks, where cffi prints the exception and drops it."""
+
+    def __init__(self) -> None:
+        self.sim: Simulation | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.sim is None:
+            raise _Interrupted(signum)    # still building: plain Python, safe to unwind
+        self.sim.signal(signum)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["_DeferredSignals"]:
+        previous = {signum: signal.signal(signum, self) for signum in _ENDING_SIGNALS}
         try:
-            serve(platform, args.gdb, wait=not args.gdb_nowait)
-        except BaseException:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    # `--until ""` is a mistake, not "no limit" (which is leaving --until out).
+    until = parse_time(args.until) if args.until is not None else None
+    with _DeferredSignals().installed() as signals:
+        platform = _build(args)
+        signals.sim = platform.sim
+        if args.gdb is not None:
+            from .gdb import serve
+
+            try:
+                serve(platform, args.gdb, wait=not args.gdb_nowait)
+            except BaseException:
+                platform.sim.close()
+                raise
+        elif args.gdb_nowait:
             platform.sim.close()
-            raise
-    elif args.gdb_nowait:
-        platform.sim.close()
-        raise CosimError("--gdb-nowait needs --gdb [HOST:]PORT")
-    if args.trace or args.trace_filter or args.log:
-        _observe(platform, args)
-    try:
-        summary = platform.run(until)
-    finally:
-        platform.sim.close()    # also when --until ended the run: restore the terminal, flush output
+            raise CosimError("--gdb-nowait needs --gdb [HOST:]PORT")
+        if args.trace or args.trace_filter or args.log:
+            _observe(platform, args)
+        try:
+            summary = platform.run(until)
+        finally:
+            platform.sim.close()    # also when --until ended the run: restore the terminal, flush output
     print(f"\ncosim: {platform.name} ended\n{summary}", file=sys.stderr)
     # A process status holds 0..255: a larger guest status (say 256) must not read as success.
     return summary.status if 0 <= summary.status <= 255 else 1
@@ -126,7 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def platform_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("platform", help="platform name (see `cosim list`)")
+        p.add_argument("platform", help="platform name (see `cosim list`), or path/to/file.py:Class or module:Class")
         p.add_argument("-P", "--prop", action="append", default=[], metavar="NAME=VALUE",
                        help="set a platform property (repeatable)")
         for name in _SHORTHANDS:
@@ -173,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"cosim: error: {error}", file=sys.stderr)
         return 2
+    except _Interrupted as interrupted:
+        print(f"cosim: interrupted by {signal.Signals(interrupted.signum).name}", file=sys.stderr)
+        return SIGNAL_STATUS_BASE + interrupted.signum
     except KeyboardInterrupt:
         print("cosim: interrupted", file=sys.stderr)
-        return 130
+        return SIGNAL_STATUS_BASE + signal.SIGINT

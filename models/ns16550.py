@@ -48,6 +48,8 @@ class Ns16550(RegisterDevice):
       frequency: the input clock XIN, for the character timeout (default 1.8432 MHz, as on the PC;
         a Frequency or text such as '1.8432MHz').
       reg_shift: register spacing is 1 << reg_shift bytes (0: I/O ports; 2: 32-bit MMIO).
+      out2_gates_irq: irq follows INTR only while MCR.OUT2 is set and LOOP clear, as a PC wires
+        its COM ports (default False: irq is the INTR pin).
     """
 
     model: ClassVar[str] = "ns16550"
@@ -67,8 +69,9 @@ class Ns16550(RegisterDevice):
     )
 
     def __init__(self, name: str, *, backend: CharBackend | None = None, frequency: Frequency | str = PC_CLOCK,
-                 reg_shift: int = 0) -> None:
+                 reg_shift: int = 0, out2_gates_irq: bool = False) -> None:
         super().__init__(name)
+        self.out2_gates_irq = out2_gates_irq
         if reg_shift not in (0, 1, 2):
             raise PlatformError(f"{name}: reg_shift must be 0, 1 or 2, not {reg_shift}")
         self.backend: CharBackend = backend or NullBackend()
@@ -240,7 +243,12 @@ class Ns16550(RegisterDevice):
         return IIR_NONE
 
     def update(self) -> None:
-        self.irq.set(self.interrupt_id() != IIR_NONE)
+        pending = self.interrupt_id() != IIR_NONE
+        if self.out2_gates_irq:
+            # PC wiring: OUT2 enables the buffer between INTR and the IRQ line; loopback forces the
+            # OUT2 pin inactive (data sheet, MCR bit 4), so the line stays low then too.
+            pending = pending and self.regs.MCR & (MCR_OUT2 | MCR_LOOP) == MCR_OUT2
+        self.irq.set(pending)
 
     # -- receive path --------------------------------------------------------
     def receive(self, data: bytes) -> None:

@@ -5,8 +5,9 @@
 | 0x020-0x021 | PIC master | I8259 | INTR to the CPU |
 | 0x040-0x043 | PIT | I8254 | 0 |
 | 0x061 | system control port B (PIT counter 2 gate/OUT) | I8254 | |
+| 0x080 | POST code port (Linux's I/O delay) | PostPort | |
 | 0x0A0-0x0A1 | PIC slave | I8259 | cascade on master IRQ 2 |
-| 0x3F8-0x3FF | COM1 | Ns16550 | 4 |
+| 0x3F8-0x3FF | COM1 (IRQ gated by MCR.OUT2, as on a PC) | Ns16550 | 4 |
 | 0x4D0-0x4D1 | ELCR1/ELCR2 (edge/level per IRQ) | I8259 | |
 | 0x500-0x51F | sim-control | SimControl | |
 
@@ -20,6 +21,7 @@ Without an image the platform has no CPU (device-level tests and demos).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Literal
 
 from cosim import (NS, US, Frequency, GHz, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size,
@@ -29,6 +31,7 @@ from cosim.kvm import SOURCE_NAMES, budget_source_name
 from cosim.models.i8254 import I8254
 from cosim.models.i8259 import CASCADE_IRQ, I8259
 from cosim.models.ns16550 import Ns16550
+from cosim.models.post import POST_PORT, PostPort
 from cosim.models.simctl import SimControl
 
 if TYPE_CHECKING:
@@ -41,6 +44,7 @@ PC_IO_MAP: dict[str, tuple[int, int]] = {
     "pic_master": (0x020, 2),
     "pit": (0x040, 4),
     "port_b": (0x061, 1),
+    "post": (POST_PORT, 1),    # POST codes; Linux's I/O delay writes here
     "pic_slave": (0x0A0, 2),
     "com1": (0x3F8, 8),
     "elcr": (0x4D0, 2),
@@ -49,6 +53,13 @@ PC_IO_MAP: dict[str, tuple[int, int]] = {
 SIMCTL_PORTS = PC_IO_MAP["simctl"]
 PIT_IRQ, COM1_IRQ = 0, 4
 IO_BUS, IO_BUS_BITS = "io", 16
+
+
+def _ips(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("expected a finite, non-negative number of instructions per second (0: calibrate)")
+    return value
 
 
 def _frequency(text: str) -> Frequency | Literal["host"]:
@@ -72,7 +83,7 @@ class Pc(Platform):
                        format_time)
     cpu = Property("kvm", "CPU backend: kvm (the host's /dev/kvm)")
     budget = Property("auto", f"what ends a quantum: auto, {', '.join(SOURCE_NAMES)}", budget_source_name)
-    ips = Property(0.0, "guest instructions per host CPU second for time-based budgets (0: calibrate)", float)
+    ips = Property(0.0, "guest instructions per host CPU second for time-based budgets (0: calibrate)", _ips)
     access_latency = Property(100 * NS, "simulated time each device access costs the guest", parse_time,
                               format_time)
     frequency = Property(GHz(1), "guest instructions per simulated second: e.g. 1GHz, or host (its measured "
@@ -96,9 +107,12 @@ class Pc(Platform):
         self.map(io, PC_IO_MAP["port_b"][0], self.pit.port_b)
         self.wire(self.pit.irq0, self.pic.irq(PIT_IRQ))
 
-        self.com1 = self.add("com1", Ns16550, backend=open_backend(self.console))
+        self.com1 = self.add("com1", Ns16550, backend=open_backend(self.console), out2_gates_irq=True)
         self.map(io, PC_IO_MAP["com1"][0], self.com1)
         self.wire(self.com1.irq, self.pic.irq(COM1_IRQ))
+
+        self.post = self.add("post", PostPort)
+        self.map(io, PC_IO_MAP["post"][0], self.post)
 
         self.simctl = self.add("simctl", SimControl)
         self.map(io, SIMCTL_PORTS[0], self.simctl, size=SIMCTL_PORTS[1])

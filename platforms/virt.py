@@ -63,6 +63,7 @@ PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires i
 # Device-tree interrupt flags: the CPU mask for PPIs (GIC binding).
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
 UART_CLOCK = MHz(24)
+DTB_MAX = 2 * MiB           # the room a Linux boot leaves for the device tree (booting.rst: at most 2 MiB)
 # kernel= names of Debian's arm64 kernels and the `cosim.images.fetch` functions that fetch them.
 DEBIAN_KERNELS = {"debian": "linux_kernel", "debian-generic": "linux_generic_kernel", "debian-rt": "linux_rt_kernel"}
 
@@ -120,6 +121,14 @@ def _image(what: str, value: str | Path, fetchers: dict[str, str]) -> Path:
     return path
 
 
+def _read_bounded(what: str, path: Path, limit: int) -> bytes:
+    """The file's bytes, once its size is known to fit in `limit` (RAM): never read a huge file whole."""
+    size = path.stat().st_size
+    if size > limit:
+        raise PlatformError(f"{what} image {path} ({size:#x} bytes) is larger than RAM ({limit:#x} bytes)")
+    return path.read_bytes()
+
+
 class Virt(Platform):
     """Arm64 `virt` machine: GICv2, PL011, generic timer, firmware in flash (U-Boot by default)."""
 
@@ -149,6 +158,8 @@ class Virt(Platform):
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
     def build(self) -> None:
+        if self.kernel == "none" and self.initrd != "none" and "initrd" in self._props:   # set, not a default
+            raise PlatformError(f"initrd={self.initrd!r} is loaded only with kernel=: firmware finds its own")
         if self.cpu == "kvm":
             from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
 
@@ -215,21 +226,28 @@ class Virt(Platform):
 
         if self.firmware != "none":
             raise PlatformError(f"kernel={self.kernel!r} boots without firmware: set firmware=none")
-        image = decompress_kernel(_image("kernel", self.kernel, DEBIAN_KERNELS).read_bytes())
+        ram_size = self.ram.size
+        image = decompress_kernel(_read_bounded("kernel", _image("kernel", self.kernel, DEBIAN_KERNELS), ram_size),
+                                  limit=ram_size)
         if not image:
             raise PlatformError(f"kernel image {self.kernel} is empty")
-        initrd = b"" if self.initrd == "none" else \
-            _image("initrd", self.initrd, {"busybox": "busybox_initramfs_image"}).read_bytes()
+        initrd = b"" if self.initrd == "none" else _read_bounded(
+            "initrd", _image("initrd", self.initrd, {"busybox": "busybox_initramfs_image"}), ram_size)
+        if self.initrd != "none" and not initrd:
+            raise PlatformError(f"initrd image {self.initrd} is empty (use initrd=none for no initramfs)")
         # As QEMU's -kernel: a Linux Image by its header, any other file as a flat binary at RAM + 0x80000.
         if is_linux_image(image):
-            layout = plan_layout(parse_image(image), self.ram.size, 2 * MiB, len(initrd))
+            layout = plan_layout(parse_image(image), ram_size, DTB_MAX, len(initrd))
         else:
-            layout = plan_flat_layout(len(image), self.ram.size, 2 * MiB, len(initrd))
+            layout = plan_flat_layout(len(image), ram_size, DTB_MAX, len(initrd))
         ram_base = VIRT_MAP["ram"][0]
         self.ram.load(image, layout.kernel)
         if initrd:
             self.ram.load(initrd, layout.initrd)
         self.dtb = self.device_tree(bootargs=self.bootargs, initrd=(ram_base + layout.initrd, len(initrd)) if initrd else None)
+        if len(self.dtb) > DTB_MAX:
+            raise PlatformError(f"device tree of {len(self.dtb):#x} bytes exceeds the 2 MiB booting.rst allows "
+                                f"(bootargs are {len(self.bootargs)} bytes)")
         self.ram.load(self.dtb, layout.dtb)
         control = next(reg.offset for reg in Pl011.registers if reg.name == "UARTCR")
         uart_cr = (VIRT_MAP["uart0"][0] + control, CR_UARTEN | CR_TXE | CR_RXE)

@@ -95,9 +95,61 @@ def test_error_in_a_callback_propagates_after_finalizers(sim):
         raise ValueError("model bug")
 
     sim.schedule(5, boom)
-    with pytest.raises(ValueError):
+    with pytest.raises(SimulationError, match=r"^scheduled call .*boom failed at 5 ps: ValueError: model bug$") as info:
         sim.run()
+    assert isinstance(info.value.__cause__, ValueError)
     assert closed == [True]
+
+
+def test_an_error_in_a_models_timer_names_the_model_and_the_time(sim):
+    from cosim import OneShot
+
+    class Ticker:
+        name = "tick0"
+
+        def __init__(self):
+            self.timer = OneShot(self.expire)
+
+        def expire(self):
+            raise KeyError("no such thing")
+
+    ticker = Ticker()
+    ticker.timer.start(sim, us(3))
+    with pytest.raises(SimulationError, match=r"^scheduled call of model 'tick0' \(.*expire\) failed at 3 us: KeyError"):
+        sim.run()
+
+
+@pytest.mark.parametrize("delay", [float("nan"), float("inf"), 1.5, -1, "5", True])
+def test_schedule_refuses_delays_that_are_not_whole_picoseconds(sim, delay):
+    with pytest.raises(SimulationError, match="schedule: "):
+        sim.schedule(delay, lambda: None)
+    assert sim.peek() == float("inf")                     # nothing half-scheduled
+
+
+def test_every_run_says_why_it_ended(sim):
+    sim.schedule(us(5), lambda: None)
+    assert sim.run(until=us(2)).ended == "--until 2 us reached"
+    assert sim.run().ended == "no event left to simulate"
+    sim.schedule(us(1), lambda: sim.request_stop(4, "guest exit"))
+    summary = sim.run()
+    assert summary.ended == "" and "stopped by        guest exit (status 4) at 6 us" in str(summary)
+
+
+def test_a_signal_stops_the_run_at_the_next_event_with_128_plus_its_number(sim):
+    import signal
+
+    ticks = []
+
+    def tick():
+        ticks.append(sim.now)
+        if len(ticks) == 3:
+            sim.signal(signal.SIGTERM)              # what the CLI's handler does
+        sim.schedule(us(1), tick)
+
+    sim.schedule(us(1), tick)
+    summary = sim.run(until=ms(1))
+    assert ticks == [us(1), us(2), us(3)] and summary.status == 128 + signal.SIGTERM
+    assert summary.stop.reason == "SIGTERM received" and summary.stop.time == us(3)
 
 
 def test_advance_to_moves_time_only_up_to_the_next_event(sim):
@@ -175,3 +227,18 @@ def test_a_plain_simulation_skips_idle_time_at_once():
     start = time.perf_counter()
     sim.run(until=ms(20_000))
     assert sim.now == ms(20_000) and time.perf_counter() - start < 5.0
+
+
+def test_a_realtime_run_waiting_for_a_distant_event_stops_soon_after_a_signal():
+    import signal
+    import threading
+    import time
+
+    from cosim import RealtimeSimulation
+
+    sim = RealtimeSimulation()
+    sim.schedule(10 * 10**12, lambda: None)               # due in 10 s of wall time
+    threading.Timer(0.2, sim.signal, (signal.SIGTERM,)).start()
+    start = time.perf_counter()
+    summary = sim.run()
+    assert time.perf_counter() - start < 1.0 and summary.stop.reason == "SIGTERM received"

@@ -74,7 +74,7 @@ class Idle:
 
 @dataclass(frozen=True, slots=True)
 class Stop:
-    """The guest asked to end the simulation (PSCI SYSTEM_OFF, sim-control EXIT, `cli; hlt`, ...)."""
+    """The guest asked to end the simulation (PSCI SYSTEM_OFF, sim-control EXIT, ...)."""
 
     status: int
     message: str
@@ -127,6 +127,10 @@ class QuantumKeeper(Protocol):
 
     @property
     def must_yield(self) -> bool: ...
+
+    @property
+    def interrupted(self) -> bool:
+        """A signal asked the run to stop: a backend may end its run early with `DEVICE_ACCESS`."""
 
 
 @runtime_checkable

@@ -28,7 +28,7 @@ import simpy
 
 from .._device import Device
 from .._errors import PlatformError, SimulationError
-from .._kernel import Clock, Simulation
+from .._kernel import DEADLOCK_STATUS, Clock, Simulation
 from .._time import US, format_time
 from ._backend import Breakpoint, CpuBackend, CpuError, Idle, IdleKind, Stop
 
@@ -59,6 +59,11 @@ class Keeper:
             self._env.advance_to(target)
 
     @property
+    def interrupted(self) -> bool:
+        """True once a signal asked the simulation to stop: a backend may end its run early."""
+        return self.sim.signalled
+
+    @property
     def must_yield(self) -> bool:
         """True when the run must end now: a new event is due inside the budget, or an IRQ changed."""
         return self.interrupt or self._peek() < self.end
@@ -79,6 +84,11 @@ class Cpu(Device):
         super().__init__(name)
         if quantum <= 0:
             raise PlatformError(f"{name}: quantum must be positive, not {quantum} ps")
+        period = getattr(backend, "period", None)    # backends that count instructions at a fixed period
+        if isinstance(period, int) and quantum < period:
+            # A run retires at least one instruction: a shorter quantum would make time depend on it.
+            raise PlatformError(f"{name}: quantum {format_time(quantum)} is shorter than one CPU period "
+                                f"({format_time(period)})")
         self.backend = backend
         self.quantum = quantum
         self.pins = {line: self.input(line, partial(self._line, line)) for line in lines}
@@ -87,6 +97,7 @@ class Cpu(Device):
         self._wake: simpy.Event | None = None
         self.instructions = 0
         self.idle_skipped = 0
+        self._idle_since: int | None = None   # when the guest went idle, while it is
         self.exits: Counter[str] = Counter()
         self._wall_start = 0.0
         # A debugger (cosim.gdb) attached to this CPU: asked before each run whether to go on, and
@@ -103,6 +114,7 @@ class Cpu(Device):
             self._sim = clock
             clock.add_finalizer(self.backend.close)
             clock.add_summary(self.summary)
+            clock.add_quiet_check(self._quiet)
             self._wall_start = _wall.perf_counter()
             clock.process(self._loop())
 
@@ -154,14 +166,19 @@ class Cpu(Device):
                 self.observer.ran(self, now, result)
             # One branch per reason of the closed set; BudgetSpent and DeviceAccess both just advance time.
             if kind is Idle and not backend.interrupt_pending():
+                if not getattr(backend, "wakeable", True):    # x86 HLT with IF=0
+                    self._deadlock("with interrupts disabled")
+                    return
                 yield from self._idle(reason)
             elif kind is Stop:
+                self._stopped_at(now + result.elapsed)
                 sim.request_stop(reason.status, reason.message)
                 return
             elif kind is Breakpoint and self.debugger is not None:
                 self.debugger.stopped(self, result)         # holds the CPU until gdb resumes it
                 yield sim.timeout(max(0, now + result.elapsed - sim.now))
             elif kind is Breakpoint:
+                self._stopped_at(now + result.elapsed)
                 sim.request_stop(0, f"{self.name}: breakpoint at {reason.address:#x}")
                 return
             else:
@@ -176,7 +193,7 @@ class Cpu(Device):
         sim = self._sim
         assert sim is not None
         wake = self._wake = sim.event()
-        start = sim.now
+        start = self._idle_since = sim.now
         upcoming = sim.peek()
         if idle.kind is IdleKind.WFE and upcoming != math.inf:
             # WFE also wakes on events not modelled one by one (SEV, the event
@@ -184,12 +201,34 @@ class Cpu(Device):
             yield sim.env.any_of([wake, sim.timeout(int(upcoming) - start)])
         else:
             yield wake
-        self._wake = None
+        self._wake = self._idle_since = None
         self.idle_skipped += sim.now - start
         if self.observer is not None:
             self.observer.idled(self, start, sim.now)
 
+    def _quiet(self) -> None:
+        """No event is left: if the guest is waiting for an interrupt, nothing can raise one."""
+        if self._wake is not None and not self._wake.triggered:
+            self._deadlock("with no pending event")
+
+    def _deadlock(self, why: str) -> None:
+        sim = self._sim
+        assert sim is not None
+        sim.request_stop(DEADLOCK_STATUS, f"{self.name}: guest idle at PC {self.backend.pc:#x} {why}: deadlock")
+
+    def _stopped_at(self, local: int) -> None:
+        """A stop happens at the guest's local time, not at its last device access."""
+        sim = self._sim
+        assert sim is not None
+        if sim.now < local <= sim.peek():
+            sim.advance_to(local)
+
     # -- reporting ---------------------------------------------------------
+    def _idle_now(self) -> int:
+        """The idle stretch in progress (a run that ends while the guest waits)."""
+        sim = self._sim
+        return 0 if sim is None or self._idle_since is None else sim.now - self._idle_since
+
     def summary(self) -> dict[str, str]:
         wall = max(_wall.perf_counter() - self._wall_start, 1e-9)
         exits = ", ".join(f"{k} {v}" for k, v in sorted(self.exits.items())) or "none"
@@ -197,7 +236,7 @@ class Cpu(Device):
             f"{self.name} backend": getattr(self.backend, "description", self.backend.name),
             f"{self.name} instructions": f"{self.instructions:,}",
             f"{self.name} MIPS": f"{self.instructions / wall / 1e6:.1f}",
-            f"{self.name} idle skipped": format_time(self.idle_skipped),
+            f"{self.name} idle skipped": format_time(self.idle_skipped + self._idle_now()),
             f"{self.name} exits": exits,
         }
         # A backend may add rows of its own (KVM: exits by kind, budget kicks).

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-import gzip
+import zlib
 import struct
 from dataclasses import dataclass
 
@@ -35,15 +35,22 @@ class ImageHeader:
     flags: int
 
 
-def decompress_kernel(data: bytes) -> bytes:
+def decompress_kernel(data: bytes, limit: int | None = None) -> bytes:
     """An `Image` from a Debian `vmlinuz`: gzip-compressed on older releases, the plain
-    (EFI-stub) `Image` on current ones."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(data)
-        except (OSError, EOFError) as error:
-            raise PlatformError(f"kernel: gzip data is corrupt: {error}") from error
-    return data
+    (EFI-stub) `Image` on current ones. With `limit` (RAM size), decompression stops
+    there: a small file cannot expand into gigabytes before it is refused."""
+    if data[:2] != b"\x1f\x8b":
+        return data
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)       # gzip framing
+    try:
+        image = inflate.decompress(data, 0 if limit is None else limit + 1)
+    except zlib.error as error:
+        raise PlatformError(f"kernel: gzip data is corrupt: {error}") from error
+    if limit is not None and len(image) > limit:
+        raise PlatformError(f"kernel: decompresses to more than RAM ({limit:#x} bytes)")
+    if not inflate.eof:
+        raise PlatformError("kernel: gzip data is truncated")
+    return image
 
 
 def is_linux_image(data: bytes) -> bool:

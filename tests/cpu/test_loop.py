@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from cosim import Platform, SimulationError, Signal, ms, ns, us
-from cosim.cpu import BUDGET_SPENT, Cpu, CpuError, CpuExit, Idle, IdleKind
+from cosim.cpu import BUDGET_SPENT, Cpu, CpuError, CpuExit, Idle, IdleKind, Stop
 from cosim.testing import ScriptedBackend, run_backend
 
 PERIOD = ns(1)  # the scripted guest retires one instruction per ns
@@ -89,7 +89,7 @@ def test_breakpoint_stops_the_run_naming_the_address(sim):
     cpu, guest = make_cpu(sim, [S.spin(), S.breakpoint(0x8000_1000, instructions=5)])
     summary = sim.run(until=ms(1))
     assert summary.stop.reason == "cpu0: breakpoint at 0x80001000" and summary.status == 0
-    assert summary.sim_time == us(100)
+    assert summary.sim_time == summary.stop.time == us(100) + 5 * PERIOD     # the guest's time at the breakpoint
     assert cpu.exits == {"budget": 1, "breakpoint": 1}
 
 
@@ -162,3 +162,59 @@ def test_run_backend_checks_the_contract_of_what_a_backend_returns(sim):
         run_backend(S([untyped]), sim, us(1))
     with pytest.raises(CpuError, match="guest crashed"):
         run_backend(S([S.fail()]), sim, us(1))
+
+
+def test_a_guest_idle_with_nothing_scheduled_is_a_deadlock_not_a_pass(sim):
+    cpu, guest = make_cpu(sim, [S.spin(), S.idle(10)])
+    summary = sim.run(until=ms(10))
+    assert summary.status == 3 and summary.stop.time == us(100)     # the instructions before WFI take no time
+    assert summary.stop.reason == "cpu0: guest idle at PC 0x1234 with no pending event: deadlock"
+
+
+def test_the_deadlock_is_found_once_the_last_event_has_run(sim):
+    # An event still due (a console poll, a timer) may wake the guest; once it has run, nothing can.
+    cpu, guest = make_cpu(sim, [S.idle(10)])
+    sim.schedule(ms(2), lambda: None)
+    summary = sim.run()
+    assert summary.status == 3 and summary.stop.time == ms(2) and "deadlock" in summary.stop.reason
+    assert summary.extra["cpu0 idle skipped"] == "2 ms"
+
+
+def test_a_backend_that_cannot_wake_is_a_deadlock_even_with_events_due(sim):
+    class MaskedHalt(ScriptedBackend):
+        wakeable = False             # x86 HLT with IF=0
+
+    guest = MaskedHalt([S.idle(1, IdleKind.HLT)], period=PERIOD)
+    Cpu("cpu0", backend=guest, quantum=us(100)).attach(sim)
+    sim.schedule(ms(1), lambda: None)
+    summary = sim.run(until=ms(5))
+    assert summary.status == 3 and summary.stop.reason.endswith("with interrupts disabled: deadlock")
+    assert summary.stop.time == 0
+
+
+def test_idle_skipped_includes_the_stretch_the_run_ends_in(sim):
+    line = Signal("timer.irq")
+    cpu, guest = make_cpu(sim, [S.idle(0)])
+    line.connect(cpu.pins["irq"])
+    sim.schedule(ms(50), line.raise_)
+    summary = sim.run(until=ms(20))
+    assert summary.extra["cpu0 idle skipped"] == "20 ms"
+    assert sim.run(until=ms(30)).extra["cpu0 idle skipped"] == "30 ms"   # not counted twice
+
+
+def test_a_stop_is_at_the_guests_local_time_not_its_last_device_access(sim):
+    def stop_late(backend, keeper):
+        keeper.sync(us(10))               # a device access at 10 us ...
+        return CpuExit(Stop(0, "guest called PSCI SYSTEM_OFF"), us(40), 40_000)   # ... off at 40 us
+
+    cpu, guest = make_cpu(sim, [stop_late])
+    summary = sim.run(until=ms(1))
+    assert summary.stop.time == us(40) and summary.sim_time == us(40)
+
+
+def test_a_quantum_shorter_than_one_cpu_period_is_refused():
+    from cosim import PlatformError
+
+    with pytest.raises(PlatformError, match=r"cpu0: quantum 500 ps is shorter than one CPU period \(1 ns\)"):
+        Cpu("cpu0", backend=ScriptedBackend([], period=ns(1)), quantum=500)
+    Cpu("cpu0", backend=ScriptedBackend([], period=ns(1)), quantum=ns(1))

@@ -61,3 +61,24 @@ def test_boot_stub_enables_the_uart_and_enters_the_kernel_with_the_dtb_in_x0():
     assert uc.reg_read(A.UC_ARM64_REG_X0) == 0x4160_0000
     assert [uc.reg_read(r) for r in (A.UC_ARM64_REG_X1, A.UC_ARM64_REG_X2, A.UC_ARM64_REG_X3)] == [0, 0, 0]
     assert int.from_bytes(uc.mem_read(0x0900_0030, 4), "little") == 0x301
+
+
+def test_decompression_stops_at_the_limit_and_truncated_gzip_is_refused():
+    bomb = gzip.compress(bytes(64 * 1024 * 1024))             # 64 KiB of gzip, 64 MiB of zeros
+    with pytest.raises(PlatformError, match=r"kernel: decompresses to more than RAM \(0x100000 bytes\)"):
+        decompress_kernel(bomb, limit=1024 * 1024)
+    assert decompress_kernel(gzip.compress(image()), limit=1024 * 1024) == image()
+    with pytest.raises(PlatformError, match="kernel: gzip data is truncated"):
+        decompress_kernel(gzip.compress(image())[:-20])
+
+
+def test_a_device_tree_larger_than_its_2_mib_is_refused_not_written_over_the_initramfs(tmp_path):
+    from cosim.platforms.virt import VirtLinux
+
+    kernel = tmp_path / "Image"
+    kernel.write_bytes(image())
+    initrd = tmp_path / "initrd"
+    initrd.write_bytes(b"070701" + bytes(512))
+    with pytest.raises(PlatformError, match=r"device tree of 0x3[0-9a-f]{5} bytes exceeds the 2 MiB booting.rst "
+                                            r"allows \(bootargs are 3145728 bytes\)"):
+        VirtLinux(kernel=str(kernel), initrd=str(initrd), console="none", bootargs="x" * (3 * 1024 * 1024))

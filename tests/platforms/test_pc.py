@@ -22,7 +22,8 @@ def test_describe_prints_the_io_map_and_wiring(capsys):
     assert "io (16-bit)" in out and "64 MiB  ram (memory)" in out
     for line in ("0x0020  0x0021         0x2  pic.master", "0x0040  0x0043         0x4  pit (i8254)",
                  "0x0061  0x0061         0x1  pit.port_b", "0x00a0  0x00a1         0x2  pic.slave",
-                 "0x03f8  0x03ff         0x8  com1 (ns16550)", "0x04d0  0x04d1         0x2  pic.elcr"):
+                 "0x03f8  0x03ff         0x8  com1 (ns16550)", "0x04d0  0x04d1         0x2  pic.elcr",
+                 "0x0080  0x0080         0x1  post (post-port)"):
         assert line in out
     for wire in ("pic.cascade -> pic.irq2", "pit.irq0    -> pic.irq0", "com1.irq    -> pic.irq4"):
         assert wire in out
@@ -74,8 +75,48 @@ def test_com1_output_and_interrupt_on_irq4():
         io.write(0x3F8, 1, char)
     assert backend.output == b"hi\n"
     io.write(0x3F9, 1, 0x02)                         # IER: THR empty interrupt
+    assert not pc.intr.level                         # MCR.OUT2 clear: the PC's buffer keeps IRQ4 low
+    io.write(0x3FC, 1, 0x0B)                         # MCR: DTR, RTS, OUT2 (what Linux's 8250 driver sets)
     assert pc.intr.level and pc.pic.acknowledge() == 0x34
     pc.sim.close()
+
+
+def test_com1_irq_is_gated_by_mcr_out2_and_off_in_loopback():
+    pc = Pc(console="none")
+    io = pc.buses["io"]
+    io.write(0x3F9, 1, 0x02)                         # IER: THR empty (pending at once)
+    levels = []
+    for mcr in (0x00, 0x08, 0x18, 0x08, 0x03):       # -, OUT2, OUT2 + LOOP, OUT2, DTR | RTS
+        io.write(0x3FC, 1, mcr)
+        levels.append(pc.com1.irq.level)
+    assert levels == [False, True, False, True, False]
+    pc.sim.close()
+
+
+def test_port_0x80_takes_post_codes_and_reads_them_back():
+    pc = Pc(console="none")
+    io = pc.buses["io"]
+    assert io.find(0x80).target is pc.post and io.read(0x80, 1) == 0
+    io.write(0x80, 1, 0x42)
+    assert io.read(0x80, 1) == 0x42 and pc.post.code == 0x42
+    pc.sim.close()
+
+
+def test_a_guest_writing_port_0x80_is_answered(tmp_path):
+    import subprocess
+    import sys
+
+    from cosim.kvm import kvm_unavailable
+
+    if kvm_unavailable():
+        pytest.skip(f"needs KVM: {kvm_unavailable()}")
+    image = tmp_path / "post.bin"
+    # mov al, 0x42; out 0x80, al; xor al, al; in al, 0x80; mov dx, 0x508 (SIMCTL_EXIT); out dx, al
+    image.write_bytes(bytes.fromhex("b042 e680 30c0 e480 66ba0805 ee") + b"\xeb\xfe")
+    proc = subprocess.run([sys.executable, "-m", "cosim", "run", "pc", "--image", str(image), "--console", "none",
+                           "--until", "10ms"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0x42, proc.stderr                   # the code read back is the exit status
+    assert "0x80 failed" not in proc.stderr                       # no "unmapped port" warning
 
 
 def test_a_pic_pair_without_its_cascade_wire_is_rejected_when_built():

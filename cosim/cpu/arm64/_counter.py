@@ -23,6 +23,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,8 @@ def _module() -> Any:
         # One Python entry point for every filter: dispatch on the filter's state pointer.
         @NativeCounter._module.ffi.def_extern(name="cosim_sysreg_py")
         def _sysreg(uc: Any, reg: int, cp: Any, data: Any) -> int:
-            return NativeSysregFilter._handlers[int(NativeCounter._module.ffi.cast("uintptr_t", data))](reg, cp)
+            handler = NativeSysregFilter._handlers[int(NativeCounter._module.ffi.cast("uintptr_t", data))]()
+            return 0 if handler is None else handler(reg, cp)
     return NativeCounter._module
 
 
@@ -186,7 +188,10 @@ class NativeSysregFilter:
             key = (op0 << 14) | (op1 << 11) | (crn << 7) | (crm << 3) | op2
             self._state.wanted[key >> 3] |= 1 << (key & 7)
         data = int(ffi.cast("uintptr_t", self._state))
-        NativeSysregFilter._handlers[data] = handler
+        # Weakly: a class-wide table holding the backend's bound method kept every platform that
+        # was not close()d alive (~1.3 GB of address space each); the entry goes with the filter.
+        NativeSysregFilter._handlers[data] = weakref.WeakMethod(handler)
+        weakref.finalize(self, NativeSysregFilter._handlers.pop, data, None)
         fn = int(ffi.cast("uintptr_t", ffi.addressof(lib, "cosim_sysreg")))
         _add_hook(uc, UC_HOOK_INSN, fn, data, ctypes.c_int(insn))
         self._uc = uc    # hooks live as long as the engine; `_state` lives with them

@@ -62,6 +62,10 @@ EXCP_HVC, EXCP_SMC = 11, 13
 # stuck: a handler whose first instruction faults into its own vector loops forever (and with
 # block counting no time passes, so the run would never end).
 _STUCK_EXCEPTIONS = 16
+# An exception storm: this many exceptions in a row, each within a few instructions of the last
+# (garbage code faulting at changing addresses). A real handler runs far longer than the gap
+# before the next exception (Linux's entry code alone saves 30 registers), so no OS trips it.
+_STORM_EXCEPTIONS, _STORM_GAP = 256, 32
 
 # Unicorn returns early on WFE as on WFI, without saying which: both are reported as WFI.
 _IDLE = Idle(IdleKind.WFI)
@@ -150,7 +154,8 @@ class UnicornArm64Cpu:
                          NativeSysregFilter(self.uc, A.UC_ARM64_INS_MSR, self._sysregs, self._on_msr)]
         self.lines = {"irq": False, "fiq": False}
         self._keeper: QuantumKeeper | None = None
-        self._extra = 0                   # poll skips added to local time in this run
+        self._extra = 0                   # time added to local time in this run: poll skips, carried overrun
+        self._carry = 0                   # time the last run went past its budget (see _exit)
         self._stop: ExitReason | None = None
         self._pending_sync: tuple[Kind, int, int | None, int | None] | None = None
         # Guest RAM as (base, size, host address), for reading translation tables on a fault.
@@ -167,6 +172,7 @@ class UnicornArm64Cpu:
         self._step_hook: int | None = None
         self._step_started = False
         self._undo: tuple[int, bytes] | None = None                 # a watched store to take back
+        self._storm = 0                   # exceptions in a row, each soon after the last (see _STORM_GAP)
         self.write_register("pc", entry)
         for name, value in (registers or {}).items():
             self.write_register(name, value)
@@ -251,8 +257,12 @@ class UnicornArm64Cpu:
 
     # -- running --------------------------------------------------------------
     def run(self, keeper: QuantumKeeper) -> CpuExit:
+        if self._carry >= keeper.budget:
+            # Instructions already retired past earlier budgets cover this one too.
+            self._carry -= keeper.budget
+            return CpuExit(BUDGET_SPENT, keeper.budget, 0)
         self._keeper = keeper
-        self._extra = 0
+        self._extra, self._carry = self._carry, 0
         self._done = 0
         self._stop = None
         self._poll_keys = None         # a polling streak never spans quanta
@@ -289,12 +299,17 @@ class UnicornArm64Cpu:
                 last_taken = taken
                 if stuck >= _STUCK_EXCEPTIONS:
                     self._stuck()
+                self._storm = self._storm + 1 if taken is not None and self.counter.executed < _STORM_GAP else 0
+                if self._storm >= _STORM_EXCEPTIONS:
+                    self._stormed()
                 if self._undo is not None:
                     self._undo_store()
                 if self._stop is not None:
                     return self._exit(self._stop)
                 if self._remaining() <= 0:
                     return self._exit(BUDGET_SPENT)
+                if keeper.interrupted:
+                    return self._exit(DEVICE_ACCESS)      # a signal: end the run here, the loop stops
         finally:
             self._keeper = None
 
@@ -305,6 +320,12 @@ class UnicornArm64Cpu:
                        f"the same address (pc={self.pc:#x}, VBAR_EL1={self.read_register('vbar_el1'):#x}, "
                        f"ESR_EL1={self.read_register('esr_el1'):#x}): is there code and a vector table there?",
                        self.register_dump())
+
+    def _stormed(self) -> None:
+        raise CpuError(f"guest in an exception storm: {_STORM_EXCEPTIONS} exceptions in a row, each within "
+                       f"{_STORM_GAP} instructions of the last (now pc={self.pc:#x}, VBAR_EL1="
+                       f"{self.read_register('vbar_el1'):#x}, ESR_EL1={self.read_register('esr_el1'):#x}): "
+                       f"is there code and a vector table there?", self.register_dump())
 
     def _remaining(self) -> int:
         """Instructions left in the budget once poll skips are taken off."""
@@ -321,8 +342,15 @@ class UnicornArm64Cpu:
     def _exit(self, reason: ExitReason) -> CpuExit:
         assert self._keeper is not None
         self._retired += self._done
+        # A run retires whole instructions (whole blocks when counting per block), so it may end
+        # past its budget: what it overran is carried into the next run rather than dropped, so
+        # the time an instruction takes never depends on the quantum. The instructions before an
+        # idle take no time of their own (the wake-up comes later anyway): nothing to carry.
         elapsed = self._done * self.period + self._extra
-        return CpuExit(reason, min(elapsed, self._keeper.budget), self._done)
+        budget = self._keeper.budget
+        if elapsed > budget and type(reason) is not Idle:
+            self._carry = elapsed - budget
+        return CpuExit(reason, min(elapsed, budget), self._done)
 
     def _end_run(self, reason: ExitReason) -> None:
         """End the run after the current instruction. The counter stops it at the next

@@ -49,7 +49,7 @@ from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUEST
                          KVM_GUESTDBG_USE_SW_BP, KVM_SYNC_X86_EVENTS, KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, X86Ioctl,
                          ffi)
 from ...loaders.x86 import EntryState
-from .._backend import BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuExit, Idle, IdleKind, QuantumKeeper, Stop
+from .._backend import BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuExit, Idle, IdleKind, QuantumKeeper
 from .._debug import DebugSlots, DebugStop, StopKind, WatchKind
 from .calibrate import Calibration, calibrate
 from .exits import Debug, Halt, IrqWindow, KvmExit, Mmio, PortIo, RunView, decode, handle_exit
@@ -358,6 +358,12 @@ class KvmX86Cpu(KvmCpuBase):
         # HLT resumes on INTR only when RFLAGS.IF is set (SDM Vol. 2A, HLT); if_flag is from the last exit.
         return self.intr and bool(self.kvm_run.if_flag)
 
+    @property
+    def wakeable(self) -> bool:
+        """False when halted with IF=0: HLT then waits for NMI, SMI or INIT (SDM Vol. 2A, HLT), none
+        of which is modelled, so the guest has stopped for good (`cli; hlt`)."""
+        return not self._halted or bool(self.kvm_run.if_flag)
+
     def _inject(self) -> None:
         run = self.kvm_run
         if not self.intr:
@@ -463,12 +469,7 @@ class KvmX86Cpu(KvmCpuBase):
                     if kind is Debug:
                         reason = Breakpoint(reason.address, self._debug_stop(exit))
                     elif type(reason) is Idle:
-                        if not run.if_flag:
-                            # HLT with IF=0 waits for NMI, SMI or INIT (SDM Vol. 2A, HLT), none of
-                            # which is modelled: the guest has stopped for good (`cli; hlt`).
-                            reason = Stop(0, f"guest halted with interrupts disabled at {self.pc - 1:#x}")
-                        else:
-                            self._halted = True
+                        self._halted = True       # `wakeable` tells the loop whether anything can end it
                     return self._exit(keeper, reason, elapsed, done)
                 if device and keeper.must_yield:
                     return self._exit(keeper, DEVICE_ACCESS, elapsed, done)

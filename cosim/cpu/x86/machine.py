@@ -11,8 +11,8 @@ from ..._memory import memory_regions
 from ..._platform import Platform
 from ..._signal import Signal
 from ..._time import GHz, NS, US, Frequency, TimeError
-from ...loaders import load_image, memory_writer
-from ...loaders.x86 import Mode, entry_state
+from ...loaders import LoadedImage, load_image, memory_writer
+from ...loaders.x86 import TABLES_SIZE, Mode, entry_state
 from .._loop import Cpu
 from .kvm_cpu import KvmX86Cpu
 from .state import DEFAULT_HIDDEN, CpuidMask
@@ -20,6 +20,8 @@ from .state import DEFAULT_HIDDEN, CpuidMask
 __all__ = ["add_kvm_x86_cpu", "DEFAULT_LOAD_ADDRESS", "parse_frequency"]
 
 DEFAULT_LOAD_ADDRESS = 0x10_0000    # 1 MiB: above the real-mode area and the loader's tables
+TABLES_AT = 0x1000                  # the loader's GDT and page tables (cosim.loaders.x86)
+X86_MACHINES = ("EM_X86_64", "EM_386")
 
 
 def parse_frequency(text: str | Frequency) -> Frequency | Literal["host"]:
@@ -27,9 +29,23 @@ def parse_frequency(text: str | Frequency) -> Frequency | Literal["host"]:
     if isinstance(text, Frequency) or text == "host":
         return text
     try:
-        return Frequency.parse(text)
+        frequency = Frequency.parse(text)
     except TimeError:
         raise PlatformError(f"cannot read {text!r} as a CPU frequency (expected e.g. 1GHz, 800 MHz, or host)") from None
+    if frequency.period < 1:
+        raise PlatformError(f"CPU frequency {text!r} is above 1 THz: its period would round to 0 ps")
+    return frequency
+
+
+def _check_clear_of_tables(image: LoadedImage, tables: int, mode: str) -> None:
+    """The loader writes its GDT (and page tables) after the image: overlapping them would
+    silently overwrite the guest's code or data."""
+    end = tables + (TABLES_SIZE if mode == "long" else 0x1000)
+    for address, size in image.segments:
+        if address < end and tables < address + size:
+            raise PlatformError(f"{image.path}: [{address:#x}..{address + size - 1:#x}] overlaps the loader's "
+                                f"{mode}-mode tables at [{tables:#x}..{end - 1:#x}]: link or load the image "
+                                f"at {DEFAULT_LOAD_ADDRESS:#x} or above")
 
 
 def add_kvm_x86_cpu(platform: Platform, name: str = "cpu0", *, kernel: str | Path, mode: Mode = "long",
@@ -47,8 +63,10 @@ def add_kvm_x86_cpu(platform: Platform, name: str = "cpu0", *, kernel: str | Pat
     """
     memory, ports = platform.bus(sysbus), platform.bus(io, width=16)
     write = memory_writer(memory)
-    image = load_image(write, kernel, load_address)
-    entry = entry_state(mode, write, image.entry, stack)
+    image = load_image(write, kernel, load_address, machines=X86_MACHINES)
+    if mode != "real":
+        _check_clear_of_tables(image, TABLES_AT, mode)
+    entry = entry_state(mode, write, image.entry, stack, TABLES_AT)
     backend = KvmX86Cpu(memory=memory, ports=ports, ram=memory_regions(memory), acknowledge=acknowledge, frequency=frequency,
                         ips=ips, budget=budget, access_latency=access_latency, entry=entry,
                         cpuid_hidden=cpuid_hidden)

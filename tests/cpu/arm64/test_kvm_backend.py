@@ -248,8 +248,8 @@ def test_mmio_to_the_uart_and_psci_off(fake):
     assert bytes(kernel.vcpu.kvm_run.mmio.data[0:4]) == board.uart.read(0x18, 4).to_bytes(4, "little")
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0
     assert board.cpu0.instructions == 1020
-    # the quantum that stops the run adds no time (Cpu._finish): 1015 instructions and 4 accesses before it
-    assert summary.sim_time == 1015 * board.cpu0.backend.period + 4 * board.cpu0.backend.access_latency
+    # the run stops at the guest's time (Cpu._finish): all 1020 instructions and the 4 accesses
+    assert summary.sim_time == summary.stop.time == 1020 * board.cpu0.backend.period + 4 * board.cpu0.backend.access_latency
 
 
 def test_unanswered_mmio_injects_an_external_abort(fake):

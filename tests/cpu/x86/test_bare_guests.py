@@ -25,7 +25,7 @@ def test_unmapped_ports_and_memory_read_all_ones_warn_once_and_the_guest_goes_on
     warnings = [r.getMessage() for r in caplog.records if "failed (" in r.getMessage()]
     assert len(warnings) == 2                   # once per address, reads and writes alike
     assert "io 0x2f0" in warnings[0] and "sysbus 0xe0000000" in warnings[1]
-    assert "guest halted with interrupts disabled" in summary.stop.reason    # cli; hlt: nothing can wake it
+    assert summary.status == 3 and summary.stop.reason.endswith("with interrupts disabled: deadlock")  # cli; hlt
 
 
 def test_triple_fault_ends_the_run_with_a_clear_error_and_registers(x86_guest):
@@ -67,7 +67,9 @@ def test_each_entry_mode_runs_guest_code(tmp_path, mode):
     summary = board.run(until=US * 1000)
     assert board.ram.read(0x5000, 8) == EXPECTED[mode]            # the mode's own encoding did its store
     hlt = 0x9000 + len(ENTRY_CODE[mode]) - 1                      # CS base 0 in real mode too
-    assert summary.stop.reason == f"guest halted with interrupts disabled at {hlt:#x}"
+    # cli; hlt: nothing can ever wake the guest (the PC is past the HLT, where it would resume)
+    assert summary.stop.reason == f"cpu0: guest idle at PC {hlt + 1:#x} with interrupts disabled: deadlock"
+    assert summary.status == 3 and summary.stop.time == summary.sim_time < US * 1000
 
 
 def test_rom_is_a_read_only_slot_whose_writes_reach_the_model(tmp_path, caplog):
