@@ -314,7 +314,7 @@ class Board(Platform):
         bus = self.buses["sysbus"]
         bus.write(0x1000, 4, self.period)                 # LOAD
         bus.write(0x1008, 4, 0b11)                        # CTRL: EN | IE
-        self.sim.schedule(self.timer.freq.duration(self.period), lambda: self.sim.request_stop(5, "board done"))
+        self.sim.schedule(self.timer.frequency.duration(self.period), lambda: self.sim.request_stop(5, "board done"))
 '''
 
 
