@@ -28,6 +28,9 @@ class Engine:
 
     name = "engine"
 
+    def start(self) -> None:
+        """Bring the engine up (a cluster, a connection); `submit` does it when needed. Idempotent."""
+
     def submit(self, run: Run) -> None:
         raise NotImplementedError
 
@@ -103,7 +106,7 @@ class DaskEngine(Engine):
     def describe(self) -> str:
         return f"dask ({self.scheduler})" if self.scheduler else f"dask (local cluster, {self.workers} workers)"
 
-    def _start(self) -> None:
+    def start(self) -> None:
         if self._client is not None:
             return
         try:
@@ -128,7 +131,7 @@ class DaskEngine(Engine):
         self._pending = as_completed()
 
     def submit(self, run: Run) -> None:
-        self._start()
+        self.start()
         future = self._client.submit(run_one, run, pure=False, key=f"cosim-run-{run.index}-{os.urandom(4).hex()}")
         self._runs[future.key] = run
         self._pending.add(future)
@@ -179,7 +182,7 @@ class RayEngine(Engine):
     def describe(self) -> str:
         return f"ray ({self.address})" if self.address else f"ray (local, {self.workers} CPUs)"
 
-    def _start(self) -> None:
+    def start(self) -> None:
         if self._ray is not None:
             return
         try:
@@ -199,7 +202,7 @@ class RayEngine(Engine):
         self._remote = ray.remote(num_cpus=1, max_retries=0)(run_one)
 
     def submit(self, run: Run) -> None:
-        self._start()
+        self.start()
         self._runs[self._remote.remote(run)] = run
 
     def completed(self) -> Iterator[tuple[Run, Row]]:

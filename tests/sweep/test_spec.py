@@ -97,3 +97,16 @@ def test_spec_errors_name_the_file_and_line(tmp_path, text, message):
 def test_a_missing_spec_file_is_one_line(tmp_path):
     with pytest.raises(SpecError, match=r"nope\.toml: cannot read the sweep spec: No such file"):
         load_spec(tmp_path / "nope.toml")
+
+
+def test_the_specs_in_the_guide_are_valid(tmp_path):
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "sweeps.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", guide, re.S)
+    assert len(blocks) == 2
+    for number, text in enumerate(blocks):
+        path = tmp_path / f"guide{number}.toml"
+        path.write_text(text)
+        assert load_spec(path).runs
