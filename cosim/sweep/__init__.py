@@ -11,7 +11,7 @@ extras, imported only when their engine starts. See docs/sweeps.md.
 """
 
 from ._campaign import ResultCache, SweepInterrupted, default_cache_dir, run_campaign, sweep
-from ._engines import ENGINES, DaskEngine, Engine, LocalEngine, RayEngine, make_engine
+from ._engines import ENGINES, DaskEngine, Engine, EngineError, LocalEngine, RayEngine, make_engine
 from ._report import Progress, failures, table, write_rows
 from ._run import OUTCOMES, Row, run_key, run_one
 from ._spec import Run, Spec, SpecError, Step, load_spec
@@ -19,6 +19,6 @@ from ._spec import Run, Spec, SpecError, Step, load_spec
 __all__ = [
     "sweep", "load_spec", "Spec", "Run", "Step", "Row", "SpecError", "SweepInterrupted", "OUTCOMES",
     "run_one", "run_key", "run_campaign", "ResultCache", "default_cache_dir",
-    "Engine", "LocalEngine", "DaskEngine", "RayEngine", "make_engine", "ENGINES",
+    "Engine", "EngineError", "LocalEngine", "DaskEngine", "RayEngine", "make_engine", "ENGINES",
     "table", "failures", "write_rows", "Progress",
 ]

@@ -16,11 +16,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._run import Row, run_one
-from ._spec import Run, SpecError
+from .._errors import CosimError
+from ._spec import Run
 
-__all__ = ["Engine", "LocalEngine", "DaskEngine", "RayEngine", "make_engine", "ENGINES"]
+__all__ = ["EngineError", "Engine", "LocalEngine", "DaskEngine", "RayEngine", "make_engine", "ENGINES"]
 
 ENGINES = ("local", "dask", "ray")
+
+
+class EngineError(CosimError):
+    """An engine that cannot be used as asked: a bad option, a missing extra, a cluster not reached."""
 
 
 class Engine:
@@ -60,8 +65,13 @@ def _crashed(run: Run, error: BaseException) -> Row:
                error=reason)
 
 
-def _missing(engine: str, package: str) -> SpecError:
-    return SpecError(f"engine {engine!r} needs {package}: pip install 'cosim[{engine}]' (or use --engine local)")
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise EngineError(f"--workers must be at least 1, not {workers}")
+
+
+def _missing(engine: str, package: str) -> EngineError:
+    return EngineError(f"engine {engine!r} needs {package}: pip install 'cosim[{engine}]' (or use --engine local)")
 
 
 class LocalEngine(Engine):
@@ -91,10 +101,9 @@ class DaskEngine(Engine):
     name = "dask"
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None, connect_timeout: float = 20.0) -> None:
-        if workers is not None and workers < 1:
-            raise SpecError(f"--workers must be at least 1, not {workers}")
+        _check_workers(workers)
         if workers is not None and scheduler:
-            raise SpecError("--workers starts a local cluster; a cluster given by --scheduler has its own workers")
+            raise EngineError("--workers starts a local cluster; a cluster given by --scheduler has its own workers")
         self.workers = workers or os.cpu_count() or 1
         self.scheduler = scheduler
         self.connect_timeout = connect_timeout
@@ -120,13 +129,16 @@ class DaskEngine(Engine):
             try:
                 self._client = Client(self.scheduler, timeout=self.connect_timeout)
             except (OSError, TimeoutError) as error:
-                raise SpecError(f"cannot reach the Dask scheduler at {self.scheduler}: {error}") from None
+                raise EngineError(f"cannot reach the Dask scheduler at {self.scheduler}: {error}") from None
         else:
             # A worker dying under a run is reported at once (KilledWorker) so the campaign retries it
             # exactly once, rather than the scheduler re-running it up to three times on its own.
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None, silence_logs=logging.ERROR)
+            try:
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                    self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                                 dashboard_address=None, silence_logs=logging.ERROR)
+            except (OSError, RuntimeError, TimeoutError) as error:
+                raise EngineError(f"cannot start a local Dask cluster of {self.workers} workers: {error}") from None
             self._client = Client(self._cluster)
         self._pending = as_completed()
 
@@ -170,8 +182,7 @@ class RayEngine(Engine):
     name = "ray"
 
     def __init__(self, workers: int | None = None, address: str | None = None) -> None:
-        if workers is not None and workers < 1:
-            raise SpecError(f"--workers must be at least 1, not {workers}")
+        _check_workers(workers)
         self.workers = workers or os.cpu_count() or 1
         self.address = address
         self._ray: Any = None
@@ -194,7 +205,7 @@ class RayEngine(Engine):
             try:
                 ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, **options)
             except (ConnectionError, RuntimeError, ValueError) as error:
-                raise SpecError(f"cannot start or reach Ray ({self.address or 'local'}): "
+                raise EngineError(f"cannot start or reach Ray ({self.address or 'local'}): "
                                 f"{str(error).splitlines()[0]}") from None
             self._started_here = True
         self._ray = ray
@@ -231,14 +242,14 @@ def make_engine(name: str, workers: int | None = None, scheduler: str | None = N
                 address: str | None = None) -> Engine:
     """The engine `cosim sweep --engine NAME` means, with its options checked."""
     if name not in ENGINES:
-        raise SpecError(f"unknown engine {name!r}: use {', '.join(ENGINES)}")
+        raise EngineError(f"unknown engine {name!r}: use {', '.join(ENGINES)}")
     if scheduler and name != "dask":
-        raise SpecError("--scheduler is the Dask scheduler's address: use it with --engine dask")
+        raise EngineError("--scheduler is the Dask scheduler's address: use it with --engine dask")
     if address and name != "ray":
-        raise SpecError("--address is a Ray cluster's address: use it with --engine ray")
+        raise EngineError("--address is a Ray cluster's address: use it with --engine ray")
     if name == "local":
         if workers not in (None, 1):
-            raise SpecError("the local engine runs one run at a time: use --engine dask for --workers")
+            raise EngineError("the local engine runs one run at a time: use --engine dask for --workers")
         return LocalEngine()
     if name == "dask":
         return DaskEngine(workers=workers, scheduler=scheduler)

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from .._time import format_time
 from ._run import Row
-from ._spec import SpecError
+from .._errors import CosimError
 
 __all__ = ["table", "failures", "write_rows", "Progress"]
 
@@ -61,7 +61,7 @@ def write_rows(rows: list[Row], path: Path, spec_source: str) -> None:
                 out.writerow([r.index, *(r.point.get(a, "") for a in axes), *(data[c] for c in _FIXED_COLUMNS[1:]),
                               *(r.summary.get(k, "") for k in extra)])
     else:
-        raise SpecError(f"--out {path}: use a .json or .csv file name")
+        raise CosimError(f"--out {path}: use a .json or .csv file name")
 
 
 class Progress:

@@ -36,7 +36,7 @@ _SLICE = 10 * MS                # runs advance in slices of simulated time, so w
 @dataclass
 class Row:
     """What one run did. `wall_time`, `worker`, `attempts`, `cached` and `retried` vary between
-    identical runs; everything else is a function of the run (`Row.result()`)."""
+    identical runs, `key` is the campaign's bookkeeping; the rest is a function of the run (`Row.result()`)."""
 
     index: int
     point: dict[str, Any]
@@ -59,7 +59,7 @@ class Row:
     cached: bool = False
     retried: str = ""               # why the first attempt was not kept
 
-    VARYING = ("wall_time", "worker", "attempts", "cached", "retried")
+    VARYING = ("wall_time", "worker", "attempts", "cached", "retried", "key")
 
     @property
     def ok(self) -> bool:
@@ -204,11 +204,8 @@ def _identity(value: Any) -> Any:
 
 
 def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 @lru_cache(maxsize=1)

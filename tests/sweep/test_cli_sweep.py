@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cosim.cli import main
-from cosim.sweep import DaskEngine, SpecError, load_spec
+from cosim.sweep import DaskEngine, EngineError, load_spec
 
 
 def write_spec(path, guests, until="20 ms", names=("hello", "simctl")):
@@ -69,7 +69,7 @@ def test_a_bad_spec_is_one_line_with_its_line_and_exit_2(tmp_path, capsys):
 def test_an_unreachable_scheduler_is_one_line(four_runs):
     pytest.importorskip("distributed", reason="dask[distributed] is not installed")
     with DaskEngine(scheduler="tcp://127.0.0.1:9", connect_timeout=1) as engine:
-        with pytest.raises(SpecError, match=r"^cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9: "):
+        with pytest.raises(EngineError, match=r"^cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9: "):
             engine.submit(load_spec(four_runs).runs[0])
 
 
