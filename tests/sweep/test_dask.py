@@ -14,7 +14,7 @@ import pytest
 
 from cosim import MS
 from cosim.cli import main
-from cosim.sweep import DaskEngine, load_spec, run_one, sweep
+from cosim.sweep import DaskEngine, Row, load_spec, run_one, sweep
 
 distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install 'cosim[dask]')")
 
@@ -74,9 +74,14 @@ def test_cosim_sweep_on_a_local_cluster_writes_every_row(four_runs, tmp_path, ca
     assert "2 of 4 runs not ok:" in out and "#3 firmware=" in out and "exit status 3: guest wrote 0x3" in out
 
 
-def test_a_running_cluster_gives_the_same_rows_as_this_process(four_runs, cluster):
+def test_a_running_cluster_gives_the_same_rows_as_this_process(four_runs, cluster, tmp_path, capsys):
     here = sweep(four_runs, engine="local", cache=False)
-    there = sweep(four_runs, engine="dask", scheduler=cluster, cache=False)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'platform = "virt"\nuntil = "20 ms"\n[matrix]\n'
+                    f'firmware = {json.dumps(four_runs["matrix"]["firmware"])}\ncounting = ["block", "instruction"]\n')
+    assert main(["sweep", str(spec), "--scheduler", cluster, "--no-cache", "--out", str(tmp_path / "r.json")]) == 1
+    assert f"4 runs of virt on dask ({cluster})" in capsys.readouterr().err
+    there = [Row.from_dict(r) for r in json.loads((tmp_path / "r.json").read_text())["rows"]]
     assert [r.result() for r in there] == [r.result() for r in here]
     assert {r.worker for r in there}.isdisjoint({r.worker for r in here})
 
