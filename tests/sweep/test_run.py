@@ -2,6 +2,8 @@
 
 import hashlib
 
+import pytest
+
 from cosim import MS, SEC
 from cosim.sweep import load_spec, run_key, run_one
 
@@ -79,3 +81,18 @@ def test_the_cache_key_follows_image_contents_properties_and_bound(guests, tmp_p
     key = run_key(base)
     image.write_bytes(guests["simctl"].read_bytes())
     assert run_key(base) != key
+
+
+@pytest.mark.slow
+def test_a_script_drives_linux_to_a_shell_command():
+    from cosim.images.fetch import ImageError, busybox_initramfs_image, linux_kernel
+
+    try:
+        linux_kernel(), busybox_initramfs_image()
+    except ImageError as error:
+        pytest.skip(f"Linux images not available: {error}")
+    script = [{"expect": "/root # ", "send": "echo sum $((6 * 7))\n"}, {"expect": "sum 42", "timeout": "5 s"}]
+    row = load_spec({"platform": "virt-linux", "until": "30 s", "script": script, "wall_limit": 300}).runs[0]
+    done = run_one(row)
+    assert done.outcome == "ok" and done.stop_reason == "console script done", done.error
+    assert SEC / 4 < done.sim_time < 10 * SEC and done.instructions > 10**8
