@@ -147,7 +147,9 @@ def _drive(platform: Any, console: Any, run: Run, row: Row, start: float) -> Non
         bound = min(x for x in (run.until, step_deadline, math.inf) if x is not None)
         if sim.now >= bound or (summary is not None and sim.peek() == math.inf):
             quiet = sim.now < bound
-            row.stop_reason = "no more events" if quiet else f"until {format_time(sim.now)}"
+            bounded = run.until is not None and sim.now >= run.until
+            row.stop_reason = ("no more events" if quiet else f"until {format_time(sim.now)}" if bounded
+                               else f"script step {step + 1} timed out at {format_time(sim.now)}")
             row.outcome = "failed" if steps else "ok"
             if steps:
                 row.error = _unseen(steps, step, console, "nothing left to run" if quiet else

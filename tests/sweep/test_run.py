@@ -55,7 +55,7 @@ def test_a_script_marker_not_seen_fails_the_run_naming_the_step(guests):
     assert row.error.endswith("output ends 'hello\\\\n'")
     spin = run_one(one(until="1s", properties={"firmware": str(guests["spin"])}, script=[{"expect": "x",
                                                                                              "timeout": "2 ms"}]))
-    assert spin.outcome == "failed" and spin.sim_time == 2 * MS
+    assert spin.outcome == "failed" and spin.sim_time == 2 * MS and spin.stop_reason == "script step 1 timed out at 2 ms"
     assert spin.error.startswith("console script step 1: 'x' not seen by 2 ms")
 
 
