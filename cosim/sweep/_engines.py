@@ -10,8 +10,11 @@ whether to retry is the campaign's decision, not the engine's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,6 +66,21 @@ def _crashed(run: Run, error: BaseException) -> Row:
     reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
     return Row(index=run.index, point=dict(run.point), properties=dict(run.properties), outcome="crashed",
                error=reason)
+
+
+@contextlib.contextmanager
+def _ctrl_c_left_to_us() -> Iterator[None]:
+    """Processes started inside ignore SIGINT (an ignored signal stays ignored across exec): Ctrl-C reaches
+    the whole process group, and it is this process that cancels the campaign and stops the workers,
+    rather than every worker dying with a traceback of its own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _check_workers(workers: int | None) -> None:
@@ -134,7 +152,7 @@ class DaskEngine(Engine):
             # A worker dying under a run is reported at once (KilledWorker) so the campaign retries it
             # exactly once, rather than the scheduler re-running it up to three times on its own.
             try:
-                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}), _ctrl_c_left_to_us():
                     self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                                  dashboard_address=None, silence_logs=logging.ERROR)
             except (OSError, RuntimeError, TimeoutError) as error:

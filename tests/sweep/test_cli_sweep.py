@@ -73,17 +73,22 @@ def test_an_unreachable_scheduler_is_one_line(four_runs):
             engine.submit(load_spec(four_runs).runs[0])
 
 
-def test_ctrl_c_cancels_the_sweep_and_keeps_finished_rows(guests, tmp_path):
-    spec = write_spec(tmp_path / "spec.toml", guests, until="250 ms", names=("hello", "spin"))
+@pytest.mark.parametrize("engine", [["--engine", "local"], ["--workers", "2"]], ids=["local", "dask"])
+def test_ctrl_c_cancels_the_sweep_and_keeps_finished_rows(guests, tmp_path, engine):
+    if "--workers" in engine:
+        pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+    spec = write_spec(tmp_path / "spec.toml", guests, until="2 s", names=("hello", "spin"))
     out = tmp_path / "rows.json"
-    proc = subprocess.Popen([sys.executable, "-m", "cosim", "sweep", str(spec), "--engine", "local", "--no-cache",
-                             "--progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "cosim", "sweep", str(spec), *engine, "--no-cache",
+                             "--progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     err, deadline = b"", time.monotonic() + 120
     while b"2/4" not in err and time.monotonic() < deadline and proc.poll() is None:
-        err += os.read(proc.stderr.fileno(), 4096)          # hello's two runs are done in a moment; spin's take seconds
-    proc.send_signal(signal.SIGINT)
+        err += os.read(proc.stderr.fileno(), 4096)          # hello's two runs are done in a moment; spin's take long
+    os.killpg(proc.pid, signal.SIGINT)                      # as Ctrl-C in a terminal: the whole process group
     stdout, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130, (err + rest).decode()
+    assert b"Traceback" not in err + rest                   # the workers leave Ctrl-C to the sweep
     rows = json.loads(out.read_text())["rows"]
     assert [r["outcome"] for r in rows][:2] == ["ok", "ok"] and len(rows) == 4
     assert "cancelled" in [r["outcome"] for r in rows[2:]]
