@@ -83,15 +83,16 @@ def test_ctrl_c_cancels_the_sweep_and_keeps_finished_rows(guests, tmp_path, engi
                              "--progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     err, deadline = b"", time.monotonic() + 120
-    while b"2/4" not in err and time.monotonic() < deadline and proc.poll() is None:
-        err += os.read(proc.stderr.fileno(), 4096)          # hello's two runs are done in a moment; spin's take long
+    while b"1/4" not in err and time.monotonic() < deadline and proc.poll() is None:
+        err += os.read(proc.stderr.fileno(), 4096)          # a hello run is done in a moment; spin's take long
     os.killpg(proc.pid, signal.SIGINT)                      # as Ctrl-C in a terminal: the whole process group
     stdout, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130, (err + rest).decode()
-    assert b"Traceback" not in err + rest                   # the workers leave Ctrl-C to the sweep
+    assert b"Traceback" not in err + rest, (err + rest).decode()[-2000:]     # workers leave Ctrl-C to the sweep
     rows = json.loads(out.read_text())["rows"]
-    assert [r["outcome"] for r in rows][:2] == ["ok", "ok"] and len(rows) == 4
-    assert "cancelled" in [r["outcome"] for r in rows[2:]]
+    outcomes = [r["outcome"] for r in rows]
+    assert len(rows) == 4 and "ok" in outcomes[:2] and set(outcomes[:2]) <= {"ok", "cancelled"}
+    assert "cancelled" in outcomes[2:]
     assert b"interrupted; finished runs kept in " in rest and b"cancelled" in stdout
 
 
