@@ -36,12 +36,16 @@ def table(rows: list[Row]) -> str:
 
 
 def failures(rows: list[Row]) -> str:
-    """Every run that is not ok, with why; an empty string when all are."""
+    """Every run that is not ok, with why, and every run that needed its retry; empty when there are none."""
     bad = [r for r in rows if not r.ok]
     lines = [f"{len(bad)} of {len(rows)} runs not ok:"] if bad else []
     for r in bad:
         retry = f" (retried after {r.retried})" if r.retried else ""
         lines.append(f"  #{r.index} {_point(r) or '(no matrix)'}: {r.outcome}: {r.error or r.stop_reason}{retry}")
+    recovered = [r for r in rows if r.ok and r.retried]
+    if recovered:
+        lines.append(f"{len(recovered)} runs ok on their second attempt:")
+        lines += [f"  #{r.index} {_point(r) or '(no matrix)'}: first attempt {r.retried}" for r in recovered]
     return "\n".join(lines)
 
 

@@ -58,3 +58,17 @@ def test_ctrl_c_cancels_the_rest_and_keeps_what_finished(four_runs):
     rows = stop.value.rows
     assert [r.outcome for r in rows] == ["ok", "ok", "cancelled", "cancelled"]
     assert rows[2].error == "interrupted (Ctrl-C) before it finished" and rows[2].point == spec.runs[2].point
+
+
+def test_the_report_lists_failures_and_runs_saved_by_their_retry():
+    from cosim.sweep import Row, failures
+
+    rows = [Row(index=0, point={"q": "1ms"}, properties={}, outcome="ok"),
+            Row(index=1, point={"q": "2ms"}, properties={}, outcome="ok", attempts=2,
+                retried="crashed: KilledWorker: worker died"),
+            Row(index=2, point={"q": "3ms"}, properties={}, outcome="error", attempts=2, error="boom",
+                retried="error: boom")]
+    assert failures(rows).splitlines() == [
+        "1 of 3 runs not ok:", "  #2 q=3ms: error: boom (retried after error: boom)",
+        "1 runs ok on their second attempt:", "  #1 q=2ms: first attempt crashed: KilledWorker: worker died"]
+    assert failures(rows[:1]) == ""
