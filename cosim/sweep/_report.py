@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import time
@@ -55,6 +54,8 @@ def write_rows(rows: list[Row], path: Path, spec_source: str) -> None:
     if path.suffix == ".json":
         path.write_text(json.dumps({"spec": spec_source, "rows": [r.to_dict() for r in rows]}, indent=1) + "\n")
     elif path.suffix == ".csv":
+        import csv
+
         axes = list(dict.fromkeys(k for r in rows for k in r.point))
         extra = list(dict.fromkeys(k for r in rows for k in r.summary))
         with path.open("w", newline="") as f:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import os
-import socket
 import time
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
@@ -86,7 +85,7 @@ def run_one(run: Run) -> Row:
 
     start = time.perf_counter()
     row = Row(index=run.index, point=dict(run.point), properties=dict(run.properties), outcome="error",
-              worker=f"{socket.gethostname()}:{os.getpid()}")
+              worker=f"{os.uname().nodename}:{os.getpid()}")
     console = None
     try:
         cls = get_platform(run.platform)

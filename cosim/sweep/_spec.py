@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +103,8 @@ def load_spec(spec: str | Path | Mapping[str, Any]) -> Spec:
     """Read and check a sweep spec: a TOML file's path, or a dict shaped like one."""
     if isinstance(spec, Mapping):
         return _parse(dict(spec), _Locator("<spec>", None), base=None)
+    import tomllib      # here, not at the top: `import cosim` stays cheap for `cosim run`
+
     path = Path(spec)
     try:
         text = path.read_text()
