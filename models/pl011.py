@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from cosim import Access, Clock, Field, OneShot, Reg, RegisterDevice, SEC
+from cosim import Access, Clock, Field, OneShot, PlatformError, Reg, RegisterDevice, SEC
 from cosim.chardev import CharBackend, NullBackend, attach_backend
 
 __all__ = ["Pl011"]
@@ -69,6 +69,8 @@ class Pl011(RegisterDevice):
 
     def __init__(self, name: str, *, backend: CharBackend | None = None, clock_hz: int = 24_000_000) -> None:
         super().__init__(name)
+        if clock_hz <= 0:
+            raise PlatformError(f"{name}: clock_hz must be positive, not {clock_hz}")
         self.backend: CharBackend = backend or NullBackend()
         self.clock_hz = clock_hz
         self.irq = self.output("irq")

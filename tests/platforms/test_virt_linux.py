@@ -62,6 +62,29 @@ def test_proc_interrupts_counts_timer_and_uart_on_the_gic(booted):
     assert uart and uart[0] > 0, table
 
 
+def test_rtc_pl031_sets_the_clock_from_rtc_start_and_counts_simulated_seconds(booted):
+    board, console = booted
+    assert "rtc-pl031 9010000.pl031: registered as rtc0" in console.text
+    assert "setting system clock to 2000-01-01T00:00:00 UTC (946684800)" in console.text
+    before = board.sim.now // SEC
+    seconds = int(command(board, console, "cat /sys/class/rtc/rtc0/since_epoch").splitlines()[0])
+    assert 946_684_800 + before <= seconds <= 946_684_800 + board.sim.now // SEC
+
+
+def test_gpio_pl061_pins_are_linux_gpios_both_ways(booted):
+    board, console = booted
+    assert "pl061_gpio 9030000.pl061: PL061 GPIO chip registered" in console.text
+    base = int(command(board, console, "cat /sys/class/gpio/gpiochip*/base").splitlines()[0])
+    command(board, console, f"echo {base} > /sys/class/gpio/export; echo out > /sys/class/gpio/gpio{base}/direction")
+    command(board, console, f"echo 1 > /sys/class/gpio/gpio{base}/value")
+    assert board.gpio.pin_out[0].level
+    command(board, console, f"echo 0 > /sys/class/gpio/gpio{base}/value")
+    assert not board.gpio.pin_out[0].level
+    board.gpio.pin_in[5](True)                   # the outside world drives pin 5
+    command(board, console, f"echo {base + 5} > /sys/class/gpio/export")
+    assert command(board, console, f"cat /sys/class/gpio/gpio{base + 5}/value").splitlines()[0].strip() == "1"
+
+
 def test_sleep_advances_simulated_time_far_faster_than_wall_time(booted):
     board, console = booted
     before, wall = board.sim.now, time.perf_counter()

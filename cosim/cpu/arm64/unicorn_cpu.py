@@ -8,7 +8,8 @@
   IRQ/FIQ between runs when the line is high and unmasked; SVC, BRK, undefined
   instructions and aborts reported by unicorn's interrupt hook; HVC/SMC go to
   PSCI. An access to an address with nothing mapped is a synchronous external
-  abort taken by the guest (DFSC 0x10, FAR = the address). MMU faults get the
+  abort taken by the guest (DFSC 0x10, FAR = the address); an access a model
+  refuses reads as zero and writes are dropped (RAZ/WI), warned once. MMU faults get the
   syndrome and FAR `mmu.py` derives (unicorn reports only "data abort").
 - **Idle.** WFI makes unicorn return early; that is the idle exit.
 - **Polling.** A guest that reads the same thing again and again (CNTPCT/CNTVCT,
@@ -32,9 +33,11 @@ from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED,
 from unicorn import arm64_const as A
 
 from ..._bus import Bus, BusError
+from ..._errors import PlatformError
+from ..._memory import MemoryRegion
 from ..._time import GHz, US, Frequency
-from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
-from . import psci
+from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, ExitReason, Idle, IdleKind, QuantumKeeper, Stop
+from . import COUNTING_MODES, psci
 from ._counter import NativeCounter, NativeSysregFilter
 from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr
 from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
@@ -42,9 +45,6 @@ from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 __all__ = ["UnicornArm64Cpu", "MemoryRegion"]
 
 log = logging.getLogger("cosim.cpu.arm64")
-
-# (guest physical address, size, host address of the buffer, read-only)
-MemoryRegion = tuple[int, int, int, bool]
 
 # QEMU's internal exception numbers as unicorn's UC_HOOK_INTR reports them (target/arm/cpu.h).
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 3, 4, 7
@@ -54,6 +54,9 @@ EXCP_HVC, EXCP_SMC = 11, 13
 # stuck: a handler whose first instruction faults into its own vector loops forever (and with
 # block counting no time passes, so the run would never end).
 _STUCK_EXCEPTIONS = 16
+
+# Unicorn returns early on WFE as on WFI, without saying which: both are reported as WFI.
+_IDLE = Idle(IdleKind.WFI)
 
 SPSR_EL1 = (3, 0, 4, 0, 0)
 SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
@@ -95,8 +98,8 @@ class UnicornArm64Cpu:
                  timer: Any = None, sysreg_names: dict[tuple[int, int, int, int, int], str] | None = None,
                  frequency: Frequency = GHz(1), max_poll_skip: int = 100 * US, entry: int = 0,
                  registers: dict[str, int] | None = None, counting: str = "block") -> None:
-        if counting not in ("block", "instruction"):
-            raise ValueError(f"counting must be 'block' or 'instruction', not {counting!r}")
+        if counting not in COUNTING_MODES:
+            raise PlatformError(f"counting must be {' or '.join(COUNTING_MODES)}, not {counting!r}")
         self.bus = bus
         self.timer = timer
         self.period = frequency.period
@@ -122,7 +125,7 @@ class UnicornArm64Cpu:
         self.lines = {"irq": False, "fiq": False}
         self._keeper: QuantumKeeper | None = None
         self._extra = 0                   # poll skips added to local time in this run
-        self._stop: tuple[ExitReason, object] | None = None
+        self._stop: ExitReason | None = None
         self._pending_sync: tuple[Kind, int, int | None, int | None] | None = None
         # Guest RAM as (base, size, host address), for reading translation tables on a fault.
         self._ram = [(base, size, host) for base, size, host, _ in memory]
@@ -247,7 +250,7 @@ class UnicornArm64Cpu:
                         # Unicorn returns early only on WFI/WFE. With an interrupt pending (even
                         # masked) WFI completes at once (D1.16.2): carry on within the run.
                         if not self.interrupt_pending():
-                            return self._exit(ExitReason.IDLE, "wfi")
+                            return self._exit(_IDLE)
                 # The same exception address again with nothing run in between (the faulting
                 # instruction is counted with exact counting): the vector faults into itself.
                 stuck = stuck + 1 if taken is not None and taken == last_taken and self.counter.executed <= 1 else 0
@@ -255,9 +258,9 @@ class UnicornArm64Cpu:
                 if stuck >= _STUCK_EXCEPTIONS:
                     self._stuck()
                 if self._stop is not None:
-                    return self._exit(*self._stop)
+                    return self._exit(self._stop)
                 if self._remaining() <= 0:
-                    return self._exit(ExitReason.BUDGET)
+                    return self._exit(BUDGET_SPENT)
         finally:
             self._keeper = None
 
@@ -276,21 +279,21 @@ class UnicornArm64Cpu:
     def _elapsed(self) -> int:
         return (self._done + self.counter.executed) * self.period + self._extra
 
-    def _exit(self, reason: ExitReason, detail: object = None) -> CpuExit:
+    def _exit(self, reason: ExitReason) -> CpuExit:
         assert self._keeper is not None
         elapsed = self._done * self.period + self._extra
-        return CpuExit(reason, min(elapsed, self._keeper.budget), self._done, detail)
+        return CpuExit(reason, min(elapsed, self._keeper.budget), self._done)
 
-    def _end_run(self, reason: ExitReason, detail: object = None) -> None:
+    def _end_run(self, reason: ExitReason) -> None:
         """End the run after the current instruction. The counter stops it at the next
         boundary: stopping inside a device access could make unicorn repeat the access."""
-        self._stop = (reason, detail)
+        self._stop = reason
         self.counter.budget = self.counter.executed
 
     def _after_access(self) -> None:
         keeper = self._keeper
         if keeper is not None and keeper.must_yield and self._stop is None:
-            self._end_run(ExitReason.IO)
+            self._end_run(DEVICE_ACCESS)
 
     # -- device accesses --------------------------------------------------------
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
@@ -301,7 +304,7 @@ class UnicornArm64Cpu:
         try:
             value = self.bus.read(address, size)
         except BusError as error:
-            self._warn_once(address, f"read of {size} bytes failed ({error.status.value}); reads as 0")
+            self._warn_once(address, f"read of {size} bytes failed ({error.status.value}); reads as zero")
             value = 0
         self._after_access()
         return value
@@ -402,7 +405,7 @@ class UnicornArm64Cpu:
             result = psci.call(self.read_register("x0"), self.read_register("x1"))
             self.write_register("x0", result.x0)
             if result.stop:
-                self._end_run(ExitReason.STOP, (0, f"guest called PSCI SYSTEM_{result.stop.upper()}"))
+                self._end_run(Stop(0, f"guest called PSCI SYSTEM_{result.stop.upper()}"))
             return
         if intno == EXCP_SWI:
             # SVC: the preferred return address is the next instruction, where unicorn's PC already is.
@@ -416,12 +419,10 @@ class UnicornArm64Cpu:
             word = self._instruction(pc) or 0
             self._pending_sync = (Kind.SYNC, pc, esr(EC.BRK64, (word >> 5) & 0xFFFF), None)
         elif intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
-            try:
-                self._pending_sync = self._mmu_abort(pc, intno == EXCP_PREFETCH_ABORT)
-            except CpuError as error:
-                self._stop = (ExitReason.ERROR, str(error))
+            # A CpuError raised in a hook stops unicorn, which raises it again from emu_start.
+            self._pending_sync = self._mmu_abort(pc, intno == EXCP_PREFETCH_ABORT)
         else:
-            self._stop = (ExitReason.ERROR, f"unexpected exception {intno} at pc={pc:#x}")
+            raise CpuError(f"unexpected exception {intno} at pc={pc:#x}")
         uc.emu_stop()
 
     # -- MMU faults ------------------------------------------------------------------
