@@ -142,7 +142,8 @@ class DaskEngine(Engine):
         except ImportError:
             raise _missing("dask", "dask[distributed]") from None
         if not logging.getLogger().isEnabledFor(logging.DEBUG):
-            logging.getLogger("distributed").setLevel(logging.WARNING)     # its INFO chatter is not the sweep's
+            # Its chatter is not the sweep's: what happens to a run (a worker's death too) is in its row.
+            logging.getLogger("distributed").setLevel(logging.ERROR)
         if self.scheduler:
             try:
                 self._client = Client(self.scheduler, timeout=self.connect_timeout)
@@ -154,7 +155,7 @@ class DaskEngine(Engine):
             try:
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}), _ctrl_c_left_to_us():
                     self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                                 dashboard_address=None, silence_logs=logging.ERROR)
+                                                 dashboard_address=None, silence_logs=logging.CRITICAL)
             except (OSError, RuntimeError, TimeoutError) as error:
                 raise EngineError(f"cannot start a local Dask cluster of {self.workers} workers: {error}") from None
             self._client = Client(self._cluster)
