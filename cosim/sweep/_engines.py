@@ -220,7 +220,9 @@ class RayEngine(Engine):
         except ImportError:
             raise _missing("ray", "ray") from None
         if not ray.is_initialized():
-            options: dict[str, Any] = {"address": self.address} if self.address else {"num_cpus": self.workers}
+            # "local": a new Ray of our own, never one a `ray start` on this machine left behind.
+            options: dict[str, Any] = ({"address": self.address} if self.address else
+                                       {"address": "local", "num_cpus": self.workers})
             try:
                 ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, **options)
             except (ConnectionError, RuntimeError, ValueError) as error:
