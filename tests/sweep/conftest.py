@@ -19,16 +19,6 @@ def guests(tmp_path_factory):
         pytest.skip(str(error))
 
 
-@pytest.fixture(scope="session")
-def uboot():
-    from cosim.images.fetch import ImageError, uboot_image
-
-    try:
-        return uboot_image()
-    except ImageError as error:
-        pytest.skip(f"U-Boot image not available: {error}")
-
-
 @pytest.fixture
 def four_runs(guests):
     """Two guests under both instruction countings (ok, ok, exit 3, exit 3): the engine tests' matrix."""
