@@ -21,13 +21,16 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ._bus import Bus
 from ._device import Device
 from ._errors import CosimError, PlatformError
 from ._kernel import Simulation, Summary
 from ._signal import Input, Signal
+
+if TYPE_CHECKING:
+    from .fdt import DeviceTree, Node
 
 __all__ = ["Platform", "Property", "parse_size", "one_of", "KiB", "MiB", "GiB", "registered_platforms", "get_platform"]
 
@@ -80,8 +83,13 @@ _REGISTRY: dict[str, type["Platform"]] = {}
 
 
 def registered_platforms() -> dict[str, type["Platform"]]:
-    """Every registered platform by name (importing cosim.platforms registers the built-in ones)."""
+    """Every registered platform by name: the built-in ones (importing cosim.platforms registers them)
+    and those of the `cosim.platforms` entry points (cosim._registry)."""
     import cosim.platforms  # noqa: F401  (registers the built-in platforms)
+
+    from ._registry import load_plugins
+
+    load_plugins("cosim.platforms")         # importing a plugin registers its named platforms
 
     return dict(sorted(_REGISTRY.items()))
 
@@ -129,7 +137,10 @@ class Platform:
         self.devices: dict[str, Device] = {}
         self.buses: dict[str, Bus] = {}
         self.wires: list[tuple[Signal, Input]] = []
+        self._finished = False
         self.build()
+        self.finish_build()
+        self._finished = True
         self._elaborate()
 
     def _renamed(self, props: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +170,34 @@ class Platform:
         """Instantiate, map and wire the platform's devices."""
         raise NotImplementedError(f"{type(self).__name__} must define build()")
 
+    def finish_build(self) -> None:
+        """Runs after `build()` — after a subclass's own additions too, when its `build()` calls
+        `super().build()` first — for what must see the whole platform: a CPU's view of the memory
+        map, the device tree handed to the guest. Devices added or mapped later are refused."""
+
+    def device_tree_nodes(self, root: "Node", bus: str = "sysbus") -> "DeviceTree":
+        """Add a node under `root` for every device on `bus` that describes itself (`dt_name`):
+        named `<dt_name>@<base>`, `reg` from its mapping (two address and two size cells), the
+        rest from the device's `dt_node`. Returns the DeviceTree context, for the platform's own nodes."""
+        from .fdt import DeviceTree, cells64
+
+        controllers = [device for device in self.devices.values() if hasattr(device, "interrupt_cells")]
+        tree = DeviceTree(root, self.wires, controllers)
+        for mapping in self.bus(bus).mappings:
+            device = mapping.target
+            if getattr(device, "dt_name", ""):
+                node = root.add(f"{device.dt_name}@{mapping.base:x}")
+                node.set("reg", cells64(mapping.base, mapping.size))
+                device.dt_node(node, tree)
+        return tree
+
+    def _refuse_after_build(self, what: str) -> None:
+        if getattr(self, "_finished", False):
+            raise PlatformError(f"{what}: the platform is already built (its CPU and device tree are made): "
+                                f"add and map devices in build()")
+
     def add(self, name: str, cls: type[D], **props: Any) -> D:
+        self._refuse_after_build(f"add {name!r}")
         if name in self.devices:
             raise PlatformError(f"two devices are named {name!r}")
         parameters = inspect.signature(cls.__init__).parameters
@@ -185,6 +223,7 @@ class Platform:
         return self.buses[name]
 
     def map(self, bus: str | Bus, base: int, device: Device, size: int | None = None) -> None:
+        self._refuse_after_build(f"map {device.name!r}")
         target_bus = self.bus(bus) if isinstance(bus, str) else bus
         if size is None:
             size = getattr(device, "size", None)

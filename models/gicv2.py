@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from cosim import Access, Device, Input, PlatformError, Reg, RegisterDevice, Signal, Unmapped
+from cosim.fdt import IRQ_TYPE_LEVEL_HIGH
 
 __all__ = ["Gicv2", "GicDistributor", "GicCpuInterface", "SPURIOUS"]
 
@@ -87,6 +88,18 @@ class Gicv2(Device):
 
     def ppi(self, cpu: int, intid: int) -> Input:
         return self._ppi_inputs[(cpu, intid)]
+
+    def interrupt_cells(self, target: Input) -> list[int] | None:
+        """The device-tree `interrupts` cells (arm,gic binding) of a wire into `target`, one of this
+        GIC's inputs: <0 SPI flags> for SPIs, <1 PPI cpumask|flags> for PPIs; None for other inputs."""
+        for n, spi in enumerate(self._spi_inputs):
+            if spi is target:
+                return [0, n, IRQ_TYPE_LEVEL_HIGH]
+        for (_, intid), ppi in self._ppi_inputs.items():
+            if ppi is target:
+                cpus = (1 << self.num_cpus) - 1
+                return [1, intid - 16, (cpus << 8) | IRQ_TYPE_LEVEL_HIGH]
+        return None
 
     @property
     def distributor(self) -> "GicDistributor":

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from cosim import SEC, Access, Clock, OneShot, Reg, RegisterDevice
+from cosim.fdt import DeviceTree, Node
 
 __all__ = ["Pl031"]
 
@@ -43,6 +44,9 @@ class Pl031(RegisterDevice):
     model: ClassVar[str] = "pl031"
     size: ClassVar[int] = 0x1000
     compatible: ClassVar[tuple[str, ...]] = ("arm,pl031", "arm,primecell")
+    dt_name: ClassVar[str] = "pl031"
+    # AMBA devices name their bus clock; it has no effect on the model.
+    APB_CLOCK_HZ: ClassVar[int] = 24_000_000
     registers = (
         Reg("RTCDR", 0x000, access=Access.RO, sizes=_BYTES, doc="data: the current count (seconds)"),
         Reg("RTCMR", 0x004, sizes=_BYTES, doc="match: RTCRIS is set when the count reaches it"),
@@ -110,6 +114,10 @@ class Pl031(RegisterDevice):
     def _matched(self) -> None:
         self._catch_up()
         self.update()
+
+    def dt_node(self, node: Node, tree: DeviceTree) -> None:
+        node.set("compatible", list(self.compatible)).set("interrupts", tree.interrupts(self.irq))
+        node.set("clocks", [tree.clock(self.APB_CLOCK_HZ)]).set("clock-names", ["apb_pclk"])
 
     # -- registers ----------------------------------------------------------------
     def read_RTCDR(self) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from cosim import Access, Field, Reg, RegisterDevice
+from cosim.fdt import DeviceTree, Node
 
 __all__ = ["Pl061"]
 
@@ -39,6 +40,9 @@ class Pl061(RegisterDevice):
     model: ClassVar[str] = "pl061"
     size: ClassVar[int] = 0x1000
     compatible: ClassVar[tuple[str, ...]] = ("arm,pl061", "arm,primecell")
+    dt_name: ClassVar[str] = "pl061"
+    # AMBA devices name their bus clock; it has no effect on the model.
+    APB_CLOCK_HZ: ClassVar[int] = 24_000_000
     registers = (
         Reg("GPIODATA", 0x000, count=256, sizes=(1, 4), doc="data, masked by address bits [9:2]"),
         Reg("GPIODIR", 0x400, doc="direction: 1 = output", **_PER_PIN),
@@ -95,6 +99,11 @@ class Pl061(RegisterDevice):
         inputs = ~self.regs.GPIODIR & _ALL
         level = sense & inputs & ~(self.pins() ^ event)            # level equals the chosen one
         return (level | (self._edges & ~sense)) & _ALL
+
+    def dt_node(self, node: Node, tree: DeviceTree) -> None:
+        node.set("compatible", list(self.compatible)).set("interrupts", tree.interrupts(self.irq))
+        node.set("gpio-controller", True).set("#gpio-cells", 2)
+        node.set("clocks", [tree.clock(self.APB_CLOCK_HZ)]).set("clock-names", ["apb_pclk"])
 
     # -- registers ----------------------------------------------------------------
     def read_GPIODATA(self, mask: int) -> int:

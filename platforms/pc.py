@@ -104,6 +104,9 @@ class Pc(Platform):
         self.map(io, SIMCTL_PORTS[0], self.simctl, size=SIMCTL_PORTS[1])
 
         self.intr = self.pic.intr
+
+    def finish_build(self) -> None:
+        """The CPU last, so it sees every device a subclass's build() added too."""
         if self.image not in (None, "none"):
             self.cpu0 = self._cpu()
 

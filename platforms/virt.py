@@ -31,13 +31,14 @@ from cosim.chardev import open_backend
 from cosim.cpu import Cpu, CpuBackend, memory_regions
 from cosim.cpu.arm64 import COUNTING_MODES
 from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
-from cosim.fdt import Node, cells64, to_dtb
+from cosim.fdt import IRQ_TYPE_LEVEL_HIGH, Node, cells64, to_dtb
 from cosim.kvm import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SOURCE_NAMES, budget_source_name
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
 from cosim.models.pl031 import Pl031
 from cosim.models.pl061 import Pl061
+from cosim.models.pmu import Pmu
 from cosim.models.simctl import SimControl
 
 __all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
@@ -59,8 +60,7 @@ GPIO_SPI = 7
 # GIC PPI numbers (INTID) of the generic timer, and the DT's PPI numbering (INTID - 16).
 PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP = 29, 30, 27, 26
 PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires it
-# Device-tree interrupt flags: level-high, and the CPU mask for PPIs (GIC binding).
-IRQ_TYPE_LEVEL_HIGH = 4
+# Device-tree interrupt flags: the CPU mask for PPIs (GIC binding).
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
 UART_CLOCK_HZ = 24_000_000
 
@@ -183,7 +183,14 @@ class Virt(Platform):
         self.wire(self.timer.cntv, self.gic.ppi(0, PPI_CNTV))
 
         if self.cpu == "kvm":
-            self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))
+            self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))       # the host kernel's PMU
+        else:
+            self.pmu = self.add("pmu", Pmu)
+            self.wire(self.pmu.irq, self.gic.ppi(0, PPI_PMU))
+
+    def finish_build(self) -> None:
+        """The CPU, the device tree and the boot images: after every device is mapped (a subclass's
+        too), so the CPU sees all of them and each describes itself in the device tree."""
         backend = self._backend()                 # first: the device tree lists a PMU only if the guest has one
         self.guest_pmu = bool(getattr(backend, "guest_pmu", False))
         if self.kernel == "none":
@@ -237,7 +244,7 @@ class Virt(Platform):
         from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
 
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
-        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES,
+        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES, pmu=self.pmu,
                                entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, counting=self.counting)
 
     def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
@@ -268,29 +275,10 @@ class Virt(Platform):
         if self.guest_pmu:
             root.add("pmu").set("compatible", "arm,armv8-pmuv3").set("interrupts", [1, PPI_PMU - 16, flags])
 
-        clock = root.add("apb-pclk")
-        clock.set("compatible", "fixed-clock").set("#clock-cells", 0).set("clock-frequency", UART_CLOCK_HZ)
-        clock.set("clock-output-names", "clk24mhz")
-        uart_base, uart_size = VIRT_MAP["uart0"]
-        uart = root.add(f"pl011@{uart_base:x}")
-        uart.set("compatible", list(Pl011.compatible)).set("reg", cells64(uart_base, uart_size))
-        uart.set("interrupts", [0, UART0_SPI, IRQ_TYPE_LEVEL_HIGH])
-        uart.set("clocks", [clock.ref(), clock.ref()]).set("clock-names", ["uartclk", "apb_pclk"])
-
-        rtc_base, rtc_size = VIRT_MAP["rtc"]
-        rtc = root.add(f"pl031@{rtc_base:x}")
-        rtc.set("compatible", list(Pl031.compatible)).set("reg", cells64(rtc_base, rtc_size))
-        rtc.set("interrupts", [0, RTC_SPI, IRQ_TYPE_LEVEL_HIGH])
-        rtc.set("clocks", [clock.ref()]).set("clock-names", ["apb_pclk"])
-
-        gpio_base, gpio_size = VIRT_MAP["gpio"]
-        gpio = root.add(f"pl061@{gpio_base:x}")
-        gpio.set("compatible", list(Pl061.compatible)).set("reg", cells64(gpio_base, gpio_size))
-        gpio.set("interrupts", [0, GPIO_SPI, IRQ_TYPE_LEVEL_HIGH]).set("gpio-controller", True).set("#gpio-cells", 2)
-        gpio.set("clocks", [clock.ref()]).set("clock-names", ["apb_pclk"])
+        self.device_tree_nodes(root)              # the devices that describe themselves: UART, RTC, GPIO, ...
 
         chosen = root.add("chosen")
-        chosen.set("stdout-path", f"/pl011@{uart_base:x}")
+        chosen.set("stdout-path", f"/pl011@{VIRT_MAP['uart0'][0]:x}")
         if bootargs is not None:
             chosen.set("bootargs", bootargs)
         if initrd is not None:

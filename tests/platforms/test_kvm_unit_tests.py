@@ -31,8 +31,6 @@ KNOWN_GAPS = {
     "debug-bp": "no debug architecture on the software CPU (hardware breakpoints; issue 11)",
     "debug-wp": "no debug architecture on the software CPU (watchpoints; issue 11)",
     "debug-sstep": "no debug architecture on the software CPU (software step; issue 11)",
-    "pmu-cycle-counter": "no PMUv3 model on the software CPU (issue 11): unicorn's PMCCNTR does not count",
-    "pmu-sw-incr": "no PMUv3 model on the software CPU (issue 11): PMSWINC_EL0 does not count",
 }
 # Wall-time bounds catch hangs; they are generous because CI machines may be loaded. Most cases take
 # 2-4 s; sieve sieves 100 MB three times (~150 s of CPU on the software CPU here).

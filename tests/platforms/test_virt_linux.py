@@ -44,6 +44,11 @@ def test_boots_debian_kernel_to_the_shell(booted):
     assert "Oops" not in console.text and "WARNING:" not in console.text
 
 
+def test_linux_drives_the_software_cpus_pmu(booted):
+    board, console = booted
+    assert "hw perfevents: enabled with armv8_pmuv3 PMU driver, 7 counters available" in console.text
+
+
 def test_uname_reports_aarch64(booted):
     assert command(*booted, "uname -m").splitlines()[0].strip() == "aarch64"
 
@@ -85,13 +90,12 @@ def test_gpio_pl061_pins_are_linux_gpios_both_ways(booted):
     assert command(board, console, f"cat /sys/class/gpio/gpio{base + 5}/value").splitlines()[0].strip() == "1"
 
 
-def test_sleep_advances_simulated_time_far_faster_than_wall_time(booted):
+def test_sleep_jumps_over_idle_time(booted):
     board, console = booted
-    before, wall = board.sim.now, time.perf_counter()
+    before = board.sim.now
     command(board, console, "sleep 5", timeout=10 * SEC)
     assert board.sim.now - before >= 5 * SEC
-    assert time.perf_counter() - wall < 5.0
-    assert board.cpu0.idle_skipped >= 4 * SEC
+    assert board.cpu0.idle_skipped >= 4 * SEC        # idle time jumped, not run (wall figures: bench_linux.py)
 
 
 def test_poweroff_ends_the_run_cleanly(booted):
