@@ -63,6 +63,10 @@ SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cp
 TCR_EL1 = (3, 0, 2, 0, 2)
 SCR_EL3 = (3, 6, 1, 1, 0)
 ID_AA64DFR0_EL1 = (3, 0, 0, 5, 0)
+# Registers a guest reads over and over while it waits for time to pass: the counters, and the
+# timers' status (CTL.ISTATUS) and countdown (TVAL). Repeated reads of them let time move on.
+_TIME_POLLED = frozenset({"CNTPCT_EL0", "CNTVCT_EL0", "CNTP_CTL_EL0", "CNTV_CTL_EL0", "CNTP_TVAL_EL0",
+                          "CNTV_TVAL_EL0"})
 HCR_EL2 = (3, 4, 1, 1, 0)
 # Unicorn starts in Secure EL1 with SCR_EL3.RW = 0, which QEMU reads as "EL1 is
 # AArch32": the first MMU enable then faults. Present what QEMU's virt gives a
@@ -367,7 +371,7 @@ class UnicornArm64Cpu:
         device, name = owner
         if self._el0_denied(device, name, cp, reg, True):
             return 1
-        if name in ("CNTPCT_EL0", "CNTVCT_EL0"):
+        if name in _TIME_POLLED:
             self._poll_step(name)
         assert self._keeper is not None
         self._keeper.sync(self._elapsed_at_pc())
