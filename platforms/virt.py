@@ -32,7 +32,7 @@ from cosim.cpu import Cpu, CpuBackend, memory_regions
 from cosim.cpu.arm64 import COUNTING_MODES
 from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
 from cosim.fdt import IRQ_TYPE_LEVEL_HIGH, Node, cells64, to_dtb
-from cosim.kvm import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SOURCE_NAMES, budget_source_name
+from cosim.kvm import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT, SOURCE_NAMES, budget_source_name
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
@@ -71,7 +71,8 @@ def _parse_wfx(value: str) -> tuple[int, int] | None:
     try:
         cap, exit = (int(part, 0) for part in value.split(":"))
     except ValueError:
-        raise PlatformError(f"kvm_wfx expects CAP:EXIT numbers (e.g. 222:35) or 'off', not {value!r}") from None
+        raise PlatformError(f"kvm_wfx expects CAP:EXIT numbers (e.g. {DEFAULT_WFX_CAP}:{DEFAULT_WFX_EXIT}, "
+                           f"or {SEED_WFX_CAP}:{SEED_WFX_EXIT} for the seed patch's) or 'off', not {value!r}") from None
     return cap, exit
 
 
@@ -137,8 +138,9 @@ class Virt(Platform):
     counting = Property("block", "cpu=unicorn: instruction counting: block (fast) or instruction (exact mid-block time)",
                         one_of(*COUNTING_MODES))
     kvm_wfx = Property((DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT),
-                       "cpu=kvm: numbers of the seed patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT, "
-                       "or 'off' to use the wall-clock fallback", _parse_wfx, _show_wfx)
+                       "cpu=kvm: numbers of the WFx patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT "
+                       "(our 6.1 port's by default; the seed's are 222:35), or 'off' to use the wall-clock fallback",
+                       _parse_wfx, _show_wfx)
     budget = Property("auto", f"cpu=kvm: what ends a quantum: auto, {', '.join(SOURCE_NAMES)}", budget_source_name)
     renamed = {"kvm_budget": "budget"}      # pc's name for the same choice
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)

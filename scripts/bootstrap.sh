@@ -11,6 +11,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # the arm64 UAPI headers for the arm64 ones (tests/kvm/test_arm64_uapi.py); the aarch64
 # cross compiler builds kvm-unit-tests (tests/platforms/test_kvm_unit_tests.py).
 debs=(binutils binutils-aarch64-linux-gnu gcc gcc-aarch64-linux-gnu linux-libc-dev linux-libc-dev-arm64-cross)
+# The patched L1 kernel of the emulated Arm64 host (cosim/emuhost/kernel.py, BUILD_PACKAGES) and
+# its boot check: a static libc for the probe, the kernel's build tools, QEMU to boot it.
+debs+=(libc6-dev-arm64-cross make flex bison bc libssl-dev libelf-dev xz-utils patch qemu-system-arm)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
