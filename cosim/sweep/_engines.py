@@ -144,6 +144,8 @@ class DaskEngine(Engine):
         if not logging.getLogger().isEnabledFor(logging.DEBUG):
             # Its chatter is not the sweep's: what happens to a run (a worker's death too) is in its row.
             logging.getLogger("distributed").setLevel(logging.ERROR)
+            # Ctrl-C inside distributed's sync() trips a NameError in its cancel callback, logged by tornado.
+            logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
         if self.scheduler:
             try:
                 self._client = Client(self.scheduler, timeout=self.connect_timeout)
