@@ -25,3 +25,8 @@ __all__ = [
     # errors
     "CosimError", "PlatformError", "ModelError", "SimulationError",
 ]
+
+# Campaigns: `cosim.sweep(spec)` runs a configuration matrix (the package cosim.sweep; Dask/Ray load lazily).
+from .sweep import sweep  # noqa: E402
+
+__all__ += ["sweep"]

@@ -1,4 +1,5 @@
-"""The `cosim` command: run, list and describe platforms; fetch and list guest images.
+"""The `cosim` command: run, list and describe platforms; fetch and list guest images; sweep
+configuration matrices.
 
 Errors are one clear line and a non-zero exit status; `--debug` shows the traceback.
 """
@@ -11,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from ._errors import CosimError
 from ._platform import Platform, get_platform, registered_platforms
@@ -135,6 +137,40 @@ def _observe(platform: Platform, args: argparse.Namespace) -> None:
         raise
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import Progress, ResultCache, SweepInterrupted, default_cache_dir, failures, load_spec, make_engine
+    from .sweep import run_campaign, table, write_rows
+
+    spec = load_spec(args.spec)
+    for out in args.out:
+        if Path(out).suffix not in (".json", ".csv"):
+            raise CosimError(f"--out {out}: use a .json or .csv file name")
+    engine = make_engine(args.engine, workers=args.workers, scheduler=args.scheduler, address=args.address)
+    cache = None if args.no_cache else ResultCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    progress = Progress(len(spec.runs)) if Progress.wanted(args.progress) else None
+    print(f"cosim sweep: {len(spec.runs)} runs of {spec.platform} on {engine.describe()}", file=sys.stderr)
+    interrupted = False
+    try:
+        with engine:
+            rows = run_campaign(spec, engine, cache, on_row=progress.update if progress else None)
+    except SweepInterrupted as stop:
+        rows, interrupted = stop.rows, True
+    finally:
+        if progress:
+            progress.close()
+    for out in args.out:
+        write_rows(rows, Path(out), spec.source)
+    print(table(rows))
+    report = failures(rows)
+    if report:
+        print(report)
+    if interrupted:
+        print("cosim sweep: interrupted; finished runs kept" + (f" in {', '.join(args.out)}" if args.out else ""),
+              file=sys.stderr)
+        return 130
+    return 0 if all(row.ok for row in rows) else 1
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     print("platforms:")
     for name, cls in registered_platforms().items():
@@ -191,6 +227,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="per-model log levels, e.g. gic=debug,uart0=info; debug also logs the device's "
                           "register accesses (name, offset, value, simulated time)")
     run.set_defaults(func=_cmd_run)
+    sweep = sub.add_parser("sweep", help="run a configuration matrix (docs/sweeps.md)")
+    sweep.add_argument("spec", help="sweep spec (TOML): platform, until, [properties], [matrix], [[script]]")
+    sweep.add_argument("--engine", default="dask", help="local (in this process), dask (default) or ray")
+    sweep.add_argument("--workers", type=int, help="worker processes of the local Dask cluster or Ray (default: CPUs)")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use a running Dask cluster")
+    sweep.add_argument("--address", metavar="HOST:PORT", help="use a running Ray cluster")
+    sweep.add_argument("--out", action="append", default=[], metavar="FILE",
+                       help="write the rows to FILE.json or FILE.csv (repeatable)")
+    sweep.add_argument("--no-cache", action="store_true", help="run everything, even runs with a cached result")
+    sweep.add_argument("--cache-dir", help="where results are cached (default ~/.cache/cosim/sweep)")
+    sweep.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is no tty")
+    sweep.set_defaults(func=_cmd_sweep)
     describe = sub.add_parser("describe", help="print a platform's address map and wiring")
     platform_args(describe)
     describe.set_defaults(func=_cmd_describe)

@@ -40,6 +40,7 @@ fi
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
     echo "cosim: installing cosim and its test dependencies into $venv" >&2
     "$venv/bin/python" -m pip install -q --upgrade pip >&2
-    "$venv/bin/python" -m pip install -q -e "$root[test]" >&2
+    # The sweep engines (Dask, Ray) are optional for users; the tests run sweeps on both.
+    "$venv/bin/python" -m pip install -q -e "$root[test,dask,ray]" >&2
     touch "$stamp"
 fi
