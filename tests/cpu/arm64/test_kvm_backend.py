@@ -296,6 +296,28 @@ def test_idle_exit_plans_the_timer_and_the_counter_follows_the_jump(fake):
     assert board.cpu0.exits["idle"] == 1
 
 
+def test_a_timer_that_expired_during_the_idle_exit_wakes_the_guest_at_once(fake):
+    # Found on a real KVM (issue 10): the WFI exit reports device_irq_level 0 while the virtual timer has
+    # already expired (ISTATUS set, count past CVAL). It must fire at once, not leave the guest asleep.
+    def expired_then_wfi(kernel, run):
+        regs = kernel.vcpu.regs
+        regs |= {TimerReg.TIMER_CTL: 0b101, TimerReg.TIMER_CNT: 1_000, TimerReg.TIMER_CVAL: 990}   # ENABLE|ISTATUS
+        return wfi(kernel, run)
+
+    script = [mmio(GICD, 4, True, 1), mmio(GICD + 0x100, 4, True, 1 << 27), mmio(GICC + 4, 4, True, 0xF0),
+              mmio(GICC, 4, True, 1), expired_then_wfi,
+              executing(1, interrupted(DeviceIrq.EL1_VTIMER)),    # resuming, the kernel agrees
+              system_event(SystemEvent.SHUTDOWN)]
+    board, kernel, _ = fake(script, offered=STOCK | {DEFAULT_WFX_CAP: 1})
+    rises = []
+    board.timer.cntv.connect(lambda level: rises.append((board.sim.now, level)))
+    summary = board.run(until=SEC)
+    idle_from = 4 * board.cpu0.backend.access_latency
+    assert rises == [(idle_from, True)]                         # at once, not at --until
+    assert kernel.irq_lines == [(0, 1)] and summary.sim_time < us(1)
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+
+
 def test_the_physical_timer_is_planned_where_the_kernel_exposes_it(fake):
     def ptimer_then_wfi(kernel, run):
         regs = kernel.vcpu.regs
