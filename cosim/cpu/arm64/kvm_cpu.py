@@ -17,8 +17,10 @@
   ended by a budget source (`cosim.kvm._budget`: the PMU counting guest
   instructions, else a CPU-time estimate). Simulated time = instructions x
   period + `access_latency` per MMIO access. The guest's virtual counter runs
-  at the host's pace inside a quantum and is brought up to simulated time at
-  the start of each one (never backwards), idle jumps included.
+  at the host's pace inside KVM_RUN only: it is read at each exit and written
+  back before the guest runs again, so the time cosim spends outside (device
+  models, Python) never reaches the guest's clock; at the start of each quantum
+  it is brought up to simulated time (never backwards), idle jumps included.
 - **Idle.** With the seed's KVM_CAP_EXIT_ON_WFX, a WFI/WFE that would block
   exits to us: the in-kernel timer's next expiry is scheduled in the
   simulation and time jumps to the next event. Without it (stock kernels) a
@@ -147,6 +149,7 @@ class KvmArm64Cpu(KvmCpuBase):
         self.lines = {"irq": False, "fiq": False}
         self._levels: int | None = None     # device_irq_level last applied; None: reconcile on the next exit
         self._resume_at = 0                 # simulated time the guest stopped at (the counter is 0 at time 0)
+        self._count = 0                     # the guest's virtual counter when it last stopped
         self._pending = False               # an MMIO read completes on the next KVM_RUN
         self._aborted: set[int] = set()
         self._ips_measured = False
@@ -287,26 +290,35 @@ class KvmArm64Cpu(KvmCpuBase):
         self.vcpu.ioctl(Arm64Ioctl.SET_VCPU_EVENTS, self._events, what="KVM_SET_VCPU_EVENTS(external data abort)")
 
     # -- the counter and the in-kernel timer --------------------------------------
-    def _sync_counter(self, start: int) -> None:
-        """Before a quantum starting at simulated time `start`: bring the guest's virtual counter up to it.
+    def _sync_counter(self, start: int) -> int:
+        """Before a quantum starting at simulated time `start`: set the guest's virtual counter; returns its
+        lead over simulated time, in counter ticks.
 
-        Inside a quantum the counter runs at the host's pace, while simulated time
-        follows the instructions retired, so the two drift apart by up to one
-        quantum. The counter is never moved back (guests expect it monotonic): when
-        it ran ahead, it is only moved on by the simulated time that passed while
+        The counter stood still since the guest stopped (`_stop_counter`). Inside
+        KVM_RUN it runs at the host's pace while simulated time follows the
+        instructions retired, so the two drift apart within a quantum. The guest
+        only ever sees it go forward: behind simulated time, it is brought up to
+        it; ahead, it is moved on only by the simulated time that passed while
         the guest was stopped (an idle jump), keeping its lead.
         """
         timer = self.timer
-        now = _one_reg(self.vcpu, TimerReg.TIMER_CNT, what="virtual counter")
-        target = max(timer.count_at(start), now + timer.count_at(max(0, start - self._resume_at)))
-        if target > now:
-            _one_reg(self.vcpu, TimerReg.TIMER_CNT, target, "virtual counter")
+        target = max(timer.count_at(start), self._count + timer.count_at(max(0, start - self._resume_at)))
+        self._restart_counter(target)
+        return target - timer.count_at(start)
+
+    def _stop_counter(self) -> None:
+        """The guest left KVM_RUN: note its counter, which must not run on while cosim works outside."""
+        self._count = _one_reg(self.vcpu, TimerReg.TIMER_CNT, what="virtual counter")
+
+    def _restart_counter(self, count: int) -> None:
+        self._count = count
+        _one_reg(self.vcpu, TimerReg.TIMER_CNT, count, "virtual counter")
 
     def comparators(self) -> list[Comparator]:
         """The kernel's timers as ONE_REG reports them (the physical one where the kernel exposes it)."""
         vcpu = self.vcpu
         found = [Comparator("cntv", _one_reg(vcpu, TimerReg.TIMER_CTL), _one_reg(vcpu, TimerReg.TIMER_CVAL),
-                            _one_reg(vcpu, TimerReg.TIMER_CNT))]
+                            self._count)]       # where it stopped, not where the host's clock has taken it since
         if self._ptimer:
             try:
                 found.append(Comparator("cntp", _one_reg(vcpu, TimerReg.PTIMER_CTL),
@@ -329,7 +341,7 @@ class KvmArm64Cpu(KvmCpuBase):
     def run(self, keeper: QuantumKeeper) -> CpuExit:
         if self.timer.cancel():
             self._levels = None     # a planned expiry raised an output: reconcile with the kernel's level
-        self._sync_counter(keeper.start)
+        lead = self._sync_counter(keeper.start)
         budget = keeper.budget
         period = self.period
         source, vcpu, run = self.source, self.vcpu, self.kvm_run
@@ -339,13 +351,22 @@ class KvmArm64Cpu(KvmCpuBase):
         source.arm(max(1, budget // period))
         wall_end = 0
         if guard is not None:
-            guard.arm(max(1, budget // 1000))
-            wall_end = time.monotonic_ns() + budget // 1000
+            # The quantum's length of wall time, less the counter's lead: the guest's clock, which runs in
+            # wall time while it idles, then ends the quantum level with simulated time, so late kicks
+            # do not add up to a lead (docs/cpu-kvm-arm64.md, "Accuracy and limits").
+            wall = max(1_000, budget // 1000 - self.timer.time_of(lead) // 1000)
+            guard.arm(wall)
+            wall_end = time.monotonic_ns() + wall
+        entered = False
         try:
             while True:
+                if entered:
+                    self._restart_counter(self._count)       # it stood still while we were outside
+                entered = True
                 source.entered()
                 ran = vcpu.run()
                 source.exited()
+                self._stop_counter()
                 self._pending = False
                 done = source.executed()
                 elapsed = done * period + extra
