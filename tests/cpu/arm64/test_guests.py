@@ -49,8 +49,16 @@ def test_timer_interrupts_with_wfi_let_time_jump(arm_guest, cpu):
 def test_spinning_guest_gets_its_interrupt_within_one_quantum(arm_guest, cpu):
     board, _ = boot(arm_guest("spin_irq"), quantum=100 * US, **cpu)
     summary = board.run(until=SEC)
-    due = 100 * US
-    assert summary.stop and due <= summary.sim_time <= due + board.quantum
+    cval, taken = results(board, 0), results(board, 1)
+    due = board.timer.time_of(cval)                 # when the guest's timer was due, on the guest's own counter
+    assert summary.stop and cval <= taken and due >= 100 * US
+    if cpu["cpu"] == "kvm":
+        # Inside a quantum the guest's counter runs at the host's pace, simulated time at the instructions
+        # retired: the interrupt comes within one quantum of its due time, either side (docs/cpu-kvm-arm64.md).
+        # Due time is read from the guest: its set-up exits may have taken quanta of wall time (the fallback).
+        assert due - board.quantum <= summary.sim_time <= due + board.quantum
+    else:
+        assert due <= summary.sim_time <= due + board.quantum
 
 
 def test_unmapped_access_is_a_synchronous_external_abort(arm_guest, cpu):
@@ -59,6 +67,9 @@ def test_unmapped_access_is_a_synchronous_external_abort(arm_guest, cpu):
         pytest.skip("the host's KVM lacks KVM_CAP_ARM_INJECT_EXT_DABT (Linux 5.7+)")
     summary = board.run(until=SEC)
     esr, far, elr, faulting = (results(board, i) for i in range(4))
+    # The architectural 32 bits: Linux 6.1's inject_abt64 builds the ESR in an int and sign-extends it into
+    # ESR_EL1 (0xffffffff96000010 on a real KVM, issue 10); bits [63:32] are RES0/ISS2, zero for this abort.
+    esr &= 0xFFFF_FFFF
     assert esr >> 26 == 0x25 and esr & 0x3F == 0x10        # data abort, same EL; DFSC: sync external
     assert far == 0x2000_0000 and elr == faulting
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
