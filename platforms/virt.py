@@ -27,7 +27,7 @@ from cosim.chardev import open_backend
 from cosim.cpu import Cpu
 from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
 from cosim.fdt import Node, cells64, to_dtb
-from cosim.kvm._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT
+from cosim.kvm._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT
 from cosim.kvm._budget import SOURCE_NAMES, budget_source_name
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
@@ -61,7 +61,8 @@ def _parse_wfx(value: str) -> tuple[int, int] | None:
     try:
         cap, exit = (int(part, 0) for part in value.split(":"))
     except ValueError:
-        raise PlatformError(f"kvm_wfx expects CAP:EXIT numbers (e.g. 222:35) or 'off', not {value!r}") from None
+        raise PlatformError(f"kvm_wfx expects CAP:EXIT numbers (e.g. {DEFAULT_WFX_CAP}:{DEFAULT_WFX_EXIT}, "
+                           f"or {SEED_WFX_CAP}:{SEED_WFX_EXIT} for the seed patch's) or 'off', not {value!r}") from None
     return cap, exit
 
 
@@ -99,8 +100,8 @@ class Virt(Platform):
     cpu = Property("unicorn", "CPU backend: unicorn (software, any host) or kvm (Arm64 Linux host with /dev/kvm)")
     counting = Property("block", "cpu=unicorn: instruction counting: block (fast) or instruction (exact mid-block time)")
     kvm_wfx = Property((DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT),
-                       "cpu=kvm: numbers of the seed patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT, "
-                       "or 'off' to use the wall-clock fallback", _parse_wfx, _show_wfx)
+                       "cpu=kvm: numbers of the WFx patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT "
+                       "(our 6.1 port's by default; the seed's are 222:35), or 'off' to use the wall-clock fallback", _parse_wfx, _show_wfx)
     kvm_budget = Property("auto", f"cpu=kvm: what ends a quantum: auto, {', '.join(SOURCE_NAMES)}",
                           budget_source_name)
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)

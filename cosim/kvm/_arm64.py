@@ -27,7 +27,8 @@ __all__ = [
     "ffi", "Arm64Ioctl", "Arm64Cap", "Feature", "KVM_REG_ARM64", "KVM_REG_SIZE_U64", "KVM_REG_ARM_CORE",
     "KVM_REG_ARM64_SYSREG", "core_reg", "sys_reg", "CORE_REGS", "SYSREGS", "TimerReg", "irq_line",
     "IrqType", "CpuIrq", "DeviceIrq", "KVM_ARM_VCPU_PMU_V3_CTRL", "KVM_ARM_VCPU_PMU_V3_INIT",
-    "DEFAULT_WFX_CAP", "DEFAULT_WFX_EXIT", "ESR_WFX_ISS_WFE", "Arm64Features", "probe_arm64",
+    "DEFAULT_WFX_CAP", "DEFAULT_WFX_EXIT", "SEED_WFX_CAP", "SEED_WFX_EXIT", "PORT_WFX_CAP", "PORT_WFX_EXIT",
+    "ESR_WFX_ISS_WFE", "Arm64Features", "probe_arm64",
     "device_irq_level", "arm_nisv", "wfx_esr",
 ]
 
@@ -96,10 +97,16 @@ KVM_REG_ARM64_SYSREG = 0x0013 << KVM_REG_ARM_COPROC_SHIFT
 KVM_ARM_VCPU_PMU_V3_CTRL = 0     # vCPU device-attribute group of the guest PMU
 KVM_ARM_VCPU_PMU_V3_INIT = 1     # its "initialise" attribute
 
-# The seed patch's numbers (the RFC in the KVM thread "KVM exit to userspace on WFI", October 2023,
-# docs/cpu-kvm-arm64.md): not upstream, so configurable and probed.
-DEFAULT_WFX_CAP = 222
-DEFAULT_WFX_EXIT = 35
+# KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX are not upstream, so their numbers are configurable and probed.
+# The seed patch (the RFC in the KVM thread "KVM exit to userspace on WFI", October 2023, on 5.15) used
+# 222:35; our port to Debian's 6.1 (cosim/emuhost/patches/kvm-exit-on-wfx-6.1.patch, built by
+# cosim.emuhost.kernel) takes the first numbers free after 6.1's, and is the default (docs/cpu-kvm-arm64.md).
+SEED_WFX_CAP = 222
+SEED_WFX_EXIT = 35
+PORT_WFX_CAP = 224
+PORT_WFX_EXIT = 38
+DEFAULT_WFX_CAP = PORT_WFX_CAP
+DEFAULT_WFX_EXIT = PORT_WFX_EXIT
 ESR_WFX_ISS_WFE = 1 << 0         # ESR_ELx.ISS.TI bit 0: 1 = WFE, 0 = WFI (Arm ARM D17.2.37, EC 0x01)
 
 

@@ -5,7 +5,7 @@ import errno
 import pytest
 
 from cosim.kvm import KvmError
-from cosim.kvm._arm64 import DEFAULT_WFX_CAP, Arm64Cap, probe_arm64
+from cosim.kvm._arm64 import DEFAULT_WFX_CAP, PORT_WFX_CAP, SEED_WFX_CAP, Arm64Cap, probe_arm64
 
 
 class FakeVm:
@@ -44,7 +44,7 @@ def test_patched_kernel_gets_the_wfx_exit_enabled():
     vm = FakeVm(STOCK | {DEFAULT_WFX_CAP: 1}, enableable={DEFAULT_WFX_CAP})
     features = probe_arm64(vm.check, vm.enable)
     assert features.wfx_exit and vm.enabled == [DEFAULT_WFX_CAP]
-    assert "KVM_CAP_EXIT_ON_WFX = 222" in features.describe()
+    assert f"KVM_CAP_EXIT_ON_WFX = {PORT_WFX_CAP}" in features.describe()
 
 
 def test_the_wfx_number_is_configurable():
@@ -53,9 +53,20 @@ def test_the_wfx_number_is_configurable():
     assert not probe_arm64(FakeVm(STOCK).check, vm.enable, wfx_cap=240).wfx_exit
 
 
-def test_an_offered_number_that_will_not_enable_is_another_capability():
-    vm = FakeVm(STOCK | {DEFAULT_WFX_CAP: 1})          # say, a different upstream capability at that number
-    features = probe_arm64(vm.check, vm.enable)
+@pytest.mark.parametrize("cap", [PORT_WFX_CAP, SEED_WFX_CAP], ids=["port", "seed"])
+def test_both_numberings_probe_and_enable(cap):
+    vm = FakeVm(STOCK | {cap: 1}, enableable={cap})
+    assert probe_arm64(vm.check, vm.enable, wfx_cap=cap).wfx_exit and vm.enabled == [cap]
+    other = PORT_WFX_CAP + SEED_WFX_CAP - cap            # a kernel with the other numbering: not found
+    vm = FakeVm(STOCK | {other: 1}, enableable={other})
+    assert not probe_arm64(vm.check, vm.enable, wfx_cap=cap).wfx_exit and vm.enabled == []
+
+
+@pytest.mark.parametrize("cap", [PORT_WFX_CAP, SEED_WFX_CAP], ids=["port", "seed"])
+def test_an_offered_number_that_will_not_enable_is_another_capability(cap):
+    # e.g. upstream 222 = KVM_CAP_S390_CPU_TOPOLOGY, 224 = KVM_CAP_S390_PROTECTED_ASYNC_DISABLE
+    vm = FakeVm(STOCK | {cap: 1})
+    features = probe_arm64(vm.check, vm.enable, wfx_cap=cap)
     assert not features.wfx_exit and "enabling it failed" in features.wfx_note
 
 

@@ -101,8 +101,10 @@ def header(tmp_path_factory):
         emit(f"core {name}", f"KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | KVM_REG_ARM_CORE_REG({member})")
     for name, encoding in SYSREG_ENCODINGS.items():
         emit(f"sysreg {name}", f"ARM64_SYS_REG({encoding})")
-    for name in ("KVM_CAP_S390_CPU_TOPOLOGY", "KVM_EXIT_RISCV_SBI"):
+    for name in ("KVM_CAP_S390_CPU_TOPOLOGY", "KVM_EXIT_RISCV_SBI", "KVM_CAP_DIRTY_LOG_RING_ACQ_REL", "KVM_EXIT_NOTIFY"):
         emit(name, name)
+    for name in ("KVM_CAP_S390_PROTECTED_ASYNC_DISABLE", "KVM_EXIT_LOONGARCH_IOCSR"):    # after 6.1
+        lines += [f"#ifdef {name}", f'  printf("%s %llu\\n", "{name}", (unsigned long long)({name}));', "#endif"]
     lines.append("  return 0;\n}")
     work = tmp_path_factory.mktemp("uapi-arm64")
     (work / "probe.c").write_text("\n".join(lines))
@@ -158,8 +160,18 @@ def test_system_register_ids_match_ARM64_SYS_REG(header, name):
 def test_the_seed_numbers_are_taken_upstream_only_by_other_architectures(header):
     # docs/cpu-kvm-arm64.md: 222 and 35 mean s390 and RISC-V things upstream, never reported on arm64;
     # the probe still insists on KVM_ENABLE_CAP succeeding before trusting the capability.
-    assert header["KVM_CAP_S390_CPU_TOPOLOGY"] == _arm64.DEFAULT_WFX_CAP
-    assert header["KVM_EXIT_RISCV_SBI"] == _arm64.DEFAULT_WFX_EXIT
+    assert header["KVM_CAP_S390_CPU_TOPOLOGY"] == _arm64.SEED_WFX_CAP
+    assert header["KVM_EXIT_RISCV_SBI"] == _arm64.SEED_WFX_EXIT
+
+
+def test_the_port_numbers_are_free_in_6_1_or_taken_only_by_other_architectures(header):
+    # Our 6.1 port takes the numbers after 6.1's last (KVM_CAP_DIRTY_LOG_RING_ACQ_REL, KVM_EXIT_NOTIFY);
+    # later kernels give them to s390 and LoongArch only.
+    assert header["KVM_CAP_DIRTY_LOG_RING_ACQ_REL"] + 1 == _arm64.PORT_WFX_CAP
+    assert header["KVM_EXIT_NOTIFY"] + 1 == _arm64.PORT_WFX_EXIT
+    for name, number in (("KVM_CAP_S390_PROTECTED_ASYNC_DISABLE", _arm64.PORT_WFX_CAP),
+                         ("KVM_EXIT_LOONGARCH_IOCSR", _arm64.PORT_WFX_EXIT)):
+        assert header.get(name, number) == number
 
 
 def test_register_id_encoders_by_hand():

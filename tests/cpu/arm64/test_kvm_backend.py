@@ -17,7 +17,8 @@ from cosim.chardev import BufferBackend
 from cosim.cpu import ExitReason
 from cosim.cpu.arm64 import kvm_cpu
 from cosim.kvm import Capabilities, KvmError
-from cosim.kvm._arm64 import (CORE_REGS, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SYSREGS, Arm64Cap, Arm64Ioctl, DeviceIrq,
+from cosim.kvm._arm64 import (CORE_REGS, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, PORT_WFX_CAP, PORT_WFX_EXIT,
+                              SEED_WFX_CAP, SEED_WFX_EXIT, SYSREGS, Arm64Cap, Arm64Ioctl, DeviceIrq,
                               Feature, TimerReg, ffi)
 from cosim.kvm._budget import BudgetChoice
 from cosim.kvm._uapi import KVM_RUN_EXIT_UNION_OFFSET, KVM_RUN_SYNC_REGS_OFFSET, Exit, Ioctl, SystemEvent
@@ -154,10 +155,16 @@ def system_event(kind):
     return step
 
 
-def wfi(kernel, run):
-    run.exit_reason = DEFAULT_WFX_EXIT
-    ffi.cast("unsigned long long *", ffi.cast("char *", run) + KVM_RUN_EXIT_UNION_OFFSET)[0] = 0x0400_0000
-    return True
+def wfx_exit(number):
+    """The WFx patch's exit (ESR EC 0x01, WFI) under the exit number `number`."""
+    def step(kernel, run):
+        run.exit_reason = number
+        ffi.cast("unsigned long long *", ffi.cast("char *", run) + KVM_RUN_EXIT_UNION_OFFSET)[0] = 0x0400_0000
+        return True
+    return step
+
+
+wfi = wfx_exit(DEFAULT_WFX_EXIT)
 
 
 def interrupted(levels=None):
@@ -434,6 +441,17 @@ def test_patched_kernel_enables_the_wfx_exit(fake):
     assert board.cpu0.backend.inject_abort
     assert DEFAULT_WFX_CAP in kernel.enabled and board.cpu0.backend.guard is None
     assert "idle exit on WFI/WFE" in board.cpu0.backend.description
+
+
+@pytest.mark.parametrize("numbers", [(PORT_WFX_CAP, PORT_WFX_EXIT), (SEED_WFX_CAP, SEED_WFX_EXIT)],
+                         ids=["port-224:38", "seed-222:35"])
+def test_both_numberings_give_the_idle_exit(fake, numbers):
+    cap, exit = numbers
+    board, kernel, _ = fake([executing(5, wfx_exit(exit)), system_event(SystemEvent.SHUTDOWN)],
+                            offered=STOCK | {cap: 1}, kvm_wfx=f"{cap}:{exit}")
+    assert cap in kernel.enabled and board.cpu0.backend.wfx_exit == exit
+    board.run(until=SEC)
+    assert board.cpu0.exits["idle"] == 1
 
 
 def test_kvm_wfx_off_and_renumbered(fake):
