@@ -93,3 +93,14 @@ def test_the_base_archive_is_keyed_by_its_recipe(monkeypatch):
     before = rootfs.recipe_digest()
     monkeypatch.setattr(rootfs, "DEBS", (*rootfs.DEBS, "strace"))
     assert rootfs.recipe_digest() != before
+
+
+def test_cli_bad_kernel_is_one_line_and_exit_1():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "cosim.emuhost", "run", "--kernel", "nope", "--", "tests/x.py"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "cosim.emuhost: error: kernel 'nope': not 'stock', 'seed-wfx' or an existing file"]
