@@ -35,6 +35,8 @@ def main(argv: list[str]) -> int:
                             echo=None if options.quiet else sys.stdout)
         if options.action == "script":
             result = host.script(options.args, options.timeout)
+            if options.quiet:
+                print(result.console)
         else:
             result = host.pytest(options.args, options.timeout)
             for test in result.failures():

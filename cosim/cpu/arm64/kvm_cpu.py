@@ -164,7 +164,8 @@ class KvmArm64Cpu(KvmCpuBase):
             self.source = self.budget_choice.source
             if not self.features.wfx_exit:
                 # Fallback of the seed thread: a blocked WFI retires no instructions, so only wall time
-                # can end the quantum. One "instruction" of this timer is one nanosecond.
+                # (the guest's counter inside KVM_RUN) can end the quantum. One "instruction" of this timer
+                # is one nanosecond.
                 self.guard = TimerBudget(1e9, kick_signal)
             for name, value in (BOOT_STATE | {"pc": entry} | (registers or {})).items():
                 self.write_register(name, value)
@@ -349,20 +350,21 @@ class KvmArm64Cpu(KvmCpuBase):
         extra = 0           # access latencies in this run
         done = 0
         source.arm(max(1, budget // period))
-        wall_end = 0
-        if guard is not None:
-            # The quantum's length of wall time, less the counter's lead: the guest's clock, which runs in
-            # wall time while it idles, then ends the quantum level with simulated time, so late kicks
-            # do not add up to a lead (docs/cpu-kvm-arm64.md, "Accuracy and limits").
-            wall = max(1_000, budget // 1000 - self.timer.time_of(lead) // 1000)
-            guard.arm(wall)
-            wall_end = time.monotonic_ns() + wall
+        # The fallback ends a quantum once the guest's own clock has run its length, less the lead it
+        # had: the counter runs in wall time inside KVM_RUN only, so simulated time then follows the time
+        # the guest spent there, and late kicks do not add up (docs/cpu-kvm-arm64.md, "Idle").
+        allowance = budget - self.timer.time_of(lead) if guard is not None else 0
+        started = self._count
+        if guard is not None and allowance <= 0:
+            return self._exit(keeper, ExitReason.BUDGET, budget, 0)     # a quantum ahead: let time catch up
         entered = False
         try:
             while True:
                 if entered:
                     self._restart_counter(self._count)       # it stood still while we were outside
                 entered = True
+                if guard is not None:
+                    guard.arm(max(1_000, (allowance - self.timer.time_of(self._count - started)) // 1000))
                 source.entered()
                 ran = vcpu.run()
                 source.exited()
@@ -385,8 +387,9 @@ class KvmArm64Cpu(KvmCpuBase):
                     self._inject_abort(outcome.detail)
                 reason = outcome.reason
                 if reason is ExitReason.BUDGET:   # a kick, another signal, or a level change
-                    if guard is not None and time.monotonic_ns() >= wall_end:
-                        # Wall time ran out: the guest idled in a WFI KVM kept to itself (no WFx exit).
+                    if guard is not None and self.timer.time_of(self._count - started) >= allowance:
+                        # The guest's clock ran the quantum out: it idled in a WFI KVM kept to itself (no WFx
+                        # exit), or the host ran slower than the model.
                         return self._exit(keeper, ExitReason.BUDGET, max(elapsed, budget), done)
                     if elapsed >= budget:
                         return self._exit(keeper, ExitReason.BUDGET, elapsed, done)

@@ -366,13 +366,7 @@ def test_counter_catches_up_with_simulated_time_but_never_goes_back(fake):
 def test_the_counter_stands_still_while_cosim_works_outside_kvm_run(fake):
     # Issue 10 finding 2: on a real host the guest's counter ran on while the device models worked, so
     # Linux's `sleep 2` took 1.6 s of simulated time. Inside KVM_RUN it runs; outside it must not.
-    def inside(ticks, then):
-        def step(kernel, run):
-            kernel.vcpu.regs[TimerReg.TIMER_CNT] += ticks
-            return then(kernel, run)
-        return step
-
-    script = [inside(100, mmio(UART_FR, 4)), inside(100, mmio(UART_FR, 4)), inside(100, mmio(UART_FR, 4)),
+    script = [running(100, mmio(UART_FR, 4)), running(100, mmio(UART_FR, 4)), running(100, mmio(UART_FR, 4)),
               system_event(SystemEvent.SHUTDOWN)]
     board, kernel, _ = fake(script)
     kernel.drift = 5_000                                  # each look outside finds the host's clock moved on
@@ -380,27 +374,21 @@ def test_the_counter_stands_still_while_cosim_works_outside_kvm_run(fake):
     assert kernel.vcpu.entries == [0, 100, 200, 300]      # what the guest saw: only its own running time
 
 
-def test_in_the_fallback_the_wall_guard_is_shortened_by_the_counters_lead(fake, monkeypatch):
-    armed = []
-
-    class Guard:
-        def __init__(self, ips, signo):
-            pass
-
-        def arm(self, ns):
-            armed.append(ns)
-
-        def disarm(self):
-            pass
-
-        def close(self):
-            pass
-
+def test_in_the_fallback_the_quantum_is_shortened_by_the_counters_lead(fake, monkeypatch):
     monkeypatch.setattr(kvm_cpu, "TimerBudget", Guard)
     board, kernel, _ = fake([executing(3, interrupted()), system_event(SystemEvent.SHUTDOWN)], quantum="1 ms")
     board.cpu0.backend._count = board.timer.count_at(us(300))      # the guest's clock ran 300 us ahead
     board.run(until=SEC)
-    assert armed[0] == 700_000                            # ns of wall time: the quantum less the lead
+    assert Guard.armed[0] == 700_000                      # ns of wall time: the quantum less the lead
+
+
+def test_in_the_fallback_a_guest_a_quantum_ahead_waits_for_simulated_time(fake, monkeypatch):
+    monkeypatch.setattr(kvm_cpu, "TimerBudget", Guard)
+    board, kernel, _ = fake([system_event(SystemEvent.SHUTDOWN)], quantum="1 ms")
+    board.cpu0.backend._count = board.timer.count_at(us(2500))     # 2.5 quanta ahead
+    summary = board.run(until=SEC)
+    assert board.cpu0.exits["budget"] == 2 and summary.sim_time == us(2000)   # then it ran, and stopped
+    assert kernel.vcpu.entries == [board.timer.count_at(us(2500))]             # never moved back
 
 
 def test_early_kick_rearms_and_a_spent_budget_ends_the_quantum(fake):
@@ -412,28 +400,44 @@ def test_early_kick_rearms_and_a_spent_budget_ends_the_quantum(fake):
     assert board.cpu0.exits["budget"] == 1
 
 
-def test_without_the_wfx_exit_a_wall_clock_guard_ends_idle_quanta(fake, monkeypatch):
-    class Guard:
-        def __init__(self, ips, signo):
-            self.armed = []
+class Guard:
+    """Stands for the fallback's wall-clock POSIX timer: records each arming (ns)."""
 
-        def arm(self, ns):
-            self.armed.append(ns)
+    armed: list[int] = []
 
-        def disarm(self):
-            pass
+    def __init__(self, ips, signo):
+        Guard.armed = self.armed = []
 
-        def close(self):
-            pass
+    def arm(self, ns):
+        self.armed.append(ns)
 
+    def disarm(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def running(ticks, then):
+    """The guest ran `ticks` of its counter inside KVM_RUN (idling in a WFI KVM keeps, in the fallback)."""
+    def step(kernel, run):
+        kernel.vcpu.regs[TimerReg.TIMER_CNT] += ticks
+        return then(kernel, run)
+    return step
+
+
+def test_without_the_wfx_exit_the_guests_clock_ends_idle_quanta(fake, monkeypatch):
     monkeypatch.setattr(kvm_cpu, "TimerBudget", Guard)
-    clock = iter([0, 2_000_000] + [10**12] * 10)
-    monkeypatch.setattr(kvm_cpu.time, "monotonic_ns", lambda: next(clock))
-    board, kernel, _ = fake([executing(3, interrupted()), system_event(SystemEvent.SHUTDOWN)], quantum="1 ms")
+    ms = FREQ // 1000
+    # kicked early (400 us of the guest's clock), an MMIO exit, then kicked when the quantum's 1 ms is run out
+    board, kernel, _ = fake([executing(3, running(ms * 4 // 10, interrupted())), running(ms // 10, mmio(UART_FR, 4)),
+                             running(ms // 2, interrupted()), system_event(SystemEvent.SHUTDOWN)], quantum="1 ms")
+    kernel.drift = 10 * ms                                 # cosim's own time outside KVM_RUN: not the guest's
     assert not board.cpu0.backend.features.wfx_exit and DEFAULT_WFX_CAP not in kernel.enabled
     summary = board.run(until=SEC)
-    assert board.cpu0.backend.guard.armed[0] == 1_000_000    # ns of wall time: the quantum's length
-    assert board.cpu0.exits["budget"] == 1 and summary.sim_time == us(1000)   # idle time counted as wall time
+    # armed for the quantum, then for what is left of it on the guest's clock before each entry
+    assert Guard.armed[:3] == [1_000_000, 600_000, 500_000]
+    assert board.cpu0.exits["budget"] == 1 and summary.sim_time == us(1000)   # idle time counted as the guest's
 
 
 def test_patched_kernel_enables_the_wfx_exit(fake):
