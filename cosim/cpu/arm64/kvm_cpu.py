@@ -307,6 +307,11 @@ class KvmArm64Cpu(KvmCpuBase):
         self._restart_counter(target)
         return target - timer.count_at(start)
 
+    @property
+    def guest_clock(self) -> int:
+        """The simulated time the guest's virtual counter read when it last stopped (counter 0 at time 0)."""
+        return self.timer.time_of(self._count)
+
     def _stop_counter(self) -> None:
         """The guest left KVM_RUN: note its counter, which must not run on while cosim works outside."""
         self._count = _one_reg(self.vcpu, TimerReg.TIMER_CNT, what="virtual counter")
