@@ -86,6 +86,8 @@ def inside() -> int:
             print(f"BENCH pmu skid: {len(skids)} quanta of {100 * US // backend.period} instructions: overshoot "
                   f"median {statistics.median(skids):.0f}, max {max(skids)}, min {min(skids)} instructions"
                   f" ({short[0]} more quanta ended by the wall-clock guard)")
+        elif backend.source.name == "pmu":
+            print(f"BENCH pmu skid: no quantum ended by the PMU ({short[0]} ended first by the wall-clock guard)")
         else:
             print(f"BENCH pmu skid: budget source is {backend.source.name}, not the PMU")
         backend.close()
