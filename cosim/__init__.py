@@ -1,11 +1,11 @@
 """cosim: virtual platforms in Python — a SimPy kernel, device models and a KVM or software CPU."""
 
-from ._bus import Bus, BusError, Command, Mapping, Response, Target, Transaction
+from ._bus import Bus, BusError, Response
 from ._device import Device
 from ._errors import CosimError, ModelError, PlatformError, SimulationError
 from ._kernel import Clock, OneShot, RealtimeSimulation, ScheduledCall, Simulation, StopRequest, Summary
 from ._memory import Memory
-from ._platform import GiB, KiB, MiB, Platform, Property, get_platform, parse_size, registered_platforms
+from ._platform import GiB, KiB, MiB, Platform, Property, get_platform, one_of, parse_size, registered_platforms
 from ._regs import Access, Field, Reg, RegisterDevice, RegisterFile, Unmapped
 from ._signal import Input, Signal
 from ._time import (GHz, Hz, MHz, MS, NS, PS, SEC, US, Frequency, TimeError, format_time, kHz, ms, ns,
@@ -17,11 +17,11 @@ __all__ = [
     "PS", "NS", "US", "MS", "SEC", "ps", "ns", "us", "ms", "s",
     "Frequency", "Hz", "kHz", "MHz", "GHz", "format_time", "parse_time", "TimeError",
     # wires, buses, memory
-    "Signal", "Input", "Bus", "BusError", "Response", "Command", "Transaction", "Mapping", "Target", "Memory",
+    "Signal", "Input", "Bus", "BusError", "Response", "Memory",
     # models
     "Device", "RegisterDevice", "RegisterFile", "Reg", "Field", "Access", "Unmapped",
     # platforms
-    "Platform", "Property", "registered_platforms", "get_platform", "parse_size", "KiB", "MiB", "GiB",
+    "Platform", "Property", "registered_platforms", "get_platform", "parse_size", "one_of", "KiB", "MiB", "GiB",
     # errors
     "CosimError", "PlatformError", "ModelError", "SimulationError",
 ]

@@ -55,8 +55,8 @@ class Target(Protocol):
 class Transaction:
     """A generic-payload access: command, address, size and data bytes (little-endian).
 
-    `latency` accumulates the access delay the targets annotate; the initiator
-    adds it to its local time (quantum keeper) instead of waiting for it.
+    The time an access costs is the CPU's business (each KVM backend's
+    `access_latency`; unicorn: the instructions around it), not the bus's.
     """
 
     command: Command
@@ -65,7 +65,6 @@ class Transaction:
     data: bytearray
     initiator: str = ""
     status: Response = Response.OK
-    latency: int = 0
 
     @classmethod
     def read(cls, address: int, size: int, initiator: str = "") -> "Transaction":
@@ -85,7 +84,6 @@ class Mapping:
     base: int
     size: int
     target: Target
-    latency: int = 0
     end: int = field(init=False, repr=False, compare=False)   # last address covered (inclusive)
 
     def __post_init__(self) -> None:
@@ -103,14 +101,14 @@ class Bus:
     _bases: list[int] = field(default_factory=list, repr=False)
     _maps: list[Mapping] = field(default_factory=list, repr=False)
 
-    def map(self, base: int, size: int, target: Target, latency: int = 0) -> Mapping:
+    def map(self, base: int, size: int, target: Target) -> Mapping:
         """Map `target` at [base, base+size); overlaps and empty ranges are rejected by name."""
         label = getattr(target, "name", repr(target))
         if size <= 0:
             raise PlatformError(f"{self.name}: {label} has an empty range (size {size}) at {base:#x}")
         if base < 0 or base + size > 1 << self.width:
             raise PlatformError(f"{self.name}: {label} at {base:#x}+{size:#x} is outside the {self.width}-bit space")
-        new = Mapping(base, size, target, latency)
+        new = Mapping(base, size, target)
         index = bisect.bisect_left(self._bases, base)
         for neighbour in self._maps[max(0, index - 1): index + 1]:
             if neighbour.base <= new.end and new.base <= neighbour.end:
@@ -169,15 +167,12 @@ class Bus:
 
     # -- the generic payload path -------------------------------------------
     def transport(self, txn: Transaction) -> Response:
-        """Carry out `txn`, setting its status, data and latency; never raises BusError."""
+        """Carry out `txn`, setting its status and data; never raises BusError."""
         try:
             if txn.command is Command.READ:
                 txn.data[:] = self.read(txn.address, txn.size).to_bytes(txn.size, "little")
             else:
                 self.write(txn.address, txn.size, txn.value)
-            mapping = self.find(txn.address)
-            if mapping is not None:
-                txn.latency += mapping.latency
             txn.status = Response.OK
         except BusError as error:
             txn.status = error.status

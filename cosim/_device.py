@@ -7,12 +7,15 @@ the platform (or the test kit) gives it a `Clock` and connects its ports.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ._bus import BusError, Response
 from ._errors import PlatformError
 from ._kernel import Clock
 from ._signal import Input, Signal
+
+if TYPE_CHECKING:
+    from .fdt import DeviceTree, Node
 
 __all__ = ["Device"]
 
@@ -21,6 +24,9 @@ class Device:
     """Base of every model.  Subclasses set `model` (the name `cosim list` shows)."""
 
     model: ClassVar[str] = ""
+    # The name of the device-tree node of a device that describes itself there ("pl011" gives
+    # "pl011@9000000" on virt); "" for devices the guest finds by other means.
+    dt_name: ClassVar[str] = ""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -73,6 +79,11 @@ class Device:
 
     def write(self, offset: int, size: int, value: int) -> None:
         raise BusError(Response.ADDRESS_ERROR, detail=f"{self.name} has no registers")
+
+    def dt_node(self, node: "Node", tree: "DeviceTree") -> None:
+        """Fill this device's device-tree node: `compatible`, `interrupts` (`tree.interrupts(wire)`),
+        clocks and the like. The platform has created the node from `dt_name` and the mapping,
+        with `reg` set; devices with a `dt_name` override this."""
 
     def describe_offset(self, offset: int) -> str:
         return f"offset {offset:#x}"

@@ -3,7 +3,11 @@
 `Simulation` adds what a virtual platform needs on top of SimPy: cancellable
 scheduled calls for lazy device models, stop requests from models (a guest
 asking to exit with a status), the quantum keeper's clock advance, and a
-summary at the end.
+summary at the end. Where SimPy's behaviour changes, it is by subclassing, as
+SimPy itself does (`Timeout`, `RealtimeEnvironment`): `Environment` moves the
+clock for the quantum keeper, `ScheduledCall` is an event that triggers itself
+with a callback, and `UrgentEvent` is one processed before the others due at
+its time.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from typing import Any, Protocol
 
 import simpy
 from simpy.core import NORMAL, URGENT, EmptySchedule, StopSimulation
+from simpy.events import PENDING
 
 from ._errors import SimulationError
 from ._time import SEC, format_time, parse_time
 
-__all__ = ["Simulation", "RealtimeSimulation", "Summary", "Clock", "ScheduledCall", "OneShot", "StopRequest"]
+__all__ = ["Simulation", "RealtimeSimulation", "Environment", "UrgentEvent", "Summary", "Clock", "ScheduledCall",
+           "OneShot", "StopRequest"]
 
 
 class Clock(Protocol):
@@ -32,10 +38,43 @@ class Clock(Protocol):
     def schedule(self, delay: int, callback: Callable[[], None]) -> "ScheduledCall": ...
 
 
+class Environment(simpy.Environment):
+    """SimPy's environment, plus the quantum keeper's clock advance (`advance_to`)."""
+
+    def advance_to(self, when: int) -> None:
+        """Move the clock forward without processing events (the quantum keeper's sync).
+
+        Only legal while no event is due before `when`: a CPU that ran ahead
+        inside its budget pushes the clock to its local time before touching a
+        device, so the device reads the time the guest has reached.
+        """
+        if when < self._now:
+            raise SimulationError(f"time cannot go backwards ({format_time(when)} < {format_time(int(self._now))})")
+        upcoming = self.peek()
+        if when > upcoming:
+            raise SimulationError(f"advance to {format_time(when)} would skip an event due at {format_time(int(upcoming))}")
+        self._now = when
+
+
+class UrgentEvent(simpy.Event):
+    """An event that, once triggered, is processed before the NORMAL events due at the same time
+    (as SimPy's own Initialize and Interruption are): what ends a run ends it before other work."""
+
+    def succeed_urgently(self, value: Any = None, delay: int = 0) -> None:
+        """Trigger the event, to be processed `delay` ps from now ahead of the events due then."""
+        if self._value is not PENDING:
+            raise SimulationError(f"{self} has already been triggered")
+        self._ok = True
+        self._value = value
+        self.env.schedule(self, URGENT, delay)
+
+
 class ScheduledCall(simpy.Event):
     """A callback due at `when`; `cancel()` makes it a no-op (SimPy events cannot be removed).
 
-    It is itself the SimPy event on the queue, so scheduling costs one object.
+    It is itself the SimPy event on the queue, so scheduling costs one object. It
+    triggers itself at creation, initialising its own Event state inline as SimPy's
+    Timeout does (a `super().__init__()` costs ~10% of a scheduled call).
     """
 
     def __init__(self, env: simpy.Environment, delay: int, callback: Callable[[], None]) -> None:
@@ -140,9 +179,9 @@ class Simulation:
     """
 
     def __init__(self) -> None:
-        self.env = simpy.Environment(initial_time=0)
+        self.env = Environment(initial_time=0)
         self.events_processed = 0  # counted by run(); SimPy itself keeps no count
-        self._stop_event = self.env.event()
+        self._stop_event = UrgentEvent(self.env)
         self._stop: StopRequest | None = None
         self._finalizers: list[Callable[[], None]] = []
         self._summaries: list[Callable[[], dict[str, str]]] = []
@@ -157,19 +196,8 @@ class Simulation:
         return self.env.peek()
 
     def advance_to(self, when: int) -> None:
-        """Move the clock forward without processing events (the quantum keeper's sync).
-
-        Only legal while no event is due before `when`: a CPU that ran ahead
-        inside its budget pushes the clock to its local time before touching a
-        device, so the device reads the time the guest has reached.
-        """
-        if when < self.env.now:
-            raise SimulationError(f"time cannot go backwards ({format_time(when)} < {format_time(self.now)})")
-        if when > self.env.peek():
-            raise SimulationError(
-                f"advance to {format_time(when)} would skip an event due at {format_time(int(self.env.peek()))}"
-            )
-        self.env._now = when  # SimPy keeps `now` here; nothing is due before `when` (checked above).
+        """Move the clock forward to `when` without processing events: `Environment.advance_to`."""
+        self.env.advance_to(when)
 
     # -- scheduling ---------------------------------------------------------
     def timeout(self, delay: int, value: Any = None) -> simpy.Timeout:
@@ -198,10 +226,7 @@ class Simulation:
         """End the run after the current event; the first request wins."""
         if self._stop is None:
             self._stop = StopRequest(status, reason, self.now)
-            # Urgent, so the run ends before other work due at this instant.
-            self._stop_event._ok = True
-            self._stop_event._value = self._stop
-            self.env.schedule(self._stop_event, URGENT)
+            self._stop_event.succeed_urgently(self._stop)     # the run ends before other work due now
 
     def add_finalizer(self, finalizer: Callable[[], None]) -> None:
         """Run `finalizer()` when the simulation is closed: after a stop, an error, or `close()`."""
@@ -228,9 +253,8 @@ class Simulation:
         stoppers = [self._stop_event]
         if until is not None:
             # Like SimPy's numeric `until`: urgent, so events due exactly at `until` do not run.
-            limit = self.env.event()
-            limit._ok, limit._value = True, None
-            self.env.schedule(limit, URGENT, until - self.now)
+            limit = UrgentEvent(self.env)
+            limit.succeed_urgently(delay=until - self.now)
             stoppers.append(limit)
         try:
             if self._stop is None:

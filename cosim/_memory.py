@@ -2,7 +2,8 @@
 
 The buffer is what a CPU backend maps straight into the guest (DMI: direct
 memory interface) so RAM accesses never leave the guest; the bus path below
-serves loaders, debuggers and other initiators.
+serves loaders, debuggers and other initiators. `memory_regions(bus)` lists
+the Memory models on a bus as the `MemoryRegion`s every backend maps.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
@@ -18,7 +19,26 @@ from ._bus import BusError, Response
 from ._device import Device
 from ._errors import PlatformError
 
-__all__ = ["Memory"]
+if TYPE_CHECKING:
+    from ._bus import Bus
+
+__all__ = ["Memory", "MemoryRegion", "memory_regions"]
+
+
+class MemoryRegion(NamedTuple):
+    """Guest memory a CPU backend maps straight into the guest: guest physical `base` and `size`,
+    the `host` address of its buffer, and whether the guest may only read it (ROM, flash)."""
+
+    base: int
+    size: int
+    host: int
+    read_only: bool
+
+
+def memory_regions(bus: "Bus") -> list[MemoryRegion]:
+    """Every Memory model mapped on `bus`, as regions for a CPU backend to map."""
+    return [MemoryRegion(m.base, m.size, m.target.address, m.target.read_only)
+            for m in bus.mappings if isinstance(m.target, Memory)]
 
 
 class Memory(Device):

@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ._bus import Bus
 from ._device import Device
 from ._errors import CosimError, PlatformError
-from ._kernel import Simulation
+from ._kernel import Simulation, Summary
 from ._signal import Input, Signal
 
-__all__ = ["Platform", "Property", "parse_size", "KiB", "MiB", "GiB", "registered_platforms", "get_platform"]
+if TYPE_CHECKING:
+    from .fdt import DeviceTree, Node
+
+__all__ = ["Platform", "Property", "parse_size", "one_of", "KiB", "MiB", "GiB", "registered_platforms", "get_platform"]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 D = TypeVar("D", bound=Device)
@@ -46,6 +50,15 @@ def parse_size(text: str | int) -> int:
     number, unit = match.groups()
     scale = {"k": KiB, "m": MiB, "g": GiB}.get((unit or "b")[0].lower(), 1)
     return int(number, 0) * scale
+
+
+def one_of(*names: str) -> Callable[[str], str]:
+    """A Property parser accepting only `names`: a bad value is refused as the properties are read."""
+    def parse(text: str) -> str:
+        if text not in names:
+            raise ValueError(f"use {', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else f"use {names[0]}")
+        return text
+    return parse
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,8 @@ class Platform:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    # Old property names still accepted, with a FutureWarning, under their new names.
+    renamed: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -106,7 +121,7 @@ class Platform:
     def __init__(self, sim: Simulation | None = None, **props: Any) -> None:
         known = self.properties()
         self._props: dict[str, Any] = {}
-        for key, value in props.items():
+        for key, value in self._renamed(props).items():
             if key not in known:
                 raise PlatformError(
                     f"platform {self.name or type(self).__name__!r} has no property {key!r}; "
@@ -117,8 +132,24 @@ class Platform:
         self.devices: dict[str, Device] = {}
         self.buses: dict[str, Bus] = {}
         self.wires: list[tuple[Signal, Input]] = []
+        self._finished = False
         self.build()
+        self.finish_build()
+        self._finished = True
         self._elaborate()
+
+    def _renamed(self, props: dict[str, Any]) -> dict[str, Any]:
+        """`props` with deprecated names replaced by the current ones, each warned about once per use."""
+        current = dict(props)
+        for old, new in self.renamed.items():
+            if old in current:
+                label = self.name or type(self).__name__
+                if new in current:
+                    raise PlatformError(f"platform {label!r}: property {old} is the old name of {new}: give only {new}")
+                warnings.warn(f"platform {label!r}: property {old} is deprecated, use {new}", FutureWarning,
+                              stacklevel=3)
+                current[new] = current.pop(old)
+        return current
 
     def _parse(self, key: str, prop: Property, text: str) -> Any:
         try:
@@ -134,7 +165,34 @@ class Platform:
         """Instantiate, map and wire the platform's devices."""
         raise NotImplementedError(f"{type(self).__name__} must define build()")
 
+    def finish_build(self) -> None:
+        """Runs after `build()` — after a subclass's own additions too, when its `build()` calls
+        `super().build()` first — for what must see the whole platform: a CPU's view of the memory
+        map, the device tree handed to the guest. Devices added or mapped later are refused."""
+
+    def device_tree_nodes(self, root: "Node", bus: str = "sysbus") -> "DeviceTree":
+        """Add a node under `root` for every device on `bus` that describes itself (`dt_name`):
+        named `<dt_name>@<base>`, `reg` from its mapping (two address and two size cells), the
+        rest from the device's `dt_node`. Returns the DeviceTree context, for the platform's own nodes."""
+        from .fdt import DeviceTree, cells64
+
+        controllers = [device for device in self.devices.values() if hasattr(device, "interrupt_cells")]
+        tree = DeviceTree(root, self.wires, controllers)
+        for mapping in self.bus(bus).mappings:
+            device = mapping.target
+            if getattr(device, "dt_name", ""):
+                node = root.add(f"{device.dt_name}@{mapping.base:x}")
+                node.set("reg", cells64(mapping.base, mapping.size))
+                device.dt_node(node, tree)
+        return tree
+
+    def _refuse_after_build(self, what: str) -> None:
+        if getattr(self, "_finished", False):
+            raise PlatformError(f"{what}: the platform is already built (its CPU and device tree are made): "
+                                f"add and map devices in build()")
+
     def add(self, name: str, cls: type[D], **props: Any) -> D:
+        self._refuse_after_build(f"add {name!r}")
         if name in self.devices:
             raise PlatformError(f"two devices are named {name!r}")
         parameters = inspect.signature(cls.__init__).parameters
@@ -159,13 +217,14 @@ class Platform:
             self.buses[name] = Bus(name, width=width, time=self.sim)
         return self.buses[name]
 
-    def map(self, bus: str | Bus, base: int, device: Device, size: int | None = None, latency: int = 0) -> None:
+    def map(self, bus: str | Bus, base: int, device: Device, size: int | None = None) -> None:
+        self._refuse_after_build(f"map {device.name!r}")
         target_bus = self.bus(bus) if isinstance(bus, str) else bus
         if size is None:
             size = getattr(device, "size", None)
             if size is None:
                 raise PlatformError(f"map {device.name!r} on {target_bus.name}: no size given and the model declares none")
-        target_bus.map(base, size, device, latency)
+        target_bus.map(base, size, device)
 
     def wire(self, output: Signal, input: Input) -> None:
         if not isinstance(output, Signal) or not isinstance(input, Input):
@@ -184,7 +243,7 @@ class Platform:
         for device in self.devices.values():
             device.reset()
 
-    def run(self, until: int | str | None = None):  # -> Summary
+    def run(self, until: int | str | None = None) -> Summary:
         return self.sim.run(until)
 
     def describe(self) -> str:

@@ -1,15 +1,16 @@
 """The register DSL: register banks declared as data, behaviour in named hooks.
 
-    class Sp804(RegisterDevice):
+    class Sp804(RegisterDevice):                  # models/sp804.py, abridged
         registers = (
-            Reg("Timer1Load",    0x00, reset=0),
-            Reg("Timer1Value",   0x04, reset=0xFFFFFFFF, access=RO),
-            Reg("Timer1Control", 0x08, reset=0x20, fields=(Field("Enable", 7),)),
-            Reg("Timer1IntClr",  0x0C, access=WO),
+            Reg("TimerXLoad", 0x00, count=2, stride=0x20),
+            Reg("TimerXValue", 0x04, count=2, stride=0x20, access=Access.RO, reset=0xFFFF_FFFF),
+            Reg("TimerXControl", 0x08, count=2, stride=0x20, reset=0x20,
+                fields=(Field("OneShot", 0), Field("IntEnable", 5), Field("TimerEn", 7))),
+            Reg("TimerXIntClr", 0x0C, count=2, stride=0x20, access=Access.WO),
         )
 
-        def read_Timer1Value(self) -> int: ...          # computed on read
-        def write_Timer1Load(self, value: int) -> None: ...
+        def read_TimerXValue(self, index: int) -> int: ...          # computed on read
+        def write_TimerXLoad(self, value: int, index: int) -> None: ...
 
 Without a hook a register behaves as its access mode says (per bit, fields may
 override the register's mode).  With a `write_<NAME>` hook the hook decides

@@ -18,7 +18,10 @@ from collections.abc import Iterable
 
 import libfdt
 
-__all__ = ["Node", "Phandle", "cells64", "to_dtb", "from_dtb"]
+__all__ = ["Node", "Phandle", "DeviceTree", "IRQ_TYPE_LEVEL_HIGH", "cells64", "to_dtb", "from_dtb"]
+
+# Interrupt flags of the common GIC binding (include/dt-bindings/interrupt-controller/irq.h).
+IRQ_TYPE_LEVEL_HIGH = 4
 
 
 class Phandle:
@@ -67,6 +70,40 @@ class Node:
         yield self
         for child in self.children:
             yield from child.walk()
+
+
+class DeviceTree:
+    """What a device needs to describe itself (`Device.dt_node`): the interrupt specifier of
+    one of its output wires, in the binding of the controller it is wired to, and shared
+    fixed clocks. A platform makes one per blob from its wiring and its interrupt controllers
+    (objects with `interrupt_cells(input) -> list[int] | None`)."""
+
+    def __init__(self, root: Node, wires: Iterable[tuple[object, object]], controllers: Iterable[object]) -> None:
+        self.root = root
+        self._wires = list(wires)
+        self._controllers = list(controllers)
+        self._clocks: dict[int, Node] = {}
+
+    def interrupts(self, signal: object) -> list[int]:
+        """The `interrupts` cells for an output wire (a Signal wired to an interrupt controller)."""
+        for output, target in self._wires:
+            if output is signal:
+                for controller in self._controllers:
+                    cells = controller.interrupt_cells(target)  # type: ignore[attr-defined]
+                    if cells is not None:
+                        return cells
+        name = getattr(signal, "name", signal)
+        raise ValueError(f"{name} is not wired to an interrupt controller the device tree describes")
+
+    def clock(self, hz: int) -> Phandle:
+        """A fixed-rate clock node of `hz`, one per frequency, shared by the devices that name it."""
+        if hz not in self._clocks:
+            label = f"clk{hz // 1_000_000}mhz" if hz % 1_000_000 == 0 else f"clk{hz}hz"
+            node = self.root.add(label)
+            node.set("compatible", "fixed-clock").set("#clock-cells", 0).set("clock-frequency", hz)
+            node.set("clock-output-names", label)
+            self._clocks[hz] = node
+        return self._clocks[hz].ref()
 
 
 def cells64(*values: int) -> list[int]:

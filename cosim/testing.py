@@ -10,11 +10,17 @@
         assert irq.level and irq.rises == [start + 0x100 * period]
 
 Everything goes through the same `Bus.read`/`Bus.write` a CPU uses.
+
+`ScriptedBackend` is a CPU backend that plays a script instead of running
+code: a `cosim.cpu.Cpu` built on it exercises the quantum loop, a platform's
+wiring or a device's mid-quantum timing without a guest; `run_backend` runs
+one quantum of a real backend and checks what it returns against the backend
+contract (docs/cpu.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pytest
@@ -23,8 +29,12 @@ from ._bus import Bus, BusError, Response
 from ._device import Device
 from ._kernel import Simulation
 from ._signal import Signal
+from ._time import NS
+from .cpu._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, BudgetSpent, CpuBackend, CpuError, CpuExit,
+                           DeviceAccess, ExitReason, Idle, IdleKind, QuantumKeeper, Stop)
+from .cpu._loop import Keeper
 
-__all__ = ["Probe", "Harness", "sim", "harness"]
+__all__ = ["Probe", "Harness", "ScriptedBackend", "run_backend", "sim", "harness"]
 
 
 @dataclass
@@ -121,3 +131,126 @@ def harness(sim: Simulation) -> Callable[..., Harness]:
         return Harness(sim, device, base, size)
 
     return make
+
+
+Action = Callable[["ScriptedBackend", QuantumKeeper], CpuExit]
+
+
+class ScriptedBackend:
+    """A CPU backend (`cosim.cpu.CpuBackend`) whose runs follow a script: for tests of the CPU loop,
+    of platforms and of devices a CPU touches mid-quantum, with no guest code.
+
+    Each `run(keeper)` records `(keeper.start, keeper.budget)` in `budgets` and plays the
+    next action of `script`; when the script is done, the guest stops with status 0.
+    The guest retires one instruction per `period`. Actions (static methods):
+    `spin()` spends the whole budget; `idle(n, kind)` idles after n instructions;
+    `access(n, fn)` calls `fn(keeper)` after n instructions, as a device access does
+    (after `keeper.sync`), then ends the run early if the access asks for it;
+    `stop(status, message, n)`, `breakpoint(address, n)`; `fail(message)` raises CpuError.
+    An action is any callable `(backend, keeper) -> CpuExit`.
+
+        cpu = Cpu("cpu0", backend=ScriptedBackend([ScriptedBackend.spin(), ScriptedBackend.stop(3)]))
+    """
+
+    name = "scripted"
+
+    def __init__(self, script: Iterable[Action], *, period: int = NS, lines: tuple[str, ...] = ("irq", "fiq"),
+                 pc: int = 0) -> None:
+        self.script = list(script)
+        self.period = period
+        self.budgets: list[tuple[int, int]] = []
+        self.lines = dict.fromkeys(lines, False)
+        self.registers = {"pc": pc}
+        self.closed = False
+
+    # -- the script -----------------------------------------------------------
+    @staticmethod
+    def spin() -> Action:
+        def action(backend: ScriptedBackend, keeper: QuantumKeeper) -> CpuExit:
+            return CpuExit(BUDGET_SPENT, keeper.budget, keeper.budget // backend.period)
+        return action
+
+    @staticmethod
+    def idle(instructions: int = 0, kind: IdleKind = IdleKind.WFI) -> Action:
+        return ScriptedBackend._after(instructions, Idle(kind))
+
+    @staticmethod
+    def stop(status: int = 0, message: str = "guest exit", instructions: int = 0) -> Action:
+        return ScriptedBackend._after(instructions, Stop(status, message))
+
+    @staticmethod
+    def breakpoint(address: int, instructions: int = 0) -> Action:
+        return ScriptedBackend._after(instructions, Breakpoint(address))
+
+    @staticmethod
+    def access(instructions: int, fn: Callable[[QuantumKeeper], object]) -> Action:
+        def action(backend: ScriptedBackend, keeper: QuantumKeeper) -> CpuExit:
+            elapsed = instructions * backend.period
+            keeper.sync(elapsed)
+            fn(keeper)
+            if keeper.must_yield:
+                return CpuExit(DEVICE_ACCESS, elapsed, instructions)
+            return CpuExit(BUDGET_SPENT, keeper.budget, keeper.budget // backend.period)
+        return action
+
+    @staticmethod
+    def fail(message: str = "guest crashed") -> Action:
+        def action(backend: ScriptedBackend, keeper: QuantumKeeper) -> CpuExit:
+            raise CpuError(message)
+        return action
+
+    @staticmethod
+    def _after(instructions: int, reason: ExitReason) -> Action:
+        def action(backend: ScriptedBackend, keeper: QuantumKeeper) -> CpuExit:
+            return CpuExit(reason, min(instructions * backend.period, keeper.budget), instructions)
+        return action
+
+    # -- the backend interface ------------------------------------------------------
+    def run(self, keeper: QuantumKeeper) -> CpuExit:
+        self.budgets.append((keeper.start, keeper.budget))
+        action = self.script.pop(0) if self.script else self.stop()
+        return action(self, keeper)
+
+    def set_irq(self, line: str, level: bool) -> None:
+        if line not in self.lines:
+            raise ValueError(f"{self.name}: no interrupt input {line!r} (inputs: {', '.join(self.lines)})")
+        self.lines[line] = level
+
+    def interrupt_pending(self) -> bool:
+        return any(self.lines.values())
+
+    def read_register(self, name: str) -> int:
+        return self.registers.get(name, 0)
+
+    def write_register(self, name: str, value: int) -> None:
+        self.registers[name] = value
+
+    @property
+    def pc(self) -> int:
+        return self.registers["pc"]
+
+    def register_dump(self) -> str:
+        return "  ".join(f"{name}={value:#x}" for name, value in self.registers.items())
+
+    def close(self) -> None:
+        self.closed = True
+
+
+_REASONS = (BudgetSpent, DeviceAccess, Idle, Stop, Breakpoint)
+
+
+def run_backend(backend: CpuBackend, sim: Simulation, budget: int) -> CpuExit:
+    """Run `backend` for one quantum of `budget` ps from `sim.now`, as the CPU loop would, and check
+    the backend contract on what it returns: a `CpuExit` whose reason is one of `ExitReason`, at
+    most `budget` of elapsed time, no negative counts. Errors are `CpuError`s, raised as they are;
+    a broken contract is an AssertionError saying what is wrong."""
+    if budget <= 0:
+        raise ValueError(f"the budget must be positive, not {budget} ps")
+    keeper = Keeper(sim, sim.now, budget)
+    result = backend.run(keeper)
+    name = getattr(backend, "name", type(backend).__name__)
+    assert isinstance(result, CpuExit), f"{name}: run() returned {result!r}, not a CpuExit"
+    assert type(result.reason) in _REASONS, f"{name}: exit reason {result.reason!r} is not one of ExitReason"
+    assert 0 <= result.elapsed <= budget, f"{name}: elapsed {result.elapsed} ps outside 0..{budget} ps"
+    assert result.instructions >= 0, f"{name}: {result.instructions} instructions"
+    return result

@@ -112,6 +112,15 @@ class GenericTimer(Device):
         self.virtual.reset()
         self.cntkctl = 0
 
+    def el0_allowed(self, name: str, read: bool) -> bool:
+        """What CNTKCTL_EL1 lets EL0 touch (D11.2, EL0PCTEN, EL0VCTEN, EL0PTEN, EL0VTEN); the rest
+        traps to EL1. Linux's vDSO relies on EL0VCTEN being honoured."""
+        kctl = self.cntkctl
+        allowed = {"CNTPCT_EL0": kctl & 1, "CNTVCT_EL0": kctl & 2, "CNTFRQ_EL0": kctl & 3}.get(name)
+        if allowed is None:
+            allowed = kctl >> 9 & 1 if name.startswith("CNTP_") else kctl >> 8 & 1 if name.startswith("CNTV_") else 0
+        return bool(allowed)
+
     def read_sysreg(self, name: str) -> int:
         timer = self.physical if name.startswith("CNTP_") else self.virtual
         match name:

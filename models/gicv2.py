@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from cosim import Access, Device, Input, PlatformError, Reg, RegisterDevice, Signal, Unmapped
+from cosim.fdt import IRQ_TYPE_LEVEL_HIGH
 
 __all__ = ["Gicv2", "GicDistributor", "GicCpuInterface", "SPURIOUS"]
 
@@ -73,7 +74,8 @@ class Gicv2(Device):
         self._spi_inputs = [self.input(f"spi{n}", self._spi_sink(32 + n)) for n in range(num_spis)]
         self._ppi_inputs = {(c, i): self.input(f"cpu{c}.ppi{i}", self._ppi_sink(c, i))
                             for c in range(num_cpus) for i in range(16, 32)}
-        self.distributors = [GicDistributor(f"{name}.dist", self, c) for c in range(num_cpus)]
+        # One view of the distributor per CPU, named like the CPU interfaces: "gic.dist0" is what CPU 0 sees.
+        self.distributors = [GicDistributor(f"{name}.dist{c}", self, c) for c in range(num_cpus)]
         self.cpu_interfaces = [GicCpuInterface(f"{name}.cpu{c}", self, c) for c in range(num_cpus)]
         self.reset()
 
@@ -86,6 +88,18 @@ class Gicv2(Device):
 
     def ppi(self, cpu: int, intid: int) -> Input:
         return self._ppi_inputs[(cpu, intid)]
+
+    def interrupt_cells(self, target: Input) -> list[int] | None:
+        """The device-tree `interrupts` cells (arm,gic binding) of a wire into `target`, one of this
+        GIC's inputs: <0 SPI flags> for SPIs, <1 PPI cpumask|flags> for PPIs; None for other inputs."""
+        for n, spi in enumerate(self._spi_inputs):
+            if spi is target:
+                return [0, n, IRQ_TYPE_LEVEL_HIGH]
+        for (_, intid), ppi in self._ppi_inputs.items():
+            if ppi is target:
+                cpus = (1 << self.num_cpus) - 1
+                return [1, intid - 16, (cpus << 8) | IRQ_TYPE_LEVEL_HIGH]
+        return None
 
     @property
     def distributor(self) -> "GicDistributor":
@@ -153,8 +167,8 @@ class Gicv2(Device):
             low = candidates & -candidates
             intid = low.bit_length() - 1
             candidates ^= low
-            if intid >= 32 and not self.targets[intid] & me:
-                continue
+            if intid >= 32 and self.num_cpus > 1 and not self.targets[intid] & me:
+                continue                      # a uniprocessor GIC sends every SPI to its one CPU
             prio = self._priority(c, intid)
             if prio < best_prio:
                 best, best_prio = intid, prio
@@ -364,6 +378,8 @@ class GicDistributor(RegisterDevice):
                 self.gic.priority[intid] = prio
 
     def read_GICD_ITARGETSR(self, n: int) -> int:
+        if self.gic.num_cpus == 1:
+            return 0                          # uniprocessor: RAZ/WI (IHI 0048B 4.3.12)
         value = 0
         for i in range(4):
             intid = 4 * n + i
@@ -373,6 +389,8 @@ class GicDistributor(RegisterDevice):
         return value
 
     def write_GICD_ITARGETSR(self, value: int, n: int) -> None:
+        if self.gic.num_cpus == 1:
+            return
         cpus = (1 << self.gic.num_cpus) - 1
         for i in range(4):
             intid = 4 * n + i
@@ -443,29 +461,29 @@ class GicCpuInterface(RegisterDevice):
         self.gic, self.cpu = gic, cpu
 
     @property
-    def state(self) -> _CpuState:
+    def cpu_state(self) -> _CpuState:
         return self.gic.cpus[self.cpu]
 
     def update(self) -> None:
         self.gic.update()
 
     def read_GICC_CTLR(self) -> int:
-        return self.state.ctlr
+        return self.cpu_state.ctlr
 
     def write_GICC_CTLR(self, value: int) -> None:
-        self.state.ctlr = value & 0x201      # Enable, EOImodeNS
+        self.cpu_state.ctlr = value & 0x201      # Enable, EOImodeNS
 
     def read_GICC_PMR(self) -> int:
-        return self.state.pmr
+        return self.cpu_state.pmr
 
     def write_GICC_PMR(self, value: int) -> None:
-        self.state.pmr = value & 0xFF
+        self.cpu_state.pmr = value & 0xFF
 
     def read_GICC_BPR(self) -> int:
-        return self.state.bpr
+        return self.cpu_state.bpr
 
     def write_GICC_BPR(self, value: int) -> None:
-        self.state.bpr = value & 7
+        self.cpu_state.bpr = value & 7
 
     read_GICC_ABPR = read_GICC_BPR
     write_GICC_ABPR = write_GICC_BPR

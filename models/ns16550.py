@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from cosim import SEC, Access, BusError, Clock, Field, Reg, RegisterDevice, OneShot, Response
+from cosim import SEC, Access, BusError, Clock, Field, OneShot, PlatformError, Reg, RegisterDevice, Response
 from cosim.chardev import CharBackend, NullBackend, attach_backend
 
 __all__ = ["Ns16550"]
@@ -74,9 +74,9 @@ class Ns16550(RegisterDevice):
                  reg_shift: int = 0) -> None:
         super().__init__(name)
         if reg_shift not in (0, 1, 2):
-            raise ValueError(f"reg_shift must be 0, 1 or 2, not {reg_shift}")
+            raise PlatformError(f"{name}: reg_shift must be 0, 1 or 2, not {reg_shift}")
         if clock_hz <= 0:
-            raise ValueError(f"clock_hz must be positive, not {clock_hz}")
+            raise PlatformError(f"{name}: clock_hz must be positive, not {clock_hz}")
         self.backend: CharBackend = backend or NullBackend()
         self.clock_hz = clock_hz
         self.reg_shift = reg_shift

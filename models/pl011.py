@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from cosim import Access, Clock, Field, OneShot, Reg, RegisterDevice, SEC
+from cosim import Access, Clock, Field, OneShot, PlatformError, Reg, RegisterDevice, SEC
 from cosim.chardev import CharBackend, NullBackend, attach_backend
+from cosim.fdt import DeviceTree, Node
 
 __all__ = ["Pl011"]
 
@@ -44,6 +45,7 @@ class Pl011(RegisterDevice):
     model: ClassVar[str] = "pl011"
     size: ClassVar[int] = 0x1000
     compatible: ClassVar[tuple[str, ...]] = ("arm,pl011", "arm,primecell")
+    dt_name: ClassVar[str] = "pl011"
     registers = (
         # Linux's amba-pl011 driver uses 16-bit accesses (readw/writew) for every register.
         Reg("UARTDR", 0x000, sizes=(1, 2, 4), doc="data: read pops the RX FIFO, write transmits"),
@@ -69,6 +71,8 @@ class Pl011(RegisterDevice):
 
     def __init__(self, name: str, *, backend: CharBackend | None = None, clock_hz: int = 24_000_000) -> None:
         super().__init__(name)
+        if clock_hz <= 0:
+            raise PlatformError(f"{name}: clock_hz must be positive, not {clock_hz}")
         self.backend: CharBackend = backend or NullBackend()
         self.clock_hz = clock_hz
         self.irq = self.output("irq")
@@ -80,6 +84,11 @@ class Pl011(RegisterDevice):
     def attach(self, clock: Clock) -> None:
         super().attach(clock)
         attach_backend(self.backend, clock)
+
+    def dt_node(self, node: Node, tree: DeviceTree) -> None:
+        clock = tree.clock(self.clock_hz)
+        node.set("compatible", list(self.compatible)).set("interrupts", tree.interrupts(self.irq))
+        node.set("clocks", [clock, clock]).set("clock-names", ["uartclk", "apb_pclk"])
 
     def reset(self) -> None:
         self._rx.clear()

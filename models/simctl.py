@@ -3,7 +3,7 @@
 A cosim-specific device (no hardware manual): a test guest prints to a log,
 reports test results, reads simulated time and ends the run with a status,
 with plain 32-bit stores. The register map is fixed by docs/sim-control.md and
-is the same on an MMIO bus (virt: 0x0903_0000) and on the x86 I/O-port bus
+is the same on an MMIO bus (virt: 0x090f_0000) and on the x86 I/O-port bus
 (pc: ports 0x0500-0x051F).
 """
 

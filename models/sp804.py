@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cosim import SEC, Access, Field, OneShot, Reg, RegisterDevice
+from cosim import SEC, Access, Field, OneShot, PlatformError, Reg, RegisterDevice
 
 __all__ = ["Sp804"]
 
@@ -172,7 +172,7 @@ class Sp804(RegisterDevice):
 
     def __init__(self, name: str, *, clock_hz: int = 1_000_000) -> None:
         if clock_hz <= 0:
-            raise ValueError(f"clock_hz must be positive, not {clock_hz}")
+            raise PlatformError(f"{name}: clock_hz must be positive, not {clock_hz}")
         super().__init__(name)
         self.clock_hz = clock_hz
         self.timint1 = self.output("timint1")

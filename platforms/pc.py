@@ -20,13 +20,19 @@ Without an image the platform has no CPU (device-level tests and demos).
 
 from __future__ import annotations
 
-from cosim import NS, US, GHz, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size, parse_time
+from typing import TYPE_CHECKING, Literal
+
+from cosim import (NS, US, Frequency, GHz, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size,
+                   parse_time)
 from cosim.chardev import open_backend
-from cosim.kvm._budget import SOURCE_NAMES, budget_source_name
+from cosim.kvm import SOURCE_NAMES, budget_source_name
 from cosim.models.i8254 import I8254
 from cosim.models.i8259 import CASCADE_IRQ, I8259
 from cosim.models.ns16550 import Ns16550
 from cosim.models.simctl import SimControl
+
+if TYPE_CHECKING:
+    from cosim.cpu import Cpu
 
 __all__ = ["Pc", "PC_IO_MAP", "SIMCTL_PORTS", "COM1_IRQ", "PIT_IRQ"]
 
@@ -45,7 +51,7 @@ PIT_IRQ, COM1_IRQ = 0, 4
 IO_BUS, IO_BUS_BITS = "io", 16
 
 
-def _frequency(text: str):  # -> Frequency | "host"
+def _frequency(text: str) -> Frequency | Literal["host"]:
     from cosim.cpu.x86.machine import parse_frequency
 
     return parse_frequency(text)
@@ -98,10 +104,13 @@ class Pc(Platform):
         self.map(io, SIMCTL_PORTS[0], self.simctl, size=SIMCTL_PORTS[1])
 
         self.intr = self.pic.intr
+
+    def finish_build(self) -> None:
+        """The CPU last, so it sees every device a subclass's build() added too."""
         if self.image not in (None, "none"):
             self.cpu0 = self._cpu()
 
-    def _cpu(self):  # -> Cpu
+    def _cpu(self) -> Cpu:
         from cosim.cpu.x86.machine import add_kvm_x86_cpu
 
         return add_kvm_x86_cpu(self, kernel=self.image, mode=self.mode, load_address=self.load_address,

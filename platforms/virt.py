@@ -2,7 +2,7 @@
 
 The same description yields the models and the device tree the guest is
 given (`device_tree()`), so firmware written for QEMU's `virt` finds its
-devices where it expects them.
+devices where it expects them. docs/virt.md is the user's page.
 
 | region | base | model |
 |---|---|---|
@@ -10,7 +10,9 @@ devices where it expects them.
 | GICv2 distributor | 0x0800_0000 | Gicv2 |
 | GICv2 CPU interface | 0x0801_0000 | Gicv2 |
 | PL011 UART (SPI 1) | 0x0900_0000 | Pl011 |
-| sim-control | 0x0903_0000 | SimControl |
+| PL031 RTC (SPI 2) | 0x0901_0000 | Pl031 |
+| PL061 GPIO (SPI 7) | 0x0903_0000 | Pl061 |
+| sim-control | 0x090f_0000 | SimControl (a slot QEMU's virt leaves free) |
 | RAM | 0x4000_0000 | Memory |
 
 Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them). With `cpu=kvm` the
@@ -19,19 +21,25 @@ timer is the host kernel's (`KvmGenericTimer` reports its output levels).
 
 from __future__ import annotations
 
+import datetime
+import time
 from dataclasses import replace
 from pathlib import Path
 
-from cosim import MS, Memory, MiB, Platform, PlatformError, Property, format_time, parse_size, parse_time
+from cosim import MS, Memory, MiB, Platform, PlatformError, Property, format_time, one_of, parse_size, parse_time
 from cosim.chardev import open_backend
-from cosim.cpu import Cpu
+from cosim.cpu import Cpu, CpuBackend, memory_regions
+from cosim.cpu.arm64 import COUNTING_MODES
 from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
-from cosim.fdt import Node, cells64, to_dtb
-from cosim.kvm._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT
-from cosim.kvm._budget import SOURCE_NAMES, budget_source_name
+from cosim.fdt import IRQ_TYPE_LEVEL_HIGH, Node, cells64, to_dtb
+from cosim.kvm import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SOURCE_NAMES, budget_source_name
+from cosim.kvm._arm64 import SEED_WFX_CAP, SEED_WFX_EXIT
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
+from cosim.models.pl031 import Pl031
+from cosim.models.pl061 import Pl061
+from cosim.models.pmu import Pmu
 from cosim.models.simctl import SimControl
 
 __all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
@@ -41,16 +49,19 @@ VIRT_MAP = {
     "gic_dist": (0x0800_0000, 0x0001_0000),
     "gic_cpu": (0x0801_0000, 0x0001_0000),
     "uart0": (0x0900_0000, 0x0000_1000),
-    "simctl": (0x0903_0000, 0x0000_1000),
+    "rtc": (0x0901_0000, 0x0000_1000),
+    "gpio": (0x0903_0000, 0x0000_1000),
+    "simctl": (0x090f_0000, 0x0000_1000),
     "ram": (0x4000_0000, None),
 }
 
 UART0_SPI = 1
+RTC_SPI = 2
+GPIO_SPI = 7
 # GIC PPI numbers (INTID) of the generic timer, and the DT's PPI numbering (INTID - 16).
 PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP = 29, 30, 27, 26
 PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires it
-# Device-tree interrupt flags: level-high, and the CPU mask for PPIs (GIC binding).
-IRQ_TYPE_LEVEL_HIGH = 4
+# Device-tree interrupt flags: the CPU mask for PPIs (GIC binding).
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
 UART_CLOCK_HZ = 24_000_000
 
@@ -64,6 +75,29 @@ def _parse_wfx(value: str) -> tuple[int, int] | None:
         raise PlatformError(f"kvm_wfx expects CAP:EXIT numbers (e.g. {DEFAULT_WFX_CAP}:{DEFAULT_WFX_EXIT}, "
                            f"or {SEED_WFX_CAP}:{SEED_WFX_EXIT} for the seed patch's) or 'off', not {value!r}") from None
     return cap, exit
+
+
+def _parse_epoch(value: str) -> int:
+    """Seconds since 1970 (UTC): a number, an ISO 8601 date/time, or 'now' (the host's clock)."""
+    text = value.strip()
+    if text.lower() == "now":
+        return int(time.time())
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise PlatformError(f"rtc_start expects seconds since 1970, an ISO date (2000-01-01T00:00:00Z) or 'now', "
+                            f"not {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp())
+
+
+def _show_epoch(value: int) -> str:
+    return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _show_wfx(value: tuple[int, int] | None) -> str:
@@ -92,25 +126,26 @@ class Virt(Platform):
     summary = "Arm64 machine laid out like QEMU's virt; boots Debian's U-Boot by default"
     ram_size = Property(128 * MiB, "RAM size in bytes", parse_size)
     firmware = Property("uboot", "image in flash at 0x0: a path, 'uboot' (Debian's u-boot-qemu, fetched) or 'none'")
-    kernel = Property("none", "arm64 Linux Image booted directly (booting.rst): a path, 'debian' (fetched) or 'none'")
+    kernel = Property("none", "image booted directly, as QEMU's -kernel: an arm64 Linux Image (booting.rst) or any "
+                              "flat binary (loaded at RAM + 0x80000, x0 = the DTB); a path, 'debian' (fetched) or 'none'")
     initrd = Property("none", "initramfs for the kernel: a path, 'busybox' (built from Debian's busybox-static) or 'none'")
     bootargs = Property("console=ttyAMA0 earlycon=pl011,0x9000000", "kernel command line (/chosen/bootargs)")
+    rtc_start = Property(946_684_800, "PL031 RTC's time at simulated time zero: seconds since 1970, an ISO date "
+                         "or 'now' (the host's clock: runs no longer repeat)", _parse_epoch, _show_epoch)
     console = Property("stdio", "PL011 console: stdio, buffer, none, pty, tcp:[HOST:]PORT (or a CharBackend from Python)")
     quantum = Property(MS, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
-    cpu = Property("unicorn", "CPU backend: unicorn (software, any host) or kvm (Arm64 Linux host with /dev/kvm)")
-    counting = Property("block", "cpu=unicorn: instruction counting: block (fast) or instruction (exact mid-block time)")
+    cpu = Property("unicorn", "CPU backend: unicorn (software, any host) or kvm (Arm64 Linux host with /dev/kvm)",
+                   one_of("unicorn", "kvm"))
+    counting = Property("block", "cpu=unicorn: instruction counting: block (fast) or instruction (exact mid-block time)",
+                        one_of(*COUNTING_MODES))
     kvm_wfx = Property((DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT),
                        "cpu=kvm: numbers of the WFx patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT "
                        "(our 6.1 port's by default; the seed's are 222:35), or 'off' to use the wall-clock fallback", _parse_wfx, _show_wfx)
-    kvm_budget = Property("auto", f"cpu=kvm: what ends a quantum: auto, {', '.join(SOURCE_NAMES)}",
-                          budget_source_name)
+    budget = Property("auto", f"cpu=kvm: what ends a quantum: auto, {', '.join(SOURCE_NAMES)}", budget_source_name)
+    renamed = {"kvm_budget": "budget"}      # pc's name for the same choice
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
     def build(self) -> None:
-        if self.cpu not in ("unicorn", "kvm"):
-            raise PlatformError(f"unknown CPU backend {self.cpu!r} for {self.name}: use unicorn or kvm")
-        if self.counting not in ("block", "instruction"):
-            raise PlatformError(f"unknown counting {self.counting!r} for {self.name}: use block or instruction")
         if self.cpu == "kvm":
             from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
 
@@ -132,6 +167,16 @@ class Virt(Platform):
         self.map("sysbus", VIRT_MAP["uart0"][0], self.uart)
         self.wire(self.uart.irq, self.gic.spi(UART0_SPI))
 
+        if not 0 <= self.rtc_start < 1 << 32:
+            raise PlatformError(f"rtc_start {_show_epoch(self.rtc_start)} is outside the PL031's 32-bit counter")
+        self.rtc = self.add("rtc", Pl031, start=self.rtc_start)
+        self.map("sysbus", VIRT_MAP["rtc"][0], self.rtc)
+        self.wire(self.rtc.irq, self.gic.spi(RTC_SPI))
+
+        self.gpio = self.add("gpio", Pl061)
+        self.map("sysbus", VIRT_MAP["gpio"][0], self.gpio)
+        self.wire(self.gpio.irq, self.gic.spi(GPIO_SPI))
+
         self.simctl = self.add("simctl", SimControl)          # mapping only: guests know the address
         self.map("sysbus", VIRT_MAP["simctl"][0], self.simctl)
 
@@ -140,7 +185,14 @@ class Virt(Platform):
         self.wire(self.timer.cntv, self.gic.ppi(0, PPI_CNTV))
 
         if self.cpu == "kvm":
-            self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))
+            self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))       # the host kernel's PMU
+        else:
+            self.pmu = self.add("pmu", Pmu)
+            self.wire(self.pmu.irq, self.gic.ppi(0, PPI_PMU))
+
+    def finish_build(self) -> None:
+        """The CPU, the device tree and the boot images: after every device is mapped (a subclass's
+        too), so the CPU sees all of them and each describes itself in the device tree."""
         backend = self._backend()                 # first: the device tree lists a PMU only if the guest has one
         self.guest_pmu = bool(getattr(backend, "guest_pmu", False))
         if self.kernel == "none":
@@ -154,16 +206,22 @@ class Virt(Platform):
     def _load_linux(self) -> None:
         """Kernel, initrd and device tree in RAM as booting.rst asks, and a boot stub in flash
         (in place of firmware) that enables the PL011 and enters the kernel."""
-        from cosim.loaders.arm64_linux import boot_stub, decompress_kernel, parse_image, plan_layout
+        from cosim.loaders.arm64_linux import (boot_stub, decompress_kernel, is_linux_image, parse_image,
+                                               plan_flat_layout, plan_layout)
         from cosim.models.pl011 import CR_RXE, CR_TXE, CR_UARTEN
 
         if self.firmware != "none":
             raise PlatformError(f"kernel={self.kernel!r} boots without firmware: set firmware=none")
         image = decompress_kernel(_image("kernel", self.kernel, {"debian": "linux_kernel"}).read_bytes())
-        header = parse_image(image)
+        if not image:
+            raise PlatformError(f"kernel image {self.kernel} is empty")
         initrd = b"" if self.initrd == "none" else \
             _image("initrd", self.initrd, {"busybox": "busybox_initramfs_image"}).read_bytes()
-        layout = plan_layout(header, self.ram.size, 2 * MiB, len(initrd))
+        # As QEMU's -kernel: a Linux Image by its header, any other file as a flat binary at RAM + 0x80000.
+        if is_linux_image(image):
+            layout = plan_layout(parse_image(image), self.ram.size, 2 * MiB, len(initrd))
+        else:
+            layout = plan_flat_layout(len(image), self.ram.size, 2 * MiB, len(initrd))
         ram_base = VIRT_MAP["ram"][0]
         self.ram.load(image, layout.kernel)
         if initrd:
@@ -174,22 +232,21 @@ class Virt(Platform):
         uart_cr = (VIRT_MAP["uart0"][0] + control, CR_UARTEN | CR_TXE | CR_RXE)
         self.flash.load(boot_stub(ram_base + layout.kernel, ram_base + layout.dtb, uart_cr))
 
-    def _backend(self):  # -> CpuBackend
+    def _backend(self) -> CpuBackend:
         bus = self.buses["sysbus"]
-        memory = [(m.base, m.size, m.target.address, m.target.read_only)
-                  for m in bus.mappings if isinstance(m.target, Memory)]
+        memory = memory_regions(bus)
         # Boot state of the arm64 booting document: x0 = the DTB (at the start of RAM here).
         if self.cpu == "kvm":
             from cosim.cpu.arm64.kvm_cpu import KvmArm64Cpu
 
             wfx = self.kvm_wfx
-            return KvmArm64Cpu(bus=bus, memory=memory, timer=self.timer, budget=self.kvm_budget,
+            return KvmArm64Cpu(bus=bus, memory=memory, timer=self.timer, budget=self.budget,
                                use_wfx=wfx is not None, **({"wfx_cap": wfx[0], "wfx_exit": wfx[1]} if wfx else {}),
                                entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
         from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
 
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
-        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES,
+        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES, pmu=self.pmu,
                                entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, counting=self.counting)
 
     def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
@@ -220,17 +277,10 @@ class Virt(Platform):
         if self.guest_pmu:
             root.add("pmu").set("compatible", "arm,armv8-pmuv3").set("interrupts", [1, PPI_PMU - 16, flags])
 
-        clock = root.add("apb-pclk")
-        clock.set("compatible", "fixed-clock").set("#clock-cells", 0).set("clock-frequency", UART_CLOCK_HZ)
-        clock.set("clock-output-names", "clk24mhz")
-        uart_base, uart_size = VIRT_MAP["uart0"]
-        uart = root.add(f"pl011@{uart_base:x}")
-        uart.set("compatible", list(Pl011.compatible)).set("reg", cells64(uart_base, uart_size))
-        uart.set("interrupts", [0, UART0_SPI, IRQ_TYPE_LEVEL_HIGH])
-        uart.set("clocks", [clock.ref(), clock.ref()]).set("clock-names", ["uartclk", "apb_pclk"])
+        self.device_tree_nodes(root)              # the devices that describe themselves: UART, RTC, GPIO, ...
 
         chosen = root.add("chosen")
-        chosen.set("stdout-path", f"/pl011@{uart_base:x}")
+        chosen.set("stdout-path", f"/pl011@{VIRT_MAP['uart0'][0]:x}")
         if bootargs is not None:
             chosen.set("bootargs", bootargs)
         if initrd is not None:

@@ -8,13 +8,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Debian packages: binutils for both guest architectures (test guests are built
 # from assembly), dpkg-deb/apt for fetching guest images; gcc and linux-libc-dev
 # to check the KVM bindings against <linux/kvm.h> (tests/kvm/test_uapi.py), and
-# the arm64 UAPI headers for the arm64 ones (tests/kvm/test_arm64_uapi.py).
-debs=(binutils binutils-aarch64-linux-gnu gcc linux-libc-dev linux-libc-dev-arm64-cross)
+# the arm64 UAPI headers for the arm64 ones (tests/kvm/test_arm64_uapi.py); the aarch64
+# cross compiler builds kvm-unit-tests (tests/platforms/test_kvm_unit_tests.py).
+debs=(binutils binutils-aarch64-linux-gnu gcc gcc-aarch64-linux-gnu linux-libc-dev linux-libc-dev-arm64-cross)
 # The emulated Arm64 KVM host (cosim/emuhost, tests/emuhost): QEMU to boot it, mmdebstrap and cpio for its
 # root file system; for its patched L1 kernel (cosim/emuhost/kernel.py, BUILD_PACKAGES) and boot check,
-# the arm64 cross compiler (with a static libc for the probe) and the kernel's build tools.
+# a static arm64 libc for the probe and the kernel's build tools.
 debs+=(qemu-system-arm mmdebstrap cpio
-       gcc-aarch64-linux-gnu libc6-dev-arm64-cross make flex bison bc libssl-dev libelf-dev xz-utils patch)
+       libc6-dev-arm64-cross make flex bison bc libssl-dev libelf-dev xz-utils patch)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@ import sys
 
 import pytest
 
+from cosim import PlatformError
 from cosim.cli import main
 
 
@@ -88,7 +89,7 @@ def test_virt_kvm_on_a_host_without_arm64_kvm_is_one_line(capsys):
         assert capsys.readouterr().err.strip() == f"cosim: error: {platform}: cpu=kvm: {reason}"
 
 
-@pytest.mark.parametrize("platform, prop", [("pc", "budget"), ("virt", "kvm_budget")])
+@pytest.mark.parametrize("platform, prop", [("pc", "budget"), ("virt", "budget")])
 def test_a_bad_budget_source_is_refused_as_properties_are_read(capsys, monkeypatch, tmp_path, platform, prop):
     from cosim.kvm import _system
 
@@ -121,3 +122,16 @@ def test_python_dash_m_entry_point():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert "2/10 at 2 s" in proc.stdout and "simulated time    2.5 s" in proc.stderr
+
+
+def test_virts_old_kvm_budget_name_still_works_with_a_warning(tmp_path):
+    from cosim.platforms.virt import Virt
+
+    firmware = tmp_path / "firmware.bin"
+    firmware.write_bytes(b"\0" * 4)
+    with pytest.warns(FutureWarning, match="property kvm_budget is deprecated, use budget"):
+        board = Virt(firmware=str(firmware), console="none", kvm_budget="posix-timer")
+    assert board.budget == "posix-timer"
+    board.sim.close()
+    with pytest.raises(PlatformError, match="kvm_budget is the old name of budget: give only budget"):
+        Virt(firmware=str(firmware), console="none", kvm_budget="pmu", budget="pmu")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from cosim import Simulation
+from cosim.fdt import from_dtb
 from cosim.testing import Harness
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -39,6 +40,19 @@ def test_platform_guide_example_builds():
     try:
         text = board.describe()
         assert "ram (memory)" in text and "uart0 (pl011)" in text and board.devices["ram"].size == 128 * 2**20
+    finally:
+        board.sim.close()
+
+
+def test_platform_guide_extension_adds_a_device_with_its_node():
+    ns: dict = {}
+    exec(compile(_python_blocks("writing-platforms.md"), "writing-platforms.md", "exec"), ns)
+    board = ns["VirtLinuxTwoUarts"](firmware="none", kernel="none", console="none")
+    try:
+        fdt = from_dtb(board.dtb)
+        node = fdt.path_offset("/pl011@9040000")
+        assert list(fdt.getprop(node, "interrupts").as_uint32_list()) == [0, 8, 4]
+        assert any(m.target is board.uart1 for m in board.buses["sysbus"].mappings)
     finally:
         board.sim.close()
 

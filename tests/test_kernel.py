@@ -55,6 +55,30 @@ def test_first_stop_request_wins(sim):
     assert sim.run().stop.reason == "first"
 
 
+def test_a_stop_requested_now_ends_the_run_before_other_work_due_now(sim):
+    seen = []
+    sim.schedule(ms(1), lambda: sim.request_stop(0, "now"))
+    sim.schedule(ms(1), lambda: seen.append("same instant, scheduled later"))
+    assert sim.run(until=ms(5)).sim_time == ms(1) and seen == []
+
+
+def test_simpy_is_extended_by_subclassing():
+    """No private SimPy field is written from outside a SimPy subclass (issue 17, point 5)."""
+    import simpy
+
+    from cosim._kernel import Environment, UrgentEvent
+
+    with Simulation() as sim:
+        assert isinstance(sim.env, Environment) and isinstance(sim.env, simpy.Environment)
+        assert isinstance(sim.schedule(1, lambda: None), simpy.Event)
+        event = UrgentEvent(sim.env)
+        event.succeed_urgently("done", delay=us(3))
+        with pytest.raises(SimulationError, match="already been triggered"):
+            event.succeed_urgently()
+        sim.run()
+        assert event.processed and event.value == "done" and sim.now == us(3)
+
+
 def test_quiet_platform_ends_the_run(sim):
     sim.schedule(10, lambda: None)
     summary = sim.run()

@@ -5,9 +5,10 @@ linux-kernel / kvmarm lists, October 2023):
 
     budget = min(quantum, time to the next pending event)     # gem5's KVM CPU
     exit   = backend.run(budget)                               # guest runs natively / emulated
-    IDLE   -> wait for an interrupt: SimPy jumps to the next event
-    BUDGET -> advance simulated time by what the guest consumed; devices run
-    IO     -> an access scheduled something inside the budget: re-plan
+    Idle         -> wait for an interrupt: SimPy jumps to the next event
+    BudgetSpent  -> advance simulated time by what the guest consumed; devices run
+    DeviceAccess -> an access scheduled something inside the budget: re-plan
+    Stop, Breakpoint -> end the simulation; a CpuError raised by the backend fails it
 
 Because the budget never reaches past the next pending event, the guest can
 run ahead without missing anything, and a device touched mid-quantum sees the
@@ -29,11 +30,9 @@ from .._device import Device
 from .._errors import PlatformError, SimulationError
 from .._kernel import Clock, Simulation
 from .._time import US, format_time
-from ._backend import CpuBackend, CpuError, CpuExit, ExitReason
+from ._backend import Breakpoint, CpuBackend, CpuError, Idle, IdleKind, Stop
 
 __all__ = ["Cpu", "Keeper"]
-
-_NAMES = {reason: reason.value for reason in ExitReason}    # Enum.value is a descriptor call: slow per quantum
 
 
 class Keeper:
@@ -57,7 +56,7 @@ class Keeper:
         """Bring the kernel's clock to the guest's local time before a device access."""
         target = min(self.start + elapsed, self.end, self._peek())
         if target > self._env.now:
-            self.sim.advance_to(target)
+            self._env.advance_to(target)
 
     @property
     def must_yield(self) -> bool:
@@ -129,21 +128,27 @@ class Cpu(Device):
             try:
                 result = backend.run(keeper)
             except CpuError as error:
-                raise SimulationError(f"{self.name}: {error}") from error
+                dump = error.dump or backend.register_dump()
+                raise SimulationError(f"{self.name}: {error.args[0]}\n{dump}") from error
             finally:
                 self._keeper = None
             self.instructions += result.instructions
-            self.exits[_NAMES[result.reason]] += 1
-            elapsed = max(0, now + result.elapsed - sim.now)
-            if result.reason is ExitReason.IDLE and not backend.interrupt_pending():
-                yield from self._idle(result)
-            elif result.reason in (ExitReason.STOP, ExitReason.BREAKPOINT, ExitReason.ERROR):
-                self._finish(result)
+            reason = result.reason
+            kind = type(reason)
+            self.exits[kind.name] += 1
+            # One branch per reason of the closed set; BudgetSpent and DeviceAccess both just advance time.
+            if kind is Idle and not backend.interrupt_pending():
+                yield from self._idle(reason)
+            elif kind is Stop:
+                sim.request_stop(reason.status, reason.message)
+                return
+            elif kind is Breakpoint:
+                sim.request_stop(0, f"{self.name}: breakpoint at {reason.address:#x}")
                 return
             else:
-                yield sim.timeout(elapsed)
+                yield sim.timeout(max(0, now + result.elapsed - sim.now))
 
-    def _idle(self, result: CpuExit) -> Generator[simpy.Event, Any, None]:
+    def _idle(self, idle: Idle) -> Generator[simpy.Event, Any, None]:
         """Sleep until an interrupt is raised: SimPy jumps straight to the event that raises it.
 
         Nothing is due inside the budget, so the instructions run before the
@@ -154,7 +159,7 @@ class Cpu(Device):
         wake = self._wake = sim.event()
         start = sim.now
         upcoming = sim.peek()
-        if result.detail == "wfe" and upcoming != math.inf:
+        if idle.kind is IdleKind.WFE and upcoming != math.inf:
             # WFE also wakes on events not modelled one by one (SEV, the event
             # stream): resume at the next scheduled event instead of an IRQ only.
             yield sim.env.any_of([wake, sim.timeout(int(upcoming) - start)])
@@ -162,17 +167,6 @@ class Cpu(Device):
             yield wake
         self._wake = None
         self.idle_skipped += sim.now - start
-
-    def _finish(self, result: CpuExit) -> None:
-        sim = self._sim
-        assert sim is not None
-        if result.reason is ExitReason.ERROR:
-            raise SimulationError(f"{self.name}: {result.detail}\n{self.backend.register_dump()}")
-        if result.reason is ExitReason.BREAKPOINT:
-            sim.request_stop(0, f"{self.name}: breakpoint at {self.backend.pc:#x}")
-            return
-        status, reason = result.detail if isinstance(result.detail, tuple) else (0, str(result.detail or "guest stop"))
-        sim.request_stop(status, reason)
 
     # -- reporting ---------------------------------------------------------
     def summary(self) -> dict[str, str]:

@@ -21,7 +21,7 @@ from cffi import FFI
 
 from . import _uapi
 from ._system import KvmError
-from ._uapi import IOR, IOW, KVMIO, KVM_RUN_EXIT_UNION_OFFSET, KVM_RUN_SYNC_REGS_OFFSET
+from ._uapi import IOR, IOW, KVMIO, KVM_RUN_EXIT_UNION_OFFSET, KVM_RUN_SYNC_REGS_OFFSET, CData
 
 __all__ = [
     "ffi", "Arm64Ioctl", "Arm64Cap", "Feature", "KVM_REG_ARM64", "KVM_REG_SIZE_U64", "KVM_REG_ARM_CORE",
@@ -235,7 +235,7 @@ class Arm64Cap:
 # arrays of the generic kvm_run at offsets checked against the header; each
 # arm64 struct below is smaller than the area it is cast into.
 
-def device_irq_level(run) -> int:  # run: cdata 'struct kvm_run *'
+def device_irq_level(run: CData) -> int:
     """kvm_run.s.regs.device_irq_level (arm64's struct kvm_sync_regs)."""
     return ffi.cast("struct kvm_sync_regs *", ffi.cast("char *", run) + KVM_RUN_SYNC_REGS_OFFSET).device_irq_level
 

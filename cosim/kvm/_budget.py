@@ -53,6 +53,7 @@ from cffi import FFI
 
 from .._errors import PlatformError
 from ._system import KvmError
+from ._uapi import CData
 
 __all__ = ["BudgetSource", "PmuBudget", "TaskClockBudget", "TimerBudget", "choose_budget_source", "KICK_SIGNAL",
            "perf_attr", "BudgetChoice", "PerfAttrFlags", "SOURCE_NAMES", "budget_source_name"]
@@ -126,7 +127,8 @@ class PerfAttrFlags:
     EXCLUDE_GUEST = 1 << 20
 
 
-def perf_attr(type_: int, config: int, period: int, flags: int):  # -> cdata struct perf_event_attr *
+def perf_attr(type_: int, config: int, period: int, flags: int) -> CData:
+    """A new `struct perf_event_attr *` for perf_event_open."""
     attr = ffi.new("struct perf_event_attr *")
     attr.type = type_
     attr.size = ffi.sizeof("struct perf_event_attr")

@@ -7,14 +7,12 @@ import logging
 import signal
 from collections.abc import Iterable
 
+from .._memory import MemoryRegion
 from ..cpu._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
 from ._budget import drain
 from ._system import Kvm, KvmError, Vcpu, Vm
 
 __all__ = ["KvmCpuBase", "MemoryRegion", "map_memory", "block_kick"]
-
-# (guest physical address, size, host address of the buffer, read-only)
-MemoryRegion = tuple[int, int, int, bool]
 
 
 def map_memory(kvm: Kvm, vm: Vm, regions: Iterable[MemoryRegion], logger: logging.Logger) -> None:
@@ -55,13 +53,14 @@ class KvmCpuBase:
         source = getattr(self, "source", None)
         return [source] if source is not None else []
 
-    def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int,
-              detail: object = None) -> CpuExit:
+    def _exit(self, keeper: QuantumKeeper, reason: ExitReason, elapsed: int, done: int) -> CpuExit:
         elapsed = min(elapsed, keeper.budget)
         self._resume_at = keeper.start + elapsed
-        if reason is ExitReason.ERROR:
-            raise CpuError(f"{detail} ({self.pc_name} {self._safe_pc()})", self.register_dump())
-        return CpuExit(reason, elapsed, done, detail)
+        return CpuExit(reason, elapsed, done)
+
+    def _located(self, error: CpuError) -> CpuError:
+        """`error` (raised by an exit handler) with the PC it happened at and the registers."""
+        return CpuError(f"{error.args[0]} ({self.pc_name} {self._safe_pc()})", error.dump or self.register_dump())
 
     def _safe_pc(self) -> str:
         try:

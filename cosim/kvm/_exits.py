@@ -3,7 +3,8 @@
 Architecture modules (`cosim.cpu.x86.exits`, `cosim.cpu.arm64.kvm_exits`)
 decode their own exits and fall back to `decode_common`; their pure
 `handle_exit` functions serve MMIO with `mmio_outcome` and hand the shared
-fatal/stop exits to `common_outcome`.
+fatal/stop exits to `common_outcome`. A fatal exit raises `CpuError`; the
+backend adds the PC and the registers.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._bus import Bus
-from ..cpu._backend import ExitReason
-from ._access import DirectAccesses, GuestAccesses
-from ._uapi import Exit, SystemEvent
+from ..cpu._backend import CpuError, ExitReason, Stop
+from ._access import GuestAccesses
+from ._uapi import CData, Exit, SystemEvent
 
 __all__ = ["Mmio", "FailEntry", "InternalError", "SystemEventExit", "OtherExit", "Outcome", "CONTINUE",
            "INTERNAL_SUBERRORS", "decode_common", "common_outcome", "mmio_outcome"]
@@ -53,11 +54,13 @@ class OtherExit:
 # Made on every device read (the reply): plain slotted, like Mmio. Treated as a value: never changed once made.
 @dataclass(slots=True)
 class Outcome:
-    """What the backend does next: `reason` None = keep running; `reply` = bytes for an IN / MMIO read."""
+    """What the backend does next: `reason` None = keep running, else end the run with it;
+    `reply` = bytes for an IN / MMIO read; `abort` = an exception for the guest to take in
+    place of the access (arm64: `cosim.cpu.arm64.kvm_exits.ExternalAbort`)."""
 
     reason: ExitReason | None
     reply: bytes | None = None
-    detail: object = None
+    abort: object = None
 
 
 CONTINUE = Outcome(None)
@@ -65,7 +68,7 @@ INTERNAL_SUBERRORS = {1: "emulation failure", 2: "simultaneous exceptions", 3: "
                       4: "unexpected exit reason"}
 
 
-def decode_common(run) -> Mmio | FailEntry | InternalError | SystemEventExit | OtherExit:  # run: 'struct kvm_run *'
+def decode_common(run: CData) -> Mmio | FailEntry | InternalError | SystemEventExit | OtherExit:
     """The exits whose kvm_run layout is the same on every architecture."""
     reason = run.exit_reason
     if reason == Exit.MMIO:
@@ -82,7 +85,7 @@ def decode_common(run) -> Mmio | FailEntry | InternalError | SystemEventExit | O
     return OtherExit(reason)
 
 
-def mmio_outcome(exit: Mmio, bus: Bus, accesses: GuestAccesses | DirectAccesses) -> Outcome:
+def mmio_outcome(exit: Mmio, bus: Bus, accesses: GuestAccesses) -> Outcome:
     """An MMIO exit served on `bus` through `accesses`: a write continues, a read replies with the value's bytes."""
     if exit.write:
         accesses.write(bus, exit.address, exit.size, int.from_bytes(exit.data, "little"))
@@ -91,17 +94,17 @@ def mmio_outcome(exit: Mmio, bus: Bus, accesses: GuestAccesses | DirectAccesses)
 
 
 def common_outcome(exit: FailEntry | InternalError | SystemEventExit | OtherExit) -> Outcome:
-    """Failed entries, internal errors and unknown exits are errors; shutdown/reset events stop the run."""
+    """Shutdown/reset events stop the run; failed entries, internal errors and unknown exits raise CpuError."""
+    if isinstance(exit, SystemEventExit) and exit.type in (SystemEvent.SHUTDOWN, SystemEvent.RESET):
+        kind = "shutdown" if exit.type == SystemEvent.SHUTDOWN else "reset"
+        return Outcome(Stop(0, f"guest requested {kind} (KVM_EXIT_SYSTEM_EVENT)"))
     if isinstance(exit, FailEntry):
-        return Outcome(ExitReason.ERROR, None, f"VM entry failed (KVM_EXIT_FAIL_ENTRY): hardware reason "
-                                               f"{exit.reason:#x} on CPU {exit.cpu}; the guest state is invalid")
+        raise CpuError(f"VM entry failed (KVM_EXIT_FAIL_ENTRY): hardware reason {exit.reason:#x} on CPU "
+                       f"{exit.cpu}; the guest state is invalid")
     if isinstance(exit, InternalError):
         what = INTERNAL_SUBERRORS.get(exit.suberror, f"suberror {exit.suberror}")
         data = " ".join(f"{d:#x}" for d in exit.data)
-        return Outcome(ExitReason.ERROR, None, f"KVM internal error: {what}" + (f" (data {data})" if data else ""))
+        raise CpuError(f"KVM internal error: {what}" + (f" (data {data})" if data else ""))
     if isinstance(exit, SystemEventExit):
-        if exit.type in (SystemEvent.SHUTDOWN, SystemEvent.RESET):
-            kind = "shutdown" if exit.type == SystemEvent.SHUTDOWN else "reset"
-            return Outcome(ExitReason.STOP, None, (0, f"guest requested {kind} (KVM_EXIT_SYSTEM_EVENT)"))
-        return Outcome(ExitReason.ERROR, None, f"guest system event {exit.type} (KVM_EXIT_SYSTEM_EVENT)")
-    return Outcome(ExitReason.ERROR, None, f"unexpected {Exit.name(exit.reason)} from KVM")
+        raise CpuError(f"guest system event {exit.type} (KVM_EXIT_SYSTEM_EVENT)")
+    raise CpuError(f"unexpected {Exit.name(exit.reason)} from KVM")

@@ -19,10 +19,12 @@ from cffi import FFI
 __all__ = [
     "ffi", "libc", "IOC_NONE", "IOC_WRITE", "IOC_READ", "IO", "IOR", "IOW", "IOWR",
     "KVMIO", "KVM_API_VERSION", "Exit", "Cap", "Ioctl", "KVM_MEM_READONLY", "KVM_EXIT_IO_IN", "KVM_EXIT_IO_OUT",
-    "SystemEvent", "KVM_RUN_EXIT_UNION_OFFSET", "KVM_RUN_SYNC_REGS_OFFSET", "KVM_RUN_SYNC_REGS_SIZE",
+    "SystemEvent", "KVM_RUN_EXIT_UNION_OFFSET", "KVM_RUN_SYNC_REGS_OFFSET", "KVM_RUN_SYNC_REGS_SIZE", "CData",
 ]
 
 ffi = FFI()
+# The type of every cffi pointer or struct (of any FFI instance), for annotations: the docstring names the C type.
+CData = ffi.CData
 ffi.cdef("""
 typedef unsigned char __u8;
 typedef unsigned short __u16;

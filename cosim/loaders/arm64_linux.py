@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from .._errors import PlatformError
 from .._platform import MiB
 
-__all__ = ["ImageHeader", "LinuxLayout", "parse_image", "plan_layout", "decompress_kernel", "boot_stub"]
+__all__ = ["ImageHeader", "LinuxLayout", "parse_image", "is_linux_image", "plan_layout", "plan_flat_layout",
+           "decompress_kernel", "boot_stub", "FLAT_LOAD_OFFSET"]
 
 ARM64_IMAGE_MAGIC = b"ARM\x64"
 _HEADER = struct.Struct("<II QQQ QQQ 4s I")   # code0, code1, text_offset, image_size, flags, res2-4, magic, res5
 FLAG_BE = 1 << 0                            # flags bit 0: kernel endianness (1 = big-endian)
+# Where QEMU's arm64 `-kernel` puts an image that is not a Linux `Image` (hw/arm/boot.c, KERNEL64_LOAD_ADDR).
+FLAT_LOAD_OFFSET = 0x8_0000
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ def decompress_kernel(data: bytes) -> bytes:
         except (OSError, EOFError) as error:
             raise PlatformError(f"kernel: gzip data is corrupt: {error}") from error
     return data
+
+
+def is_linux_image(data: bytes) -> bool:
+    """Whether `data` starts with an arm64 Linux `Image` header (the `ARM\\x64` magic at 0x38)."""
+    return len(data) >= _HEADER.size and data[0x38:0x3C] == ARM64_IMAGE_MAGIC
 
 
 def parse_image(data: bytes) -> ImageHeader:
@@ -80,6 +88,20 @@ def plan_layout(header: ImageHeader, ram_size: int, dtb_size_max: int, initrd_si
         raise PlatformError(f"device tree of {dtb_size_max} bytes exceeds the 2 MiB booting.rst allows")
     if end > ram_size:
         raise PlatformError(f"kernel ({header.image_size:#x} bytes) and initrd ({initrd_size:#x} bytes) need "
+                            f"{-(-end // MiB)} MiB of RAM; this machine has {ram_size // MiB} MiB")
+    return LinuxLayout(kernel, dtb, initrd, initrd_size)
+
+
+def plan_flat_layout(image_size: int, ram_size: int, dtb_size_max: int, initrd_size: int) -> LinuxLayout:
+    """A flat binary (no Linux header) at RAM + 0x80000, as QEMU loads one. Its bss size is unknown,
+    so, as QEMU does, the initrd goes well away from it (half of RAM, at most 128 MiB in, or past the
+    image if that is larger) and the DTB follows the initrd; the guest finds both through x0."""
+    kernel = FLAT_LOAD_OFFSET
+    initrd = max(_align(kernel + image_size, 2 * MiB), min(ram_size // 2, 128 * MiB))
+    dtb = _align(initrd + initrd_size, 4096)
+    end = dtb + dtb_size_max
+    if end > ram_size:
+        raise PlatformError(f"image ({image_size:#x} bytes), initrd ({initrd_size:#x} bytes) and device tree need "
                             f"{-(-end // MiB)} MiB of RAM; this machine has {ram_size // MiB} MiB")
     return LinuxLayout(kernel, dtb, initrd, initrd_size)
 

@@ -1,79 +1,27 @@
 """The CPU loop with a scripted backend: budgets, idle time jumps, mid-quantum syncs, stops."""
 
+import re
+from pathlib import Path
+
 import pytest
 
-from cosim import MHz, Platform, SimulationError, Signal, ms, ns, us
-from cosim.cpu import Cpu, CpuExit, ExitReason
+from cosim import Platform, SimulationError, Signal, ms, ns, us
+from cosim.cpu import BUDGET_SPENT, Cpu, CpuError, CpuExit, Idle, IdleKind
+from cosim.testing import ScriptedBackend, run_backend
 
-PERIOD = ns(1)  # the fake guest retires one instruction per ns
-
-
-class ScriptedGuest:
-    """A fake backend: each run() pops the next action of a script.
-
-    Actions: ("spin",) uses the whole budget; ("wfi", n) idles after n instructions;
-    ("io", n, fn) calls fn(keeper) after n instructions as a device access would;
-    ("stop", status); ("crash",).
-    """
-
-    name = "scripted"
-
-    def __init__(self, script):
-        self.script = list(script)
-        self.budgets = []
-        self.irq = False
-        self.closed = False
-
-    def run(self, keeper):
-        self.budgets.append((keeper.start, keeper.budget))
-        action = self.script.pop(0) if self.script else ("stop", 0)
-        kind = action[0]
-        if kind == "spin":
-            return CpuExit(ExitReason.BUDGET, keeper.budget, keeper.budget // PERIOD)
-        if kind == "wfi":
-            return CpuExit(ExitReason.IDLE, action[1] * PERIOD, action[1], "wfi")
-        if kind == "io":
-            keeper.sync(action[1] * PERIOD)
-            action[2](keeper)
-            reason = ExitReason.IO if keeper.must_yield else ExitReason.BUDGET
-            elapsed = action[1] * PERIOD if keeper.must_yield else keeper.budget
-            return CpuExit(reason, elapsed, elapsed // PERIOD)
-        if kind == "stop":
-            return CpuExit(ExitReason.STOP, 0, 0, (action[1], "guest exit"))
-        return CpuExit(ExitReason.ERROR, 0, 0, "guest crashed")
-
-    def set_irq(self, line, level):
-        self.irq = level
-
-    def interrupt_pending(self):
-        return self.irq
-
-    def read_register(self, name):
-        return 0
-
-    def write_register(self, name, value):
-        pass
-
-    @property
-    def pc(self):
-        return 0x1234
-
-    def register_dump(self):
-        return "pc=0x1234"
-
-    def close(self):
-        self.closed = True
+PERIOD = ns(1)  # the scripted guest retires one instruction per ns
+S = ScriptedBackend
 
 
 def make_cpu(sim, script, quantum=us(100)):
-    guest = ScriptedGuest(script)
+    guest = ScriptedBackend(script, period=PERIOD, pc=0x1234)
     cpu = Cpu("cpu0", backend=guest, quantum=quantum)
     cpu.attach(sim)
     return cpu, guest
 
 
 def test_budget_is_the_quantum_bounded_by_the_next_event(sim):
-    cpu, guest = make_cpu(sim, [("spin",)] * 4)
+    cpu, guest = make_cpu(sim, [S.spin()] * 4)
     sim.schedule(us(250), lambda: None)
     sim.run(until=us(350))
     assert guest.budgets[:4] == [(0, us(100)), (us(100), us(100)), (us(200), us(50)), (us(250), us(100))]
@@ -81,7 +29,7 @@ def test_budget_is_the_quantum_bounded_by_the_next_event(sim):
 
 def test_idle_guest_lets_time_jump_to_the_interrupt(sim):
     line = Signal("timer.irq")
-    cpu, guest = make_cpu(sim, [("wfi", 10), ("wfi", 10), ("stop", 0)])
+    cpu, guest = make_cpu(sim, [S.idle(10), S.idle(10), S.stop(0)])
     line.connect(cpu.pins["irq"])
     sim.schedule(ms(500), line.raise_)
     summary = sim.run(until=ms(1000))
@@ -91,8 +39,8 @@ def test_idle_guest_lets_time_jump_to_the_interrupt(sim):
 
 
 def test_idle_with_interrupt_already_pending_does_not_sleep(sim):
-    cpu, guest = make_cpu(sim, [("wfi", 10), ("stop", 0)])
-    guest.irq = True
+    cpu, guest = make_cpu(sim, [S.idle(10), S.stop(0)])
+    guest.set_irq("irq", True)
     sim.run(until=ms(1))
     assert guest.budgets[1][0] == 10 * PERIOD and cpu.idle_skipped == 0
 
@@ -104,7 +52,7 @@ def test_access_mid_quantum_sees_local_time_and_new_events_end_the_quantum(sim):
         seen.append(sim.now)
         sim.schedule(us(5), lambda: seen.append(("timer", sim.now)))
 
-    cpu, guest = make_cpu(sim, [("io", 30_000, device_access), ("spin",), ("spin",)])
+    cpu, guest = make_cpu(sim, [S.access(30_000, device_access), S.spin(), S.spin()])
     sim.run(until=us(100))
     assert seen[0] == us(30)                         # the device saw the guest's local time
     assert guest.budgets[1] == (us(30), us(5))      # re-planned up to the new event
@@ -113,7 +61,7 @@ def test_access_mid_quantum_sees_local_time_and_new_events_end_the_quantum(sim):
 
 
 def test_stop_exit_requests_a_stop_with_the_status_and_closes_the_backend(sim):
-    cpu, guest = make_cpu(sim, [("spin",), ("stop", 7)])
+    cpu, guest = make_cpu(sim, [S.spin(), S.stop(7)])
     summary = sim.run(until=ms(1))
     assert summary.status == 7 and summary.stop.reason == "guest exit"
     assert summary.sim_time == us(100)
@@ -122,16 +70,49 @@ def test_stop_exit_requests_a_stop_with_the_status_and_closes_the_backend(sim):
 
 
 def test_error_exit_raises_with_register_dump_and_closes(sim):
-    cpu, guest = make_cpu(sim, [("crash",)])
-    with pytest.raises(SimulationError, match="guest crashed\npc=0x1234"):
+    cpu, guest = make_cpu(sim, [S.fail("guest crashed")])
+    with pytest.raises(SimulationError, match="cpu0: guest crashed\npc=0x1234"):
         sim.run(until=ms(1))
     assert guest.closed
+
+
+def test_error_keeps_the_backends_own_dump(sim):
+    def crash(backend, keeper):
+        raise CpuError("decode failed", "x0=0x5")
+
+    make_cpu(sim, [crash])
+    with pytest.raises(SimulationError, match="cpu0: decode failed\nx0=0x5$"):
+        sim.run(until=ms(1))
+
+
+def test_breakpoint_stops_the_run_naming_the_address(sim):
+    cpu, guest = make_cpu(sim, [S.spin(), S.breakpoint(0x8000_1000, instructions=5)])
+    summary = sim.run(until=ms(1))
+    assert summary.stop.reason == "cpu0: breakpoint at 0x80001000" and summary.status == 0
+    assert summary.sim_time == us(100)
+    assert cpu.exits == {"budget": 1, "breakpoint": 1}
+
+
+def test_wfe_also_wakes_at_the_next_event_and_wfi_only_on_an_interrupt(sim):
+    cpu, guest = make_cpu(sim, [S.idle(10, IdleKind.WFE), S.idle(10, IdleKind.WFI), S.stop(0)])
+    sim.schedule(us(300), lambda: None)            # an event that raises no interrupt
+    line = Signal("timer.irq")
+    line.connect(cpu.pins["irq"])
+    sim.schedule(ms(2), line.raise_)
+    sim.run(until=ms(5))
+    assert [start for start, _ in guest.budgets] == [0, us(300), ms(2)]
+    assert cpu.exits == {"idle": 2, "stop": 1}
+
+
+def test_scripted_backend_refuses_an_unknown_interrupt_input():
+    with pytest.raises(ValueError, match="no interrupt input 'intr'"):
+        ScriptedBackend([]).set_irq("intr", True)
 
 
 def test_cpu_in_a_platform_wires_like_any_device():
     class Board(Platform):
         def build(self):
-            self.cpu = self.add("cpu0", Cpu, backend=ScriptedGuest([("wfi", 1)] * 3), quantum=us(10))
+            self.cpu = self.add("cpu0", Cpu, backend=ScriptedBackend([S.idle(1)] * 3), quantum=us(10))
             self.line = Signal("timer.irq")
             self.wire(self.line, self.cpu.pins["irq"])
 
@@ -145,4 +126,32 @@ def test_quantum_must_be_positive():
     from cosim import PlatformError
 
     with pytest.raises(PlatformError, match="quantum"):
-        Cpu("cpu0", backend=ScriptedGuest([]), quantum=0)
+        Cpu("cpu0", backend=ScriptedBackend([]), quantum=0)
+
+
+def test_the_scripted_backend_example_in_docs_cpu_md_runs(sim):
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cpu.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    namespace: dict = {}
+    exec(compile("\n\n".join(blocks), "docs/cpu.md", "exec"), namespace)
+    tests = [value for key, value in namespace.items() if key.startswith("test_")]
+    assert tests
+    for test in tests:
+        test(sim)
+
+
+def test_run_backend_checks_the_contract_of_what_a_backend_returns(sim):
+    assert run_backend(S([S.idle(7, IdleKind.HLT)]), sim, us(1)) == CpuExit(Idle(IdleKind.HLT), 7 * PERIOD, 7)
+
+    def overran(backend, keeper):
+        return CpuExit(BUDGET_SPENT, keeper.budget + 1, 0)
+
+    def untyped(backend, keeper):
+        return CpuExit("wfi", 0, 0)
+
+    with pytest.raises(AssertionError, match=r"scripted: elapsed 1000001 ps outside 0..1000000 ps"):
+        run_backend(S([overran]), sim, us(1))
+    with pytest.raises(AssertionError, match="exit reason 'wfi' is not one of ExitReason"):
+        run_backend(S([untyped]), sim, us(1))
+    with pytest.raises(CpuError, match="guest crashed"):
+        run_backend(S([S.fail()]), sim, us(1))

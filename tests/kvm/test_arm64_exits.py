@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from cosim import Bus
-from cosim.cpu import ExitReason
+from cosim import Bus, BusError, Response
+from cosim.cpu import BUDGET_SPENT, CpuError, Idle, IdleKind, Stop
 from cosim.cpu.arm64.kvm_exits import (ArmNisv, ExternalAbort, FailEntry, Interrupted, InternalError, Mmio, OtherExit,
                                        SystemEventExit, Wfx, decode, handle_exit)
 from cosim.kvm._access import GuestAccesses
@@ -29,6 +29,18 @@ class Register:
         self.writes.append((offset, size, value))
 
 
+class Refusing:
+    """A target that refuses every access, as a model does at an offset it does not implement."""
+
+    name = "refusing"
+
+    def read(self, offset, size):
+        raise BusError(Response.ADDRESS_ERROR)
+
+    def write(self, offset, size, value):
+        raise BusError(Response.ADDRESS_ERROR)
+
+
 @pytest.fixture
 def bus():
     bus = Bus("sysbus")
@@ -43,7 +55,8 @@ def fake_run(reason):
 
 
 def handle(exit, bus, inject_abort=True):
-    return handle_exit(exit, bus=bus, accesses=GuestAccesses(logging.getLogger("test")), inject_abort=inject_abort)
+    accesses = GuestAccesses(logging.getLogger("test"), all_ones=False)     # as the Arm64 backend makes it
+    return handle_exit(exit, bus=bus, accesses=accesses, inject_abort=inject_abort)
 
 
 # -- decode ---------------------------------------------------------------------------
@@ -102,31 +115,38 @@ def test_mmio_write_reaches_the_device_at_its_offset(bus):
 def test_unanswered_mmio_is_an_external_abort_where_kvm_can_inject_one(bus):
     outcome = handle(Mmio(0x2000_0000, 4, False), bus)
     assert outcome.reason is None and outcome.reply is None
-    assert isinstance(outcome.detail, ExternalAbort) and outcome.detail.address == 0x2000_0000
-    assert not outcome.detail.write
+    assert isinstance(outcome.abort, ExternalAbort) and outcome.abort.address == 0x2000_0000
+    assert not outcome.abort.write
 
 
-def test_unanswered_mmio_reads_all_ones_without_abort_injection(bus, caplog):
+def test_an_access_the_model_refuses_is_raz_wi_not_an_abort(bus, caplog):
+    bus.map(0x0A00_0000, 0x1000, Refusing())
+    outcome = handle(Mmio(0x0A00_0004, 4, False), bus)
+    assert outcome.reply == b"\0" * 4 and outcome.abort is None
+    assert handle(Mmio(0x0A00_0004, 4, True, b"\1\0\0\0"), bus).abort is None
+    assert "0xa000004" in caplog.text and "reads as zero" in caplog.text
+
+
+def test_unanswered_mmio_reads_zero_without_abort_injection(bus, caplog):
     outcome = handle(Mmio(0x2000_0000, 4, False), bus, inject_abort=False)
-    assert outcome.reply == b"\xff" * 4 and outcome.detail is None
+    assert outcome.reply == b"\0" * 4 and outcome.abort is None
     assert handle(Mmio(0x2000_0000, 4, True, b"\0" * 4), bus, inject_abort=False).reason is None
     assert "0x20000000" in caplog.text
 
 
-@pytest.mark.parametrize("esr, kind", [(0x0400_0000, "wfi"), (0x0400_0001, "wfe")])
+@pytest.mark.parametrize("esr, kind", [(0x0400_0000, IdleKind.WFI), (0x0400_0001, IdleKind.WFE)])
 def test_wfx_exit_is_the_idle_exit(bus, esr, kind):
-    outcome = handle(Wfx(esr), bus)
-    assert outcome.reason is ExitReason.IDLE and outcome.detail == kind
+    assert handle(Wfx(esr), bus).reason == Idle(kind)
 
 
 def test_interruption_asks_the_backend_about_the_budget(bus):
-    assert handle(Interrupted(), bus).reason is ExitReason.BUDGET
+    assert handle(Interrupted(), bus).reason is BUDGET_SPENT
 
 
 @pytest.mark.parametrize("kind, word", [(SystemEvent.SHUTDOWN, "PSCI SYSTEM_OFF"), (SystemEvent.RESET, "PSCI SYSTEM_RESET")])
 def test_psci_shutdown_and_reset_stop_the_run(bus, kind, word):
-    outcome = handle(SystemEventExit(kind), bus)
-    assert outcome.reason is ExitReason.STOP and word in outcome.detail[1]
+    reason = handle(SystemEventExit(kind), bus).reason
+    assert type(reason) is Stop and reason.status == 0 and word in reason.message
 
 
 @pytest.mark.parametrize("exit, text", [
@@ -136,6 +156,7 @@ def test_psci_shutdown_and_reset_stop_the_run(bus, kind, word):
     (SystemEventExit(SystemEvent.CRASH), "system event 3"),
     (OtherExit(Exit.X86_RDMSR), "KVM_EXIT_X86_RDMSR"),
 ])
-def test_errors_say_what_happened(bus, exit, text):
-    outcome = handle(exit, bus)
-    assert outcome.reason is ExitReason.ERROR and text in outcome.detail
+def test_errors_raise_cpu_error_saying_what_happened(bus, exit, text):
+    with pytest.raises(CpuError) as error:
+        handle(exit, bus)
+    assert text in str(error.value)

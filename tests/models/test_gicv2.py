@@ -215,3 +215,23 @@ def test_never_acknowledges_a_disabled_or_masked_interrupt(sequence):
         else:
             g.c(a, value) if a in (GICC_CTLR, PMR, BPR, EOIR) else g.c(a)
         assert g.gic.irq(0).level == (g.gic._signalled(0) is not None)
+
+
+def test_uniprocessor_targets_are_raz_wi_and_spis_reach_the_cpu():
+    """IHI 0048B 4.3.12: with one CPU interface ITARGETSR is RAZ/WI and every SPI goes to it,
+    so a guest that never writes the targets (kvm-unit-tests' pl031) still gets its SPI."""
+    g = Gic()
+    g.on()
+    g.d(ISENABLER + 4, 1 << 2)                    # SPI 34, targets never written
+    g.d(IPRIORITYR + 34, 0xA0, size=1)
+    g.d(ITARGETSR + 34, 0x01, size=1)
+    assert g.d(ITARGETSR + 32) == 0 and g.d(ITARGETSR) == 0
+    g.gic.spi(2)(True)
+    assert g.c(HPPIR) == 34 and g.c(IAR) == 34
+
+
+def test_per_cpu_views_are_named_by_cpu_and_share_the_banked_state_name():
+    gic = Gicv2("gic", num_cpus=2)
+    assert [d.name for d in gic.distributors] == ["gic.dist0", "gic.dist1"]
+    assert [c.name for c in gic.cpu_interfaces] == ["gic.cpu0", "gic.cpu1"]
+    assert gic.distributors[1].cpu_state is gic.cpu_interfaces[1].cpu_state is gic.cpus[1]

@@ -199,7 +199,9 @@ def test_mmio_with_reg_shift_2(harness, sim):
 
 
 def test_bad_reg_shift_is_a_clear_error():
-    with pytest.raises(ValueError, match="reg_shift must be 0, 1 or 2"):
+    from cosim import PlatformError
+
+    with pytest.raises(PlatformError, match="reg_shift must be 0, 1 or 2"):
         Ns16550("uart", reg_shift=3)
 
 

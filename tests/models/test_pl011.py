@@ -135,3 +135,10 @@ def test_random_accesses_keep_the_invariants(ops):
         u = dut.device
         assert len(u._rx) <= 32
         assert u.irq.level == bool(u.regs.UARTRIS & u.regs.UARTIMSC)
+
+
+def test_bad_clock_is_a_configuration_error():
+    from cosim import PlatformError
+
+    with pytest.raises(PlatformError, match="uart0: clock_hz must be positive, not 0"):
+        Pl011("uart0", clock_hz=0)

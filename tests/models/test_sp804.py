@@ -231,7 +231,9 @@ def test_integration_test_mode_drives_the_outputs(timer):
 
 
 def test_bad_clock_is_an_error():
-    with pytest.raises(ValueError, match="clock_hz"):
+    from cosim import PlatformError
+
+    with pytest.raises(PlatformError, match="clock_hz"):
         Sp804("t", clock_hz=0)
 
 

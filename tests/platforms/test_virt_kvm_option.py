@@ -29,7 +29,8 @@ def test_the_check_comes_before_any_image_is_fetched(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["run", "virt", "--cpu", "qemu"], "unknown CPU backend 'qemu' for virt: use unicorn or kvm"),
+    (["run", "virt", "--cpu", "qemu"], "platform 'virt': property cpu='qemu': use unicorn or kvm"),
+    (["run", "virt", "-P", "counting=exact"], "platform 'virt': property counting='exact': use block or instruction"),
     (["run", "virt", "--cpu", "kvm", "-P", "kvm_wfx=222"], "kvm_wfx expects CAP:EXIT numbers (e.g. 224:38, or 222:35 for the seed patch's) or 'off'"),
 ])
 def test_bad_cpu_options_are_one_line_errors(capsys, argv, message):
@@ -43,5 +44,5 @@ def test_describe_lists_the_kvm_properties(capsys, tmp_path):
     firmware.write_bytes(b"\0" * 4)
     assert main(["describe", "virt", "-P", "kvm_wfx=240:50", "-P", f"firmware={firmware}", "--console", "none"]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "kvm_wfx      = 240:50" in out and "kvm_budget   = auto" in out
+    assert "kvm_wfx      = 240:50" in out and "budget       = auto" in out
     assert "kvm (Arm64 Linux host with /dev/kvm)" in out

@@ -1,6 +1,5 @@
 """End to end: Debian's U-Boot 2023.01 on the `virt` platform, driven over the PL011 console."""
 
-import time
 
 import pytest
 
@@ -51,13 +50,14 @@ def test_fdt_shows_the_generated_tree(booted):
     assert "linux,dummy-virt" in command(console, "fdt print /")
 
 
-def test_sleep_advances_simulated_time_far_faster_than_wall_time(booted):
+def test_sleep_skips_its_polling_instead_of_executing_it(booted):
+    """U-Boot's sleep polls the counter; the polls let time move on, so 3 s of simulated time
+    cost far fewer instructions than 3 s at 1 GHz would (wall-time figures: benchmarks/bench_uboot.py)."""
     board, console = booted
-    before, wall = board.sim.now, time.perf_counter()
+    before, executed = board.sim.now, board.cpu0.instructions
     command(console, "sleep 3", timeout=10 * SEC)
-    simulated = board.sim.now - before
-    assert simulated >= 3 * SEC
-    assert time.perf_counter() - wall < 3.0
+    assert board.sim.now - before >= 3 * SEC
+    assert board.cpu0.instructions - executed < 0.05 * 3e9
 
 
 @pytest.mark.parametrize("word, reason", [("poweroff", "SYSTEM_OFF"), ("reset", "SYSTEM_RESET")])

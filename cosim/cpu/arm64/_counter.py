@@ -236,12 +236,18 @@ class NativeCounter:
     def rewind(self, pc: int) -> None:
         """The run stopped inside a block with the PC at `pc` (the next instruction to run):
         count only the block's instructions before it."""
-        if not self.per_block:
-            return
+        self._state.executed = self.executed_before(pc)
+
+    def executed_before(self, pc: int) -> int:
+        """Instructions retired before the one at `pc` in this run (per-block counting counts a
+        block when it starts: within it, the position of `pc` says how many really ran)."""
         state = self._state
+        if not self.per_block:
+            return int(state.executed)
         start, base = int(state.block_start), int(state.block_base)
         if start <= pc <= start + 4 * (int(state.executed) - base):
-            state.executed = base + (pc - start) // 4
+            return base + (pc - start) // 4
+        return int(state.executed)
 
     @property
     def unmasked(self) -> bool:

@@ -6,9 +6,10 @@
   Boot state per Documentation/arch/arm64/booting.rst: EL1h, DAIF masked, MMU
   and caches off (what VCPU_INIT gives), PC at the entry, x0 = the DTB.
 - **Memory.** RAM and flash are memory slots (flash read-only where the host
-  has KVM_CAP_READONLY_MEM); every other access exits as MMIO to the bus. When
-  nothing answers, the guest takes a synchronous external abort
-  (KVM_CAP_ARM_INJECT_EXT_DABT), as on the unicorn backend.
+  has KVM_CAP_READONLY_MEM); every other access exits as MMIO to the bus. Where
+  nothing is mapped, the guest takes a synchronous external abort
+  (KVM_CAP_ARM_INJECT_EXT_DABT); an access a model refuses reads as zero and
+  writes are dropped: both as on the unicorn backend (docs/concepts.md).
 - **Interrupts.** No in-kernel vGIC: the GICv2 model drives the vCPU's IRQ/FIQ
   inputs with KVM_IRQ_LINE (type CPU). The generic timer is the kernel's; its
   output levels come back in kvm_run (KVM_CAP_ARM_USER_IRQ) and drive the
@@ -49,7 +50,7 @@ from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, TimerBudget, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError, Vcpu, Vm, scratch_vm
 from ...kvm._uapi import Ioctl
-from .._backend import CpuExit, ExitReason, QuantumKeeper
+from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, Idle, QuantumKeeper
 from .kvm_exits import ExternalAbort, Mmio, decode, handle_exit
 from .kvm_timer import Comparator, KvmGenericTimer, host_counter_frequency
 
@@ -136,7 +137,7 @@ class KvmArm64Cpu(KvmCpuBase):
         if reason:
             raise PlatformError(reason)
         if access_latency < 0:
-            raise ValueError(f"access latency must not be negative, not {access_latency} ps")
+            raise PlatformError(f"access latency must not be negative, not {access_latency} ps")
         self.bus = bus
         self.timer = timer
         self.period = frequency.period
@@ -144,7 +145,7 @@ class KvmArm64Cpu(KvmCpuBase):
         self.access_latency = access_latency
         self.wfx_exit = wfx_exit
         self.kick_signal = kick_signal
-        self.accesses = GuestAccesses(logger)
+        self.accesses = GuestAccesses(logger, all_ones=False)     # Arm: failed reads are RAZ
         self.log = logger
         self.lines = {"irq": False, "fiq": False}
         self._levels: int | None = None     # device_irq_level last applied; None: reconcile on the next exit
@@ -361,7 +362,7 @@ class KvmArm64Cpu(KvmCpuBase):
         allowance = budget - self.timer.time_of(lead) if guard is not None else 0
         started = self._count
         if guard is not None and allowance <= 0:
-            return self._exit(keeper, ExitReason.BUDGET, budget, 0)     # a quantum ahead: let time catch up
+            return self._exit(keeper, BUDGET_SPENT, budget, 0)     # a quantum ahead: let time catch up
         entered = False
         try:
             while True:
@@ -384,34 +385,37 @@ class KvmArm64Cpu(KvmCpuBase):
                     extra += self.access_latency
                     elapsed += self.access_latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
-                outcome = handle_exit(exit, bus=self.bus, accesses=self.accesses, inject_abort=self.inject_abort)
+                try:
+                    outcome = handle_exit(exit, bus=self.bus, accesses=self.accesses, inject_abort=self.inject_abort)
+                except CpuError as error:
+                    raise self._located(error) from error
                 if outcome.reply is not None:
                     ffi.memmove(run.mmio.data, outcome.reply, len(outcome.reply))
                     self._pending = True
-                if isinstance(outcome.detail, ExternalAbort):
-                    self._inject_abort(outcome.detail)
+                if outcome.abort is not None:
+                    self._inject_abort(outcome.abort)
                 reason = outcome.reason
-                if reason is ExitReason.BUDGET:   # a kick, another signal, or a level change
+                if reason is BUDGET_SPENT:   # a kick, another signal, or a level change
                     if guard is not None and self.timer.time_of(self._count - started) >= allowance:
                         # The guest's clock ran the quantum out: it idled in a WFI KVM kept to itself (no WFx
                         # exit), or the host ran slower than the model.
-                        return self._exit(keeper, ExitReason.BUDGET, max(elapsed, budget), done)
+                        return self._exit(keeper, BUDGET_SPENT, max(elapsed, budget), done)
                     if elapsed >= budget:
-                        return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                        return self._exit(keeper, BUDGET_SPENT, elapsed, done)
                     if changed and keeper.must_yield:
-                        return self._exit(keeper, ExitReason.IO, elapsed, done)
+                        return self._exit(keeper, DEVICE_ACCESS, elapsed, done)
                     source.rearm()
                     continue
-                if reason is ExitReason.IDLE:
-                    result = self._exit(keeper, reason, elapsed, done, outcome.detail)
+                if type(reason) is Idle:
+                    result = self._exit(keeper, reason, elapsed, done)
                     self.timer.plan(self.comparators(), at=keeper.start + result.elapsed)
                     return result
                 if reason is not None:
-                    return self._exit(keeper, reason, elapsed, done, outcome.detail)
+                    return self._exit(keeper, reason, elapsed, done)
                 if (device or changed) and keeper.must_yield:
-                    return self._exit(keeper, ExitReason.IO, elapsed, done)
+                    return self._exit(keeper, DEVICE_ACCESS, elapsed, done)
                 if elapsed >= budget:
-                    return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                    return self._exit(keeper, BUDGET_SPENT, elapsed, done)
         finally:
             source.disarm()
             if guard is not None:

@@ -8,7 +8,8 @@
   IRQ/FIQ between runs when the line is high and unmasked; SVC, BRK, undefined
   instructions and aborts reported by unicorn's interrupt hook; HVC/SMC go to
   PSCI. An access to an address with nothing mapped is a synchronous external
-  abort taken by the guest (DFSC 0x10, FAR = the address). MMU faults get the
+  abort taken by the guest (DFSC 0x10, FAR = the address); an access a model
+  refuses reads as zero and writes are dropped (RAZ/WI), warned once. MMU faults get the
   syndrome and FAR `mmu.py` derives (unicorn reports only "data abort").
 - **Idle.** WFI makes unicorn return early; that is the idle exit.
 - **Polling.** A guest that reads the same thing again and again (CNTPCT/CNTVCT,
@@ -32,9 +33,11 @@ from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED,
 from unicorn import arm64_const as A
 
 from ..._bus import Bus, BusError
+from ..._errors import PlatformError
+from ..._memory import MemoryRegion
 from ..._time import GHz, US, Frequency
-from .._backend import CpuError, CpuExit, ExitReason, QuantumKeeper
-from . import psci
+from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, ExitReason, Idle, IdleKind, QuantumKeeper, Stop
+from . import COUNTING_MODES, psci
 from ._counter import NativeCounter, NativeSysregFilter
 from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr
 from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
@@ -42,9 +45,6 @@ from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 __all__ = ["UnicornArm64Cpu", "MemoryRegion"]
 
 log = logging.getLogger("cosim.cpu.arm64")
-
-# (guest physical address, size, host address of the buffer, read-only)
-MemoryRegion = tuple[int, int, int, bool]
 
 # QEMU's internal exception numbers as unicorn's UC_HOOK_INTR reports them (target/arm/cpu.h).
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 3, 4, 7
@@ -55,10 +55,14 @@ EXCP_HVC, EXCP_SMC = 11, 13
 # block counting no time passes, so the run would never end).
 _STUCK_EXCEPTIONS = 16
 
+# Unicorn returns early on WFE as on WFI, without saying which: both are reported as WFI.
+_IDLE = Idle(IdleKind.WFI)
+
 SPSR_EL1 = (3, 0, 4, 0, 0)
 SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
 TCR_EL1 = (3, 0, 2, 0, 2)
 SCR_EL3 = (3, 6, 1, 1, 0)
+ID_AA64DFR0_EL1 = (3, 0, 0, 5, 0)
 HCR_EL2 = (3, 4, 1, 1, 0)
 # Unicorn starts in Secure EL1 with SCR_EL3.RW = 0, which QEMU reads as "EL1 is
 # AArch32": the first MMU enable then faults. Present what QEMU's virt gives a
@@ -93,15 +97,23 @@ class UnicornArm64Cpu:
 
     def __init__(self, *, bus: Bus, memory: Iterable[MemoryRegion], mmio: Iterable[tuple[int, int]],
                  timer: Any = None, sysreg_names: dict[tuple[int, int, int, int, int], str] | None = None,
+                 pmu: Any = None,
                  frequency: Frequency = GHz(1), max_poll_skip: int = 100 * US, entry: int = 0,
                  registers: dict[str, int] | None = None, counting: str = "block") -> None:
-        if counting not in ("block", "instruction"):
-            raise ValueError(f"counting must be 'block' or 'instruction', not {counting!r}")
+        if counting not in COUNTING_MODES:
+            raise PlatformError(f"counting must be {' or '.join(COUNTING_MODES)}, not {counting!r}")
         self.bus = bus
         self.timer = timer
         self.period = frequency.period
         self.max_poll_skip = max_poll_skip
-        self._sysregs = sysreg_names or {}
+        # System registers served by models (encoding -> owner, name); unicorn executes the rest.
+        self._sysregs: dict[tuple[int, int, int, int, int], tuple[Any, str]] = {}
+        if timer is not None:
+            self._sysregs.update({key: (timer, name) for key, name in (sysreg_names or {}).items()})
+        if pmu is not None:
+            from cosim.models.pmu import SYSREG_NAMES as PMU_SYSREGS
+
+            self._sysregs.update({key: (pmu, name) for key, name in PMU_SYSREGS.items()})
         self.description = (f"unicorn {__import__('unicorn').__version__} Arm64 at {frequency}, "
                             + ("instructions counted per block" if counting == "block" else "exact instruction count"))
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
@@ -113,6 +125,11 @@ class UnicornArm64Cpu:
         for base, size in mmio:
             self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
         self.counter = NativeCounter(self.uc, per_block=counting == "block")
+        self.guest_pmu = pmu is not None  # the platform lists a PMU in the device tree then
+        if pmu is not None:               # the PMU counts what this CPU retires, at its exception level
+            pmu.instructions = self.retired
+            pmu.el = lambda: current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE))
+            pmu.dfr0 = self.uc.cpr_read(*ID_AA64DFR0_EL1)
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
         # No UC_HOOK_MEM_* hook: any memory hook puts every guest access on unicorn's slow
         # path (Linux boots ~40% slower); a bad access is decoded from the instruction instead.
@@ -122,7 +139,7 @@ class UnicornArm64Cpu:
         self.lines = {"irq": False, "fiq": False}
         self._keeper: QuantumKeeper | None = None
         self._extra = 0                   # poll skips added to local time in this run
-        self._stop: tuple[ExitReason, object] | None = None
+        self._stop: ExitReason | None = None
         self._pending_sync: tuple[Kind, int, int | None, int | None] | None = None
         # Guest RAM as (base, size, host address), for reading translation tables on a fault.
         self._ram = [(base, size, host) for base, size, host, _ in memory]
@@ -130,6 +147,7 @@ class UnicornArm64Cpu:
         self._poll_at = 0
         self._poll_skip = 0
         self._done = 0
+        self._retired = 0                 # instructions of the runs before this one
         self._limit = 0
         self._warned: set[int] = set()
         self.write_register("pc", entry)
@@ -247,7 +265,7 @@ class UnicornArm64Cpu:
                         # Unicorn returns early only on WFI/WFE. With an interrupt pending (even
                         # masked) WFI completes at once (D1.16.2): carry on within the run.
                         if not self.interrupt_pending():
-                            return self._exit(ExitReason.IDLE, "wfi")
+                            return self._exit(_IDLE)
                 # The same exception address again with nothing run in between (the faulting
                 # instruction is counted with exact counting): the vector faults into itself.
                 stuck = stuck + 1 if taken is not None and taken == last_taken and self.counter.executed <= 1 else 0
@@ -255,9 +273,9 @@ class UnicornArm64Cpu:
                 if stuck >= _STUCK_EXCEPTIONS:
                     self._stuck()
                 if self._stop is not None:
-                    return self._exit(*self._stop)
+                    return self._exit(self._stop)
                 if self._remaining() <= 0:
-                    return self._exit(ExitReason.BUDGET)
+                    return self._exit(BUDGET_SPENT)
         finally:
             self._keeper = None
 
@@ -276,21 +294,27 @@ class UnicornArm64Cpu:
     def _elapsed(self) -> int:
         return (self._done + self.counter.executed) * self.period + self._extra
 
-    def _exit(self, reason: ExitReason, detail: object = None) -> CpuExit:
-        assert self._keeper is not None
-        elapsed = self._done * self.period + self._extra
-        return CpuExit(reason, min(elapsed, self._keeper.budget), self._done, detail)
+    def _elapsed_at_pc(self) -> int:
+        """Local time at the instruction being executed: exact even with per-block counting, so
+        two counter reads in one block see time pass (PMCCNTR, CNTVCT)."""
+        return (self._done + self.counter.executed_before(self.pc)) * self.period + self._extra
 
-    def _end_run(self, reason: ExitReason, detail: object = None) -> None:
+    def _exit(self, reason: ExitReason) -> CpuExit:
+        assert self._keeper is not None
+        self._retired += self._done
+        elapsed = self._done * self.period + self._extra
+        return CpuExit(reason, min(elapsed, self._keeper.budget), self._done)
+
+    def _end_run(self, reason: ExitReason) -> None:
         """End the run after the current instruction. The counter stops it at the next
         boundary: stopping inside a device access could make unicorn repeat the access."""
-        self._stop = (reason, detail)
+        self._stop = reason
         self.counter.budget = self.counter.executed
 
     def _after_access(self) -> None:
         keeper = self._keeper
         if keeper is not None and keeper.must_yield and self._stop is None:
-            self._end_run(ExitReason.IO)
+            self._end_run(DEVICE_ACCESS)
 
     # -- device accesses --------------------------------------------------------
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
@@ -301,7 +325,7 @@ class UnicornArm64Cpu:
         try:
             value = self.bus.read(address, size)
         except BusError as error:
-            self._warn_once(address, f"read of {size} bytes failed ({error.status.value}); reads as 0")
+            self._warn_once(address, f"read of {size} bytes failed ({error.status.value}); reads as zero")
             value = 0
         self._after_access()
         return value
@@ -322,17 +346,10 @@ class UnicornArm64Cpu:
             self._warned.add(address)
             log.warning("guest access at %#x: %s", address, message)
 
-    def _el0_denied(self, name: str, cp: Any, reg: int, read: bool) -> bool:
-        """An EL0 access that CNTKCTL_EL1 does not allow (D11.2.x, CNTKCTL_EL1 EL0PCTEN, EL0VCTEN,
-        EL0PTEN, EL0VTEN) traps to EL1 with EC 0x18, as hardware does; Linux's vDSO relies on
-        EL0VCTEN being honoured the other way round."""
-        if current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE)) != 0:
-            return False
-        kctl = self.timer.read_sysreg("CNTKCTL_EL1")
-        allowed = {"CNTPCT_EL0": kctl & 1, "CNTVCT_EL0": kctl & 2, "CNTFRQ_EL0": kctl & 3}.get(name)
-        if allowed is None:
-            allowed = kctl >> 9 & 1 if name.startswith("CNTP_") else kctl >> 8 & 1 if name.startswith("CNTV_") else 0
-        if allowed:
+    def _el0_denied(self, device: Any, name: str, cp: Any, reg: int, read: bool) -> bool:
+        """An EL0 access the register's owner does not allow (the timer's CNTKCTL_EL1, the PMU's
+        PMUSERENR_EL0) traps to EL1 with EC 0x18, as hardware does."""
+        if current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE)) != 0 or device.el0_allowed(name, read):
             return False
         # ISS for a trapped MSR/MRS (D17.2.37, EC 0x18): Op0, Op2, Op1, CRn, Rt, CRm, direction.
         iss = (cp.op0 << 20) | (cp.op2 << 17) | (cp.op1 << 14) | (cp.crn << 10) | (_REG_NUMBERS.get(reg, 31) << 5) \
@@ -344,30 +361,37 @@ class UnicornArm64Cpu:
         return True
 
     def _on_mrs(self, reg: int, cp: Any) -> int:
-        name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
-        if name is None or self.timer is None:
+        owner = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
+        if owner is None:
             return 0                                   # not ours: unicorn executes it
-        if self._el0_denied(name, cp, reg, True):
+        device, name = owner
+        if self._el0_denied(device, name, cp, reg, True):
             return 1
         if name in ("CNTPCT_EL0", "CNTVCT_EL0"):
             self._poll_step(name)
         assert self._keeper is not None
-        self._keeper.sync(self._elapsed())
-        self.uc.reg_write(reg, self.timer.read_sysreg(name))
+        self._keeper.sync(self._elapsed_at_pc())
+        self.uc.reg_write(reg, device.read_sysreg(name))
         return 1
 
     def _on_msr(self, reg: int, cp: Any) -> int:
-        name = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
-        if name is None or self.timer is None:
+        owner = self._sysregs.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
+        if owner is None:
             return 0
-        if self._el0_denied(name, cp, reg, False):
+        device, name = owner
+        if self._el0_denied(device, name, cp, reg, False):
             return 1
         self._poll_keys = None
         assert self._keeper is not None
         self._keeper.sync(self._elapsed())
-        self.timer.write_sysreg(name, cp.val)
+        device.write_sysreg(name, cp.val)
         self._after_access()
         return 1
+
+    def retired(self) -> int:
+        """Instructions retired since the CPU was made, exact at the instruction being executed
+        (the PMU's INST_RETIRED)."""
+        return self._retired + self._done + self.counter.executed_before(self.pc)
 
     def _poll_step(self, what: object) -> None:
         """Reads that repeat (the same few sources, nothing written in between, few
@@ -402,7 +426,7 @@ class UnicornArm64Cpu:
             result = psci.call(self.read_register("x0"), self.read_register("x1"))
             self.write_register("x0", result.x0)
             if result.stop:
-                self._end_run(ExitReason.STOP, (0, f"guest called PSCI SYSTEM_{result.stop.upper()}"))
+                self._end_run(Stop(0, f"guest called PSCI SYSTEM_{result.stop.upper()}"))
             return
         if intno == EXCP_SWI:
             # SVC: the preferred return address is the next instruction, where unicorn's PC already is.
@@ -416,12 +440,10 @@ class UnicornArm64Cpu:
             word = self._instruction(pc) or 0
             self._pending_sync = (Kind.SYNC, pc, esr(EC.BRK64, (word >> 5) & 0xFFFF), None)
         elif intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
-            try:
-                self._pending_sync = self._mmu_abort(pc, intno == EXCP_PREFETCH_ABORT)
-            except CpuError as error:
-                self._stop = (ExitReason.ERROR, str(error))
+            # A CpuError raised in a hook stops unicorn, which raises it again from emu_start.
+            self._pending_sync = self._mmu_abort(pc, intno == EXCP_PREFETCH_ABORT)
         else:
-            self._stop = (ExitReason.ERROR, f"unexpected exception {intno} at pc={pc:#x}")
+            raise CpuError(f"unexpected exception {intno} at pc={pc:#x}")
         uc.emu_stop()
 
     # -- MMU faults ------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 `decode(view)` reads the exit union once (through a `RunView` of kvm_run); `handle_exit(exit, ...)` decides what
 happens, touching nothing but the buses it is given, so tests feed it fake
-exits (STYLE.md #9). The backend copies `Outcome.reply` back into kvm_run.
+exits (STYLE.md #9). The backend copies `Outcome.reply` back into kvm_run; a
+fatal exit raises `CpuError`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from ..._bus import Bus
 from ...kvm._access import GuestAccesses
 from ...kvm._exits import (CONTINUE, INTERNAL_SUBERRORS, FailEntry, InternalError, Mmio, OtherExit, Outcome,
                            SystemEventExit, common_outcome, decode_common, mmio_outcome)
-from ...kvm._uapi import KVM_EXIT_IO_OUT, KVM_RUN_EXIT_UNION_OFFSET, Exit, ffi
+from ...kvm._uapi import KVM_EXIT_IO_OUT, KVM_RUN_EXIT_UNION_OFFSET, CData, Exit, ffi
 from ...kvm._x86 import ffi as x86_ffi
-from .._backend import ExitReason
+from .._backend import Breakpoint, CpuError, Idle, IdleKind
 
 __all__ = ["PortIo", "Mmio", "Halt", "IrqWindow", "Shutdown", "Debug", "FailEntry", "InternalError", "SystemEventExit",
            "OtherExit", "KvmExit", "Outcome", "RunView", "decode", "handle_exit", "INTERNAL_SUBERRORS"]
@@ -57,7 +58,7 @@ class Debug:
 
 KvmExit = PortIo | Mmio | Halt | IrqWindow | Shutdown | Debug | FailEntry | InternalError | SystemEventExit | OtherExit
 _HALT, _WINDOW, _SHUTDOWN = Halt(), IrqWindow(), Shutdown()
-_IDLE = Outcome(ExitReason.IDLE, None, "hlt")     # every idle guest's exit: made once
+_IDLE = Outcome(Idle(IdleKind.HLT))     # every idle guest's exit: made once
 
 
 class RunView:
@@ -69,7 +70,7 @@ class RunView:
 
     __slots__ = ("run", "io", "mmio", "debug", "raw")
 
-    def __init__(self, run, size: int) -> None:  # run: cdata 'struct kvm_run *'
+    def __init__(self, run: CData, size: int) -> None:
         self.run = run
         self.io = run.io
         self.mmio = run.mmio
@@ -108,7 +109,8 @@ def decode(view: RunView) -> KvmExit:
 
 
 def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses) -> Outcome:
-    """The x86 exit policy. Device accesses go through `accesses` (bus errors: all ones / dropped, warned once)."""
+    """The x86 exit policy. Device accesses go through `accesses` (bus errors: all ones / dropped, warned once);
+    a triple fault, a failed entry or an internal error raises CpuError."""
     if type(exit) is PortIo:
         size, count = exit.size, exit.count
         if exit.write:
@@ -129,8 +131,7 @@ def handle_exit(exit: KvmExit, ports: Bus, memory: Bus, accesses: GuestAccesses)
     if isinstance(exit, IrqWindow):
         return CONTINUE
     if isinstance(exit, Shutdown):
-        return Outcome(ExitReason.ERROR, None, "triple fault: the guest took an exception it could not deliver "
-                                               "(KVM_EXIT_SHUTDOWN)")
+        raise CpuError("triple fault: the guest took an exception it could not deliver (KVM_EXIT_SHUTDOWN)")
     if isinstance(exit, Debug):
-        return Outcome(ExitReason.BREAKPOINT, None, exit.pc)
+        return Outcome(Breakpoint(exit.pc))
     return common_outcome(exit)

@@ -37,11 +37,11 @@ from ...kvm._access import GuestAccesses
 from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError
-from ...kvm._uapi import KVM_RUN_SYNC_REGS_OFFSET, Ioctl
+from ...kvm._uapi import KVM_RUN_SYNC_REGS_OFFSET, CData, Ioctl
 from ...kvm._x86 import (KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, KVM_SYNC_X86_EVENTS, KVM_VCPU_TSC_CTRL,
                          KVM_VCPU_TSC_OFFSET, X86Ioctl, ffi)
 from ...loaders.x86 import EntryState
-from .._backend import CpuExit, ExitReason, QuantumKeeper
+from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, Idle, IdleKind, QuantumKeeper, Stop
 from .calibrate import Calibration, calibrate
 from .exits import Debug, Halt, IrqWindow, KvmExit, Mmio, PortIo, RunView, decode, handle_exit
 from .state import DEFAULT_HIDDEN, MSR_IA32_TSC, CpuidMask, X86State, set_cpuid
@@ -55,6 +55,8 @@ log = logging.getLogger("cosim.cpu.x86")
 TSS_ADDRESS = 0xFFFB_D000
 IDENTITY_MAP_ADDRESS = 0xFFFB_C000
 
+
+_HALTED = Idle(IdleKind.HLT)
 
 _warned: set[str] = set()
 
@@ -154,7 +156,7 @@ class KvmX86Cpu(KvmCpuBase):
         self._tsc_attr = self._tsc_offset_attr()
         block_kick(vcpu, self.kick_signal)
 
-    def _synced_events(self):  # -> cdata 'struct kvm_vcpu_events *' or None
+    def _synced_events(self) -> CData | None:
         """kvm_run's copy of the vCPU events (s.regs.events), if the host syncs them (KVM_CAP_SYNC_REGS).
 
         KVM then stores the events there at every exit and, when they are marked
@@ -169,7 +171,7 @@ class KvmX86Cpu(KvmCpuBase):
         offset = KVM_RUN_SYNC_REGS_OFFSET + ffi.offsetof("struct kvm_sync_regs", "events")
         return ffi.cast("struct kvm_vcpu_events *", ffi.cast("char *", self.kvm_run) + offset)
 
-    def _tsc_offset_attr(self):  # -> cdata 'struct kvm_device_attr *' or None
+    def _tsc_offset_attr(self) -> CData | None:
         """The vCPU's TSC-offset attribute, if the host has it *and* honours it.
 
         Probed by moving the offset one second on and reading the guest TSC back:
@@ -217,10 +219,12 @@ class KvmX86Cpu(KvmCpuBase):
     def pc(self) -> int:
         return self.state.read("rip")
 
-    def regs(self):  # -> cdata 'struct kvm_regs *'
+    def regs(self) -> CData:
+        """`struct kvm_regs *`, fresh."""
         return self.state.regs()
 
-    def sregs(self):  # -> cdata 'struct kvm_sregs *'
+    def sregs(self) -> CData:
+        """`struct kvm_sregs *`, fresh."""
         return self.state.sregs()
 
     def set_entry(self, entry: EntryState) -> None:
@@ -232,7 +236,7 @@ class KvmX86Cpu(KvmCpuBase):
 
         Hardware breakpoints through KVM_SET_GUEST_DEBUG: DR0-DR3 hold the
         addresses, DR7 enables them as instruction breakpoints (R/W = 00,
-        LEN = 00; SDM Vol. 3B 18.2.4). The run ends with ExitReason.BREAKPOINT.
+        LEN = 00; SDM Vol. 3B 18.2.4). The run ends with a `Breakpoint` exit.
         """
         if len(addresses) > 4:
             raise PlatformError(f"x86 has 4 hardware breakpoints, not {len(addresses)}")
@@ -311,7 +315,7 @@ class KvmX86Cpu(KvmCpuBase):
     def run(self, keeper: QuantumKeeper) -> CpuExit:
         if self._halted:
             if not self.interrupt_pending():
-                return CpuExit(ExitReason.IDLE, 0, 0, "hlt")
+                return CpuExit(_HALTED, 0, 0)
             self._halted = False
         if self._resume_at is not None and keeper.start > self._resume_at:
             self._advance_tsc(keeper.start - self._resume_at)
@@ -340,7 +344,7 @@ class KvmX86Cpu(KvmCpuBase):
                     state.pending_completion = False   # KVM finished any half-done access first
                     self.kicks += 1
                     if elapsed >= budget:
-                        return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                        return self._exit(keeper, BUDGET_SPENT, elapsed, done)
                     self.early_kicks += 1
                     source.rearm()     # an early kick, or another signal: the budget is not spent
                     continue
@@ -354,22 +358,26 @@ class KvmX86Cpu(KvmCpuBase):
                     extra += latency
                     elapsed += latency
                     keeper.sync(elapsed)          # the device sees the guest's local time
-                outcome = handle_exit(exit, ports, memory, accesses)
+                try:
+                    outcome = handle_exit(exit, ports, memory, accesses)
+                except CpuError as error:
+                    raise self._located(error) from error
                 if outcome.reply is not None:
                     self._reply(exit, outcome.reply)
-                if outcome.reason is not None:
-                    if outcome.reason is ExitReason.IDLE:
+                reason = outcome.reason
+                if reason is not None:
+                    if type(reason) is Idle:
                         if not run.if_flag:
                             # HLT with IF=0 waits for NMI, SMI or INIT (SDM Vol. 2A, HLT), none of
                             # which is modelled: the guest has stopped for good (`cli; hlt`).
-                            return self._exit(keeper, ExitReason.STOP, elapsed, done,
-                                              (0, f"guest halted with interrupts disabled at {self.pc - 1:#x}"))
-                        self._halted = True
-                    return self._exit(keeper, outcome.reason, elapsed, done, outcome.detail)
+                            reason = Stop(0, f"guest halted with interrupts disabled at {self.pc - 1:#x}")
+                        else:
+                            self._halted = True
+                    return self._exit(keeper, reason, elapsed, done)
                 if device and keeper.must_yield:
-                    return self._exit(keeper, ExitReason.IO, elapsed, done)
+                    return self._exit(keeper, DEVICE_ACCESS, elapsed, done)
                 if elapsed >= budget:
-                    return self._exit(keeper, ExitReason.BUDGET, elapsed, done)
+                    return self._exit(keeper, BUDGET_SPENT, elapsed, done)
         finally:
             source.disarm()
 

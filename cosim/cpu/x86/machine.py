@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..._errors import PlatformError
-from ..._memory import Memory
+from ..._memory import memory_regions
 from ..._platform import Platform
 from ..._signal import Signal
 from ..._time import GHz, NS, US, Frequency
@@ -53,9 +53,7 @@ def add_kvm_x86_cpu(platform: Platform, name: str = "cpu0", *, kernel: str | Pat
     write = memory_writer(memory)
     image = load_image(write, kernel, load_address)
     entry = entry_state(mode, write, image.entry, stack)
-    regions = [(m.base, m.size, m.target.address, m.target.read_only)
-               for m in memory.mappings if isinstance(m.target, Memory)]
-    backend = KvmX86Cpu(memory=memory, ports=ports, ram=regions, acknowledge=acknowledge, frequency=frequency,
+    backend = KvmX86Cpu(memory=memory, ports=ports, ram=memory_regions(memory), acknowledge=acknowledge, frequency=frequency,
                         ips=ips, budget=budget, access_latency=access_latency, entry=entry,
                         cpuid_hidden=cpuid_hidden)
     cpu = platform.add(name, Cpu, backend=backend, quantum=quantum, lines=("intr",))

@@ -6,6 +6,7 @@ import errno
 from collections.abc import Iterable
 
 from ...kvm._system import Kvm, KvmError, Vcpu
+from ...kvm._uapi import CData
 from ...kvm._x86 import MAX_CPUID_ENTRIES, X86Ioctl, ffi
 from ...loaders.x86 import EntryState, Segment
 
@@ -30,7 +31,8 @@ DEFAULT_HIDDEN: tuple[CpuidMask, ...] = (
 )
 
 
-def supported_cpuid(kvm: Kvm):  # -> cdata 'struct kvm_cpuid2 *'
+def supported_cpuid(kvm: Kvm) -> CData:
+    """The host's `struct kvm_cpuid2 *` (KVM_GET_SUPPORTED_CPUID)."""
     cpuid = ffi.new("struct kvm_cpuid2 *", {"nent": MAX_CPUID_ENTRIES, "entries": MAX_CPUID_ENTRIES})
     kvm.ioctl(X86Ioctl.GET_SUPPORTED_CPUID, cpuid, what="KVM_GET_SUPPORTED_CPUID")
     return cpuid
@@ -67,7 +69,8 @@ class X86State:
             self.vcpu.complete_pending()
             self.pending_completion = False
 
-    def regs(self):  # -> cdata 'struct kvm_regs *' (a fresh snapshot)
+    def regs(self) -> CData:
+        """A fresh snapshot of the registers, as `struct kvm_regs *`."""
         self._settle()
         self.vcpu.ioctl(X86Ioctl.GET_REGS, self._regs, what="KVM_GET_REGS")
         return self._regs
@@ -76,7 +79,8 @@ class X86State:
         self._settle()
         self.vcpu.ioctl(X86Ioctl.SET_REGS, regs, what="KVM_SET_REGS")
 
-    def sregs(self):  # -> cdata 'struct kvm_sregs *'
+    def sregs(self) -> CData:
+        """The special registers, as `struct kvm_sregs *`."""
         self._settle()
         self.vcpu.ioctl(X86Ioctl.GET_SREGS, self._sregs, what="KVM_GET_SREGS")
         return self._sregs

@@ -76,6 +76,13 @@ def test_unmapped_access_is_a_synchronous_external_abort(arm_guest, cpu):
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
 
 
+def test_an_access_the_model_refuses_reads_as_zero_without_an_abort(arm_guest, cpu):
+    board, _ = boot(arm_guest("refused"), **cpu)
+    summary = board.run(until=SEC)
+    assert [results(board, i) for i in range(3)] == [0, 1, 0]   # read zero, went on, no ESR stored by a vector
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+
+
 def test_svc_from_el0_and_eret_back_then_undefined_instruction(arm_guest, cpu):
     board, _ = boot(arm_guest("svc_el0"), **cpu)
     board.run(until=SEC)
@@ -163,4 +170,33 @@ def test_a_vector_that_faults_into_itself_is_an_error_not_a_hang(counting):
     board = Virt(firmware="none", console="none", counting=counting)
     with pytest.raises(SimulationError, match=r"exception loop: \d+ exceptions in a row .*pc=0x200, VBAR_EL1=0x0"):
         board.run(until=SEC)
+    board.sim.close()
+
+
+def test_an_error_raised_while_unicorn_runs_ends_the_run_as_a_cpu_error(arm_guest, monkeypatch):
+    """Errors found inside unicorn's hooks take the one error channel: CpuError out of run(), with registers."""
+    from cosim import SimulationError
+    from cosim.cpu import CpuError
+    from cosim.cpu.arm64 import psci
+
+    def broken(*args):
+        raise CpuError("PSCI firmware model failed")
+
+    monkeypatch.setattr(psci, "call", broken)
+    board, console = boot(arm_guest("hello"))
+    with pytest.raises(SimulationError, match=r"cpu0: PSCI firmware model failed\nx0 ="):
+        board.run(until=SEC)
+    assert console.output == b"hello\n"                   # the guest ran up to its PSCI call
+    board.sim.close()
+
+
+def test_the_unicorn_backend_keeps_the_backend_contract_quantum_by_quantum(arm_guest):
+    from cosim.cpu import Stop
+    from cosim.testing import run_backend
+
+    board, console = boot(arm_guest("hello"))
+    results = [run_backend(board.cpu0.backend, board.sim, 10 * US)]
+    while type(results[-1].reason) is not Stop and len(results) < 100:
+        results.append(run_backend(board.cpu0.backend, board.sim, 10 * US))
+    assert results[-1].reason == Stop(0, "guest called PSCI SYSTEM_OFF") and console.output == b"hello\n"
     board.sim.close()

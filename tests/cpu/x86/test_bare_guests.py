@@ -185,13 +185,13 @@ def test_registers_read_after_an_in_exit_see_the_completed_instruction(tmp_path)
     image.write_bytes(code)
     board = Bare(kernel=str(image), load_address=0x9000, budget=ScriptedSource(step=10))
     backend = board.cpu0.backend
-    from cosim.cpu import ExitReason
+    from cosim.cpu import DEVICE_ACCESS
     from cosim.cpu._loop import Keeper
 
     # Run the backend by hand, before the simulation starts: the CPU process's own start
     # event is due at 0, inside the budget, so the run ends right after serving the IN.
     result = backend.run(Keeper(board.sim, 0, 1000 * US))
-    assert result.reason is ExitReason.IO and backend.state.pending_completion
+    assert result.reason is DEVICE_ACCESS and backend.state.pending_completion
     assert backend.read_register("rax") == 0x4D49_5343 and backend.pc == 0x9000 + 5
     assert not backend.state.pending_completion
 

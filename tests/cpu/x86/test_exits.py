@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from cosim import Bus, BusError, Response
-from cosim.cpu import ExitReason
+from cosim.cpu import Breakpoint, CpuError, Idle, IdleKind, Stop
 from cosim.cpu.x86.exits import (Debug, FailEntry, Halt, InternalError, IrqWindow, Mmio, OtherExit, PortIo, RunView,
                                  Shutdown, SystemEventExit, decode, handle_exit)
 from cosim.kvm._access import GuestAccesses
@@ -88,19 +88,26 @@ def test_unmapped_and_refused_writes_are_dropped_with_a_warning(rig, caplog):
     assert ("io", 0x80) in accesses.failed and all("ignored" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("exit, reason, text", [
-    (Halt(), ExitReason.IDLE, "hlt"),
-    (Shutdown(), ExitReason.ERROR, "triple fault"),
-    (Debug(1, 0x9002, 0xFFFF0FF1), ExitReason.BREAKPOINT, "36866"),
-    (FailEntry(0x80000021, 1), ExitReason.ERROR, "hardware reason 0x80000021 on CPU 1"),
-    (InternalError(1, (0x1234,)), ExitReason.ERROR, "emulation failure (data 0x1234)"),
-    (SystemEventExit(1), ExitReason.STOP, "shutdown"),
-    (SystemEventExit(3), ExitReason.ERROR, "system event 3"),
-    (OtherExit(Exit.X86_RDMSR), ExitReason.ERROR, "KVM_EXIT_X86_RDMSR"),
+@pytest.mark.parametrize("exit, reason", [
+    (Halt(), Idle(IdleKind.HLT)),
+    (Debug(1, 0x9002, 0xFFFF0FF1), Breakpoint(0x9002)),
+    (SystemEventExit(1), Stop(0, "guest requested shutdown (KVM_EXIT_SYSTEM_EVENT)")),
 ])
-def test_exit_outcomes(rig, exit, reason, text):
-    outcome = handle(rig, exit)
-    assert outcome.reason is reason and text in str(outcome.detail)
+def test_exits_that_end_the_run(rig, exit, reason):
+    assert handle(rig, exit).reason == reason
+
+
+@pytest.mark.parametrize("exit, text", [
+    (Shutdown(), "triple fault"),
+    (FailEntry(0x80000021, 1), "hardware reason 0x80000021 on CPU 1"),
+    (InternalError(1, (0x1234,)), "emulation failure (data 0x1234)"),
+    (SystemEventExit(3), "system event 3"),
+    (OtherExit(Exit.X86_RDMSR), "KVM_EXIT_X86_RDMSR"),
+])
+def test_fatal_exits_raise_cpu_error(rig, exit, text):
+    with pytest.raises(CpuError) as error:
+        handle(rig, exit)
+    assert text in str(error.value)
 
 
 def test_interrupt_window_keeps_running(rig):

@@ -1,0 +1,70 @@
+"""kvm-unit-tests on `virt` (software CPU): the yardstick no one here wrote.
+
+Every case QEMU 7.2 TCG passes on this machine (../shared/kvm-unit-tests.md) is listed; each
+must print `EXIT: STATUS=1` on cosim. Cases that need what `virt` does not model yet are
+strict xfails with the reason, so the day one starts passing the list must be updated.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .kvm_unit_tests import PASSED, SNAPSHOT, Case, KutError, build, cases, run_case
+
+pytestmark = pytest.mark.skipif(not SNAPSHOT.is_dir(), reason=f"no kvm-unit-tests snapshot at {SNAPSHOT} "
+                                "(it ships beside the repository as ../shared/kvm-unit-tests)")
+
+# The cases QEMU TCG passes here (../shared/kvm-unit-tests.md); pl031, sieve and spinlock-test
+# are not in arm/unittests.cfg and run with the suite's defaults.
+QEMU_PASSES = ("selftest-setup", "selftest-vectors-kernel", "selftest-vectors-user", "selftest-smp", "gicv2-ipi",
+               "gicv2-active", "psci", "timer", "cache", "debug-bp", "debug-wp", "debug-sstep", "pmu-cycle-counter",
+               "pmu-event-counter-config", "pmu-sw-incr", "pl031", "sieve", "spinlock-test", "fpu-context")
+DEFAULTS = {
+    "pl031": Case("pl031", "pl031.flat", 1, "", 128),
+    "sieve": Case("sieve", "sieve.flat", 1, "", 256),          # mallocs 100 MB three times
+    "spinlock-test": Case("spinlock-test", "spinlock-test.flat", 4, "", 128),
+}
+_SMP = "needs several CPUs (-P cpus=N: SMP on virt, issue 11)"
+KNOWN_GAPS = {
+    "selftest-setup": _SMP, "selftest-smp": _SMP, "gicv2-ipi": _SMP, "gicv2-active": _SMP, "psci": _SMP,
+    "spinlock-test": _SMP, "fpu-context": _SMP,
+    "debug-bp": "no debug architecture on the software CPU (hardware breakpoints; issue 11)",
+    "debug-wp": "no debug architecture on the software CPU (watchpoints; issue 11)",
+    "debug-sstep": "no debug architecture on the software CPU (software step; issue 11)",
+}
+# Wall-time bounds catch hangs; they are generous because CI machines may be loaded. Most cases take
+# 2-4 s; sieve sieves 100 MB three times (~150 s of CPU on the software CPU here).
+WALL_TIMEOUT = {"sieve": 900}
+
+
+def _all_cases() -> dict[str, Case]:
+    found = cases()
+    found.update(DEFAULTS)
+    return found
+
+
+@pytest.fixture(scope="module")
+def suite():
+    try:
+        return build()
+    except KutError as error:        # the compiler is installed by scripts/bootstrap.sh: a failure, not a skip
+        pytest.fail(str(error))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[name]))
+                                  if name in KNOWN_GAPS else name for name in QEMU_PASSES])
+def test_case_qemu_passes_passes_on_virt(suite, name):
+    case = _all_cases()[name]
+    outcome = run_case(suite, case, wall_timeout=WALL_TIMEOUT.get(name, 300))
+    assert outcome.status == PASSED, f"{name}: EXIT: STATUS={outcome.status}\n{outcome.output[-4000:]}"
+    assert outcome.exit_code == 0
+
+
+def test_the_config_is_read_as_the_suite_means_it():
+    found = cases()
+    assert found["selftest-setup"] == Case("selftest-setup", "selftest.flat", 2, "setup smp=2 mem=256", 256)
+    assert found["gicv2-ipi"].smp == 8 and found["gicv2-mmio-3p"].smp == 3 and found["psci"].smp == 8
+    assert found["pmu-cycle-counter"].args == "cycle-counter 0"
+    assert "pci-test" in found and all(case.file.endswith(".flat") for case in found.values())
+    assert set(QEMU_PASSES) <= set(found) | set(DEFAULTS)
