@@ -298,13 +298,14 @@ class KvmArm64Cpu(KvmCpuBase):
 
         The counter stood still since the guest stopped (`_stop_counter`). Inside
         KVM_RUN it runs at the host's pace while simulated time follows the
-        instructions retired, so the two drift apart within a quantum. The guest
-        only ever sees it go forward: behind simulated time, it is brought up to
-        it; ahead, it is moved on only by the simulated time that passed while
-        the guest was stopped (an idle jump), keeping its lead.
+        instructions retired, so the two drift apart. The guest only ever sees it
+        go forward: behind simulated time, it is brought up to it; ahead, it is
+        left where it stopped. An idle jump so absorbs a lead (the guest cannot
+        tell while it waits in WFI): it wakes with its clock and the simulation's
+        agreeing again, which `KvmGenericTimer.plan` counts on (`aligned`).
         """
         timer = self.timer
-        target = max(timer.count_at(start), self._count + timer.count_at(max(0, start - self._resume_at)))
+        target = max(timer.count_at(start), self._count)
         self._restart_counter(target)
         return target - timer.count_at(start)
 
@@ -325,7 +326,7 @@ class KvmArm64Cpu(KvmCpuBase):
         """The kernel's timers as ONE_REG reports them (the physical one where the kernel exposes it)."""
         vcpu = self.vcpu
         found = [Comparator("cntv", _one_reg(vcpu, TimerReg.TIMER_CTL), _one_reg(vcpu, TimerReg.TIMER_CVAL),
-                            self._count)]       # where it stopped, not where the host's clock has taken it since
+                            self._count, aligned=True)]   # where it stopped; it resumes as _sync_counter says
         if self._ptimer:
             try:
                 found.append(Comparator("cntp", _one_reg(vcpu, TimerReg.PTIMER_CTL),

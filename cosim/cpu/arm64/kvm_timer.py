@@ -48,6 +48,9 @@ class Comparator:
     ctl: int
     cval: int
     count: int
+    # True: the counter resumes at the simulation's count (`count_at`) unless it is ahead of it, so it reaches
+    # CVAL at `time_of(cval)`; False (the physical counter, host time): it runs on from `count`.
+    aligned: bool = False
 
     @property
     def armed(self) -> bool:
@@ -106,7 +109,10 @@ class KvmGenericTimer(Device):
             # Already due with the output high: the interrupt is the GIC's business now, nothing to plan
             # (planning it again would wake the guest at once, for ever, while it keeps the PPI disabled).
             if comparator.armed and not (comparator.ticks_left() == 0 and line.level):
-                due = max(at + self.time_of(comparator.ticks_left()), clock.now)
+                if comparator.aligned and comparator.ticks_left():
+                    due = max(self.time_of(comparator.cval), at, clock.now)
+                else:
+                    due = max(at + self.time_of(comparator.ticks_left()), clock.now)
                 self._calls.append(clock.schedule(due - clock.now, functools.partial(self._expire, line)))
 
     def _expire(self, line: Signal) -> None:
