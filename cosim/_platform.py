@@ -83,8 +83,13 @@ _REGISTRY: dict[str, type["Platform"]] = {}
 
 
 def registered_platforms() -> dict[str, type["Platform"]]:
-    """Every registered platform by name (importing cosim.platforms registers the built-in ones)."""
+    """Every registered platform by name: the built-in ones (importing cosim.platforms registers them)
+    and those of the `cosim.platforms` entry points (cosim._registry)."""
     import cosim.platforms  # noqa: F401  (registers the built-in platforms)
+
+    from ._registry import load_plugins
+
+    load_plugins("cosim.platforms")         # importing a plugin registers its named platforms
 
     return dict(sorted(_REGISTRY.items()))
 

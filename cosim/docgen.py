@@ -1,6 +1,7 @@
 """Generate docs/models.md from the models' register declarations and docstrings.
 
     python -m cosim.docgen > docs/models.md
+    python -m cosim.docgen my_package.beeper path/to/other.py > my-models.md   # models outside cosim
 
 `tests/test_docgen.py` fails when the committed file is out of date, so the
 documentation cannot drift from the models.
@@ -12,8 +13,9 @@ import inspect
 import sys
 
 from ._device import Device
+from ._errors import CosimError
 from ._regs import Access, Reg, RegisterDevice
-from ._registry import registered_models
+from ._registry import load_module, registered_models
 
 __all__ = ["models_markdown"]
 
@@ -69,5 +71,30 @@ def models_markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def module_models(target: str) -> dict[str, type[Device]]:
+    """The models (Device subclasses with a `model` name) defined in a module or a .py file."""
+    try:
+        module = load_module(target)
+    except CosimError as error:
+        raise SystemExit(f"cosim.docgen: {error}") from None
+    found = {cls.model: cls for cls in vars(module).values()
+             if isinstance(cls, type) and issubclass(cls, Device) and cls.__module__ == module.__name__
+             and "model" in vars(cls) and cls.model}
+    if not found:
+        raise SystemExit(f"cosim.docgen: {target} defines no model (a Device subclass with a `model` name)")
+    return dict(sorted(found.items()))
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        sys.stdout.write(models_markdown())
+        return
+    lines = ["# Device models", ""]
+    for target in argv:
+        for name, cls in module_models(target).items():
+            lines += _model_section(name, cls)
+    sys.stdout.write("\n".join(lines).rstrip() + "\n")
+
+
 if __name__ == "__main__":
-    sys.stdout.write(models_markdown())
+    main(sys.argv[1:])

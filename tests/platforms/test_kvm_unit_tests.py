@@ -9,33 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from .kvm_unit_tests import PASSED, SNAPSHOT, Case, KutError, build, cases, run_case
+from .kvm_unit_tests import (DEFAULTS, KNOWN_GAPS, PASSED, QEMU_PASSES, SNAPSHOT, WALL_TIMEOUT, Case, KutError,
+                             build, cases, run_case)
 
 pytestmark = pytest.mark.skipif(not SNAPSHOT.is_dir(), reason=f"no kvm-unit-tests snapshot at {SNAPSHOT} "
                                 "(it ships beside the repository as ../shared/kvm-unit-tests)")
-
-# The cases QEMU TCG passes here (../shared/kvm-unit-tests.md); pl031, sieve and spinlock-test
-# are not in arm/unittests.cfg and run with the suite's defaults.
-QEMU_PASSES = ("selftest-setup", "selftest-vectors-kernel", "selftest-vectors-user", "selftest-smp", "gicv2-ipi",
-               "gicv2-active", "psci", "timer", "cache", "debug-bp", "debug-wp", "debug-sstep", "pmu-cycle-counter",
-               "pmu-event-counter-config", "pmu-sw-incr", "pl031", "sieve", "spinlock-test", "fpu-context")
-DEFAULTS = {
-    "pl031": Case("pl031", "pl031.flat", 1, "", 128),
-    "sieve": Case("sieve", "sieve.flat", 1, "", 256),          # mallocs 100 MB three times
-    "spinlock-test": Case("spinlock-test", "spinlock-test.flat", 4, "", 128),
-}
-_SMP = "needs several CPUs (-P cpus=N: SMP on virt, issue 11)"
-KNOWN_GAPS = {
-    "selftest-setup": _SMP, "selftest-smp": _SMP, "gicv2-ipi": _SMP, "gicv2-active": _SMP, "psci": _SMP,
-    "spinlock-test": _SMP, "fpu-context": _SMP,
-    "debug-bp": "no debug architecture on the software CPU (hardware breakpoints; issue 11)",
-    "debug-wp": "no debug architecture on the software CPU (watchpoints; issue 11)",
-    "debug-sstep": "no debug architecture on the software CPU (software step; issue 11)",
-}
-# Wall-time bounds catch hangs; they are generous because CI machines may be loaded. Most cases take
-# 2-4 s; sieve sieves 100 MB three times (~150 s of CPU on the software CPU here).
-WALL_TIMEOUT = {"sieve": 900}
-
 
 def _all_cases() -> dict[str, Case]:
     found = cases()

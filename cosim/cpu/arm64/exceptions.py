@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Kind", "EC", "esr", "vector_offset", "ExceptionEntry", "enter_el1", "Arm64State",
+__all__ = ["Kind", "EC", "esr", "undefined_syndrome", "vector_offset", "ExceptionEntry", "enter_el1", "Arm64State",
            "PSTATE_DAIF", "PSTATE_I", "PSTATE_F", "DFSC_SYNC_EXTERNAL"]
 
 # PSTATE / SPSR layout for AArch64 (C5.2.18 SPSR_EL1).
@@ -39,6 +39,8 @@ class EC(enum.IntEnum):
     """Exception classes of ESR_ELx (D17.2.37)."""
 
     UNKNOWN = 0x00
+    WFX = 0x01             # trapped WFI or WFE
+    FP_ACCESS = 0x07       # trapped SIMD or floating-point access (CPACR_EL1.FPEN)
     SVC64 = 0x15
     HVC64 = 0x16
     SMC64 = 0x17
@@ -53,6 +55,45 @@ class EC(enum.IntEnum):
 def esr(ec: EC, iss: int = 0, il: bool = True) -> int:
     """ESR_ELx value: EC [31:26], IL [25] (32-bit instruction), ISS [24:0]."""
     return (int(ec) << 26) | (int(il) << 25) | (iss & 0x1FF_FFFF)
+
+
+# ISS fields shared by the conditional-instruction syndromes (EC 0x01, 0x07): from AArch64 state
+# CV is 1 and COND is 0b1110 (D17.2.37).
+_CV_AL = (1 << 24) | (0b1110 << 20)
+
+
+def _is_fp_simd(word: int) -> bool:
+    """An A64 instruction that uses the SIMD and floating-point registers (C4.1 top-level decode):
+    data processing with op0 = x111, loads/stores with V (bit 26) set, or MRS/MSR of FPCR/FPSR."""
+    if (word >> 25) & 0b0111 == 0b0111:
+        return True
+    if (word >> 25) & 0b0101 == 0b0100 and word >> 26 & 1:
+        return True
+    return word & 0xFFDF_FFC0 == 0xD51B_4400      # MRS/MSR FPCR (op2 0) / FPSR (op2 1), op0 3 op1 3 CRn 4 CRm 4
+
+
+def undefined_syndrome(word: int | None) -> int:
+    """ESR_EL1 for an instruction the CPU reported as undefined: the trap that the architecture
+    gives it when it is one a control bit traps (D17.2.37), else EC 0x00 (unknown reason).
+
+    - WFI/WFE (SCTLR_EL1.nTWI/nTWE at EL0): EC 0x01, TI = 0 for WFI, 1 for WFE.
+    - MSR DAIFSet/DAIFClr and MSR/MRS DAIF (SCTLR_EL1.UMA at EL0): EC 0x18 with the
+      instruction's Op0/Op2/Op1/CRn/Rt/CRm and direction.
+    - SIMD and floating point (CPACR_EL1.FPEN): EC 0x07.
+    """
+    if word is None:
+        return esr(EC.UNKNOWN)
+    if word in (0xD503_207F, 0xD503_205F):                     # WFI, WFE
+        return esr(EC.WFX, _CV_AL | int(word == 0xD503_205F))
+    if word & 0xFFFF_F0DF == 0xD503_40DF:                      # MSR DAIFSet/DAIFClr, #imm (op1 3, op2 6/7)
+        op2, crm = word >> 5 & 7, word >> 8 & 0xF
+        return esr(EC.SYSREG, (op2 << 17) | (3 << 14) | (4 << 10) | (31 << 5) | (crm << 1))
+    if word & 0xFFDF_FFE0 == 0xD51B_4220:                      # MSR DAIF, Xt / MRS Xt, DAIF
+        read = word >> 21 & 1
+        return esr(EC.SYSREG, (3 << 20) | (1 << 17) | (3 << 14) | (4 << 10) | ((word & 31) << 5) | (2 << 1) | read)
+    if _is_fp_simd(word):
+        return esr(EC.FP_ACCESS, _CV_AL)
+    return esr(EC.UNKNOWN)
 
 
 def current_el(pstate: int) -> int:

@@ -39,7 +39,7 @@ from ..._time import GHz, US, Frequency
 from .._backend import BUDGET_SPENT, DEVICE_ACCESS, CpuError, CpuExit, ExitReason, Idle, IdleKind, QuantumKeeper, Stop
 from . import COUNTING_MODES, psci
 from ._counter import NativeCounter, NativeSysregFilter
-from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr
+from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr, undefined_syndrome
 from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 
 __all__ = ["UnicornArm64Cpu", "MemoryRegion"]
@@ -63,6 +63,10 @@ SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cp
 TCR_EL1 = (3, 0, 2, 0, 2)
 SCR_EL3 = (3, 6, 1, 1, 0)
 ID_AA64DFR0_EL1 = (3, 0, 0, 5, 0)
+# Registers a guest reads over and over while it waits for time to pass: the counters, and the
+# timers' status (CTL.ISTATUS) and countdown (TVAL). Repeated reads of them let time move on.
+_TIME_POLLED = frozenset({"CNTPCT_EL0", "CNTVCT_EL0", "CNTP_CTL_EL0", "CNTV_CTL_EL0", "CNTP_TVAL_EL0",
+                          "CNTV_TVAL_EL0"})
 HCR_EL2 = (3, 4, 1, 1, 0)
 # Unicorn starts in Secure EL1 with SCR_EL3.RW = 0, which QEMU reads as "EL1 is
 # AArch32": the first MMU enable then faults. Present what QEMU's virt gives a
@@ -367,7 +371,7 @@ class UnicornArm64Cpu:
         device, name = owner
         if self._el0_denied(device, name, cp, reg, True):
             return 1
-        if name in ("CNTPCT_EL0", "CNTVCT_EL0"):
+        if name in _TIME_POLLED:
             self._poll_step(name)
         assert self._keeper is not None
         self._keeper.sync(self._elapsed_at_pc())
@@ -434,7 +438,8 @@ class UnicornArm64Cpu:
             imm16 = (word >> 5) & 0xFFFF if word is not None and word & 0xFFE0001F == 0xD4000001 else 0
             self._pending_sync = (Kind.SYNC, pc, esr(EC.SVC64, imm16), None)
         elif intno == EXCP_UDEF:
-            self._pending_sync = (Kind.SYNC, pc, esr(EC.UNKNOWN), None)
+            # Unicorn reports every trap to EL1 as "undefined": the instruction says which it was.
+            self._pending_sync = (Kind.SYNC, pc, undefined_syndrome(self._instruction(pc)), None)
         elif intno == EXCP_BKPT:
             # BRK #imm16: ELR is the BRK itself (Linux's BUG()/WARN() decode the immediate).
             word = self._instruction(pc) or 0

@@ -86,3 +86,19 @@ def test_abort_syndromes():
 def test_no_entry_to_el1_from_el2():
     with pytest.raises(ValueError):
         enter_el1(0b1001, VBAR, Kind.SYNC, 0)
+
+
+def test_undefined_syndromes_name_the_trap_each_instruction_belongs_to():
+    from cosim.cpu.arm64.exceptions import undefined_syndrome
+
+    il = 1 << 25
+    assert undefined_syndrome(0xD503_207F) == (0x01 << 26) | il | 0x01E0_0000          # WFI
+    assert undefined_syndrome(0xD503_205F) == (0x01 << 26) | il | 0x01E0_0001          # WFE: TI = 1
+    assert undefined_syndrome(0xD503_42FF) == (0x18 << 26) | il | (7 << 17) | (3 << 14) | (4 << 10) | (31 << 5) | (2 << 1)  # DAIFClr #2
+    assert undefined_syndrome(0xD51B_4223) == (0x18 << 26) | il | (3 << 20) | (1 << 17) | (3 << 14) | (4 << 10) | (3 << 5) | (2 << 1)  # MSR DAIF, x3
+    assert undefined_syndrome(0x9E67_0020) == (0x07 << 26) | il | 0x01E0_0000          # FMOV d0, x1
+    assert undefined_syndrome(0x3D80_0000) == (0x07 << 26) | il | 0x01E0_0000          # STR q0, [x0]
+    assert undefined_syndrome(0xD53B_4400) == (0x07 << 26) | il | 0x01E0_0000          # MRS x0, FPCR
+    assert undefined_syndrome(0x0000_0000) == il                                      # UDF #0: unknown
+    assert undefined_syndrome(None) == il                                             # unreadable
+    assert undefined_syndrome(0xF940_0000) == il                                      # LDR x0, [x0]: not FP

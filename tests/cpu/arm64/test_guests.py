@@ -170,6 +170,23 @@ def test_el0_counter_read_traps_until_cntkctl_allows_it(arm_guest):
 
 
 @pytest.mark.parametrize("counting", COUNTINGS)
+def test_el0_traps_have_their_architectural_syndromes(arm_guest, counting):
+    """SCTLR_EL1.nTWI and UMA traps (D17.2.37): unicorn reports them as undefined instructions;
+    the backend gives each the syndrome hardware would, precisely at the trapping instruction."""
+    board, _ = boot(arm_guest("el0_traps"), counting=counting)
+    summary = board.run(until=SEC)
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+    traps = [(results(board, 2 * i), results(board, 2 * i + 1)) for i in range(3)]
+    wfi, daifset, mrs_daif = (results(board, 8 + i) for i in range(3))
+    il = 1 << 25
+    assert traps == [
+        ((0x01 << 26) | il | (1 << 24) | (0xE << 20), wfi),                                  # WFI: CV, COND=AL, TI=0
+        ((0x18 << 26) | il | (6 << 17) | (3 << 14) | (4 << 10) | (31 << 5) | (2 << 1), daifset),  # Op0 0, Op2 6, CRm 2
+        ((0x18 << 26) | il | (3 << 20) | (1 << 17) | (3 << 14) | (4 << 10) | (7 << 5) | (2 << 1) | 1, mrs_daif),
+    ]
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
 def test_a_vector_that_faults_into_itself_is_an_error_not_a_hang(counting):
     from cosim import SimulationError
 
