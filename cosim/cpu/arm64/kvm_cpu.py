@@ -356,7 +356,6 @@ class KvmArm64Cpu(KvmCpuBase):
         guard = self.guard
         extra = 0           # access latencies in this run
         done = 0
-        source.arm(max(1, budget // period))
         # The fallback ends a quantum once the guest's own clock has run its length, less the lead it
         # had: the counter runs in wall time inside KVM_RUN only, so simulated time then follows the time
         # the guest spent there, and late kicks do not add up (docs/cpu-kvm-arm64.md, "Idle").
@@ -364,6 +363,7 @@ class KvmArm64Cpu(KvmCpuBase):
         started = self._count
         if guard is not None and allowance <= 0:
             return self._exit(keeper, BUDGET_SPENT, budget, 0)     # a quantum ahead: let time catch up
+        source.arm(max(1, budget // period))
         entered = False
         try:
             while True:
