@@ -30,7 +30,7 @@ LOOP = 2_000_000
 def inside() -> int:
     from cosim import SEC, US
     from cosim.chardev import BufferBackend
-    from cosim.cpu import ExitReason
+    from cosim.cpu import BUDGET_SPENT
     from cosim.cpu.arm64.kvm_cpu import kvm_arm64_unavailable
     from cosim.images.fetch import busybox_initramfs_image, linux_kernel
     from cosim.platforms.virt import Virt, VirtLinux
@@ -72,7 +72,7 @@ def inside() -> int:
 
         def measured(keeper):
             result = run(keeper)
-            if result.reason is ExitReason.BUDGET:
+            if result.reason is BUDGET_SPENT:
                 over = result.instructions - keeper.budget // backend.period
                 if over >= 0:
                     skids.append(over)
