@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import get_args
 
 import pytest
 
@@ -30,8 +31,8 @@ from ._device import Device
 from ._kernel import Simulation
 from ._signal import Signal
 from ._time import NS
-from .cpu._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, BudgetSpent, CpuBackend, CpuError, CpuExit,
-                           DeviceAccess, ExitReason, Idle, IdleKind, QuantumKeeper, Stop)
+from .cpu._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuBackend, CpuError, CpuExit, ExitReason, Idle,
+                           IdleKind, QuantumKeeper, Stop)
 from .cpu._loop import Keeper
 
 __all__ = ["Probe", "Harness", "ScriptedBackend", "run_backend", "sim", "harness"]
@@ -236,7 +237,7 @@ class ScriptedBackend:
         self.closed = True
 
 
-_REASONS = (BudgetSpent, DeviceAccess, Idle, Stop, Breakpoint)
+_REASONS = get_args(ExitReason)        # the closed set, from its one definition
 
 
 def run_backend(backend: CpuBackend, sim: Simulation, budget: int) -> CpuExit:

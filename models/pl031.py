@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cosim import SEC, Access, Clock, OneShot, Reg, RegisterDevice
+from cosim import SEC, Access, Clock, OneShot, PlatformError, Reg, RegisterDevice
 from cosim.fdt import DeviceTree, Node
 
 __all__ = ["Pl031"]
@@ -64,7 +64,7 @@ class Pl031(RegisterDevice):
     def __init__(self, name: str, *, start: int = 0) -> None:
         super().__init__(name)
         if not 0 <= start < 1 << 32:
-            raise ValueError(f"{name}: start {start} does not fit the 32-bit counter")
+            raise PlatformError(f"{name}: start {start} does not fit the 32-bit counter")
         self.start = start
         self.irq = self.output("irq")
         self._match = OneShot(self._matched)

@@ -70,6 +70,8 @@ def test_simpy_is_extended_by_subclassing():
 
     with Simulation() as sim:
         assert isinstance(sim.env, Environment) and isinstance(sim.env, simpy.Environment)
+        # SimPy's per-instance binding of timeout/event/process survives the subclass (a speed matter)
+        assert {"timeout", "event", "process", "any_of", "all_of"} <= vars(sim.env).keys()
         assert isinstance(sim.schedule(1, lambda: None), simpy.Event)
         event = UrgentEvent(sim.env)
         event.succeed_urgently("done", delay=us(3))

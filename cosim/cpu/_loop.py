@@ -135,7 +135,11 @@ class Cpu(Device):
             self.instructions += result.instructions
             reason = result.reason
             kind = type(reason)
-            self.exits[kind.name] += 1
+            try:
+                self.exits[kind.name] += 1
+            except AttributeError:
+                raise SimulationError(f"{self.name}: backend {backend.name} ended a run with {reason!r}, "
+                                      "which is not one of cosim.cpu.ExitReason") from None
             # One branch per reason of the closed set; BudgetSpent and DeviceAccess both just advance time.
             if kind is Idle and not backend.interrupt_pending():
                 yield from self._idle(reason)

@@ -104,6 +104,13 @@ def test_wfe_also_wakes_at_the_next_event_and_wfi_only_on_an_interrupt(sim):
     assert cpu.exits == {"idle": 2, "stop": 1}
 
 
+def test_a_backend_returning_an_untyped_reason_is_a_one_line_error(sim):
+    make_cpu(sim, [lambda backend, keeper: CpuExit("wfi", 0, 0)])
+    with pytest.raises(SimulationError, match="^cpu0: backend scripted ended a run with 'wfi', which is not one of "
+                                              "cosim.cpu.ExitReason$"):
+        sim.run(until=ms(1))
+
+
 def test_scripted_backend_refuses_an_unknown_interrupt_input():
     with pytest.raises(ValueError, match="no interrupt input 'intr'"):
         ScriptedBackend([]).set_irq("intr", True)
