@@ -32,8 +32,7 @@ from cosim.cpu import Cpu, CpuBackend, memory_regions
 from cosim.cpu.arm64 import COUNTING_MODES
 from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
 from cosim.fdt import IRQ_TYPE_LEVEL_HIGH, Node, cells64, to_dtb
-from cosim.kvm import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SOURCE_NAMES, budget_source_name
-from cosim.kvm._arm64 import SEED_WFX_CAP, SEED_WFX_EXIT
+from cosim.kvm import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT, SOURCE_NAMES, budget_source_name
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
 from cosim.models.gicv2 import Gicv2
 from cosim.models.pl011 import Pl011
@@ -140,7 +139,8 @@ class Virt(Platform):
                         one_of(*COUNTING_MODES))
     kvm_wfx = Property((DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT),
                        "cpu=kvm: numbers of the WFx patch's KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX as CAP:EXIT "
-                       "(our 6.1 port's by default; the seed's are 222:35), or 'off' to use the wall-clock fallback", _parse_wfx, _show_wfx)
+                       "(our 6.1 port's by default; the seed's are 222:35), or 'off' to use the wall-clock fallback",
+                       _parse_wfx, _show_wfx)
     budget = Property("auto", f"cpu=kvm: what ends a quantum: auto, {', '.join(SOURCE_NAMES)}", budget_source_name)
     renamed = {"kvm_budget": "budget"}      # pc's name for the same choice
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)

@@ -9,8 +9,8 @@ builds Debian's `linux-source-6.1` with `patches/kvm-exit-on-wfx-6.1.patch`
 (`tinyconfig` plus `L1_CONFIG`), cross-compiled with aarch64-linux-gnu-gcc
 and `make -j2`. The `Image` is cached in the image cache under a key made of
 its inputs (source package version and SHA-256, patch, configuration,
-compiler version), so a second call returns at once. A fresh build takes
-about 10 minutes on 2 cores (docs/cpu-kvm-arm64.md has the measured figures).
+compiler version), so a second call returns in seconds. A fresh build is
+~10 min of CPU time, run with -j2 (docs/cpu-kvm-arm64.md has the figures).
 The Debian packages it needs (`BUILD_PACKAGES`) are installed by
 scripts/bootstrap.sh.
 """
@@ -141,6 +141,7 @@ def _run(args: list[str], what: str, *, deadline: float, cwd: Path | None = None
     if remaining <= 0:
         raise KernelBuildError(f"{what}: the recipe ran out of time ({BUILD_TIMEOUT:.0f} s)")
     out = log.open("ab") if log is not None else subprocess.PIPE
+    start = out.tell() if log is not None else 0          # this step's output begins here
     try:
         proc = subprocess.run(args, cwd=cwd, stdin=stdin, stdout=out, stderr=subprocess.STDOUT, timeout=remaining)
     except subprocess.TimeoutExpired:
@@ -152,7 +153,7 @@ def _run(args: list[str], what: str, *, deadline: float, cwd: Path | None = None
     finally:
         if log is not None:
             out.close()
-    text = log.read_text(errors="replace") if log is not None else proc.stdout.decode(errors="replace")
+    text = (log.read_bytes()[start:] if log is not None else proc.stdout).decode(errors="replace")
     if proc.returncode != 0:
         lines = text.splitlines() or [""]
         # the compiler's first "error:" says more than make's closing "Error 2"
@@ -242,7 +243,7 @@ def _build(version: str, source_sha256: str, target: Path, deadline: float) -> N
               str(fragment)], "merging L1_CONFIG", deadline=deadline, cwd=tree, log=log)
         _run([*make, "olddefconfig"], "make olddefconfig", deadline=deadline, log=log)
         _check_config(out / ".config")
-        _progress(f"building Image with make -j{JOBS} (about 10 minutes on 2 cores; log: {log})")
+        _progress(f"building Image with make -j{JOBS} (~10 min of CPU time, longer on a busy machine; log: {log})")
         began = time.monotonic()
         _run([*make, f"-j{JOBS}", "Image"], "make Image", deadline=deadline, log=log)
         _progress(f"built in {time.monotonic() - began:.0f} s")

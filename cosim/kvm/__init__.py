@@ -10,21 +10,23 @@
 - `choose_budget_source` (`_budget`): what ends a quantum (PMU instruction
   counter, task-clock perf event, POSIX timer), with the kick-signal protocol;
   `SOURCE_NAMES` and `budget_source_name` (a Property parser) for platforms.
-- `DEFAULT_WFX_CAP` / `DEFAULT_WFX_EXIT` (`_arm64`): the numbers of the seed
-  patch's WFx capability and exit, for platforms offering the Arm64 KVM CPU.
+- `DEFAULT_WFX_CAP` / `DEFAULT_WFX_EXIT` (`_arm64`): the numbers of the WFx
+  capability and exit of our 6.1 port of the seed patch (`SEED_WFX_*`: the
+  seed's own), for platforms offering the Arm64 KVM CPU.
 - `GuestAccesses` (`_access`): device accesses on the guest's behalf, bus
   errors turned into all-ones reads and dropped writes, warned once per address.
 """
 
 from ._access import GuestAccesses
-from ._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT
+from ._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT
 from ._budget import KICK_SIGNAL, SOURCE_NAMES, BudgetChoice, BudgetSource, budget_source_name, choose_budget_source
 from ._system import DEFAULT_DEVICE, Capabilities, Kvm, KvmError, Vcpu, Vm, probe_capabilities
 from ._uapi import Cap, Exit, Ioctl
 
 __all__ = ["Kvm", "Vm", "Vcpu", "KvmError", "Capabilities", "probe_capabilities", "Cap", "Exit", "Ioctl",
            "DEFAULT_DEVICE", "kvm_unavailable", "GuestAccesses", "KICK_SIGNAL", "BudgetChoice", "BudgetSource",
-           "choose_budget_source", "SOURCE_NAMES", "budget_source_name", "DEFAULT_WFX_CAP", "DEFAULT_WFX_EXIT"]
+           "choose_budget_source", "SOURCE_NAMES", "budget_source_name", "DEFAULT_WFX_CAP", "DEFAULT_WFX_EXIT",
+           "SEED_WFX_CAP", "SEED_WFX_EXIT"]
 
 
 def kvm_unavailable(device: str = DEFAULT_DEVICE) -> str | None:

@@ -31,7 +31,8 @@ def test_the_check_comes_before_any_image_is_fetched(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["run", "virt", "--cpu", "qemu"], "platform 'virt': property cpu='qemu': use unicorn or kvm"),
     (["run", "virt", "-P", "counting=exact"], "platform 'virt': property counting='exact': use block or instruction"),
-    (["run", "virt", "--cpu", "kvm", "-P", "kvm_wfx=222"], "kvm_wfx expects CAP:EXIT numbers (e.g. 224:38, or 222:35 for the seed patch's) or 'off'"),
+    (["run", "virt", "--cpu", "kvm", "-P", "kvm_wfx=222"],
+     "kvm_wfx expects CAP:EXIT numbers (e.g. 224:38, or 222:35 for the seed patch's) or 'off'"),
 ])
 def test_bad_cpu_options_are_one_line_errors(capsys, argv, message):
     assert main(argv) == 2
