@@ -13,9 +13,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # which the gdb stub's tests drive (tests/debug).
 debs=(binutils binutils-aarch64-linux-gnu gcc gcc-aarch64-linux-gnu linux-libc-dev linux-libc-dev-arm64-cross
       gdb-multiarch)
-# The patched L1 kernel of the emulated Arm64 host (cosim/emuhost/kernel.py, BUILD_PACKAGES) and
-# its boot check: a static libc for the probe, the kernel's build tools, QEMU to boot it.
-debs+=(libc6-dev-arm64-cross make flex bison bc libssl-dev libelf-dev xz-utils patch qemu-system-arm)
+# The emulated Arm64 KVM host (cosim/emuhost, tests/emuhost): QEMU to boot it, mmdebstrap and cpio for its
+# root file system; for its patched L1 kernel (cosim/emuhost/kernel.py, BUILD_PACKAGES) and boot check,
+# a static arm64 libc for the probe and the kernel's build tools.
+debs+=(qemu-system-arm mmdebstrap cpio
+       libc6-dev-arm64-cross make flex bison bc libssl-dev libelf-dev xz-utils patch)
 # Guest images: Debian's archive keyring (the index is verified against it); apt-utils
 # and gpg build the signed local archive of tests/images.
 debs+=(debian-archive-keyring apt-utils gpg gpg-agent)

@@ -18,8 +18,10 @@
   ended by a budget source (`cosim.kvm._budget`: the PMU counting guest
   instructions, else a CPU-time estimate). Simulated time = instructions x
   period + `access_latency` per MMIO access. The guest's virtual counter runs
-  at the host's pace inside a quantum and is brought up to simulated time at
-  the start of each one (never backwards), idle jumps included.
+  at the host's pace inside KVM_RUN only: it is read at each exit and written
+  back before the guest runs again, so the time cosim spends outside (device
+  models, Python) never reaches the guest's clock; at the start of each quantum
+  it is brought up to simulated time (never backwards), idle jumps included.
 - **Idle.** With the seed's KVM_CAP_EXIT_ON_WFX, a WFI/WFE that would block
   exits to us: the in-kernel timer's next expiry is scheduled in the
   simulation and time jumps to the next event. Without it (stock kernels) a
@@ -153,6 +155,7 @@ class KvmArm64Cpu(KvmCpuBase):
         self.lines = {"irq": False, "fiq": False}
         self._levels: int | None = None     # device_irq_level last applied; None: reconcile on the next exit
         self._resume_at = 0                 # simulated time the guest stopped at (the counter is 0 at time 0)
+        self._count = 0                     # the guest's virtual counter when it last stopped
         self._pending = False               # an MMIO read completes on the next KVM_RUN
         self._aborted: set[int] = set()
         self._ips_measured = False
@@ -167,7 +170,8 @@ class KvmArm64Cpu(KvmCpuBase):
             self.source = self.budget_choice.source
             if not self.features.wfx_exit:
                 # Fallback of the seed thread: a blocked WFI retires no instructions, so only wall time
-                # can end the quantum. One "instruction" of this timer is one nanosecond.
+                # (the guest's counter inside KVM_RUN) can end the quantum. One "instruction" of this timer
+                # is one nanosecond.
                 self.guard = TimerBudget(1e9, kick_signal)
             for name, value in (BOOT_STATE | {"pc": entry} | (registers or {})).items():
                 self.write_register(name, value)
@@ -366,26 +370,41 @@ class KvmArm64Cpu(KvmCpuBase):
         self.vcpu.ioctl(Arm64Ioctl.SET_VCPU_EVENTS, self._events, what="KVM_SET_VCPU_EVENTS(external data abort)")
 
     # -- the counter and the in-kernel timer --------------------------------------
-    def _sync_counter(self, start: int) -> None:
-        """Before a quantum starting at simulated time `start`: bring the guest's virtual counter up to it.
+    def _sync_counter(self, start: int) -> int:
+        """Before a quantum starting at simulated time `start`: set the guest's virtual counter; returns its
+        lead over simulated time, in counter ticks.
 
-        Inside a quantum the counter runs at the host's pace, while simulated time
-        follows the instructions retired, so the two drift apart by up to one
-        quantum. The counter is never moved back (guests expect it monotonic): when
-        it ran ahead, it is only moved on by the simulated time that passed while
-        the guest was stopped (an idle jump), keeping its lead.
+        The counter stood still since the guest stopped (`_stop_counter`). Inside
+        KVM_RUN it runs at the host's pace while simulated time follows the
+        instructions retired, so the two drift apart. The guest only ever sees it
+        go forward: behind simulated time, it is brought up to it; ahead, it is
+        left where it stopped. An idle jump so absorbs a lead (the guest cannot
+        tell while it waits in WFI): it wakes with its clock and the simulation's
+        agreeing again, which `KvmGenericTimer.plan` counts on (`aligned`).
         """
         timer = self.timer
-        now = _one_reg(self.vcpu, TimerReg.TIMER_CNT, what="virtual counter")
-        target = max(timer.count_at(start), now + timer.count_at(max(0, start - self._resume_at)))
-        if target > now:
-            _one_reg(self.vcpu, TimerReg.TIMER_CNT, target, "virtual counter")
+        target = max(timer.count_at(start), self._count)
+        self._restart_counter(target)
+        return target - timer.count_at(start)
+
+    @property
+    def guest_clock(self) -> int:
+        """The simulated time the guest's virtual counter read when it last stopped (counter 0 at time 0)."""
+        return self.timer.time_of(self._count)
+
+    def _stop_counter(self) -> None:
+        """The guest left KVM_RUN: note its counter, which must not run on while cosim works outside."""
+        self._count = _one_reg(self.vcpu, TimerReg.TIMER_CNT, what="virtual counter")
+
+    def _restart_counter(self, count: int) -> None:
+        self._count = count
+        _one_reg(self.vcpu, TimerReg.TIMER_CNT, count, "virtual counter")
 
     def comparators(self) -> list[Comparator]:
         """The kernel's timers as ONE_REG reports them (the physical one where the kernel exposes it)."""
         vcpu = self.vcpu
         found = [Comparator("cntv", _one_reg(vcpu, TimerReg.TIMER_CTL), _one_reg(vcpu, TimerReg.TIMER_CVAL),
-                            _one_reg(vcpu, TimerReg.TIMER_CNT))]
+                            self._count, aligned=True)]   # where it stopped; it resumes as _sync_counter says
         if self._ptimer:
             try:
                 found.append(Comparator("cntp", _one_reg(vcpu, TimerReg.PTIMER_CTL),
@@ -408,23 +427,33 @@ class KvmArm64Cpu(KvmCpuBase):
     def run(self, keeper: QuantumKeeper) -> CpuExit:
         if self.timer.cancel():
             self._levels = None     # a planned expiry raised an output: reconcile with the kernel's level
-        self._sync_counter(keeper.start)
+        lead = self._sync_counter(keeper.start)
         budget = keeper.budget
         period = self.period
         source, vcpu, run = self.source, self.vcpu, self.kvm_run
         guard = self.guard
         extra = 0           # access latencies in this run
         done = 0
+        # The fallback ends a quantum once the guest's own clock has run its length, less the lead it
+        # had: the counter runs in wall time inside KVM_RUN only, so simulated time then follows the time
+        # the guest spent there, and late kicks do not add up (docs/cpu-kvm-arm64.md, "Idle").
+        allowance = budget - self.timer.time_of(lead) if guard is not None else 0
+        started = self._count
+        if guard is not None and allowance <= 0:
+            return self._exit(keeper, BUDGET_SPENT, budget, 0)     # a quantum ahead: let time catch up
         source.arm(max(1, budget // period))
-        wall_end = 0
-        if guard is not None:
-            guard.arm(max(1, budget // 1000))
-            wall_end = time.monotonic_ns() + budget // 1000
+        entered = False
         try:
             while True:
+                if entered:
+                    self._restart_counter(self._count)       # it stood still while we were outside
+                entered = True
+                if guard is not None:
+                    guard.arm(max(1_000, (allowance - self.timer.time_of(self._count - started)) // 1000))
                 source.entered()
                 ran = vcpu.run()
                 source.exited()
+                self._stop_counter()
                 self._pending = False
                 done = source.executed()
                 elapsed = done * period + extra
@@ -448,8 +477,9 @@ class KvmArm64Cpu(KvmCpuBase):
                     self._inject_abort(outcome.abort)
                 reason = outcome.reason
                 if reason is BUDGET_SPENT:   # a kick, another signal, or a level change
-                    if guard is not None and time.monotonic_ns() >= wall_end:
-                        # Wall time ran out: the guest idled in a WFI KVM kept to itself (no WFx exit).
+                    if guard is not None and self.timer.time_of(self._count - started) >= allowance:
+                        # The guest's clock ran the quantum out: it idled in a WFI KVM kept to itself (no WFx
+                        # exit), or the host ran slower than the model.
                         return self._exit(keeper, BUDGET_SPENT, max(elapsed, budget), done)
                     if elapsed >= budget:
                         return self._exit(keeper, BUDGET_SPENT, elapsed, done)

@@ -13,6 +13,9 @@ comparators live in the kernel. Two things still belong to the simulation:
   a call at the simulated instant its condition CVAL <= count becomes true
   (Arm ARM D11.2.4), which raises its output; the backend moves the guest's
   virtual counter on by the time skipped, so on resuming the kernel agrees.
+  A comparator whose condition already holds while its output still reads low
+  fires at once: KVM updates `device_irq_level` only on its way out of
+  `KVM_RUN`, so a timer that expired during the exit itself is not in it yet.
 """
 
 from __future__ import annotations
@@ -45,14 +48,18 @@ class Comparator:
     ctl: int
     cval: int
     count: int
+    # True: the counter resumes at the simulation's count (`count_at`) unless it is ahead of it, so it reaches
+    # CVAL at `time_of(cval)`; False (the physical counter, host time): it runs on from `count`.
+    aligned: bool = False
 
     @property
     def armed(self) -> bool:
-        """Enabled, unmasked and not yet due: it will raise its output later."""
-        return self.ctl & (CTL_ENABLE | CTL_IMASK) == CTL_ENABLE and self.count < self.cval
+        """Enabled and unmasked: its output is high once the counter reaches CVAL (now, or later)."""
+        return self.ctl & (CTL_ENABLE | CTL_IMASK) == CTL_ENABLE
 
     def ticks_left(self) -> int:
-        return (self.cval - self.count) & _MASK64
+        """Counter ticks until CVAL <= count holds (an unsigned 64-bit compare, D11.2.4); 0 when it already does."""
+        return max(0, (self.cval & _MASK64) - (self.count & _MASK64))
 
 
 class KvmGenericTimer(Device):
@@ -98,9 +105,14 @@ class KvmGenericTimer(Device):
             raise ValueError(f"{self.name}: counter frequency unknown (frequency_hz={self.frequency_hz})")
         clock = self.clock
         for comparator in comparators:
-            if comparator.armed:
-                due = max(at + self.time_of(comparator.ticks_left()), clock.now)
-                line = self.cntv if comparator.line == "cntv" else self.cntp
+            line = self.cntv if comparator.line == "cntv" else self.cntp
+            # Already due with the output high: the interrupt is the GIC's business now, nothing to plan
+            # (planning it again would wake the guest at once, for ever, while it keeps the PPI disabled).
+            if comparator.armed and not (comparator.ticks_left() == 0 and line.level):
+                if comparator.aligned and comparator.ticks_left():
+                    due = max(self.time_of(comparator.cval), at, clock.now)
+                else:
+                    due = max(at + self.time_of(comparator.ticks_left()), clock.now)
                 self._calls.append(clock.schedule(due - clock.now, functools.partial(self._expire, line)))
 
     def _expire(self, line: Signal) -> None:

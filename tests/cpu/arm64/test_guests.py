@@ -41,16 +41,33 @@ def test_timer_interrupts_with_wfi_let_time_jump(arm_guest, cpu):
     wall = time.perf_counter() - wall
     assert results(board, 0) == 1000                       # every tick acknowledged and EOId
     assert results(board, 1) & 0x3FF == 27                 # through GICC_IAR: the virtual timer PPI
-    assert SEC <= summary.sim_time < SEC + MS               # 1000 ticks of 1 ms
-    assert board.cpu0.idle_skipped > 0.99 * SEC and wall < 10
+    if cpu["cpu"] == "kvm":
+        # The handler re-arms each tick once it is delivered, and on KVM delivery (exits, each a KVM_RUN round
+        # trip of host time) adds to every tick on the guest's clock — ~6% on the emulated host. Simulated time
+        # follows that clock; idle jumps absorb what it gained (docs/cpu-kvm-arm64.md, "Accuracy and limits").
+        clock = board.cpu0.backend.guest_clock
+        assert clock >= SEC and abs(summary.sim_time - clock) <= board.quantum
+        assert board.cpu0.idle_skipped > 0.9 * SEC and wall < 10
+    else:
+        assert SEC <= summary.sim_time < SEC + MS           # 1000 ticks of 1 ms
+        assert board.cpu0.idle_skipped > 0.99 * SEC and wall < 10
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
 
 
 def test_spinning_guest_gets_its_interrupt_within_one_quantum(arm_guest, cpu):
     board, _ = boot(arm_guest("spin_irq"), quantum=100 * US, **cpu)
     summary = board.run(until=SEC)
-    due = 100 * US
-    assert summary.stop and due <= summary.sim_time <= due + board.quantum
+    cval, taken = results(board, 0), results(board, 1)
+    due = board.timer.time_of(cval)                 # when the guest's timer was due, on the guest's own counter
+    assert summary.stop and cval <= taken and due >= 100 * US
+    if cpu["cpu"] == "kvm":
+        # The guest's counter runs at the host's pace inside KVM_RUN, simulated time at the instructions
+        # retired; delivering the interrupt takes exits, each a KVM_RUN round trip of host time (~0.1-1 ms on
+        # the emulated host). What holds (docs/cpu-kvm-arm64.md, "Accuracy and limits"): the guest took it once
+        # due on its own clock, and simulated time never ran more than a quantum ahead of that clock.
+        assert summary.sim_time <= board.cpu0.backend.guest_clock + board.quantum
+    else:
+        assert due <= summary.sim_time <= due + board.quantum
 
 
 def test_unmapped_access_is_a_synchronous_external_abort(arm_guest, cpu):
@@ -59,6 +76,9 @@ def test_unmapped_access_is_a_synchronous_external_abort(arm_guest, cpu):
         pytest.skip("the host's KVM lacks KVM_CAP_ARM_INJECT_EXT_DABT (Linux 5.7+)")
     summary = board.run(until=SEC)
     esr, far, elr, faulting = (results(board, i) for i in range(4))
+    # The architectural 32 bits: Linux 6.1's inject_abt64 builds the ESR in an int and sign-extends it into
+    # ESR_EL1 (0xffffffff96000010 on a real KVM, issue 10); bits [63:32] are RES0/ISS2, zero for this abort.
+    esr &= 0xFFFF_FFFF
     assert esr >> 26 == 0x25 and esr & 0x3F == 0x10        # data abort, same EL; DFSC: sync external
     assert far == 0x2000_0000 and elr == faulting
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason

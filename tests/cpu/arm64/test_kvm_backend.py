@@ -41,6 +41,7 @@ class FakeVcpu:
         self.regs = dict.fromkeys([*CORE_REGS.values(), *SYSREGS.values()], 0)
         self.regs |= {TimerReg.TIMER_CNT: 123_456, TimerReg.TIMER_CTL: 0, TimerReg.TIMER_CVAL: 0}
         self.completed = 0
+        self.entries = []             # the virtual counter as the guest found it at each KVM_RUN
 
     def ioctl(self, request, arg=0, what=""):
         self.kernel.calls.append((what.split("(")[0], request))
@@ -51,6 +52,8 @@ class FakeVcpu:
                 self.kernel.writes.append((arg.id, int(cell[0])))
             elif arg.id in self.regs:
                 cell[0] = self.regs[arg.id]
+                if arg.id == TimerReg.TIMER_CNT:
+                    self.regs[arg.id] += self.kernel.drift     # the host's clock runs on while we look away
             else:
                 raise KvmError(what, errno.ENOENT)
         elif request == Arm64Ioctl.ARM_VCPU_INIT:
@@ -66,6 +69,7 @@ class FakeVcpu:
         self.completed += 1
 
     def run(self):
+        self.entries.append(self.regs[TimerReg.TIMER_CNT])
         step = self.kernel.script.pop(0)
         return step(self.kernel, self.kvm_run)
 
@@ -106,6 +110,7 @@ class FakeKernel:
         self.script = list(script)
         self.calls, self.writes, self.enabled, self.irq_lines = [], [], [], []
         self.aborts = 0
+        self.drift = 0                # counter ticks the host's clock moves on after each read
         self.features = 0
         self.vcpu = None
         self.vm = None
@@ -292,14 +297,39 @@ def test_idle_exit_plans_the_timer_and_the_counter_follows_the_jump(fake):
     ]
     board, kernel, _ = fake(script)
     summary = board.run(until=SEC)
-    counter_writes = [value for reg, value in kernel.writes if reg == TimerReg.TIMER_CNT]
-    # 0 at time 0; the WFI came after 10 instructions and 4 accesses (410 ns) with CVAL 1 ms of ticks ahead
-    wake = 10 * 1000 + 4 * 100_000 + 1_000_000_000
-    assert counter_writes == [0, board.timer.count_at(wake)] and counter_writes[1] >= 62_500
+    # 0 at time 0; the WFI came after 10 instructions and 4 accesses (410 ns) with the counter still at 0
+    # (this fake's counter runs only when the script says) and CVAL 1 ms of ticks: due when the
+    # simulation's count reaches CVAL
+    wake = us(1000)
+    entries = kernel.vcpu.entries
+    assert entries == sorted(entries) and set(entries) == {0, board.timer.count_at(wake)}
+    assert board.timer.count_at(wake) >= 62_500
     assert board.cpu0.idle_skipped >= us(999)
     assert us(1000) <= summary.sim_time < us(1001)
     assert kernel.irq_lines[0] == (0, 1)
     assert board.cpu0.exits["idle"] == 1
+
+
+def test_a_timer_that_expired_during_the_idle_exit_wakes_the_guest_at_once(fake):
+    # Found on a real KVM (issue 10): the WFI exit reports device_irq_level 0 while the virtual timer has
+    # already expired (ISTATUS set, count past CVAL). It must fire at once, not leave the guest asleep.
+    def expired_then_wfi(kernel, run):
+        regs = kernel.vcpu.regs
+        regs |= {TimerReg.TIMER_CTL: 0b101, TimerReg.TIMER_CNT: 1_000, TimerReg.TIMER_CVAL: 990}   # ENABLE|ISTATUS
+        return wfi(kernel, run)
+
+    script = [mmio(GICD, 4, True, 1), mmio(GICD + 0x100, 4, True, 1 << 27), mmio(GICC + 4, 4, True, 0xF0),
+              mmio(GICC, 4, True, 1), expired_then_wfi,
+              executing(1, interrupted(DeviceIrq.EL1_VTIMER)),    # resuming, the kernel agrees
+              system_event(SystemEvent.SHUTDOWN)]
+    board, kernel, _ = fake(script, offered=STOCK | {DEFAULT_WFX_CAP: 1})
+    rises = []
+    board.timer.cntv.connect(lambda level: rises.append((board.sim.now, level)))
+    summary = board.run(until=SEC)
+    idle_from = 4 * board.cpu0.backend.access_latency
+    assert rises == [(idle_from, True)]                         # at once, not at --until
+    assert kernel.irq_lines == [(0, 1)] and summary.sim_time < us(1)
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
 
 
 def test_the_physical_timer_is_planned_where_the_kernel_exposes_it(fake):
@@ -324,17 +354,61 @@ def test_the_physical_timer_is_planned_where_the_kernel_exposes_it(fake):
 def test_counter_catches_up_with_simulated_time_but_never_goes_back(fake):
     board, kernel, _ = fake([])
     cpu, regs = board.cpu0.backend, kernel.vcpu.regs
-    regs[TimerReg.TIMER_CNT] = 100                        # behind: the host ran faster than the model
+    cpu._count = 100                                      # behind: the host ran faster than the model
     cpu._resume_at = us(10)
-    cpu._sync_counter(us(10))
+    assert cpu._sync_counter(us(10)) == 0
     assert regs[TimerReg.TIMER_CNT] == board.timer.count_at(us(10)) == 625
-    regs[TimerReg.TIMER_CNT] = 10_000                     # ahead: moved on only by the time the guest was stopped
-    cpu._sync_counter(us(12))
-    assert regs[TimerReg.TIMER_CNT] == 10_000 + board.timer.count_at(us(2))
-    cpu._resume_at = us(12)
-    writes = len(kernel.writes)
-    cpu._sync_counter(us(12))
-    assert len(kernel.writes) == writes                   # nothing to do: no write
+    cpu._count = 10_000                                   # ahead: left where it stopped, whatever time passed
+    lead = cpu._sync_counter(us(12))
+    assert regs[TimerReg.TIMER_CNT] == 10_000
+    assert lead == 10_000 - board.timer.count_at(us(12))
+
+
+def test_an_idle_jump_absorbs_the_lead_of_the_guests_clock(fake):
+    # Found on the seed-wfx kernel in the emulated host: exits cost the guest's clock far more than their
+    # access latency, so it led simulated time by 59 ms after 1000 ticks. While it waits in WFI it cannot tell.
+    lead = FREQ // 100                                    # 10 ms of ticks ahead
+    def ahead_then_wfi(kernel, run):
+        regs = kernel.vcpu.regs
+        regs |= {TimerReg.TIMER_CNT: lead, TimerReg.TIMER_CTL: 1, TimerReg.TIMER_CVAL: lead + FREQ // 1000}
+        return wfi(kernel, run)
+
+    script = [mmio(GICD, 4, True, 1), mmio(GICD + 0x100, 4, True, 1 << 27), mmio(GICC + 4, 4, True, 0xF0),
+              mmio(GICC, 4, True, 1), ahead_then_wfi, executing(1, interrupted(DeviceIrq.EL1_VTIMER)),
+              system_event(SystemEvent.SHUTDOWN)]
+    board, kernel, _ = fake(script, offered=STOCK | {DEFAULT_WFX_CAP: 1})
+    summary = board.run(until=SEC)
+    assert us(11_000) <= summary.sim_time < us(11_001)    # the timer's 1 ms, after catching up the 10 ms
+    assert kernel.vcpu.entries[-2:] == [lead + FREQ // 1000] * 2     # woke exactly at CVAL: the clocks agree
+    assert board.cpu0.backend.guest_clock == us(11_000)
+
+
+def test_the_counter_stands_still_while_cosim_works_outside_kvm_run(fake):
+    # Issue 10 finding 2: on a real host the guest's counter ran on while the device models worked, so
+    # Linux's `sleep 2` took 1.6 s of simulated time. Inside KVM_RUN it runs; outside it must not.
+    script = [running(100, mmio(UART_FR, 4)), running(100, mmio(UART_FR, 4)), running(100, mmio(UART_FR, 4)),
+              system_event(SystemEvent.SHUTDOWN)]
+    board, kernel, _ = fake(script)
+    kernel.drift = 5_000                                  # each look outside finds the host's clock moved on
+    board.run(until=SEC)
+    assert kernel.vcpu.entries == [0, 100, 200, 300]      # what the guest saw: only its own running time
+
+
+def test_in_the_fallback_the_quantum_is_shortened_by_the_counters_lead(fake, monkeypatch):
+    monkeypatch.setattr(kvm_cpu, "TimerBudget", Guard)
+    board, kernel, _ = fake([executing(3, interrupted()), system_event(SystemEvent.SHUTDOWN)], quantum="1 ms")
+    board.cpu0.backend._count = board.timer.count_at(us(300))      # the guest's clock ran 300 us ahead
+    board.run(until=SEC)
+    assert Guard.armed[0] == 700_000                      # ns of wall time: the quantum less the lead
+
+
+def test_in_the_fallback_a_guest_a_quantum_ahead_waits_for_simulated_time(fake, monkeypatch):
+    monkeypatch.setattr(kvm_cpu, "TimerBudget", Guard)
+    board, kernel, _ = fake([system_event(SystemEvent.SHUTDOWN)], quantum="1 ms")
+    board.cpu0.backend._count = board.timer.count_at(us(2500))     # 2.5 quanta ahead
+    summary = board.run(until=SEC)
+    assert board.cpu0.exits["budget"] == 2 and summary.sim_time == us(2000)   # then it ran, and stopped
+    assert kernel.vcpu.entries == [board.timer.count_at(us(2500))]             # never moved back
 
 
 def test_early_kick_rearms_and_a_spent_budget_ends_the_quantum(fake):
@@ -346,28 +420,44 @@ def test_early_kick_rearms_and_a_spent_budget_ends_the_quantum(fake):
     assert board.cpu0.exits["budget"] == 1
 
 
-def test_without_the_wfx_exit_a_wall_clock_guard_ends_idle_quanta(fake, monkeypatch):
-    class Guard:
-        def __init__(self, ips, signo):
-            self.armed = []
+class Guard:
+    """Stands for the fallback's wall-clock POSIX timer: records each arming (ns)."""
 
-        def arm(self, ns):
-            self.armed.append(ns)
+    armed: list[int] = []
 
-        def disarm(self):
-            pass
+    def __init__(self, ips, signo):
+        Guard.armed = self.armed = []
 
-        def close(self):
-            pass
+    def arm(self, ns):
+        self.armed.append(ns)
 
+    def disarm(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def running(ticks, then):
+    """The guest ran `ticks` of its counter inside KVM_RUN (idling in a WFI KVM keeps, in the fallback)."""
+    def step(kernel, run):
+        kernel.vcpu.regs[TimerReg.TIMER_CNT] += ticks
+        return then(kernel, run)
+    return step
+
+
+def test_without_the_wfx_exit_the_guests_clock_ends_idle_quanta(fake, monkeypatch):
     monkeypatch.setattr(kvm_cpu, "TimerBudget", Guard)
-    clock = iter([0, 2_000_000] + [10**12] * 10)
-    monkeypatch.setattr(kvm_cpu.time, "monotonic_ns", lambda: next(clock))
-    board, kernel, _ = fake([executing(3, interrupted()), system_event(SystemEvent.SHUTDOWN)], quantum="1 ms")
+    ms = FREQ // 1000
+    # kicked early (400 us of the guest's clock), an MMIO exit, then kicked when the quantum's 1 ms is run out
+    board, kernel, _ = fake([executing(3, running(ms * 4 // 10, interrupted())), running(ms // 10, mmio(UART_FR, 4)),
+                             running(ms // 2, interrupted()), system_event(SystemEvent.SHUTDOWN)], quantum="1 ms")
+    kernel.drift = 10 * ms                                 # cosim's own time outside KVM_RUN: not the guest's
     assert not board.cpu0.backend.features.wfx_exit and DEFAULT_WFX_CAP not in kernel.enabled
     summary = board.run(until=SEC)
-    assert board.cpu0.backend.guard.armed[0] == 1_000_000    # ns of wall time: the quantum's length
-    assert board.cpu0.exits["budget"] == 1 and summary.sim_time == us(1000)   # idle time counted as wall time
+    # armed for the quantum, then for what is left of it on the guest's clock before each entry
+    assert Guard.armed[:3] == [1_000_000, 600_000, 500_000]
+    assert board.cpu0.exits["budget"] == 1 and summary.sim_time == us(1000)   # idle time counted as the guest's
 
 
 def test_patched_kernel_enables_the_wfx_exit(fake):

@@ -40,13 +40,32 @@ def test_planned_expiry_raises_the_line_when_the_counter_reaches_cval(sim, timer
 @pytest.mark.parametrize("ctl, cval, count", [
     (0, 6000, 5000),      # disabled
     (0b11, 6000, 5000),   # IMASK: the output stays low (D11.2.4)
-    (1, 5000, 5000),      # already due: the kernel reports that level itself
+    (0b111, 5000, 7000),  # IMASK, even though ISTATUS says the condition holds
 ])
 def test_only_armed_comparators_are_planned(sim, timer, ctl, cval, count):
     cntv = Probe(timer.cntv, sim)
     timer.plan([Comparator("cntv", ctl, cval, count)], at=0)
     sim.run(until=SEC)
     assert cntv.history == [] and timer.cancel() is False
+
+
+@pytest.mark.parametrize("cval, count", [(5000, 5000), (5000, 7000)])
+def test_a_timer_that_expired_before_kvm_reported_its_level_fires_at_once(sim, timer, cval, count):
+    # The race the emulated Arm64 host found (issue 10): ISTATUS set, count >= CVAL, device_irq_level still 0.
+    cntv = Probe(timer.cntv, sim)
+    sim.run(until=us(3))
+    timer.plan([Comparator("cntv", 0b101, cval, count)], at=us(2))
+    sim.run(until=SEC)
+    assert cntv.rises == [us(3)] and timer.cancel() is True
+
+
+def test_a_due_timer_whose_output_is_already_high_is_left_to_the_gic(sim, timer):
+    timer.levels(DeviceIrq.EL1_VTIMER)
+    cntv = Probe(timer.cntv, sim)
+    cntv.clear()
+    timer.plan([Comparator("cntv", 0b101, 5000, 7000)], at=0)
+    sim.run(until=SEC)
+    assert cntv.history == [] and timer.cancel() is False     # no wake-up at once, for ever
 
 
 def test_resuming_cancels_the_plan(sim, timer):
