@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ..images.fetch import PACKAGES, ImageError, busybox_initramfs_image, cache_dir, fetch_file, linux_kernel
+from ..images.fetch import ImageError, busybox_initramfs_image, cache_dir, fetch_image, linux_kernel
 from ..images.initramfs import Entry, newc
 from .rootfs import GUEST_PYTHON, base_archive
 
@@ -171,12 +171,14 @@ def _byte_code(source: Path, name: str) -> bytes | None:
 
 
 def _guest_images() -> dict[str, Path]:
-    """The images the inner tests boot, fetched here (the emulated host has no apt), by cache-relative path."""
+    """The images the inner tests boot, fetched here (the emulated host has no apt), by cache-relative
+    path: each image's cache entry and its selection (cosim/images/cache.py), and the initramfs."""
     images = {}
+    root = cache_dir()
     for key in ("uboot", "linux", "busybox"):
-        package = PACKAGES[key]
-        for member in package.files:
-            images[f"{package.name}_{package.version}/{member}"] = fetch_file(key, member)
+        entry = fetch_image(key)
+        for path in (root / "entries" / entry.name / "entry.json", entry.path, root / "selected" / f"{key}.json"):
+            images[str(path.relative_to(root))] = path
     initramfs = busybox_initramfs_image()
     images[initramfs.name] = initramfs
     return images

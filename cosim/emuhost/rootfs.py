@@ -22,7 +22,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..images.fetch import DEBIAN_MIRROR, ImageError, cache_dir
+from ..images.archive import DEBIAN_MIRROR
+from ..images.fetch import ImageError, cache_dir
 
 __all__ = ["base_archive", "recipe_digest", "SUITE", "DEBS", "WHEELS", "GUEST_PYTHON"]
 

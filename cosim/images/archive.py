@@ -21,11 +21,12 @@ from pathlib import Path
 
 from .errors import ImageError
 
-__all__ = ["Archive", "DEBIAN_SOURCES", "sources_from_env"]
+__all__ = ["Archive", "DEBIAN_MIRROR", "DEBIAN_SOURCES", "sources_from_env"]
 
 # Debian 12's main archive; the keyring ships with Debian's apt (package debian-archive-keyring).
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-DEBIAN_SOURCES = tuple(f"deb [signed-by={DEBIAN_KEYRING}] http://deb.debian.org/debian {suite} main"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEBIAN_SOURCES = tuple(f"deb [signed-by={DEBIAN_KEYRING}] {DEBIAN_MIRROR} {suite} main"
                        for suite in ("bookworm", "bookworm-updates"))
 SOURCES_ENV = "COSIM_IMAGE_SOURCES"
 
