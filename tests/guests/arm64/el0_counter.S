@@ -5,12 +5,7 @@
 _start:
     el1_setup
     msr cntkctl_el1, xzr        // no EL0 access to the counters or timers
-    adr x0, el0
-    msr elr_el1, x0
-    mov x0, #0                  // SPSR: EL0t
-    msr spsr_el1, x0
-    ldr x0, =0x40180000
-    msr sp_el0, x0
+    el0_entry el0
     ldr x3, =RESULTS
     mov x10, #0                 // traps taken
     eret

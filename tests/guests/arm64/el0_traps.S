@@ -17,12 +17,7 @@ _start:
     str x0, [x3, #72]
     adr x0, i_mrs
     str x0, [x3, #80]
-    adr x0, el0
-    msr elr_el1, x0
-    mov x0, #0                  // SPSR: EL0t, interrupts unmasked
-    msr spsr_el1, x0
-    ldr x0, =0x40180000
-    msr sp_el0, x0
+    el0_entry el0
     mov x10, #0                 // traps recorded
     eret
 el0:

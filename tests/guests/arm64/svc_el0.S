@@ -3,12 +3,7 @@
 .global _start
 _start:
     el1_setup
-    adr x0, el0
-    msr elr_el1, x0
-    mov x0, #0                  // SPSR: EL0t, interrupts unmasked
-    msr spsr_el1, x0
-    ldr x0, =0x40180000
-    msr sp_el0, x0
+    el0_entry el0
     ldr x3, =RESULTS
     mov x5, #7
     eret
