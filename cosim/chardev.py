@@ -100,20 +100,24 @@ class BufferBackend:
             self._receiver(data)
         self._arm()
 
-    def run_until(self, marker: str, timeout: int, start: int = 0) -> str:
+    def run_until(self, marker: str, timeout: int, start: int = 0, *, wall: float | None = None) -> str:
         """Run the simulation until `marker` appears in the output after index `start`.
 
         Returns the output from `start` to the end of the marker; raises
-        TimeoutError (with the tail of the output) after `timeout` of simulated time.
+        TimeoutError (with the tail of the output) after `timeout` of simulated time,
+        or after `wall` seconds of wall time when given (a test that must not stall CI).
         """
         assert self._sim is not None, "attach the backend to a simulation first"
         sim = self._sim
         deadline = sim.now + timeout
+        wall_deadline = None if wall is None else time.monotonic() + wall
         step = 10 * MS
         while marker not in self.output[start:].decode(errors="replace"):
-            if sim.now >= deadline or sim.stop_request is not None:
+            late = wall_deadline is not None and time.monotonic() > wall_deadline
+            if sim.now >= deadline or sim.stop_request is not None or late:
                 tail = self.output[-400:].decode(errors="replace")
-                raise TimeoutError(f"{marker!r} not seen by {deadline} ps; output ends with:\n{tail}")
+                limit = f"within {wall} s of wall time" if late else f"by {deadline} ps"
+                raise TimeoutError(f"{marker!r} not seen {limit}; output ends with:\n{tail}")
             sim.run(until=min(sim.now + step, deadline))
         text = self.output[start:].decode(errors="replace")
         return text[: text.index(marker) + len(marker)]

@@ -172,3 +172,25 @@ def test_line_backend_passes_whole_lines_and_the_rest_at_close():
     assert lines == ["a", "bc"]
     sim.close()
     assert lines == ["a", "bc", "d"]
+
+
+def test_buffer_run_until_is_bounded_in_wall_time_too():
+    """A guest that never prints the marker but keeps simulated time crawling must not stall a test."""
+    import time
+
+    from cosim import SEC, Simulation
+    from cosim.chardev import BufferBackend
+
+    sim = Simulation()
+    console = BufferBackend()
+    console.attach(sim)
+
+    def busy() -> None:              # events every 1 us: simulated time crawls
+        sim.schedule(1000 * 1000, busy)
+
+    busy()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="'never' not seen within 0.2 s of wall time"):
+        console.run_until("never", 3600 * SEC, wall=0.2)
+    assert time.monotonic() - started < 5
+    sim.close()
