@@ -108,6 +108,11 @@ class DeviceTree:
             self._clocks[hz] = node
         return self._clocks[hz].ref()
 
+    def apb_clock(self, node: Node, rate: Frequency | int = 24_000_000) -> None:
+        """An AMBA (PrimeCell) device's bus clock: `clocks` and `clock-names = "apb_pclk"`, which
+        Linux's AMBA bus needs to probe it (24 MHz, as on QEMU's virt, unless given)."""
+        node.set("clocks", [self.clock(rate)]).set("clock-names", ["apb_pclk"])
+
 
 def cells64(*values: int) -> list[int]:
     """Split 64-bit values into pairs of u32 cells (#address-cells = #size-cells = 2)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cosim import Access, Clock, Field, Frequency, Hz, MHz, OneShot, PlatformError, Reg, RegisterDevice
+from cosim import Access, Clock, Field, Hz, OneShot, PlatformError, Reg, RegisterDevice
 from cosim.fdt import DeviceTree, Node
 
 __all__ = ["Pl031"]
@@ -46,8 +46,6 @@ class Pl031(RegisterDevice):
     size: ClassVar[int] = 0x1000
     compatible: ClassVar[tuple[str, ...]] = ("arm,pl031", "arm,primecell")
     dt_name: ClassVar[str] = "pl031"
-    # AMBA devices name their bus clock; it has no effect on the model.
-    APB_CLOCK: ClassVar[Frequency] = MHz(24)
     registers = (
         Reg("RTCDR", 0x000, access=Access.RO, sizes=_BYTES, doc="data: the current count (seconds)"),
         Reg("RTCMR", 0x004, sizes=_BYTES, doc="match: RTCRIS is set when the count reaches it"),
@@ -121,7 +119,7 @@ class Pl031(RegisterDevice):
 
     def dt_node(self, node: Node, tree: DeviceTree) -> None:
         node.set("compatible", list(self.compatible)).set("interrupts", tree.interrupts(self.irq))
-        node.set("clocks", [tree.clock(self.APB_CLOCK)]).set("clock-names", ["apb_pclk"])
+        tree.apb_clock(node)
 
     # -- registers ----------------------------------------------------------------
     def read_RTCDR(self) -> int:

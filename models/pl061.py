@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cosim import Access, Field, Frequency, MHz, Reg, RegisterDevice
+from cosim import Access, Field, Reg, RegisterDevice
 from cosim.fdt import DeviceTree, Node
 
 __all__ = ["Pl061"]
@@ -41,8 +41,6 @@ class Pl061(RegisterDevice):
     size: ClassVar[int] = 0x1000
     compatible: ClassVar[tuple[str, ...]] = ("arm,pl061", "arm,primecell")
     dt_name: ClassVar[str] = "pl061"
-    # AMBA devices name their bus clock; it has no effect on the model.
-    APB_CLOCK: ClassVar[Frequency] = MHz(24)
     registers = (
         Reg("GPIODATA", 0x000, count=256, sizes=(1, 4), doc="data, masked by address bits [9:2]"),
         Reg("GPIODIR", 0x400, doc="direction: 1 = output", **_PER_PIN),
@@ -103,7 +101,7 @@ class Pl061(RegisterDevice):
     def dt_node(self, node: Node, tree: DeviceTree) -> None:
         node.set("compatible", list(self.compatible)).set("interrupts", tree.interrupts(self.irq))
         node.set("gpio-controller", True).set("#gpio-cells", 2)
-        node.set("clocks", [tree.clock(self.APB_CLOCK)]).set("clock-names", ["apb_pclk"])
+        tree.apb_clock(node)
 
     # -- registers ----------------------------------------------------------------
     def read_GPIODATA(self, mask: int) -> int:
