@@ -6,6 +6,7 @@ import pty
 import signal
 import struct
 import subprocess
+from pathlib import Path
 import sys
 import termios
 import time
@@ -326,6 +327,46 @@ def test_a_platform_from_a_users_file_runs_from_the_cli(tmp_path):
     assert stopped_by(proc.stderr) == "board done (status 5) at 2 ms"
     described = subprocess.run([*COSIM, "describe", f"{board}:Board"], capture_output=True, text=True, timeout=60)
     assert described.returncode == 0 and "timer0 (countdown)" in described.stdout
+
+
+VIRT_TWO_UARTS = '''
+from cosim import Property
+from cosim.chardev import open_backend
+from cosim.models.pl011 import Pl011
+from cosim.platforms.virt import VirtLinux
+
+
+class VirtTwoUarts(VirtLinux):
+    """virt-linux with a second PL011 at 0x0904_0000 on SPI 8, written outside the repository."""
+
+    console1 = Property("none", "the second UART's console")
+
+    def build(self) -> None:
+        super().build()
+        self.uart1 = self.add("uart1", Pl011, backend=open_backend(self.console1))
+        self.map("sysbus", 0x0904_0000, self.uart1)
+        self.wire(self.uart1.irq, self.gic.spi(8))
+'''
+
+
+def test_a_users_virt_linux_with_its_own_device_runs_from_the_cli(tmp_path):
+    """Issue 14's 'done when': a device with its DT node added to virt-linux from the user's own file,
+    run with `cosim run FILE:Class`: the guest reaches the new UART (here a bare-metal guest that
+    writes "ok" to it); its device-tree node is checked in tests/platforms/test_virt_extend.py."""
+    from cosim.loaders.arm64_linux import FLAT_LOAD_OFFSET
+    from cosim.toolchain import assemble
+
+    guest = assemble(Path(__file__).parent / "guests" / "arm64" / "second_uart.S", "aarch64",
+                     0x4000_0000 + FLAT_LOAD_OFFSET, tmp_path / "guest").bin
+    board = tmp_path / "myvirt.py"
+    board.write_text(VIRT_TWO_UARTS)
+    spec = f"{board}:VirtTwoUarts"
+    proc = cosim("run", spec, "-P", f"kernel={guest}", "-P", "initrd=none", "-P", "console=none",
+                 "-P", "console1=stdio", "--until", "1s", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ok" and "SIMCTL_EXIT (status 0)" in stopped_by(proc.stderr), (proc.stdout, proc.stderr)
+    described = subprocess.run([*COSIM, "describe", spec], capture_output=True, text=True, timeout=60)
+    assert described.returncode == 0 and "uart1 (pl011)" in described.stdout
 
 
 def test_a_platform_from_an_importable_module_runs_from_the_cli():
