@@ -329,26 +329,6 @@ def test_a_platform_from_a_users_file_runs_from_the_cli(tmp_path):
     assert described.returncode == 0 and "timer0 (countdown)" in described.stdout
 
 
-VIRT_TWO_UARTS = '''
-from cosim import Property
-from cosim.chardev import open_backend
-from cosim.models.pl011 import Pl011
-from cosim.platforms.virt import VirtLinux
-
-
-class VirtTwoUarts(VirtLinux):
-    """virt-linux with a second PL011 at 0x0904_0000 on SPI 8, written outside the repository."""
-
-    console1 = Property("none", "the second UART's console")
-
-    def build(self) -> None:
-        super().build()
-        self.uart1 = self.add("uart1", Pl011, backend=open_backend(self.console1))
-        self.map("sysbus", 0x0904_0000, self.uart1)
-        self.wire(self.uart1.irq, self.gic.spi(8))
-'''
-
-
 def test_a_users_virt_linux_with_its_own_device_runs_from_the_cli(tmp_path):
     """Issue 14's 'done when': a device with its DT node added to virt-linux from the user's own file,
     run with `cosim run FILE:Class`: the guest reaches the new UART (here a bare-metal guest that
@@ -358,9 +338,7 @@ def test_a_users_virt_linux_with_its_own_device_runs_from_the_cli(tmp_path):
 
     guest = assemble(Path(__file__).parent / "guests" / "arm64" / "second_uart.S", "aarch64",
                      0x4000_0000 + FLAT_LOAD_OFFSET, tmp_path / "guest").bin
-    board = tmp_path / "myvirt.py"
-    board.write_text(VIRT_TWO_UARTS)
-    spec = f"{board}:VirtTwoUarts"
+    spec = f"{Path(__file__).parent / 'platforms' / 'user_virt.py'}:VirtTwoUarts"
     proc = cosim("run", spec, "-P", f"kernel={guest}", "-P", "initrd=none", "-P", "console=none",
                  "-P", "console1=stdio", "--until", "1s", timeout=120)
     assert proc.returncode == 0, proc.stderr

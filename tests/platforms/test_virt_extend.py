@@ -1,38 +1,27 @@
-"""Extending `virt` from a user's own code: a device added after `super().build()` is seen by the
+"""Extending `virt-linux` from a user's own code: a device added after `super().build()` is seen by the
 CPU and describes itself in the device tree; a device mapped after the platform is built is refused."""
 
 from pathlib import Path
 
 import pytest
 
-from cosim import PlatformError, Property
-from cosim.chardev import BufferBackend, open_backend
+from cosim import PlatformError
+from cosim.chardev import BufferBackend
 from cosim.fdt import from_dtb
 from cosim.loaders.arm64_linux import FLAT_LOAD_OFFSET
 from cosim.models.pl011 import Pl011
-from cosim.platforms.virt import VIRT_MAP, Virt
+from cosim.platforms.virt import VIRT_MAP
 from cosim.toolchain import assemble
 
+from .user_virt import VirtTwoUarts
+
 GUESTS = Path(__file__).resolve().parents[1] / "guests" / "arm64"
-
-
-class VirtTwoUarts(Virt):
-    """What a user writes in their own module: one more PL011, on SPI 8."""
-
-    name = ""          # a variant, not a registered platform
-    console1 = Property("none", "the second UART's console")
-
-    def build(self) -> None:
-        super().build()
-        self.uart1 = self.add("uart1", Pl011, backend=open_backend(self.console1))
-        self.map("sysbus", 0x0904_0000, self.uart1)
-        self.wire(self.uart1.irq, self.gic.spi(8))
 
 
 @pytest.fixture
 def board(tmp_path):
     guest = assemble(GUESTS / "second_uart.S", "aarch64", VIRT_MAP["ram"][0] + FLAT_LOAD_OFFSET, tmp_path).bin
-    platform = VirtTwoUarts(firmware="none", kernel=str(guest), console="none", console1=BufferBackend())
+    platform = VirtTwoUarts(kernel=str(guest), initrd="none", console="none", console1=BufferBackend())
     yield platform
     platform.sim.close()
 
