@@ -27,8 +27,8 @@ from simpy.events import PENDING
 from ._errors import CosimError, SimulationError
 from ._time import SEC, format_time, parse_time
 
-__all__ = ["Simulation", "RealtimeSimulation", "Environment", "UrgentEvent", "Summary", "Clock", "ScheduledCall",
-           "OneShot", "StopRequest", "DEADLOCK_STATUS", "SIGNAL_STATUS_BASE"]
+__all__ = ["Simulation", "RealtimeSimulation", "Environment", "UrgentEvent", "Resume", "Summary", "Clock",
+           "ScheduledCall", "OneShot", "StopRequest", "DEADLOCK_STATUS", "SIGNAL_STATUS_BASE"]
 
 
 class Clock(Protocol):
@@ -61,10 +61,39 @@ class Environment(simpy.Environment):
         """
         if when < self._now:
             raise SimulationError(f"time cannot go backwards ({format_time(when)} < {format_time(int(self._now))})")
-        upcoming = self.peek()
+        upcoming = self.horizon()
         if when > upcoming:
             raise SimulationError(f"advance to {format_time(when)} would skip an event due at {format_time(int(upcoming))}")
         self._now = when
+
+    def horizon(self) -> int | float:
+        """Time of the next pending event that is not a CPU's `Resume`; `math.inf` when none.
+
+        A CPU plans its run up to the next event that can change what its guest sees; the
+        resumption of another CPU (another machine in the same simulation) is not one, so
+        the machines run decoupled by up to a quantum instead of in lock step. The heap's
+        root is the usual answer; below a `Resume` only its children can be earlier, so
+        the walk visits about two entries per CPU.
+        """
+        queue = self._queue
+        if not queue or type(queue[0][3]) is not Resume:
+            return queue[0][0] if queue else math.inf
+        best: int | float = math.inf
+        stack = [0]
+        size = len(queue)
+        while stack:
+            index = stack.pop()
+            if index >= size or queue[index][0] >= best:
+                continue                  # a heap: nothing below is earlier
+            if type(queue[index][3]) is Resume:
+                stack += (2 * index + 1, 2 * index + 2)
+            else:
+                best = queue[index][0]
+        return best
+
+
+class Resume(simpy.Timeout):
+    """A CPU process's own resumption after a run: `Environment.horizon` looks past it."""
 
 
 class UrgentEvent(simpy.Event):
@@ -224,6 +253,9 @@ class Simulation:
         self._quiet: list[Callable[[], None]] = []
         self._limit: simpy.Event | None = None    # the event that ends the current run at `until`
         self._signal = 0           # a signal delivered during the run, handled at the next event
+        # Asked before a stop request with a `source` takes effect (cosim.net.Cluster: one machine
+        # of several powering off); returns whether the run ends now.
+        self.stop_filter: Callable[[int, str, object], bool] | None = None
 
     # -- time ---------------------------------------------------------------
     @property
@@ -233,6 +265,10 @@ class Simulation:
     def peek(self) -> int | float:
         """Time of the next pending event, `math.inf` when none is scheduled."""
         return self.env.peek()
+
+    def horizon(self) -> int | float:
+        """Time of the next pending event other than a CPU's resumption: `Environment.horizon`."""
+        return self.env.horizon()
 
     @property
     def quiet(self) -> bool:
@@ -263,8 +299,14 @@ class Simulation:
     def stop_request(self) -> StopRequest | None:
         return self._stop
 
-    def request_stop(self, status: int = 0, reason: str = "stop requested") -> None:
-        """End the run after the current event; the first request wins."""
+    def request_stop(self, status: int = 0, reason: str = "stop requested", source: object = None) -> None:
+        """End the run after the current event; the first request wins.
+
+        `source` is what asks (a CPU whose guest powered off): with a `stop_filter` set, the
+        filter decides whether the whole run ends (a machine of several may just stop alone).
+        """
+        if source is not None and self.stop_filter is not None and not self.stop_filter(status, reason, source):
+            return
         if self._stop is None:
             self._stop = StopRequest(status, reason, self.now)
             self._stop_event.succeed_urgently(self._stop)     # the run ends before other work due now

@@ -28,7 +28,7 @@ import simpy
 
 from .._device import Device
 from .._errors import PlatformError, SimulationError
-from .._kernel import DEADLOCK_STATUS, Clock, Simulation
+from .._kernel import DEADLOCK_STATUS, Clock, Resume, Simulation
 from .._time import US, format_time
 from ._backend import Breakpoint, CpuBackend, CpuError, Idle, IdleKind, Stop
 
@@ -38,7 +38,8 @@ __all__ = ["Cpu", "Keeper"]
 class Keeper:
     """The quantum keeper handed to `backend.run` (implements `QuantumKeeper`).
 
-    Called on every device access of a KVM guest, so it keeps SimPy's `peek` at hand.
+    Called on every device access of a KVM guest, so it keeps the environment's `horizon` at hand
+    (the next event other than another CPU's resumption).
     """
 
     __slots__ = ("sim", "start", "budget", "end", "interrupt", "_env", "_peek")
@@ -50,7 +51,7 @@ class Keeper:
         self.end = start + budget
         self.interrupt = False  # an interrupt input changed during this run
         self._env = sim.env
-        self._peek = sim.env.peek
+        self._peek = sim.env.horizon
 
     def sync(self, elapsed: int) -> None:
         """Bring the kernel's clock to the guest's local time before a device access."""
@@ -135,15 +136,15 @@ class Cpu(Device):
         backend = self.backend
         while True:
             now = sim.now
-            upcoming = sim.peek()
+            upcoming = sim.horizon()       # other CPUs' resumptions do not bound the run
             budget = self.quantum if upcoming == math.inf else min(self.quantum, int(upcoming) - now)
             if budget <= 0:
-                yield sim.timeout(0)  # events due now run before the guest continues
+                yield Resume(sim.env, 0)  # events due now run before the guest continues
                 continue
             # The debugger holds the CPU (and, the simulation being single-threaded, simulated time)
             # for as long as it is stopped; False: it ended the run (gdb's kill).
             if self.debugger is not None and not self.debugger.before_run(self):
-                yield sim.timeout(0)
+                yield Resume(sim.env, 0)
                 continue
             keeper = Keeper(sim, now, budget)
             self._keeper = keeper
@@ -172,17 +173,17 @@ class Cpu(Device):
                 yield from self._idle(reason)
             elif kind is Stop:
                 self._stopped_at(now + result.elapsed)
-                sim.request_stop(reason.status, reason.message)
+                sim.request_stop(reason.status, reason.message, source=self)
                 return
             elif kind is Breakpoint and self.debugger is not None:
                 self.debugger.stopped(self, result)         # holds the CPU until gdb resumes it
-                yield sim.timeout(max(0, now + result.elapsed - sim.now))
+                yield Resume(sim.env, max(0, now + result.elapsed - sim.now))
             elif kind is Breakpoint:
                 self._stopped_at(now + result.elapsed)
-                sim.request_stop(0, f"{self.name}: breakpoint at {reason.address:#x}")
+                sim.request_stop(0, f"{self.name}: breakpoint at {reason.address:#x}", source=self)
                 return
             else:
-                yield sim.timeout(max(0, now + result.elapsed - sim.now))
+                yield Resume(sim.env, max(0, now + result.elapsed - sim.now))
 
     def _idle(self, idle: Idle) -> Generator[simpy.Event, Any, None]:
         """Sleep until an interrupt is raised: SimPy jumps straight to the event that raises it.
@@ -194,7 +195,7 @@ class Cpu(Device):
         assert sim is not None
         wake = self._wake = sim.event()
         start = self._idle_since = sim.now
-        upcoming = sim.peek()
+        upcoming = sim.horizon()
         if idle.kind is IdleKind.WFE and upcoming != math.inf:
             # WFE also wakes on events not modelled one by one (SEV, the event
             # stream): resume at the next scheduled event instead of an IRQ only.
@@ -214,13 +215,14 @@ class Cpu(Device):
     def _deadlock(self, why: str) -> None:
         sim = self._sim
         assert sim is not None
-        sim.request_stop(DEADLOCK_STATUS, f"{self.name}: guest idle at PC {self.backend.pc:#x} {why}: deadlock")
+        sim.request_stop(DEADLOCK_STATUS, f"{self.name}: guest idle at PC {self.backend.pc:#x} {why}: deadlock",
+                         source=self)
 
     def _stopped_at(self, local: int) -> None:
         """A stop happens at the guest's local time, not at its last device access."""
         sim = self._sim
         assert sim is not None
-        if sim.now < local <= sim.peek():
+        if sim.now < local <= sim.horizon():
             sim.advance_to(local)
 
     # -- reporting ---------------------------------------------------------

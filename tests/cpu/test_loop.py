@@ -218,3 +218,28 @@ def test_a_quantum_shorter_than_one_cpu_period_is_refused():
     with pytest.raises(PlatformError, match=r"cpu0: quantum 500 ps is shorter than one CPU period \(1 ns\)"):
         Cpu("cpu0", backend=ScriptedBackend([], period=ns(1)), quantum=500)
     Cpu("cpu0", backend=ScriptedBackend([], period=ns(1)), quantum=ns(1))
+
+
+def test_two_cpus_in_one_simulation_run_decoupled_by_a_quantum(sim):
+    # Two machines' CPUs: neither's resumption bounds the other's budget, so each runs whole
+    # quanta (no lock step, no livelock at equal times), and a device event still bounds both.
+    a = ScriptedBackend([S.spin()] * 3, period=PERIOD)
+    b = ScriptedBackend([S.spin()] * 3, period=PERIOD)
+    Cpu("a", backend=a, quantum=us(100)).attach(sim)
+    Cpu("b", backend=b, quantum=us(100)).attach(sim)
+    sim.schedule(us(150), lambda: None)
+    sim.run(until=us(250))
+    assert a.budgets[:3] == [(0, us(100)), (us(100), us(50)), (us(150), us(100))]
+    assert b.budgets[:3] == a.budgets[:3]
+
+
+def test_horizon_looks_past_resumptions_only(sim):
+    from cosim._kernel import Resume
+
+    Resume(sim.env, us(1))
+    Resume(sim.env, us(2))
+    assert sim.peek() == us(1) and sim.horizon() == float("inf")
+    sim.schedule(us(7), lambda: None)
+    Resume(sim.env, us(3))
+    sim.schedule(us(5), lambda: None)
+    assert sim.horizon() == us(5)
