@@ -21,6 +21,9 @@ debs+=(qemu-system-arm mmdebstrap cpio
 # Guest images: Debian's archive keyring (the index is verified against it); apt-utils
 # and gpg build the signed local archive of tests/images.
 debs+=(debian-archive-keyring apt-utils gpg gpg-agent)
+# Networking (tests/net, docs/networking.md): tcpdump reads the switch's pcap captures back; the TAP
+# test pings the guest from a network namespace it makes with ip.
+debs+=(tcpdump iputils-ping iproute2)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
