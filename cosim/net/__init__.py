@@ -8,11 +8,12 @@ in one simulation and decides when their run ends. docs/networking.md is the
 user's page.
 """
 
-from ._backend import NetBackend, mac_text, parse_mac
+from ._backend import NetBackend, mac_text, parse_mac, parse_nic
+from ._open import open_nic
 from .cluster import Cluster
 from .pcap import PcapWriter, read_pcap
 from .switch import Switch, SwitchPort, parse_bandwidth, switch_named
 from .tap import TapBackend
 
 __all__ = ["NetBackend", "Switch", "SwitchPort", "TapBackend", "Cluster", "PcapWriter", "read_pcap",
-           "parse_bandwidth", "switch_named", "parse_mac", "mac_text"]
+           "parse_bandwidth", "switch_named", "parse_mac", "mac_text", "parse_nic", "open_nic"]

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from .._kernel import Simulation
 
-__all__ = ["NetBackend", "FrameReceiver", "ETH_HEADER", "ETH_MAX_FRAME", "mac_text", "parse_mac"]
+__all__ = ["NetBackend", "FrameReceiver", "ETH_HEADER", "ETH_MAX_FRAME", "mac_text", "parse_mac", "parse_nic"]
 
 FrameReceiver = Callable[[bytes], None]
 ETH_HEADER = 14                 # destination MAC, source MAC, EtherType
@@ -44,3 +44,15 @@ def parse_mac(text: str) -> bytes:
 
 def mac_text(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
+
+
+def parse_nic(text: str) -> str | None:
+    """A platform's `nic` property: none, switch:NAME or tap:NAME -> the spec (None for none)."""
+    spec = text.strip()
+    kind, sep, name = spec.partition(":")
+    if spec.lower() == "none":
+        return None
+    if kind in ("switch", "tap") and sep and name:
+        return spec
+    raise ValueError(f"nic expects none, switch:NAME (a simulated switch the machines of one simulation share) "
+                     f"or tap:NAME (a host TAP interface), not {text!r}")
