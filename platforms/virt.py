@@ -13,6 +13,7 @@ devices where it expects them. docs/virt.md is the user's page.
 | PL031 RTC (SPI 2) | 0x0901_0000 | Pl031 |
 | PL061 GPIO (SPI 7) | 0x0903_0000 | Pl061 |
 | sim-control | 0x090f_0000 | SimControl (a slot QEMU's virt leaves free) |
+| virtio-mmio transports (SPI 16 + i) | 0x0a00_0000 + 0x200 * i | VirtioMmio, one per attached device (drives, rng) |
 | RAM | 0x4000_0000 | Memory |
 
 Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them). With `cpu=kvm` the
@@ -40,6 +41,7 @@ from cosim.models.pl031 import Pl031
 from cosim.models.pl061 import Pl061
 from cosim.models.pmu import Pmu
 from cosim.models.simctl import SimControl
+from cosim.virtio import Drive, VirtioBlk, VirtioDevice, VirtioMmio, VirtioRng, parse_drives
 
 __all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
 
@@ -51,12 +53,15 @@ VIRT_MAP = {
     "rtc": (0x0901_0000, 0x0000_1000),
     "gpio": (0x0903_0000, 0x0000_1000),
     "simctl": (0x090f_0000, 0x0000_1000),
+    "virtio": (0x0a00_0000, 0x0000_0200),       # the first of VIRTIO_TRANSPORTS, 0x200 apart
     "ram": (0x4000_0000, None),
 }
 
 UART0_SPI = 1
 RTC_SPI = 2
 GPIO_SPI = 7
+VIRTIO_SPI = 16             # transport i: SPI 16 + i
+VIRTIO_TRANSPORTS = 32      # as many as QEMU's virt has room for
 # GIC PPI numbers (INTID) of the generic timer, and the DT's PPI numbering (INTID - 16).
 PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP = 29, 30, 27, 26
 PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires it
@@ -100,6 +105,27 @@ def _parse_epoch(value: str) -> int:
 
 def _show_epoch(value: int) -> str:
     return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_rng(value: str) -> int | str | None:
+    """rng=none (no device), host (the host's entropy) or seed:N (a seeded generator: runs repeat)."""
+    text = value.strip().lower()
+    if text in ("none", "host"):
+        return None if text == "none" else "host"
+    if text.startswith("seed:"):
+        try:
+            return int(text[5:], 0)
+        except ValueError:
+            pass
+    raise PlatformError(f"rng expects none, host or seed:N (a number), not {value!r}")
+
+
+def _show_rng(value: int | str | None) -> str:
+    return "none" if value is None else "host" if value == "host" else f"seed:{value}"
+
+
+def _show_drives(value: tuple[Drive, ...]) -> str:
+    return ",".join(str(drive) for drive in value) or "none"
 
 
 def _show_wfx(value: tuple[int, int] | None) -> str:
@@ -154,6 +180,10 @@ class Virt(Platform):
                        "(our 6.1 port's by default; the seed's are 222:35), or 'off' to use the wall-clock fallback",
                        _parse_wfx, _show_wfx)
     budget = Property("auto", f"cpu=kvm: what ends a quantum: auto, {', '.join(SOURCE_NAMES)}", budget_source_name)
+    drive = Property((), "virtio-blk disks: PATH[,ro][,PATH[,ro]...] (raw images; ro: read-only), 'none'; "
+                         "each gets a virtio-mmio transport, /dev/vda, vdb, ... in order", parse_drives, _show_drives)
+    rng = Property(None, "virtio-rng: none, host (the host's entropy) or seed:N (seeded: runs repeat)",
+                   _parse_rng, _show_rng)
     renamed = {"kvm_budget": "budget"}      # pc's name for the same choice
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
@@ -194,6 +224,12 @@ class Virt(Platform):
         self.simctl = self.add("simctl", SimControl)          # mapping only: guests know the address
         self.map("sysbus", VIRT_MAP["simctl"][0], self.simctl)
 
+        self.virtio: list[VirtioMmio] = []
+        for index, drive in enumerate(parse_drives(self.drive)):
+            self.add_virtio(f"drive{index}", VirtioBlk(drive))
+        if self.rng is not None:
+            self.add_virtio("rng", VirtioRng(seed=None if self.rng == "host" else self.rng))
+
         self.timer = self.add("timer", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
         self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))
         self.wire(self.timer.cntv, self.gic.ppi(0, PPI_CNTV))
@@ -203,6 +239,19 @@ class Virt(Platform):
         else:
             self.pmu = self.add("pmu", Pmu)
             self.wire(self.pmu.irq, self.gic.ppi(0, PPI_PMU))
+
+    def add_virtio(self, name: str, device: VirtioDevice) -> VirtioMmio:
+        """Put `device` behind the next free virtio-mmio transport, named `name` (0x0a00_0000 + 0x200 * i,
+        SPI 16 + i, in the order of the calls); a subclass's build() calls it after super().build()."""
+        index = len(self.virtio)
+        if index >= VIRTIO_TRANSPORTS:
+            raise PlatformError(f"{name}: virt has room for {VIRTIO_TRANSPORTS} virtio devices")
+        transport = self.add(name, VirtioMmio, device=device, memory=self.bus("sysbus"))
+        base, size = VIRT_MAP["virtio"]
+        self.map("sysbus", base + size * index, transport)
+        self.wire(transport.irq, self.gic.spi(VIRTIO_SPI + index))
+        self.virtio.append(transport)
+        return transport
 
     def finish_build(self) -> None:
         """The CPU, the device tree and the boot images: after every device is mapped (a subclass's

@@ -100,6 +100,19 @@ _REG_NUMBERS = {reg: n for n, reg in enumerate(_BASE_REGS[:31])}
 SysregHandler = Callable[[tuple[int, int, int, int, int]], str | None]
 
 
+def _whole_pages(ranges: Iterable[tuple[int, int]], page: int) -> list[tuple[int, int]]:
+    """`ranges` widened to whole unicorn pages and merged where they then touch: unicorn maps MMIO by the
+    page, and devices smaller than one (virtio-mmio's 0x200) share pages; the bus routes within them."""
+    merged: list[list[int]] = []
+    for base, size in sorted(ranges):
+        start, end = base - base % page, -(-(base + size) // page) * page
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end - start) for start, end in merged]
+
+
 class UnicornArm64Cpu:
     """Arm64 CPU on unicorn behind the CpuBackend interface.
 
@@ -138,7 +151,7 @@ class UnicornArm64Cpu:
         memory = list(memory)
         for base, size, host, read_only in memory:
             self.uc.mem_map_ptr(base, size, UC_PROT_READ | UC_PROT_EXEC if read_only else UC_PROT_ALL, host)
-        for base, size in mmio:
+        for base, size in _whole_pages(mmio, self.uc.ctl_get_page_size()):
             self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
         self.counter = NativeCounter(self.uc, per_block=counting == "block")
         self.guest_pmu = pmu is not None  # the platform lists a PMU in the device tree then
