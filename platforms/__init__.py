@@ -1,3 +1,3 @@
 """Built-in platforms; importing this package registers them for `cosim run`/`cosim list`."""
 
-from . import demo, pc, virt  # noqa: F401
+from . import cluster, demo, pc, virt  # noqa: F401
