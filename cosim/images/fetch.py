@@ -244,14 +244,17 @@ def linux_rt_kernel(cache: Path | None = None) -> Path:
 
 
 def busybox_initramfs_image(cache: Path | None = None) -> Path:
-    """The demo initramfs (busybox init, /proc and /sys, a banner, a shell), built once
-    from the cached busybox-static and cached under a name derived from its inputs."""
+    """The demo initramfs (busybox init, /proc, /sys and /dev, the cloud kernel's virtio modules, a
+    banner, a shell), built once from the cached busybox-static and kernel package and cached under a
+    name derived from its inputs."""
     from .initramfs import busybox_initramfs, recipe_digest
+    from .modules import kernel_modules
 
     busybox = fetch_image("busybox", cache)
-    path = cache_dir(cache) / f"initramfs-busybox-{recipe_digest(busybox.sha256)}.cpio"
+    modules = kernel_modules("linux", cache=cache)
+    path = cache_dir(cache) / f"initramfs-busybox-{recipe_digest(busybox.sha256, modules)}.cpio"
     if not path.is_file():
-        data = busybox_initramfs(busybox.path)
+        data = busybox_initramfs(busybox.path, modules)
         partial = path.with_name(f".{path.name}.{os.getpid()}")
         partial.write_bytes(data)
         partial.replace(path)                  # never leave a truncated archive under the final name

@@ -6,8 +6,12 @@ to 4 bytes, then the data padded to 4 bytes; "TRAILER!!!" ends the archive.
 Device nodes and ownership come from the header, so no root rights are needed.
 
 `busybox_initramfs` builds the demo's root file system: busybox's own init runs
-`/etc/init.d/rcS` (mounts /proc and /sys, prints a banner) and a shell on the
-console; `poweroff` goes through init to the kernel and PSCI SYSTEM_OFF.
+`/etc/init.d/rcS` (mounts /proc, /sys and devtmpfs on /dev, loads the kernel
+modules it carries, prints a banner) and a shell on the console; `poweroff`
+goes through init to the kernel and PSCI SYSTEM_OFF. The modules (the virtio
+drivers, `cosim.images.modules`) sit in /lib/modules/RELEASE with a file
+`order` listing them dependencies first; rcS loads them only when the running
+kernel is that release, so another kernel boots the same archive unharmed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import hashlib
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from .cache import sha256_of
+from .modules import KernelModules
 
 __all__ = ["Entry", "newc", "busybox_initramfs", "recipe_digest", "BANNER"]
 
@@ -57,7 +64,7 @@ def newc(entries: list[Entry]) -> bytes:
     return bytes(out)
 
 
-_DIRS = ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "etc", "etc/init.d", "proc", "sys", "tmp", "root"]
+_DIRS = ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "etc", "etc/init.d", "proc", "sys", "tmp", "root", "mnt"]
 
 _INITTAB = """\
 ::sysinit:/etc/init.d/rcS
@@ -69,6 +76,11 @@ _RCS = f"""\
 /bin/busybox --install -s
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+modules=/lib/modules/$(uname -r)
+if [ -f $modules/order ]; then
+    for module in $(cat $modules/order); do insmod $modules/$module; done
+fi
 echo
 echo "{BANNER}"
 """
@@ -76,11 +88,16 @@ echo "{BANNER}"
 _PROFILE = "export PS1='\\w # '\nexport HOME=/root PATH=/bin:/sbin:/usr/bin:/usr/sbin\ncd /root\n"
 
 
-def busybox_initramfs(busybox: Path) -> bytes:
-    """The demo's root file system around a static busybox binary."""
+def busybox_initramfs(busybox: Path, modules: KernelModules | None = None) -> bytes:
+    """The demo's root file system around a static busybox binary, with `modules` for their kernel release."""
     binary = busybox.read_bytes()
     d, f, lnk = stat.S_IFDIR | 0o755, stat.S_IFREG, stat.S_IFLNK | 0o777
     entries = [Entry(p, d) for p in _DIRS]
+    if modules is not None:
+        where = f"lib/modules/{modules.release}"
+        entries += [Entry("lib", d), Entry("lib/modules", d), Entry(where, d)]
+        entries += [Entry(f"{where}/{path.name}", f | 0o644, path.read_bytes()) for path in modules.files]
+        entries.append(Entry(f"{where}/order", f | 0o644, "".join(f"{p.name}\n" for p in modules.files).encode()))
     entries += [
         Entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)),
         Entry("dev/null", stat.S_IFCHR | 0o666, rdev=(1, 3)),
@@ -94,7 +111,8 @@ def busybox_initramfs(busybox: Path) -> bytes:
     return newc(entries)
 
 
-def recipe_digest(busybox_sha256: str) -> str:
+def recipe_digest(busybox_sha256: str, modules: KernelModules | None = None) -> str:
     """A short digest of everything `busybox_initramfs` puts in, to name cached archives."""
-    recipe = "\0".join([busybox_sha256, _INITTAB, _RCS, _PROFILE, *_DIRS])
+    carried = [modules.release, *(f"{p.name}:{sha256_of(p)}" for p in modules.files)] if modules is not None else []
+    recipe = "\0".join([busybox_sha256, _INITTAB, _RCS, _PROFILE, *_DIRS, *carried])
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
