@@ -7,7 +7,8 @@ Device nodes and ownership come from the header, so no root rights are needed.
 
 `busybox_initramfs` builds the demo's root file system: busybox's own init runs
 `/etc/init.d/rcS` (mounts /proc, /sys and devtmpfs on /dev, loads the kernel
-modules it carries, prints a banner) and a shell on the console; `poweroff`
+modules it carries, gives eth0 the address of `cosim.ip=` on the kernel
+command line, prints a banner) and a shell on the console; `poweroff`
 goes through init to the kernel and PSCI SYSTEM_OFF. The modules (the virtio
 drivers, `cosim.images.modules`) sit in /lib/modules/RELEASE with a file
 `order` listing them dependencies first; rcS loads them only when the running
@@ -80,6 +81,12 @@ mount -t devtmpfs devtmpfs /dev
 modules=/lib/modules/$(uname -r)
 if [ -f $modules/order ]; then
     for module in $(cat $modules/order); do insmod $modules/$module; done
+fi
+# cosim.ip=ADDRESS/PREFIX on the kernel command line: eth0's address (docs/networking.md).
+address=$(sed -n 's/.*cosim\\.ip=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+ip link set lo up
+if [ -n "$address" ] && [ -e /sys/class/net/eth0 ]; then
+    ip addr add $address dev eth0 && ip link set eth0 up
 fi
 echo
 echo "{BANNER}"
