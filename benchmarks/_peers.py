@@ -35,6 +35,7 @@ class Console:
         self.start = time.perf_counter()
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.buffer = b""
+        self.before = b""           # what preceded the marker the last expect() found
 
     def expect(self, marker: bytes, timeout: float = 120.0) -> float:
         """Wait for `marker`; returns the wall time (s since start) it appeared."""
@@ -49,7 +50,8 @@ class Console:
             if not chunk:
                 raise EOFError(f"console closed before {marker!r}; last output: {self.buffer[-300:]!r}")
             self.buffer += chunk
-        self.buffer = self.buffer[self.buffer.index(marker) + len(marker):]
+        index = self.buffer.index(marker)
+        self.before, self.buffer = self.buffer[:index], self.buffer[index + len(marker):]
         return time.perf_counter() - self.start
 
     def send(self, text: bytes) -> None:
