@@ -13,7 +13,7 @@ from ._open import open_nic
 from .cluster import Cluster
 from .pcap import PcapWriter, read_pcap
 from .switch import Switch, SwitchPort, parse_bandwidth, switch_named
-from .tap import TapBackend
+from .tap import TapBackend, tap_unavailable
 
 __all__ = ["NetBackend", "Switch", "SwitchPort", "TapBackend", "Cluster", "PcapWriter", "read_pcap",
-           "parse_bandwidth", "switch_named", "parse_mac", "mac_text", "parse_nic", "open_nic"]
+           "parse_bandwidth", "switch_named", "parse_mac", "mac_text", "parse_nic", "open_nic", "tap_unavailable"]

@@ -21,6 +21,7 @@ import errno
 import fcntl
 import os
 import select
+import shutil
 import struct
 
 from .._errors import PlatformError
@@ -28,12 +29,25 @@ from .._kernel import Simulation
 from .._time import MS
 from ._backend import ETH_HEADER, FrameReceiver
 
-__all__ = ["TapBackend"]
+__all__ = ["TapBackend", "tap_unavailable"]
 
 TUNSETIFF = 0x4004_54CA           # _IOW('T', 202, int)
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 IFNAMSIZ = 16
+
+
+def tap_unavailable(tools: tuple[str, ...] = ()) -> str | None:
+    """Why a TAP cannot be made here (None when it can): root (a namespace-capable CAP_NET_ADMIN),
+    /dev/net/tun, and the host `tools` a caller needs besides (e.g. ip and ping for a test)."""
+    if os.geteuid() != 0:
+        return "needs root (CAP_NET_ADMIN for a TAP interface and network namespaces)"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun on this host"
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        return f"needs {' and '.join(missing)} (scripts/bootstrap.sh installs iproute2 and iputils-ping)"
+    return None
 
 
 class TapBackend:

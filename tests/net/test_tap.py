@@ -1,30 +1,20 @@
 """The host TAP back-end, inside a network namespace the test makes (root only; nothing leaves the namespace)."""
 
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
 
 from cosim import MS, PlatformError
-from cosim.net import TapBackend
+from cosim.net import TapBackend, tap_unavailable
 
 BROADCAST = b"\xff" * 6
 GUEST_MAC = bytes.fromhex("525400123456")
 
 
-def _unavailable():
-    if os.geteuid() != 0:
-        return "needs root (a network namespace and a TAP interface)"
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun on this host"
-    if shutil.which("ip") is None or shutil.which("ping") is None:
-        return "needs ip and ping (scripts/bootstrap.sh installs iproute2 and iputils-ping)"
-    return None
-
-
-needs_tap = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+UNAVAILABLE = tap_unavailable(("ip", "ping"))
+needs_tap = pytest.mark.skipif(UNAVAILABLE is not None, reason=str(UNAVAILABLE))
 
 
 @pytest.fixture

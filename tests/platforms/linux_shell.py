@@ -6,11 +6,23 @@ seconds): a hang fails the test, it does not stall CI.
 
 import time
 
+import pytest
+
 from cosim import MS, SEC
+from cosim.images.fetch import ImageError, busybox_initramfs_image, linux_kernel
 from cosim.images.initramfs import BANNER
 
 PROMPT = "/root # "                 # PS1 from the initramfs's /etc/profile
 WALL_LIMIT = 300.0                  # seconds of wall time for any one wait
+
+
+@pytest.fixture(scope="module")
+def images():
+    """Debian's kernel and the busybox initramfs (fetched and built once); the test skips without them."""
+    try:
+        return linux_kernel(), busybox_initramfs_image()
+    except ImageError as error:
+        pytest.skip(f"Linux images not available: {error}")
 
 
 def wait_for(board, console, marker, timeout, start=0, *, wall_limit=WALL_LIMIT):

@@ -7,20 +7,11 @@ import pytest
 
 from cosim import SEC
 from cosim.chardev import BufferBackend
-from cosim.images.fetch import ImageError, busybox_initramfs_image, linux_kernel
 from cosim.images.initramfs import BANNER
 
-from .linux_shell import boot_to_shell, command
+from .linux_shell import boot_to_shell, command, images  # noqa: F401  (images: a fixture)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def images():
-    try:
-        return linux_kernel(), busybox_initramfs_image()
-    except ImageError as error:
-        pytest.skip(f"Linux images not available: {error}")
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,11 @@ import pytest
 
 from cosim import MS, SEC
 from cosim.chardev import BufferBackend
-from cosim.images.fetch import ImageError, busybox_initramfs_image, linux_kernel
-from cosim.net import read_pcap
+from cosim.net import read_pcap, tap_unavailable
 
-from .linux_shell import boot_to_shell, command
+from .linux_shell import boot_to_shell, command, images  # noqa: F401  (images: a fixture)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def images():
-    try:
-        return linux_kernel(), busybox_initramfs_image()
-    except ImageError as error:
-        pytest.skip(f"Linux images not available: {error}")
 
 
 class Node:
@@ -73,14 +64,7 @@ def test_two_machines_ping_each_other_deterministically(images, tmp_path):
         assert out.returncode == 0 and "10.0.0.1 > 10.0.0.2: ICMP echo request" in out.stdout
 
 
-def _tap_unavailable():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces and a TAP interface)"
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun on this host"
-    if shutil.which("ip") is None or shutil.which("ping") is None:
-        return "needs ip and ping (scripts/bootstrap.sh installs iproute2 and iputils-ping)"
-    return None
+TAP_UNAVAILABLE = tap_unavailable(("ip", "ping"))
 
 
 @pytest.fixture
@@ -91,7 +75,7 @@ def namespace():
     subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-@pytest.mark.skipif(_tap_unavailable() is not None, reason=str(_tap_unavailable()))
+@pytest.mark.skipif(TAP_UNAVAILABLE is not None, reason=str(TAP_UNAVAILABLE))
 def test_the_host_pings_a_guest_through_a_tap_in_a_namespace(images, namespace):
     from cosim.platforms.virt import VirtLinux
 
