@@ -21,6 +21,8 @@ debs+=(qemu-system-arm mmdebstrap cpio
 # Guest images: Debian's archive keyring (the index is verified against it); apt-utils
 # and gpg build the signed local archive of tests/images.
 debs+=(debian-archive-keyring apt-utils gpg gpg-agent)
+# virtio-blk's end-to-end test and benchmark make ext4 images (mke2fs -d) and read them back (debugfs).
+debs+=(e2fsprogs)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
