@@ -13,7 +13,7 @@ devices where it expects them. docs/virt.md is the user's page.
 | PL031 RTC (SPI 2) | 0x0901_0000 | Pl031 |
 | PL061 GPIO (SPI 7) | 0x0903_0000 | Pl061 |
 | sim-control | 0x090f_0000 | SimControl (a slot QEMU's virt leaves free) |
-| virtio-mmio transports (SPI 16 + i) | 0x0a00_0000 + 0x200 * i | VirtioMmio, one per attached device (drives, rng) |
+| virtio-mmio transports (SPI 16 + i) | 0x0a00_0000 + 0x200 * i | VirtioMmio, one per attached device (drives, rng, console) |
 | RAM | 0x4000_0000 | Memory |
 
 Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them). With `cpu=kvm` the
@@ -41,7 +41,7 @@ from cosim.models.pl031 import Pl031
 from cosim.models.pl061 import Pl061
 from cosim.models.pmu import Pmu
 from cosim.models.simctl import SimControl
-from cosim.virtio import Drive, VirtioBlk, VirtioDevice, VirtioMmio, VirtioRng, parse_drives
+from cosim.virtio import Drive, VirtioBlk, VirtioConsole, VirtioDevice, VirtioMmio, VirtioRng, parse_drives
 
 __all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
 
@@ -184,6 +184,8 @@ class Virt(Platform):
                          "each gets a virtio-mmio transport, /dev/vda, vdb, ... in order", parse_drives, _show_drives)
     rng = Property(None, "virtio-rng: none, host (the host's entropy) or seed:N (seeded: runs repeat)",
                    _parse_rng, _show_rng)
+    virtio_console = Property("none", "virtio-console (Linux's /dev/hvc0): none, or a back-end as for console "
+                                      "(stdio, buffer, pty, tcp:[HOST:]PORT, or a CharBackend from Python)")
     renamed = {"kvm_budget": "budget"}      # pc's name for the same choice
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
@@ -229,6 +231,8 @@ class Virt(Platform):
             self.add_virtio(f"drive{index}", VirtioBlk(drive))
         if self.rng is not None:
             self.add_virtio("rng", VirtioRng(seed=None if self.rng == "host" else self.rng))
+        if self.virtio_console != "none":
+            self.add_virtio("hvc", VirtioConsole(open_backend(self.virtio_console)))
 
         self.timer = self.add("timer", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
         self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))

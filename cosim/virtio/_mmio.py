@@ -112,6 +112,7 @@ class VirtioMmio(RegisterDevice):
 
     def attach(self, clock: Clock) -> None:
         super().attach(clock)
+        self.device.attach(clock)
         add_finalizer = getattr(clock, "add_finalizer", None)
         if add_finalizer is not None:
             add_finalizer(self.device.close)        # the device's files and locks go with its simulation

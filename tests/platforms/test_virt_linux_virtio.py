@@ -1,4 +1,5 @@
-"""End to end: Debian's Linux on virt-linux uses virtio-blk drives (ext4 made on the host) and virtio-rng."""
+"""End to end: Debian's Linux on virt-linux uses virtio-blk drives (ext4 made on the host), virtio-rng and
+virtio-console."""
 
 import hashlib
 import re
@@ -45,9 +46,10 @@ def booted(tmp_path_factory):
     where = tmp_path_factory.mktemp("drives")
     data = ext4_image(where / "data.img", {"hello.txt": "hello from the host\n"})
     frozen = ext4_image(where / "frozen.img", {"keep.txt": "read-only\n"})
-    console = BufferBackend()
+    console, hvc = BufferBackend(), BufferBackend()
     board = VirtLinux(kernel=str(kernel), initrd=str(initrd), console=console, drive=f"{data},{frozen},ro",
-                      rng="seed:42")
+                      rng="seed:42", virtio_console=hvc)
+    board.hvc = hvc
     boot_to_shell(board, console, 10 * SEC, 5 * SEC)
     board.images = {"data": data, "frozen": frozen,
                     "frozen_sha": hashlib.sha256(frozen.read_bytes()).hexdigest()}
@@ -67,6 +69,14 @@ def test_hw_random_is_virtio_rng(booted):
     assert command(*booted, "cat /sys/class/misc/hw_random/rng_current").strip().startswith("virtio_rng")
     dump = command(*booted, "head -c 32 /dev/hwrng | od -An -tx1 | wc -w")
     assert dump.split()[0] == "32"
+
+
+def test_virtio_console_is_hvc0_both_ways(booted):
+    board, console = booted
+    command(board, console, "echo out through hvc0 > /dev/hvc0")
+    assert b"out through hvc0" in board.hvc.output
+    board.hvc.feed("typed into hvc0\n")
+    assert "got: typed into hvc0" in command(board, console, "read line < /dev/hvc0; echo got: $line")
 
 
 def test_mounts_reads_writes_and_the_host_finds_the_file(booted):

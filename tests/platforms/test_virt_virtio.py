@@ -4,6 +4,7 @@ import libfdt
 import pytest
 
 from cosim import PlatformError
+from cosim.chardev import BufferBackend
 from cosim.cli import main
 from cosim.fdt import from_dtb
 from cosim.platforms.virt import Virt
@@ -52,10 +53,13 @@ def test_drives_then_rng_at_qemu_addresses_with_their_nodes(images):
         board.sim.close()
 
 
-def test_rng_host_and_the_drive_list_from_python(images):
-    board = build(drive=[str(images[0]), images[1]], rng="host")
+def test_rng_host_console_and_the_drive_list_from_python(images):
+    hvc = BufferBackend()
+    board = build(drive=[str(images[0]), images[1]], rng="host", virtio_console=hvc)
     try:
         assert board.devices["rng"].device.seed is None
+        assert board.devices["hvc"].device.backend is hvc
+        assert any(m.base == 0x0a00_0600 and m.target is board.devices["hvc"] for m in board.buses["sysbus"].mappings)
         assert [board.devices[f"drive{i}"].device.drive.path for i in (0, 1)] == images
     finally:
         board.sim.close()
