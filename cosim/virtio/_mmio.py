@@ -175,7 +175,7 @@ class VirtioMmio(RegisterDevice):
         try:
             queue.check_layout()
         except VirtqueueError as error:
-            queue._fail(error)
+            queue.fail(error)
             return
         queue.event_idx = bool(self.accepted >> VIRTIO_F_EVENT_IDX & 1)
         queue.indirect = bool(self.accepted >> VIRTIO_F_INDIRECT_DESC & 1)

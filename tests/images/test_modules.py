@@ -3,6 +3,7 @@
 import shutil
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,64 @@ def test_initramfs_carries_the_modules_and_their_order(tmp_path):
     assert "modules=/lib/modules/$(uname -r)" in rcs and "insmod $modules/$module" in rcs
     assert "mount -t devtmpfs devtmpfs /dev" in rcs
     assert recipe_digest("a" * 64, modules) != recipe_digest("a" * 64)
+
+
+def kernel_package(tmp_path, files):
+    """A .deb (dpkg-deb -b) holding `files` (path -> Path of contents)."""
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is not installed")
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text("Package: linux-image-9.9-test\nVersion: 1\nArchitecture: arm64\n"
+                                             "Maintainer: cosim\nDescription: test kernel\n")
+    for path, source in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, root / path) if isinstance(source, Path) else (root / path).write_text(source)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    deb = cache / "linux-image-9.9-test_1_arm64.deb"        # where earlier cosim versions left .debs
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)], check=True, capture_output=True)
+    return cache, deb
+
+
+@pytest.fixture
+def fake_kernel(monkeypatch):
+    from cosim.images import fetch
+    from cosim.images.cache import Entry, sha256_of
+
+    def use(deb):
+        entry = Entry("linux", "linux-image-9.9-test", "1", sha256_of(deb), "boot/vmlinuz", "0" * 64, deb)
+        monkeypatch.setattr(fetch, "fetch_image", lambda key, cache=None, **kw: entry)
+    return use
+
+
+def test_modules_come_from_the_kernel_package_skipping_built_in_ones(tmp_path, fake_kernel):
+    from cosim.images.modules import kernel_modules
+
+    release = "lib/modules/9.9-test"
+    cache, deb = kernel_package(tmp_path, {
+        f"{release}/kernel/drivers/virtio/virtio.ko": fake_module(tmp_path, "virtio", ""),
+        f"{release}/kernel/drivers/block/virtio_blk.ko": fake_module(tmp_path, "virtio_blk", "virtio"),
+        f"{release}/kernel/drivers/other.ko": fake_module(tmp_path, "other", ""),
+        f"{release}/modules.builtin": "kernel/drivers/virtio/virtio_mmio.ko\n"})
+    fake_kernel(deb)
+    modules = kernel_modules(wanted=("virtio_mmio", "virtio_blk"), cache=cache)
+    assert modules.release == "9.9-test" and [p.name for p in modules.files] == ["virtio.ko", "virtio_blk.ko"]
+    assert modules.files[1].read_bytes() == (tmp_path / "virtio_blk.ko").read_bytes()
+    assert kernel_modules(wanted=("virtio_mmio", "virtio_blk"), cache=cache) == modules      # cached
+
+
+def test_a_kernel_package_without_modules_gives_none_and_a_missing_package_a_warning(tmp_path, fake_kernel, caplog,
+                                                                                      monkeypatch):
+    from cosim.images.modules import kernel_modules, kernel_modules_or_none
+
+    cache, deb = kernel_package(tmp_path, {"boot/vmlinuz": "not really a kernel"})
+    fake_kernel(deb)
+    assert kernel_modules(cache=cache) == KernelModules("", ())
+    modules = KernelModules("", ())
+    assert busybox_initramfs(deb, modules) == busybox_initramfs(deb)
+    deb.unlink()
+    shutil.rmtree(next(cache.glob("modules-*")))
+    monkeypatch.setenv("COSIM_IMAGE_SOURCES", "deb file:/nonexistent bookworm main")    # nothing to fetch from
+    assert kernel_modules_or_none(cache=cache) is None
+    assert "carries no kernel modules" in caplog.text
