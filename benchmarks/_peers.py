@@ -68,7 +68,7 @@ class Console:
 
 
 def QemuAarch64(bios: Path | None = None, kernel: Path | None = None, initrd: Path | None = None,
-                append: str | None = None, memory: str = "128M") -> Console:
+                append: str | None = None, memory: str = "128M", extra: tuple[str, ...] = ()) -> Console:
     argv = [ensure_qemu(), "-M", "virt", "-cpu", "cortex-a57", "-accel", "tcg", "-m", memory,
             "-nographic", "-serial", "stdio", "-monitor", "none"]
     if bios:
@@ -79,4 +79,4 @@ def QemuAarch64(bios: Path | None = None, kernel: Path | None = None, initrd: Pa
         argv += ["-initrd", str(initrd)]
     if append:
         argv += ["-append", append]
-    return Console(argv)
+    return Console(argv + list(extra))

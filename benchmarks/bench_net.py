@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _peers import Console, ensure_qemu  # noqa: E402
+from _peers import Console, QemuAarch64  # noqa: E402
 
 from cosim import SEC  # noqa: E402
 from cosim.images.fetch import busybox_initramfs_image, linux_kernel  # noqa: E402
@@ -101,11 +101,9 @@ def cosim_pings(count: int) -> list[tuple[int, tuple[float, float, float], float
 
 
 def qemu_machine(kernel: Path, initrd: Path, index: int, netdev: str) -> Console:
-    argv = [ensure_qemu(), "-M", "virt", "-cpu", "cortex-a57", "-accel", "tcg", "-m", "256M",
-            "-nographic", "-serial", "stdio", "-monitor", "none", "-kernel", str(kernel), "-initrd", str(initrd),
-            "-append", f"console=ttyAMA0 cosim.ip=10.0.0.{index + 1}/24",
-            "-netdev", f"socket,id=net0,{netdev}", "-device", f"virtio-net-device,netdev=net0,mac=52:54:00:12:34:{0x56 + index:02x}"]
-    return Console(argv)
+    return QemuAarch64(kernel=kernel, initrd=initrd, append=f"console=ttyAMA0 cosim.ip=10.0.0.{index + 1}/24",
+                       memory="256M", extra=("-netdev", f"socket,id=net0,{netdev}", "-device",
+                                             f"virtio-net-device,netdev=net0,mac=52:54:00:12:34:{0x56 + index:02x}"))
 
 
 def qemu_pings(kernel: Path, initrd: Path, count: int) -> list[tuple[int, tuple[float, float, float], float]]:

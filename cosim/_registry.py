@@ -71,8 +71,9 @@ def _all_subclasses(cls: type) -> list[type]:
 
 
 def registered_models() -> dict[str, type[Device]]:
-    """Every model class in cosim.models and in the `cosim.models` entry points, by its `model` name."""
+    """Every model class in cosim.models, cosim.virtio and the `cosim.models` entry points, by its `model` name."""
     import cosim.models
+    import cosim.virtio  # noqa: F401  (the virtio-mmio transport)
 
     for info in pkgutil.iter_modules(cosim.models.__path__):
         importlib.import_module(f"cosim.models.{info.name}")
@@ -81,7 +82,7 @@ def registered_models() -> dict[str, type[Device]]:
     classes = {p for p in plugins if isinstance(p, type)}
     models: dict[str, type[Device]] = {}
     for cls in _all_subclasses(Device):
-        listed = cls.__module__.startswith("cosim.models.") or cls.__module__ in modules or cls in classes
+        listed = cls.__module__.startswith(("cosim.models.", "cosim.virtio.")) or cls.__module__ in modules or cls in classes
         if listed and "model" in vars(cls) and cls.model:
             other = models.get(cls.model)
             if other is not None and other is not cls:

@@ -13,7 +13,7 @@ devices where it expects them. docs/virt.md is the user's page.
 | PL031 RTC (SPI 2) | 0x0901_0000 | Pl031 |
 | PL061 GPIO (SPI 7) | 0x0903_0000 | Pl061 |
 | sim-control | 0x090f_0000 | SimControl (a slot QEMU's virt leaves free) |
-| virtio-mmio transports (SPI 16 + i) | 0x0a00_0000 + 0x200 * i | VirtioMmio, one per attached device (drives, rng, nic) |
+| virtio-mmio transports (SPI 16 + i) | 0x0a00_0000 + 0x200 * i | VirtioMmio, one per attached device (drives, rng, console, nic) |
 | RAM | 0x4000_0000 | Memory |
 
 Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them). With `cpu=kvm` the
@@ -42,7 +42,7 @@ from cosim.models.pl061 import Pl061
 from cosim.models.pmu import Pmu
 from cosim.models.simctl import SimControl
 from cosim.net import open_nic, parse_mac, parse_nic
-from cosim.virtio import Drive, VirtioBlk, VirtioDevice, VirtioMmio, VirtioRng, parse_drives
+from cosim.virtio import Drive, VirtioBlk, VirtioConsole, VirtioDevice, VirtioMmio, VirtioRng, parse_drives
 from cosim.virtio.net import VirtioNet
 
 __all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
@@ -189,6 +189,8 @@ class Virt(Platform):
     nic = Property(None, "virtio-net: none, switch:NAME (the simulated switch NAME, shared by the machines of one "
                          "simulation) or tap:NAME (the host TAP interface NAME)", parse_nic, lambda v: v or "none")
     mac = Property("52:54:00:12:34:56", "virtio-net's MAC address", lambda text: (parse_mac(text), text)[1])
+    virtio_console = Property("none", "virtio-console (Linux's /dev/hvc0): none, or a back-end as for console "
+                                      "(stdio, buffer, pty, tcp:[HOST:]PORT, or a CharBackend from Python)")
     renamed = {"kvm_budget": "budget"}      # pc's name for the same choice
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
@@ -238,6 +240,8 @@ class Virt(Platform):
             self.net = VirtioNet(open_nic(self.nic, self.sim), mac=self.mac)
             self.add_virtio("net0", self.net)
             self.sim.add_summary(self.net.summary)
+        if self.virtio_console != "none":
+            self.add_virtio("hvc", VirtioConsole(open_backend(self.virtio_console)))
 
         self.timer = self.add("timer", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
         self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))

@@ -24,6 +24,8 @@ debs+=(debian-archive-keyring apt-utils gpg gpg-agent)
 # Networking (tests/net, docs/networking.md): tcpdump reads the switch's pcap captures back; the TAP
 # test pings the guest from a network namespace it makes with ip.
 debs+=(tcpdump iputils-ping iproute2)
+# virtio-blk's end-to-end test and benchmark make ext4 images (mke2fs -d) and read them back (debugfs).
+debs+=(e2fsprogs)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

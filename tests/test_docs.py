@@ -88,3 +88,22 @@ def test_python_api_hypothesis_example_runs():
     ns: dict = {}
     exec(compile(block, "python-api.md", "exec"), ns)
     ns["test_a_load_shows_in_value"]()
+
+
+def test_virtio_guide_device_and_its_test_run():
+    """docs/virtio.md's Loopback device, its platform and its test, as a user copies them."""
+    text = (DOCS / "virtio.md").read_text()
+    ns: dict = {}
+    source = "\n\n".join(re.findall(r"```python\n(.*?)```", text[text.index("## Writing a virtio device"):], re.S))
+    exec(compile(source, "virtio.md", "exec"), ns)
+    sim = Simulation()
+    try:
+        ns["test_loopback_delivers_after_the_delay"](lambda device, base=0: Harness(sim, device, base))
+    finally:
+        sim.close()
+    board = ns["VirtWithLoopback"](kernel="none", initrd="none", console="none")
+    try:
+        node = from_dtb(board.dtb).path_offset("/virtio_mmio@a000000")
+        assert node >= 0 and board.loopback.device.device_id == 0x7FFF
+    finally:
+        board.sim.close()

@@ -248,10 +248,10 @@ def busybox_initramfs_image(cache: Path | None = None) -> Path:
     banner, a shell), built once from the cached busybox-static and kernel package and cached under a
     name derived from its inputs."""
     from .initramfs import busybox_initramfs, recipe_digest
-    from .modules import kernel_modules
+    from .modules import kernel_modules_or_none
 
     busybox = fetch_image("busybox", cache)
-    modules = kernel_modules("linux", cache=cache)
+    modules = kernel_modules_or_none("linux", cache)
     path = cache_dir(cache) / f"initramfs-busybox-{recipe_digest(busybox.sha256, modules)}.cpio"
     if not path.is_file():
         data = busybox_initramfs(busybox.path, modules)

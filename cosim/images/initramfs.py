@@ -100,7 +100,7 @@ def busybox_initramfs(busybox: Path, modules: KernelModules | None = None) -> by
     binary = busybox.read_bytes()
     d, f, lnk = stat.S_IFDIR | 0o755, stat.S_IFREG, stat.S_IFLNK | 0o777
     entries = [Entry(p, d) for p in _DIRS]
-    if modules is not None:
+    if modules is not None and modules.files:
         where = f"lib/modules/{modules.release}"
         entries += [Entry("lib", d), Entry("lib/modules", d), Entry(where, d)]
         entries += [Entry(f"{where}/{path.name}", f | 0o644, path.read_bytes()) for path in modules.files]
@@ -120,6 +120,6 @@ def busybox_initramfs(busybox: Path, modules: KernelModules | None = None) -> by
 
 def recipe_digest(busybox_sha256: str, modules: KernelModules | None = None) -> str:
     """A short digest of everything `busybox_initramfs` puts in, to name cached archives."""
-    carried = [modules.release, *(f"{p.name}:{sha256_of(p)}" for p in modules.files)] if modules is not None else []
+    carried = [modules.release, *(f"{p.name}:{sha256_of(p)}" for p in modules.files)] if modules else []
     recipe = "\0".join([busybox_sha256, _INITTAB, _RCS, _PROFILE, *_DIRS, *carried])
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]

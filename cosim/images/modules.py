@@ -15,6 +15,7 @@ needs nothing more.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from .archive import Archive, sources_from_env
 from .cache import ImageCache, sha256_of
 from .errors import ImageError
 
-__all__ = ["VIRTIO_MODULES", "KernelModules", "kernel_modules", "module_depends", "load_order"]
+__all__ = ["VIRTIO_MODULES", "KernelModules", "kernel_modules", "kernel_modules_or_none", "module_depends", "load_order"]
 
 # The drivers the virtio devices need (module names; their dependencies come along).
 VIRTIO_MODULES = ("virtio_mmio", "virtio_blk", "virtio_rng", "virtio_console", "virtio_net")
@@ -96,6 +97,24 @@ def kernel_modules(key: str = "linux", wanted: tuple[str, ...] = VIRTIO_MODULES,
     return KernelModules(release, tuple(directory / name for name in (directory / "order").read_text().split()))
 
 
+def kernel_modules_or_none(key: str = "linux", cache: Path | None = None) -> KernelModules | None:
+    """`kernel_modules`, or None with a warning when they cannot be had (offline, with a cache filled
+    before the initramfs carried modules): Linux then boots as before, without the virtio drivers."""
+    try:
+        return kernel_modules(key, cache=cache)
+    except ImageError as error:
+        logging.getLogger("cosim.images").warning(
+            "the initramfs carries no kernel modules (%s): Linux will not find virtio devices", error)
+        return None
+
+
+def _builtin(release: Path) -> set[str]:
+    """The modules the kernel has built in (modules.builtin lists them as paths of .ko files)."""
+    listing = release / "modules.builtin"
+    lines = listing.read_text().split() if listing.is_file() else []
+    return {_module_name(Path(line)) for line in lines}
+
+
 def _kernel_deb(kernel, store: ImageCache, into: Path) -> Path:
     """The kernel's .deb: one left in the cache by earlier versions if intact, or fetched again through apt."""
     for deb in store.root.glob(f"{kernel.package}_{kernel.version.replace(':', '%3a')}_*.deb"):
@@ -124,16 +143,18 @@ def _extract(kernel, store: ImageCache, wanted: tuple[str, ...], directory: Path
         if proc.returncode != 0:
             raise ImageError(f"dpkg-deb -x {deb.name} failed: {proc.stderr.strip()}")
         releases = [p for p in (tree / "lib" / "modules").glob("*") if p.is_dir()]
-        if len(releases) != 1:
+        if len(releases) > 1:
             raise ImageError(f"{deb.name} has {len(releases)} module directories under lib/modules")
-        available = {_module_name(p): p for p in releases[0].rglob("*.ko")}
-        order = load_order(wanted, available)
+        # A kernel without modules (all built in, or a re-packaged Image alone) gets none.
+        available = {_module_name(p): p for p in releases[0].rglob("*.ko")} if releases else {}
+        builtin = _builtin(releases[0]) if releases else set(wanted)
+        order = load_order(tuple(name for name in wanted if name not in builtin), available)
         partial = Path(tempfile.mkdtemp(dir=store.root, prefix=".extract-modules-"))
         try:
             for name in order:
                 shutil.copyfile(available[name], partial / available[name].name)
-            (partial / "release").write_text(releases[0].name + "\n")
-            (partial / "order").write_text("\n".join(available[name].name for name in order) + "\n")
+            (partial / "release").write_text((releases[0].name if releases else "") + "\n")
+            (partial / "order").write_text("".join(f"{available[name].name}\n" for name in order))
             if directory.exists():
                 shutil.rmtree(directory)
             os.rename(partial, directory)

@@ -15,12 +15,13 @@ from ._memory import GuestMemory, GuestMemoryError
 from ._mmio import (ACKNOWLEDGE, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FAILED, FEATURES_OK, VIRTIO_F_EVENT_IDX,
                     VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, VirtioMmio)
 from .blk import Drive, VirtioBlk, parse_drives
+from .console import VirtioConsole
 from .rng import VirtioRng
 from ._queue import (VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, Chain,
                      Virtqueue, VirtqueueError)
 
 __all__ = [
-    "VirtioMmio", "VirtioDevice", "VirtioBlk", "VirtioRng", "Drive", "parse_drives", "Virtqueue", "Chain", "VirtqueueError", "GuestMemory", "GuestMemoryError",
+    "VirtioMmio", "VirtioDevice", "VirtioBlk", "VirtioRng", "VirtioConsole", "Drive", "parse_drives", "Virtqueue", "Chain", "VirtqueueError", "GuestMemory", "GuestMemoryError",
     "VIRTIO_F_INDIRECT_DESC", "VIRTIO_F_EVENT_IDX", "VIRTIO_F_VERSION_1",
     "ACKNOWLEDGE", "DRIVER", "DRIVER_OK", "FEATURES_OK", "DEVICE_NEEDS_RESET", "FAILED",
     "VIRTQ_DESC_F_NEXT", "VIRTQ_DESC_F_WRITE", "VIRTQ_DESC_F_INDIRECT", "VIRTQ_AVAIL_F_NO_INTERRUPT",

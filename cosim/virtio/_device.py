@@ -51,6 +51,9 @@ class VirtioDevice:
     def reset(self) -> None:
         """Back to the state before the driver found the device (Status written 0, or platform reset)."""
 
+    def attach(self, clock: "Clock") -> None:
+        """The transport was given its clock: connect what needs the simulation (a character back-end)."""
+
     def close(self) -> None:
         """Release what the device holds on the host (files, locks): when its simulation is closed."""
 

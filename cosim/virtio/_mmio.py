@@ -112,6 +112,7 @@ class VirtioMmio(RegisterDevice):
 
     def attach(self, clock: Clock) -> None:
         super().attach(clock)
+        self.device.attach(clock)
         add_finalizer = getattr(clock, "add_finalizer", None)
         if add_finalizer is not None:
             add_finalizer(self.device.close)        # the device's files and locks go with its simulation
@@ -174,7 +175,7 @@ class VirtioMmio(RegisterDevice):
         try:
             queue.check_layout()
         except VirtqueueError as error:
-            queue._fail(error)
+            queue.fail(error)
             return
         queue.event_idx = bool(self.accepted >> VIRTIO_F_EVENT_IDX & 1)
         queue.indirect = bool(self.accepted >> VIRTIO_F_INDIRECT_DESC & 1)

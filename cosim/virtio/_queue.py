@@ -157,7 +157,7 @@ class Virtqueue:
                 self.memory.write_u16(self.device + 4 + 8 * self.size, self.last_avail)
             return chain
         except (VirtqueueError, GuestMemoryError) as error:
-            self._fail(error)
+            self.fail(error)
             return None
 
     def push(self, chain: Chain, written: int) -> None:
@@ -170,7 +170,7 @@ class Virtqueue:
             self.used_idx = (self.used_idx + 1) & 0xFFFF
             self.memory.write_u16(self.device + 2, self.used_idx)
         except GuestMemoryError as error:
-            self._fail(error)
+            self.fail(error)
             return
         self._owner.queue_used(self)
 
@@ -183,7 +183,7 @@ class Virtqueue:
                 return ((self.used_idx - used_event - 1) & 0xFFFF) < 1
             return not self.memory.read_u16(self.driver) & VIRTQ_AVAIL_F_NO_INTERRUPT
         except GuestMemoryError as error:
-            self._fail(error)
+            self.fail(error)
             return False
 
     # -- checks -----------------------------------------------------------------------
@@ -222,7 +222,8 @@ class Virtqueue:
                 return chain
             index = following
 
-    def _fail(self, error: Exception) -> None:
+    def fail(self, error: Exception) -> None:
+        """Mark the queue broken (it takes nothing more until reset) and tell the transport."""
         self.broken = True
         log.warning("virtio queue %d: %s", self.index, error)
         self._owner.queue_failed(self, error)
