@@ -239,7 +239,6 @@ class Virt(Platform):
         if self.nic is not None:
             self.net = VirtioNet(open_nic(self.nic, self.sim), mac=self.mac)
             self.add_virtio("net0", self.net)
-            self.sim.add_summary(self.net.summary)
         if self.virtio_console != "none":
             self.add_virtio("hvc", VirtioConsole(open_backend(self.virtio_console)))
 

@@ -11,8 +11,6 @@ __all__ = ["open_nic"]
 
 
 def open_nic(spec: str, sim: Simulation) -> NetBackend:
-    """`switch:NAME` (a port of the simulation's switch NAME) or `tap:NAME` (the host TAP NAME), attached to `sim`."""
+    """`switch:NAME` (a port of `sim`'s switch NAME) or `tap:NAME` (the host TAP NAME); the NIC attaches it."""
     kind, _, name = spec.partition(":")
-    backend: NetBackend = switch_named(sim, name).port() if kind == "switch" else TapBackend(name)
-    backend.attach(sim)
-    return backend
+    return switch_named(sim, name).port() if kind == "switch" else TapBackend(name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from typing import ClassVar
 
+from cosim import Clock, Simulation
 from cosim.net import NetBackend, mac_text, parse_mac
 
 from ._device import VirtioDevice
@@ -58,6 +59,11 @@ class VirtioNet(VirtioDevice):
         self.link_up = True
         self.tx_packets = self.rx_packets = self.rx_dropped = self.tx_errors = 0
         backend.set_receiver(self.receive)
+
+    def attach(self, clock: Clock) -> None:
+        if isinstance(clock, Simulation):         # a bare clock (some tests) has no back-end to drive
+            self.backend.attach(clock)
+            clock.add_summary(self.summary)
 
     def config_space(self) -> bytes:
         # struct virtio_net_config (§5.1.4): mac[6], status, max_virtqueue_pairs (1: no VIRTIO_NET_F_MQ).
