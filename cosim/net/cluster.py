@@ -19,6 +19,7 @@ from .._errors import PlatformError
 from .._kernel import Simulation, StopRequest, Summary
 from .._platform import Platform
 from .._time import format_time
+from .switch import Switch
 
 __all__ = ["Cluster"]
 
@@ -45,7 +46,9 @@ class Cluster:
         summaries = self.sim._summaries          # the providers the machine's devices add while it is built
         first = len(summaries)
         machine = platform(self.sim, **props)
-        summaries[first:] = [_prefixed(f"{name} ", provider) for provider in summaries[first:]]
+        # A switch the machine asked for first is shared by all: its rows keep their own name.
+        summaries[first:] = [provider if isinstance(getattr(provider, "__self__", None), Switch)
+                             else _prefixed(f"{name} ", provider) for provider in summaries[first:]]
         self.machines[name] = machine
         self._owner.update({id(device): name for device in machine.devices.values()})
         return machine

@@ -60,3 +60,18 @@ def test_names_and_primary_are_checked():
         cluster.add("m0", Scripted)
     with pytest.raises(PlatformError, match="primary machine 'nope'"):
         cluster.run()
+
+
+def test_a_switch_made_by_the_first_machine_keeps_its_own_summary_rows():
+    from cosim.net import switch_named
+
+    class Wired(Scripted):
+        def build(self) -> None:
+            super().build()
+            switch_named(self.sim, "lan").port()
+
+    cluster = Cluster()
+    cluster.add("m0", Wired, script=(S.stop(0),))
+    cluster.add("m1", Wired, script=(S.stop(0),))
+    summary = cluster.run(until=us(100))
+    assert "lan frames" in summary.extra and "m0 lan frames" not in summary.extra
