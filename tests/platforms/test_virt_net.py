@@ -4,12 +4,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
 
 from cosim import MS, SEC
 from cosim.chardev import BufferBackend
+from cosim.images.initramfs import BANNER
 from cosim.net import read_pcap, tap_unavailable
 
 from .linux_shell import boot_to_shell, command, images  # noqa: F401  (images: a fixture)
@@ -103,3 +105,12 @@ def test_the_host_pings_a_guest_through_a_tap_in_a_namespace(images, namespace):
     console.feed("poweroff\n")
     summary = board.run(until=board.sim.now + 10 * SEC)
     assert summary.status == 0 and "SYSTEM_OFF" in summary.stop.reason
+
+
+def test_cosim_run_virt_cluster_prefixes_each_machines_console(images):
+    run = subprocess.run([sys.executable, "-m", "cosim", "run", "virt-cluster", "-P", "machines=2", "--until", "2.5s"],
+                         capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for name in ("n0", "n1"):
+        assert f"[{name}] {BANNER}" in run.stdout
+    assert "lan frames" in run.stderr and "n1 net0 (52:54:00:12:34:57)" in run.stderr
