@@ -114,3 +114,13 @@ def test_cosim_run_virt_cluster_prefixes_each_machines_console(images):
     for name in ("n0", "n1"):
         assert f"[{name}] {BANNER}" in run.stdout
     assert "lan frames" in run.stderr and "n1 net0 (52:54:00:12:34:57)" in run.stderr
+
+
+def test_the_python_example_of_docs_networking_runs(images):
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "networking.md").read_text()
+    namespace: dict = {}
+    exec(compile("\n".join(re.findall(r"```python\n(.*?)```", page, re.S)), "networking.md", "exec"), namespace)
+    assert "3 packets transmitted, 3 packets received" in namespace["n0"].text
+    assert namespace["summary"].status == 0
