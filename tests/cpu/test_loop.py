@@ -4,6 +4,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cosim import Platform, SimulationError, Signal, ms, ns, us
 from cosim.cpu import BUDGET_SPENT, Cpu, CpuError, CpuExit, Idle, IdleKind, Stop
@@ -243,3 +245,19 @@ def test_horizon_looks_past_resumptions_only(sim):
     Resume(sim.env, us(3))
     sim.schedule(us(5), lambda: None)
     assert sim.horizon() == us(5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 50)), max_size=40))
+def test_horizon_is_the_earliest_event_that_is_not_a_resumption(events):
+    from cosim import Simulation
+    from cosim._kernel import Resume
+
+    sim = Simulation()
+    for resume, delay in events:
+        if resume:
+            Resume(sim.env, delay)
+        else:
+            sim.schedule(delay, lambda: None)
+    others = [delay for resume, delay in events if not resume]
+    assert sim.horizon() == (min(others) if others else float("inf"))
