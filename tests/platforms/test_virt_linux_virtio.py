@@ -106,3 +106,4 @@ def test_poweroff_after_disk_use_ends_cleanly(booted):
     assert summary.stop is not None and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0
     assert "Oops" not in console.text and "I/O error" not in console.text.split("dd if=/dev/zero")[0]
     assert debugfs_cat(board.images["data"], "hello.txt") == "hello from the host\n"
+    assert debugfs_cat(board.images["data"], "guest.txt") == "written by the guest\n"     # nothing lost
