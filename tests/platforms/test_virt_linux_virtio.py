@@ -48,7 +48,7 @@ def booted(tmp_path_factory):
     frozen = ext4_image(where / "frozen.img", {"keep.txt": "read-only\n"})
     console, hvc = BufferBackend(), BufferBackend()
     board = VirtLinux(kernel=str(kernel), initrd=str(initrd), console=console, drive=f"{data},{frozen},ro",
-                      rng="seed:42", virtio_console=hvc)
+                      rng="seed:42", hvc=hvc)
     board.hvc = hvc
     boot_to_shell(board, console, 10 * SEC, 5 * SEC)
     board.images = {"data": data, "frozen": frozen,
