@@ -186,11 +186,11 @@ class Virt(Platform):
                          "each gets a virtio-mmio transport, /dev/vda, vdb, ... in order", parse_drives, _show_drives)
     rng = Property(None, "virtio-rng: none, host (the host's entropy) or seed:N (seeded: runs repeat)",
                    _parse_rng, _show_rng)
+    hvc = Property("none", "virtio-console (Linux's /dev/hvc0): none, or a back-end as for console "
+                   "(stdio, buffer, pty, tcp:[HOST:]PORT, or a CharBackend from Python)")
     nic = Property(None, "virtio-net: none, switch:NAME (the simulated switch NAME, shared by the machines of one "
                          "simulation) or tap:NAME (the host TAP interface NAME)", parse_nic, lambda v: v or "none")
     mac = Property("52:54:00:12:34:56", "virtio-net's MAC address", lambda text: (parse_mac(text), text)[1])
-    virtio_console = Property("none", "virtio-console (Linux's /dev/hvc0): none, or a back-end as for console "
-                                      "(stdio, buffer, pty, tcp:[HOST:]PORT, or a CharBackend from Python)")
     renamed = {"kvm_budget": "budget"}      # pc's name for the same choice
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
@@ -236,11 +236,11 @@ class Virt(Platform):
             self.add_virtio(f"drive{index}", VirtioBlk(drive))
         if self.rng is not None:
             self.add_virtio("rng", VirtioRng(seed=None if self.rng == "host" else self.rng))
+        if self.hvc != "none":
+            self.add_virtio("hvc", VirtioConsole(open_backend(self.hvc)))
         if self.nic is not None:
             self.net = VirtioNet(open_nic(self.nic, self.sim), mac=self.mac)
             self.add_virtio("net0", self.net)
-        if self.virtio_console != "none":
-            self.add_virtio("hvc", VirtioConsole(open_backend(self.virtio_console)))
 
         self.timer = self.add("timer", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
         self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))

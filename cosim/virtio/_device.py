@@ -48,6 +48,9 @@ class VirtioDevice:
     def on_queue(self, queue: Virtqueue) -> None:
         """The driver made buffers available in `queue` (it wrote QueueNotify)."""
 
+    def start(self) -> None:
+        """The driver set DRIVER_OK: the device may now use its queues (work that waited for them)."""
+
     def reset(self) -> None:
         """Back to the state before the driver found the device (Status written 0, or platform reset)."""
 
@@ -76,6 +79,11 @@ class VirtioDevice:
     def negotiated(self, bit: int) -> bool:
         """Whether the driver accepted feature `bit`."""
         return bool(self.driver_features >> bit & 1)
+
+    @property
+    def driver_ok(self) -> bool:
+        """Whether the driver is ready (DRIVER_OK) and the device may use its queues (§3.1.1)."""
+        return self.transport is not None and self.transport.driver_ok
 
     def config_changed(self) -> None:
         """Tell the driver the config space changed (a config-change interrupt, §2.5.2)."""

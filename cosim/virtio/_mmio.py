@@ -182,9 +182,7 @@ class VirtioMmio(RegisterDevice):
         queue.ready = True
 
     def write_QueueNotify(self, value: int) -> None:
-        status = self.regs.Status
-        if value < len(self.queues) and status & DRIVER_OK and not status & DEVICE_NEEDS_RESET \
-                and self.queues[value].ready:
+        if value < len(self.queues) and self.driver_ok and self.queues[value].ready:
             self.device.on_queue(self.queues[value])
 
     def write_InterruptACK(self, value: int) -> None:
@@ -201,6 +199,13 @@ class VirtioMmio(RegisterDevice):
         if value & FEATURES_OK and not old & FEATURES_OK:
             self.device.driver_features = self.accepted
         self.regs.Status = value
+        if value & DRIVER_OK and not old & DRIVER_OK and self.driver_ok:
+            self.device.start()
+
+    @property
+    def driver_ok(self) -> bool:
+        """Whether the device may use its queues: DRIVER_OK set, DEVICE_NEEDS_RESET not (§2.1, §3.1.1)."""
+        return self.regs.Status & (DRIVER_OK | DEVICE_NEEDS_RESET) == DRIVER_OK
 
     write_QueueDescLow = _address_half("desc", high=False)
     write_QueueDescHigh = _address_half("desc", high=True)

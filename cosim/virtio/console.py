@@ -55,8 +55,11 @@ class VirtioConsole(VirtioDevice):
                 queue.push(chain, 0)
         self._deliver()
 
+    def start(self) -> None:
+        self._deliver()                 # what was typed while the driver was still setting up
+
     def _deliver(self) -> None:
-        if self.transport is None:
+        if not self.driver_ok:          # §3.1.1: no buffers used before DRIVER_OK
             return
         receive = self.queue(RECEIVEQ)
         while self._input and (chain := receive.pop()) is not None:

@@ -89,9 +89,10 @@ class VirtioNet(VirtioDevice):
 
     def receive(self, frame: bytes) -> None:
         """A frame from the network (called by the back-end, from an event)."""
-        if self.transport is None or not self.link_up:
+        if not self.driver_ok or not self.link_up:      # no buffer is ours before DRIVER_OK (§3.1.1)
             self.rx_dropped += 1
             return
+        assert self.transport is not None
         queue = self.transport.queues[RX]
         chain = queue.pop()
         if chain is None:

@@ -17,6 +17,7 @@ tables, so tests can hand the device malformed chains.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cosim import Memory
@@ -116,16 +117,20 @@ class Driver:
         return bytes(self.ram.buffer[offset:offset + length])
 
     def alloc(self, queue: int, length: int) -> int:
+        """Room for a buffer in the queue's part of RAM; old buffers are reused once it is full."""
         ring = self.rings[queue]
+        first = (ring.used + 6 + 8 * ring.size + 15) & ~15
+        end = self.base + (queue + 1) * self.QUEUE_SPAN
+        if first + length > end:
+            raise ValueError(f"a {length}-byte buffer does not fit in queue {queue}'s {self.QUEUE_SPAN:#x} bytes")
+        if ring.data + length > end:
+            ring.data = first
         address = ring.data
         ring.data = (ring.data + max(length, 1) + 15) & ~15
-        if ring.data > self.base + (queue + 1) * self.QUEUE_SPAN:
-            ring.data = (ring.used + 6 + 8 * ring.size + 15) & ~15       # wrap: old buffers are reused
-            return self.alloc(queue, length)
         return address
 
     # -- chains ---------------------------------------------------------------------------
-    def submit(self, queue: int, readable: list[bytes] = (), writable: list[int] = (), *,
+    def submit(self, queue: int, readable: Sequence[bytes] = (), writable: Sequence[int] = (), *,
                indirect: bool = False, notify: bool = True) -> int:
         """Put one chain in the queue: buffers holding `readable`, then empty ones of the `writable` lengths."""
         ring = self.rings[queue]

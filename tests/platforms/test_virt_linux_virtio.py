@@ -48,7 +48,7 @@ def booted(tmp_path_factory):
     frozen = ext4_image(where / "frozen.img", {"keep.txt": "read-only\n"})
     console, hvc = BufferBackend(), BufferBackend()
     board = VirtLinux(kernel=str(kernel), initrd=str(initrd), console=console, drive=f"{data},{frozen},ro",
-                      rng="seed:42", virtio_console=hvc)
+                      rng="seed:42", hvc=hvc)
     board.hvc = hvc
     boot_to_shell(board, console, 10 * SEC, 5 * SEC)
     board.images = {"data": data, "frozen": frozen,
@@ -106,3 +106,4 @@ def test_poweroff_after_disk_use_ends_cleanly(booted):
     assert summary.stop is not None and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0
     assert "Oops" not in console.text and "I/O error" not in console.text.split("dd if=/dev/zero")[0]
     assert debugfs_cat(board.images["data"], "hello.txt") == "hello from the host\n"
+    assert debugfs_cat(board.images["data"], "guest.txt") == "written by the guest\n"     # nothing lost

@@ -81,3 +81,25 @@ def test_same_input_gives_the_same_simulated_times(firmware):
         return board.sim.now, board.cpu0.instructions, bytes(console.output)
 
     assert trace() == trace()
+
+
+@pytest.mark.slow
+def test_uboot_reads_a_virtio_drive(firmware, tmp_path):
+    """A second driver for the transport and virtio-blk: U-Boot's virtio-mmio and virtio_blk."""
+    from cosim.platforms.virt import Virt
+
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"".join(bytes([sector % 251]) * 512 for sector in range(2048)))
+    console = BufferBackend()
+    board = Virt(firmware=str(firmware), console=console, drive=str(image))
+    try:
+        console.run_until("Hit any key to stop autoboot", timeout=10 * SEC)
+        console.feed("\n")
+        console.run_until("=> ", timeout=5 * SEC, start=len(console.output) - 1)
+        info = command(console, "virtio scan; virtio info")
+        assert "VirtIO Block Device" in info and "(2048 x 512)" in info
+        command(console, "virtio read 0x41000000 7 2")
+        dump = command(console, "md.b 0x41000000 4; md.b 0x41000200 4")
+        assert re.search(r"41000000: 07 07 07 07", dump) and re.search(r"41000200: 08 08 08 08", dump)
+    finally:
+        board.sim.close()

@@ -55,7 +55,7 @@ def test_drives_then_rng_at_qemu_addresses_with_their_nodes(images):
 
 def test_rng_host_console_and_the_drive_list_from_python(images):
     hvc = BufferBackend()
-    board = build(drive=[str(images[0]), images[1]], rng="host", virtio_console=hvc)
+    board = build(drive=[str(images[0]), images[1]], rng="host", hvc=hvc)
     try:
         assert board.devices["rng"].device.seed is None
         assert board.devices["hvc"].device.backend is hvc

@@ -33,3 +33,20 @@ def test_reset_drops_pending_input(attach):
     driver.start()                                   # Status 0 first: the device resets
     driver.submit(RECEIVEQ, writable=[16])
     assert driver.used(RECEIVEQ) == []
+
+
+def test_input_is_held_until_driver_ok(attach):
+    from cosim.virtio import ACKNOWLEDGE, DRIVER, DRIVER_OK, FEATURES_OK, VIRTIO_F_VERSION_1
+
+    backend = BufferBackend()
+    dut, driver = attach(VirtioConsole(backend))
+    driver.set("Status", ACKNOWLEDGE | DRIVER)
+    driver.set("DriverFeaturesSel", 1)
+    driver.set("DriverFeatures", 1 << (VIRTIO_F_VERSION_1 - 32))
+    driver.set("Status", ACKNOWLEDGE | DRIVER | FEATURES_OK)
+    driver.setup_queue(RECEIVEQ, 64)
+    head = driver.submit(RECEIVEQ, writable=[16])     # Linux fills receiveq before DRIVER_OK
+    dut.device.device.receive(b"early")
+    assert driver.used(RECEIVEQ) == []
+    driver.set("Status", ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK)
+    assert driver.used(RECEIVEQ) == [(head, 5)]

@@ -148,3 +148,20 @@ def test_random_chains_and_frames_never_crash(harness, ram, memory, table, heads
     broken = dut.reg("Status").read() & DEVICE_NEEDS_RESET
     assert broken or len(driver.used(TX)) == len(heads)
     assert device.device.rx_packets + device.device.rx_dropped == len(frames)
+
+
+def test_no_receive_buffer_is_used_before_driver_ok(attach):
+    from cosim.virtio import ACKNOWLEDGE, DRIVER, DRIVER_OK, FEATURES_OK
+
+    dut, driver, net = nic(attach)
+    driver.set("Status", ACKNOWLEDGE | DRIVER)
+    driver.set("DriverFeaturesSel", 1)
+    driver.set("DriverFeatures", 1)                            # VERSION_1
+    driver.set("Status", ACKNOWLEDGE | DRIVER | FEATURES_OK)
+    driver.setup_queue(RX, 16)
+    head = driver.submit(RX, writable=[NET_HDR_SIZE + 1514], notify=False)
+    net.receiver(FRAME)                                        # queues ready, DRIVER_OK not yet set
+    assert driver.used(RX) == [] and dut.device.device.rx_dropped == 1
+    driver.set("Status", ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK)
+    net.receiver(FRAME)
+    assert driver.used(RX) == [(head, NET_HDR_SIZE + len(FRAME))]
