@@ -156,9 +156,6 @@ _SMP = "needs several CPUs (-P cpus=N: SMP on virt, issue 11)"
 KNOWN_GAPS = {
     "selftest-setup": _SMP, "selftest-smp": _SMP, "gicv2-ipi": _SMP, "gicv2-active": _SMP, "psci": _SMP,
     "spinlock-test": _SMP, "fpu-context": _SMP,
-    "debug-bp": "no debug architecture on the software CPU (hardware breakpoints; issue 11)",
-    "debug-wp": "no debug architecture on the software CPU (watchpoints; issue 11)",
-    "debug-sstep": "no debug architecture on the software CPU (software step; issue 11)",
 }
 # Wall-time bounds catch hangs; they are generous because CI machines may be loaded. Most cases take
 # 2-4 s; sieve sieves 100 MB three times (~150 s of CPU on the software CPU here).

@@ -47,6 +47,9 @@ from .._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuEx
 from .._debug import DebugStop, StopKind, WatchKind
 from . import COUNTING_MODES, psci
 from ._counter import NativeCounter, NativeSysregFilter
+from .debug import SYSREG_NAMES as DEBUG_SYSREGS
+from .debug import (CodeAndMemoryHooks, ERET, PSTATE_SS, SelfHostedDebug, breakpoint_syndrome, is_load_exclusive,
+                    step_syndrome, watchpoint_syndrome)
 from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr, undefined_syndrome
 from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 
@@ -85,6 +88,8 @@ HCR_EL2 = (3, 4, 1, 1, 0)
 # guest instead: Non-secure (NS), HVC enabled (HCE), lower ELs AArch64 (RW).
 SCR_EL3_VALUE = (1 << 10) | (1 << 8) | 0x30 | 1
 HCR_EL2_RW = 1 << 31
+# What an ERET restores from SPSR_EL1 that tells it apart from an MSR to DAIF: NZCV, DAIF, M[4:0].
+_ERET_BITS = 0xF000_03DF
 
 _X_REGS = {f"x{i}": getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)}
 _X_REGS |= {"x29": A.UC_ARM64_REG_FP, "x30": A.UC_ARM64_REG_LR, "sp": A.UC_ARM64_REG_SP,
@@ -147,6 +152,9 @@ class UnicornArm64Cpu:
             pmu.el = lambda: current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE))
             pmu.dfr0 = self.uc.cpr_read(*ID_AA64DFR0_EL1)
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
+        # The guest's self-hosted debug (debug.py): its registers never reach unicorn.
+        self.debug = SelfHostedDebug(self.uc.cpr_read(*ID_AA64DFR0_EL1))
+        self._sysregs.update({key: (self.debug, name) for key, name in DEBUG_SYSREGS.items()})
         # No UC_HOOK_MEM_* hook: any memory hook puts every guest access on unicorn's slow
         # path (Linux boots ~40% slower); a bad access is decoded from the instruction instead.
         # Only the timer's registers leave unicorn; the filter runs natively for all others.
@@ -167,10 +175,18 @@ class UnicornArm64Cpu:
         self._retired = 0                 # instructions of the runs before this one
         self._limit = 0
         self._warned: set[int] = set()
-        self._breakpoints: dict[int, int] = {}                      # address -> hook
-        self._watchpoints: dict[tuple[WatchKind, int, int], int] = {}
+        self._hooks = CodeAndMemoryHooks(self.uc)   # gdb's and the guest's breakpoints and watchpoints
         self._step_hook: int | None = None
         self._step_started = False
+        self._gdb_step = False
+        # Software step (D2.12). PSTATE.SS lives here: unicorn's stays 0 (QEMU clears it on ERET, its
+        # MDSCR_EL1 saying step is off). `_step_from`: the instruction a pass is stepping;
+        # `_stepped`: ISV/EX of the step exception now pending (None: nothing stepped, ISV = 0).
+        self._ss = False
+        self._step_from: int | None = None
+        self._stepped: bool | None = None
+        self._step_off = True
+        self._step_word: int | None = None
         self._undo: tuple[int, bytes] | None = None                 # a watched store to take back
         self._storm = 0                   # exceptions in a row, each soon after the last (see _STORM_GAP)
         self.write_register("pc", entry)
@@ -251,7 +267,9 @@ class UnicornArm64Cpu:
         return False
 
     def _enter(self, kind: Kind, return_address: int, syndrome: int | None = None, far: int | None = None) -> None:
-        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        # SPSR_EL1.SS is PSTATE.SS, which the entry clears (D2.12.3).
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE) | (PSTATE_SS if self._ss else 0)
+        self._ss, self._stepped = False, None
         vbar = self.uc.reg_read(A.UC_ARM64_REG_VBAR_EL1)
         enter_el1(pstate, vbar, kind, return_address, syndrome, far).apply(self)
 
@@ -272,7 +290,12 @@ class UnicornArm64Cpu:
             while True:
                 self._take_interrupt()
                 # A line still high here is masked: watch PSTATE so it is taken once unmasked.
-                self.counter.arm(self._remaining(), self._masked_pending())
+                watch = self._masked_pending()
+                if self.debug.changed or self.debug.mdscr & 1 or self._step_from is not None:
+                    watch |= self._debug_pass()
+                # Software step per instruction: the counter ends the run after the one instruction.
+                steps = self._step_from is not None and not self.counter.per_block
+                self.counter.arm(1 if steps else self._remaining(), watch)
                 self._pending_sync = None
                 taken = None                  # where an exception was taken in this pass
                 try:
@@ -285,6 +308,8 @@ class UnicornArm64Cpu:
                         raise CpuError(f"unicorn stopped at pc={self.pc:#x}: {error}", self.register_dump()) from error
                 else:
                     self._done += self.counter.executed
+                    if self._step_from is not None:
+                        self._step_done()
                     if self._pending_sync is not None:
                         taken = self._pending_sync[1]
                         self._enter(*self._pending_sync)
@@ -432,6 +457,8 @@ class UnicornArm64Cpu:
         assert self._keeper is not None
         self._keeper.sync(self._elapsed())
         device.write_sysreg(name, cp.val)
+        if device is self.debug:
+            self.counter.budget = self.counter.executed     # the next pass follows the new debug state
         self._after_access()
         return 1
 
@@ -469,6 +496,8 @@ class UnicornArm64Cpu:
     def _on_exception(self, uc: Uc, intno: int, _: Any) -> None:
         pc = self.pc
         self.counter.rewind(pc)        # instructions after the exception in its block never ran
+        if self._step_from is not None and intno in (EXCP_SWI, EXCP_HVC, EXCP_SMC):
+            self._ss, self._stepped = False, False   # a stepped SVC/HVC/SMC completes (D2.12.7)
         if intno in (EXCP_HVC, EXCP_SMC):
             result = psci.call(self.read_register("x0"), self.read_register("x1"))
             self.write_register("x0", result.x0)
@@ -575,39 +604,34 @@ class UnicornArm64Cpu:
         return None if isinstance(result, Fault) else result.address
 
     def insert_breakpoint(self, address: int) -> None:
-        if address not in self._breakpoints:
-            self._breakpoints[address] = self.uc.hook_add(UC_HOOK_CODE, self._on_breakpoint, begin=address,
-                                                          end=address)
-            self.uc.ctl_remove_cache(address, address + 4)   # code translated before has no call to the hook
+        self._hooks.add_code(("gdb", address), address, self._on_breakpoint)
 
     def remove_breakpoint(self, address: int) -> None:
-        hook = self._breakpoints.pop(address, None)
-        if hook is not None:
-            self.uc.hook_del(hook)
-            self.uc.ctl_remove_cache(address, address + 4)
+        self._hooks.remove(("gdb", address))
 
     # gdb's hardware breakpoints (hbreak) are the same hooks: unicorn has no limit to mimic.
     insert_hw_breakpoint = insert_breakpoint
     remove_hw_breakpoint = remove_breakpoint
 
     def insert_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
-        key = (kind, address, length)
-        if key not in self._watchpoints:
-            types = {WatchKind.WRITE: UC_HOOK_MEM_WRITE, WatchKind.READ: UC_HOOK_MEM_READ,
-                     WatchKind.ACCESS: UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE}
-            self._watchpoints[key] = self.uc.hook_add(types[kind], self._on_watch, kind, begin=address,
-                                                      end=address + length - 1)
-            self.uc.ctl_flush_tb()      # translated accesses skip the hook check otherwise
+        types = {WatchKind.WRITE: UC_HOOK_MEM_WRITE, WatchKind.READ: UC_HOOK_MEM_READ,
+                 WatchKind.ACCESS: UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE}
+        self._hooks.add_memory(("gdb", kind, address, length), types[kind], address, address + length - 1,
+                               self._on_watch, kind)
 
     def remove_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
-        hook = self._watchpoints.pop((kind, address, length), None)
-        if hook is not None:
-            self.uc.hook_del(hook)
-            self.uc.ctl_flush_tb()      # back to the fast path
+        self._hooks.remove(("gdb", kind, address, length))
 
     def single_step(self, on: bool) -> None:
         """While on, every run stops after one instruction (or at an exception vector's first)."""
         self._step_started = False
+        self._gdb_step = on
+        self._step_hook_needed(on)
+
+    def _step_hook_needed(self, on: bool) -> None:
+        """A code hook on every address, shared by gdb's stepi and the guest's software step
+        (per-block counting: the counter cannot end a run after one instruction)."""
+        on = on or self._gdb_step
         if on and self._step_hook is None:
             self._step_hook = self.uc.hook_add(UC_HOOK_CODE, self._on_step)
             self.uc.ctl_flush_tb()
@@ -618,7 +642,10 @@ class UnicornArm64Cpu:
 
     def _debug_stop(self, pc: int, stop: DebugStop) -> None:
         if self._stop is None:
-            self.counter.stopped_before(pc)
+            if self._pending_sync is not None:
+                self._pending_sync = None       # gdb's stop comes first: the guest's debug event recurs on resume
+            else:
+                self.counter.stopped_before(pc)
             self._stop = Breakpoint(pc, stop)
             self.uc.emu_stop()
 
@@ -629,16 +656,108 @@ class UnicornArm64Cpu:
         if not self._step_started:
             self._step_started = True       # the instruction to step: let it run
             return
-        self._debug_stop(address, DebugStop(StopKind.STEP))
+        if self._gdb_step:
+            self._debug_stop(address, DebugStop(StopKind.STEP))
+        elif self._step_from is not None:   # the guest's software step: one instruction ran
+            self.counter.rewind(address)
+            self.counter.budget = self.counter.executed     # a stop, not an idle (WFI) return
+            uc.emu_stop()
 
     def _on_watch(self, uc: Uc, access: int, address: int, size: int, value: int, kind: WatchKind) -> None:
         if self._stop is not None:
             return
         if access == UC_MEM_WRITE:
-            physical = self.translate(address)
-            if physical is not None and any(b <= physical and physical + size <= b + n for b, n, _ in self._ram):
-                self._undo = (physical, bytes(uc.mem_read(physical, size)))
+            self._keep_old_bytes(address, size)
         self._debug_stop(self.pc, DebugStop(StopKind.WATCH, address, kind))
+
+    def _keep_old_bytes(self, address: int, size: int) -> None:
+        """A store stopped by a watchpoint's hook has already written memory: remember what to put back."""
+        physical = self.translate(address)
+        if physical is not None and any(b <= physical and physical + size <= b + n for b, n, _ in self._ram):
+            self._undo = (physical, bytes(self.uc.mem_read(physical, size)))
+
+    # -- the guest's self-hosted debug (debug.py) ----------------------------------------
+    def _debug_pass(self) -> int:
+        """Before a pass, while the guest uses its debug registers: hooks follow the breakpoints and
+        watchpoints it enabled, and software step (D2.12) shapes the pass: the Software Step exception
+        is taken now (active-pending), or the pass runs one instruction (active-not-pending). Returns
+        the PSTATE bits to watch: those whose clearing may enable software step."""
+        if self.debug.changed:
+            self._sync_debug_hooks()
+        self._step_from = None
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        if not self.debug.step_enabled(pstate):
+            self._ss, self._step_off, self._stepped = False, True, None
+            self._step_hook_needed(False)
+            return self.debug.step_watch(pstate)
+        pc = self.pc
+        if self._step_off:
+            # Enabled since the last pass. By an ERET (PC = ELR_EL1, PSTATE = SPSR_EL1), which sets
+            # PSTATE.SS from SPSR_EL1.SS; or by unmasking PSTATE.D, which leaves it 0 (D2.12.4).
+            self._step_off = False
+            spsr = self.uc.cpr_read(*SPSR_EL1)
+            if pc == self.read_register("elr_el1") and not (pstate ^ spsr) & _ERET_BITS:
+                self._ss = bool(spsr & PSTATE_SS)
+        if not self._ss:                    # active-pending: the exception comes before any instruction
+            self._enter(Kind.SYNC, pc, step_syndrome(pstate, self._stepped))
+            return self._debug_pass()
+        self._step_from, self._step_word = pc, self._instruction(pc)
+        self._step_started = False
+        self._step_hook_needed(self.counter.per_block)
+        return 0
+
+    def _step_done(self) -> None:
+        """After a pass that stepped an instruction: once it retired (no exception instead), PSTATE.SS
+        is 0 (active-pending), or for an ERET, SPSR_EL1.SS where step stays enabled (D2.12.3)."""
+        self._step_from = None
+        if self._pending_sync is not None or self.counter.executed == 0 or not self._ss:
+            return
+        word = self._step_word
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        self._ss = (word == ERET and bool(self.uc.cpr_read(*SPSR_EL1) & PSTATE_SS)
+                    and self.debug.step_enabled(pstate))
+        self._stepped = is_load_exclusive(word)
+
+    def _sync_debug_hooks(self) -> None:
+        """Code hooks on the enabled breakpoints' addresses, memory hooks on the watched ranges (from
+        15 bytes below: a hook sees an access by its first byte); none when none is enabled."""
+        self.debug.changed = False
+        wanted = {("bp", address) for address in self.debug.breakpoint_addresses()}
+        wanted |= {("wp", first, last) for first, last in self.debug.watched_ranges()}
+        for key in self._hooks.keys():
+            if key[0] in ("bp", "wp") and key not in wanted:
+                self._hooks.remove(key)
+        for key in wanted:
+            if key[0] == "bp":
+                self._hooks.add_code(key, key[1], self._on_guest_breakpoint)
+            else:
+                self._hooks.add_memory(key, UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, max(0, key[1] - 15), key[2],
+                                       self._on_guest_watch)
+
+    def _on_guest_breakpoint(self, uc: Uc, address: int, size: int, _: Any) -> None:
+        if self._stop is not None or self._pending_sync is not None:
+            return
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        if self.debug.breakpoint_hit(address, pstate):
+            # Taken before the instruction: ELR_EL1 is its address (D2.8.6).
+            self._pending_sync = (Kind.SYNC, address, breakpoint_syndrome(pstate), None)
+            self.counter.stopped_before(address)
+            uc.emu_stop()
+
+    def _on_guest_watch(self, uc: Uc, access: int, address: int, size: int, value: int, _: Any) -> None:
+        if self._stop is not None or self._pending_sync is not None:
+            return
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        write = access == UC_MEM_WRITE
+        far = self.debug.watchpoint_hit(address, size, write, pstate)
+        if far is not None:
+            # Synchronous: the access does not happen and ELR_EL1 is the instruction (D2.9.6).
+            if write:
+                self._keep_old_bytes(address, size)
+            pc = self.pc
+            self._pending_sync = (Kind.SYNC, pc, watchpoint_syndrome(pstate, write), far)
+            self.counter.stopped_before(pc)
+            uc.emu_stop()
 
     def _undo_store(self) -> None:
         assert self._undo is not None
