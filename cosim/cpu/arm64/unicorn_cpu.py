@@ -737,6 +737,8 @@ class UnicornArm64Cpu:
     def _on_guest_breakpoint(self, uc: Uc, address: int, size: int, _: Any) -> None:
         if self._stop is not None or self._pending_sync is not None:
             return
+        if self._step_from is not None and self._step_started:
+            return                          # past the stepped instruction: the step exception comes first
         pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
         if self.debug.breakpoint_hit(address, pstate):
             # Taken before the instruction: ELR_EL1 is its address (D2.8.6).
