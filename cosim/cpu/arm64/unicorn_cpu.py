@@ -301,7 +301,11 @@ class UnicornArm64Cpu:
                 try:
                     self.uc.emu_start(self.pc, 0xFFFF_FFFF_FFFF_FFFF)
                 except UcError as error:
-                    self.counter.rewind(self.pc)      # the faulting instruction did not retire
+                    # The faulting instruction did not retire (a fetch that failed was never counted).
+                    if error.errno == UC_ERR_FETCH_UNMAPPED:
+                        self.counter.rewind(self.pc)
+                    else:
+                        self.counter.stopped_before(self.pc)
                     self._done += self.counter.executed
                     taken = self.pc
                     if not self._deliver_fault(error):
@@ -428,7 +432,10 @@ class UnicornArm64Cpu:
             | (cp.crm << 1) | int(read)
         syndrome = esr(EC.UNKNOWN) if name.endswith("_EL1") else esr(EC.SYSREG, iss)   # EL1 registers: UNDEFINED
         self._pending_sync = (Kind.SYNC, self.pc, syndrome, None)
-        self.counter.rewind(self.pc)
+        self.counter.stopped_before(self.pc)        # a trapped instruction does not retire
+        # Unicorn runs on to the next instruction's hooks after a stop requested from a system-register
+        # hook: the budget keeps the counter from counting it.
+        self.counter.budget = self.counter.executed
         self.uc.emu_stop()
         return True
 
@@ -495,7 +502,12 @@ class UnicornArm64Cpu:
     # -- exceptions reported by unicorn -------------------------------------------
     def _on_exception(self, uc: Uc, intno: int, _: Any) -> None:
         pc = self.pc
-        self.counter.rewind(pc)        # instructions after the exception in its block never ran
+        # Instructions after the exception in its block never ran. SVC, HVC and SMC retire (the PC
+        # is past them); an instruction that traps or faults does not, in either counting mode.
+        if intno in (EXCP_SWI, EXCP_HVC, EXCP_SMC):
+            self.counter.rewind(pc)
+        else:
+            self.counter.stopped_before(pc)
         if self._step_from is not None and intno in (EXCP_SWI, EXCP_HVC, EXCP_SMC):
             self._ss, self._stepped = False, False   # a stepped SVC/HVC/SMC completes (D2.12.7)
         if intno in (EXCP_HVC, EXCP_SMC):
