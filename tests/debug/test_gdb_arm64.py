@@ -66,3 +66,36 @@ def test_a_watchpoint_stops_at_the_store_with_old_and_new_values_and_time_stands
     assert "Hardware access (read/write) watchpoint 2: *(int *)0x40200008" in out and "Value = 27" in out
     assert "sysbus (64-bit)" in out and re.search(r"0x0+9000000\s+0x0+9000fff\s+4 KiB\s+uart0", out)  # monitor map
     assert session.status == 0 and "SYSTEM_OFF" in session.cosim
+
+
+@pytest.mark.parametrize("counting", ["block", "instruction"])
+def test_gdb_breakpoints_and_stepi_come_before_the_guests_own_debug_exceptions(guest_elf, debug, counting):
+    """debug_arch.S programs a hardware breakpoint at t2 and steps s0..s2 itself: gdb's breakpoint at t2
+    stops there first (the guest's exception follows on continue), and gdb's stepi over the guest's
+    software step still sees every instruction; the guest's own log is complete at the end."""
+    guest = guest_elf("aarch64", "debug_arch")
+    session = debug(["virt", "-P", f"firmware={guest.bin}", "-P", f"counting={counting}"], [
+        "break *t2",
+        "continue",
+        "info registers pc",
+        "delete",
+        "break *s1",
+        "continue",
+        "info registers pc",
+        "stepi",
+        "info registers pc",
+        "delete",
+        "break *(back + 4)",
+        "continue",
+        "x/gx 0x40200018",
+        "delete",
+        "continue",
+    ], guest.elf)
+    out = session.gdb
+    assert "Breakpoint 1, 0x" in out and re.search(r"pc\s+0x\w+\s+0x\w+ <t2>", out)
+    assert re.search(r"pc\s+0x\w+\s+0x\w+ <s1>", out)
+    # gdb stopped at s1 with the guest's step exception pending (s0 was stepped): stepi takes it and
+    # stops at the vector, as it does for any exception.
+    assert re.search(r"pc\s+0x\w+\s+0x\w+ <vectors\+512>", out)
+    assert re.search(r"0x40200018:\s+0x000000000000000b", out)              # the guest logged all 11 of its exceptions
+    assert session.status == 0 and "SYSTEM_OFF" in session.cosim

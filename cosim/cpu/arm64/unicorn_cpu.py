@@ -712,6 +712,7 @@ class UnicornArm64Cpu:
                 self._ss = bool(spsr & PSTATE_SS)
         if not self._ss:                    # active-pending: the exception comes before any instruction
             self._enter(Kind.SYNC, pc, step_syndrome(pstate, self._stepped))
+            self._step_started = self._gdb_step     # gdb's stepi stops at the vector, as for any exception
             return self._debug_pass()
         self._step_from, self._step_word = pc, self._instruction(pc)
         self._step_started = False
