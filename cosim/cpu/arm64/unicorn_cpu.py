@@ -18,6 +18,9 @@
   only while one is set). Each stops the run before the instruction, as gdb expects
   of Arm64 (its watchpoints are "non-steppable"): unicorn abandons a store whose
   hook stops it, but has written memory already, so the old bytes are put back.
+- **The guest's own debug** (debug.py, DDI 0487 D2): its breakpoints and watchpoints
+  are hooks of the same kind on the addresses and ranges it enables; software step
+  runs one instruction per pass. gdb's stops come first.
 - **Polling.** A guest that reads the same thing again and again (CNTPCT/CNTVCT,
   or one device register such as a UART's flag register) with nothing else in
   between is waiting for time to pass: each further read in the streak moves
