@@ -5,10 +5,15 @@ import re
 import pytest
 
 
+def _on_virt(guest_elf, debug, name, counting, commands):
+    """gdb running `commands` against tests/guests/arm64/<name>.S on virt with the given counting."""
+    guest = guest_elf("aarch64", name)
+    return debug(["virt", "-P", f"firmware={guest.bin}", "-P", f"counting={counting}"], commands, guest.elf)
+
+
 @pytest.mark.parametrize("counting", ["block", "instruction"])
 def test_registers_memory_stepi_breakpoint_and_continue_to_the_guest_exit(guest_elf, debug, counting):
-    guest = guest_elf("aarch64", "hello")
-    session = debug(["virt", "-P", f"firmware={guest.bin}", "-P", f"counting={counting}"], [
+    session = _on_virt(guest_elf, debug, "hello", counting, [
         "info registers pc x0 cpsr",
         "x/4xw 0",
         "stepi",
@@ -24,7 +29,7 @@ def test_registers_memory_stepi_breakpoint_and_continue_to_the_guest_exit(guest_
         "info registers pc",
         "delete",
         "continue",
-    ], guest.elf)
+    ])
     out = session.gdb
     assert re.search(r"pc\s+0x0\s", out)                                   # held before its first instruction
     assert re.search(r"x0\s+0x40000000", out)                              # virt's boot state: the DTB
@@ -71,10 +76,9 @@ def test_a_watchpoint_stops_at_the_store_with_old_and_new_values_and_time_stands
 @pytest.mark.parametrize("counting", ["block", "instruction"])
 def test_gdb_breakpoints_and_stepi_come_before_the_guests_own_debug_exceptions(guest_elf, debug, counting):
     """debug_arch.S programs a hardware breakpoint at t2 and steps s0..s2 itself: gdb's breakpoint at t2
-    stops there first (the guest's exception follows on continue), and gdb's stepi over the guest's
-    software step still sees every instruction; the guest's own log is complete at the end."""
-    guest = guest_elf("aarch64", "debug_arch")
-    session = debug(["virt", "-P", f"firmware={guest.bin}", "-P", f"counting={counting}"], [
+    stops there first (the guest's exception follows on continue), gdb's breakpoint at s1 stops there with
+    the guest's step exception pending, and the guest's own log is complete at the end."""
+    session = _on_virt(guest_elf, debug, "debug_arch", counting, [
         "break *t2",
         "continue",
         "info registers pc",
@@ -90,7 +94,7 @@ def test_gdb_breakpoints_and_stepi_come_before_the_guests_own_debug_exceptions(g
         "x/gx 0x40200018",
         "delete",
         "continue",
-    ], guest.elf)
+    ])
     out = session.gdb
     assert "Breakpoint 1, 0x" in out and re.search(r"pc\s+0x\w+\s+0x\w+ <t2>", out)
     assert re.search(r"pc\s+0x\w+\s+0x\w+ <s1>", out)
