@@ -506,8 +506,9 @@ class UnicornArm64Cpu:
     def _on_exception(self, uc: Uc, intno: int, _: Any) -> None:
         pc = self.pc
         # Instructions after the exception in its block never ran. SVC, HVC and SMC retire (the PC
-        # is past them); an instruction that traps or faults does not, in either counting mode.
-        if intno in (EXCP_SWI, EXCP_HVC, EXCP_SMC):
+        # is past them); an instruction that traps or faults does not, in either counting mode. A fetch
+        # that faults (prefetch abort) is raised while translating, before any hook counts it.
+        if intno in (EXCP_SWI, EXCP_HVC, EXCP_SMC, EXCP_PREFETCH_ABORT):
             self.counter.rewind(pc)
         else:
             self.counter.stopped_before(pc)

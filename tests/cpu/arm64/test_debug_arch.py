@@ -2,6 +2,8 @@
 KDE and PSTATE.D masking, software step's states, at EL1 and EL0, in both counting modes with the same
 instruction count. tests/guests/arm64/debug_arch.S says what each phase does."""
 
+import subprocess
+
 import pytest
 
 from cosim import SEC
@@ -14,14 +16,18 @@ IL, FSC = 1 << 25, 0x22
 ISV, EX, WNR, SPSR_SS = 1 << 24, 1 << 6, 1 << 6, 1 << 21
 
 
-def _symbols(path):
-    """Label -> address from the guest's ELF next to its flat binary."""
-    import subprocess
+@pytest.fixture
+def symbols(arm_guest):
+    """`symbols("debug_arch")`: label -> address, from the guest's ELF next to its flat binary."""
 
-    out = subprocess.run(["aarch64-linux-gnu-nm", str(path.with_suffix(".elf"))], capture_output=True, text=True)
-    if out.returncode != 0:
-        pytest.skip(f"aarch64-linux-gnu-nm: {out.stderr.strip()}")
-    return {name: int(value, 16) for value, _, name in (line.split() for line in out.stdout.splitlines())}
+    def read(name):
+        elf = arm_guest(name).with_suffix(".elf")
+        out = subprocess.run(["aarch64-linux-gnu-nm", str(elf)], capture_output=True, text=True)
+        if out.returncode != 0:
+            pytest.skip(f"aarch64-linux-gnu-nm: {out.stderr.strip()}")
+        return {name: int(value, 16) for value, _, name in (line.split() for line in out.stdout.splitlines())}
+
+    return read
 
 
 def _run(arm_guest, counting):
@@ -33,9 +39,9 @@ def _run(arm_guest, counting):
 
 
 @pytest.mark.parametrize("counting", COUNTINGS)
-def test_debug_exceptions_have_their_syndromes_and_masking(arm_guest, counting):
+def test_debug_exceptions_have_their_syndromes_and_masking(arm_guest, symbols, counting):
     board, summary, read, log = _run(arm_guest, counting)
-    sym = _symbols(arm_guest("debug_arch"))
+    sym = symbols("debug_arch")
     data = 0x4000_0000 + RESULTS + 0x80              # virt RAM base + the offset
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
     assert read(0) == 0                             # the OS lock (set at reset) blocked the breakpoint
@@ -65,7 +71,7 @@ def test_debug_exceptions_have_their_syndromes_and_masking(arm_guest, counting):
     assert read(0x80) == 0x55 | 0x55 << 24          # each watched store happened once resumed
 
 
-@pytest.mark.parametrize("guest", ["debug_arch", "el0_traps", "el0_counter", "unmapped", "svc_el0"])
+@pytest.mark.parametrize("guest", ["debug_arch", "el0_traps", "el0_counter", "unmapped", "svc_el0", "prefetch_abort"])
 def test_both_countings_retire_the_same_instructions(arm_guest, guest):
     """A trapped or faulting instruction (and one a debug exception stops) does not retire, SVC does:
     the same count, and so the same simulated time, whether counted per block or per instruction."""
@@ -75,6 +81,15 @@ def test_both_countings_retire_the_same_instructions(arm_guest, guest):
         summary = board.run(until=SEC)
         counts.append((board.cpu0.backend.retired(), summary.sim_time))
     assert counts[0] == counts[1]
+
+
+def test_mmu_data_and_prefetch_aborts_have_their_syndromes(arm_guest, symbols):
+    board = Virt(firmware=str(arm_guest("prefetch_abort")), console="none")
+    summary = board.run(until=SEC)
+    records = [board.ram.read(RESULTS + 8 * i, 8) for i in range(6)]
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+    assert records == [(0x25 << 26) | IL | 0x05, symbols("prefetch_abort")["load"], 0x8000_0000,  # data, level 1
+                       (0x21 << 26) | IL | 0x05, 0x8000_0000, 0x8000_0000]                      # prefetch
 
 
 def test_registers_read_back_and_the_os_lock_status():
