@@ -89,7 +89,7 @@ def test_gdb_breakpoints_and_stepi_come_before_the_guests_own_debug_exceptions(g
         "stepi",
         "info registers pc",
         "delete",
-        "break *(back + 4)",
+        "break *(l8 + 4)",
         "continue",
         "x/gx 0x40200018",
         "delete",
@@ -101,5 +101,5 @@ def test_gdb_breakpoints_and_stepi_come_before_the_guests_own_debug_exceptions(g
     # gdb stopped at s1 with the guest's step exception pending (s0 was stepped): stepi takes it and
     # stops at the vector, as it does for any exception.
     assert re.search(r"pc\s+0x\w+\s+0x\w+ <vectors\+512>", out)
-    assert re.search(r"0x40200018:\s+0x000000000000000b", out)              # the guest logged all 11 of its exceptions
+    assert re.search(r"0x40200018:\s+0x000000000000000c", out)              # the guest logged all 12 of its exceptions
     assert session.status == 0 and "SYSTEM_OFF" in session.cosim

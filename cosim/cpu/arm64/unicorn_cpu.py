@@ -190,6 +190,7 @@ class UnicornArm64Cpu:
         self._stepped: bool | None = None
         self._step_off = True
         self._step_word: int | None = None
+        self._marked = False                # unicorn's PSTATE.SS holds _debug_pass's ERET marker
         self._undo: tuple[int, bytes] | None = None                 # a watched store to take back
         self._storm = 0                   # exceptions in a row, each soon after the last (see _STORM_GAP)
         self.write_register("pc", entry)
@@ -200,7 +201,13 @@ class UnicornArm64Cpu:
     def read_register(self, name: str) -> int:
         if name == "spsr_el1":
             return self.uc.cpr_read(*SPSR_EL1)
+        if name == "pstate":
+            return self._pstate()
         return self.uc.reg_read(_X_REGS[name])
+
+    def _pstate(self) -> int:
+        """PSTATE with the software step bit the backend keeps (unicorn's may hold `_debug_pass`'s marker)."""
+        return self.uc.reg_read(A.UC_ARM64_REG_PSTATE) & ~PSTATE_SS | (PSTATE_SS if self._ss else 0)
 
     def write_register(self, name: str, value: int) -> None:
         if name == "spsr_el1":
@@ -271,7 +278,7 @@ class UnicornArm64Cpu:
 
     def _enter(self, kind: Kind, return_address: int, syndrome: int | None = None, far: int | None = None) -> None:
         # SPSR_EL1.SS is PSTATE.SS, which the entry clears (D2.12.3).
-        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE) | (PSTATE_SS if self._ss else 0)
+        pstate = self._pstate()
         self._ss, self._stepped = False, None
         vbar = self.uc.reg_read(A.UC_ARM64_REG_VBAR_EL1)
         enter_el1(pstate, vbar, kind, return_address, syndrome, far).apply(self)
@@ -702,17 +709,30 @@ class UnicornArm64Cpu:
             self._sync_debug_hooks()
         self._step_from = None
         pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        marked, self._marked = self._marked, False
+        marked_now = bool(pstate & PSTATE_SS)
+        if marked_now:              # drop the marker: unicorn's PSTATE.SS is 0 otherwise
+            pstate &= ~PSTATE_SS
+            self.uc.reg_write(A.UC_ARM64_REG_PSTATE, pstate)
         if not self.debug.step_enabled(pstate):
             self._ss, self._step_off, self._stepped = False, True, None
             self._step_hook_needed(False)
-            return self.debug.step_watch(pstate)
+            watch = self.debug.step_watch(pstate)
+            if watch:
+                # A marker in unicorn's PSTATE.SS (which QEMU ignores, its own step being off): an ERET
+                # clears it, an MSR to DAIF does not. That tells them apart once step becomes enabled.
+                self.uc.reg_write(A.UC_ARM64_REG_PSTATE, pstate | PSTATE_SS)
+                self._marked = True
+            return watch
         pc = self.pc
         if self._step_off:
-            # Enabled since the last pass. By an ERET (PC = ELR_EL1, PSTATE = SPSR_EL1), which sets
-            # PSTATE.SS from SPSR_EL1.SS; or by unmasking PSTATE.D, which leaves it 0 (D2.12.4).
+            # Enabled since the last pass. By an ERET (the marker gone, PC = ELR_EL1, PSTATE = SPSR_EL1),
+            # which sets PSTATE.SS from SPSR_EL1.SS; else by unmasking PSTATE.D or a register write, which
+            # leave it 0 (D2.12.4).
             self._step_off = False
             spsr = self.uc.cpr_read(*SPSR_EL1)
-            if pc == self.read_register("elr_el1") and not (pstate ^ spsr) & _ERET_BITS:
+            if (marked and not marked_now and pc == self.uc.reg_read(A.UC_ARM64_REG_ELR_EL1)
+                    and not (pstate ^ spsr) & _ERET_BITS):
                 self._ss = bool(spsr & PSTATE_SS)
         if not self._ss:                    # active-pending: the exception comes before any instruction
             self._enter(Kind.SYNC, pc, step_syndrome(pstate, self._stepped))

@@ -60,9 +60,10 @@ def test_debug_exceptions_have_their_syndromes_and_masking(arm_guest, symbols, c
         (0x30 << 26) | IL | FSC,                    # EL0 breakpoint
         (0x34 << 26) | IL | WNR | FSC,              # EL0 watchpoint
         (0x15 << 26) | IL,                          # SVC back to EL1
+        (0x33 << 26) | IL | FSC,                    # unmasking D where an ERET would have set SS: pending
     ]
     assert elr == [sym[name] for name in ("t2", "w_st", "w_ld", "w_ov", "s0", "s1", "s2", "e_bp", "e_bp", "e_st")] \
-        + [sym["e_st"] + 8]
+        + [sym["e_st"] + 8, sym["l8"]]
     # FAR: the watched byte the access reached first; the store had not happened when the handler ran.
     assert [log[i][2] for i in (1, 2, 3, 9)] == [data + 3, data, data, data]
     assert log[1][4] == 0 and log[2][4] == 0x55 << 24

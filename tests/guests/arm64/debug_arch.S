@@ -1,7 +1,7 @@
 // Self-hosted debug (DDI 0487 D2) at EL1 and EL0: the OS lock, KDE and PSTATE.D masking, a breakpoint,
 // watchpoints (store, load, a store overlapping the watched bytes), software step (active-pending
 // after unmasking D, then stepping LDXR and ADD), and at EL0 (KDE clear) a step, a breakpoint and a
-// watchpoint. The handler logs [ESR, ELR, FAR, SPSR, the watched doubleword] per exception at LOG,
+// watchpoint, then an unmask of PSTATE.D that looks like an ERET. The handler logs [ESR, ELR, FAR, SPSR, the watched doubleword] per exception at LOG,
 // switches off what fired (breakpoint 0, watchpoint 0, or MDSCR_EL1.SS once x26 steps are done) and
 // returns. RESULTS + 0/8/16/24: log length after phase 1 (OS lock), the KDE/D phases, at the end.
 .include "common.inc"
@@ -106,7 +106,18 @@ e_bp: nop
 e_st: strb w2, [x1]
     svc #0
 back:
-    str x27, [x24, #24]
+    // 8. Unmasking PSTATE.D where PC = ELR_EL1 and PSTATE = SPSR_EL1 but for SS, as after an ERET:
+    // PSTATE.SS stays 0, so the step exception is taken at once (ISV = 0).
+    adr x0, l8
+    msr elr_el1, x0
+    mov x0, #0x1c5              // EL1h, D clear, A, I, F masked
+    orr x0, x0, #(1 << 21)      // SS
+    msr spsr_el1, x0
+    mov x0, #(KDE | SS)
+    msr mdscr_el1, x0
+    isb
+    msr daifclr, #8
+l8: str x27, [x24, #24]
     poweroff
     b .
 
