@@ -123,3 +123,36 @@ def test_watchpoint_byte_selection(wvr, bas, access, expected):
     debug.write_sysreg("DBGWVR0_EL1", wvr)
     debug.write_sysreg("DBGWCR0_EL1", bas << 5 | 3 << 3 | 2 << 1 | 1)
     assert debug.watchpoint_hit(*access, write=True, pstate=0) == expected    # EL0: enabled without KDE
+
+
+EL1H, EL0T, PSTATE_D = 0b0101, 0b0000, 1 << 9
+
+
+def test_when_debug_exceptions_are_enabled():
+    """D2.10: not under the OS lock or the OS double lock (DLK with CORENPDRQ clear); from EL1 with KDE
+    set and PSTATE.D clear; from EL0 whatever KDE and D say."""
+    debug = SelfHostedDebug(0x10305106)
+    debug.write_sysreg("MDSCR_EL1", 1 << 13)
+    assert not debug.enabled(EL1H) and not debug.enabled(EL0T)          # the OS lock, set at reset
+    debug.write_sysreg("OSLAR_EL1", 0)
+    assert debug.enabled(EL1H) and not debug.enabled(EL1H | PSTATE_D) and debug.enabled(EL0T | PSTATE_D)
+    debug.write_sysreg("OSDLR_EL1", 1)
+    assert not debug.enabled(EL0T)                                      # double lock
+    debug.write_sysreg("DBGPRCR_EL1", 1)
+    assert debug.enabled(EL0T)                                          # CORENPDRQ: the double lock is off
+    debug.write_sysreg("MDSCR_EL1", 0)
+    assert not debug.enabled(EL1H) and debug.enabled(EL0T)              # KDE clear: EL0 still
+
+
+@pytest.mark.parametrize("pmc, el1, el0", [(0b01, True, False), (0b10, False, True), (0b11, True, True)])
+def test_a_breakpoint_matches_at_the_levels_pmc_selects(pmc, el1, el0):
+    debug = SelfHostedDebug(0x10305106)
+    debug.write_sysreg("OSLAR_EL1", 0)
+    debug.write_sysreg("MDSCR_EL1", 1 << 15 | 1 << 13)
+    debug.write_sysreg("DBGBVR0_EL1", 0x4008_0000)
+    debug.write_sysreg("DBGBCR0_EL1", 0xF << 5 | pmc << 1 | 1)
+    assert debug.breakpoint_addresses() == {0x4008_0000}
+    assert (debug.breakpoint_hit(0x4008_0000, EL1H), debug.breakpoint_hit(0x4008_0000, EL0T)) == (el1, el0)
+    assert not debug.breakpoint_hit(0x4008_0004, EL1H) and not debug.breakpoint_hit(0x4008_0004, EL0T)
+    debug.write_sysreg("MDSCR_EL1", 1 << 13)                            # MDE clear
+    assert not debug.breakpoint_hit(0x4008_0000, EL1H) and not debug.breakpoint_hit(0x4008_0000, EL0T)
