@@ -192,6 +192,9 @@ class UnicornArm64Cpu:
         self._step_word: int | None = None
         self._marked = False                # unicorn's PSTATE.SS holds _debug_pass's ERET marker
         self._undo: tuple[int, bytes] | None = None                 # a watched store to take back
+        # A watchpoint's hook stopped the instruction, which unicorn still completes: device accesses
+        # it goes on to make are dropped (RAM is put back from `_undo`).
+        self._abandoned = False
         self._storm = 0                   # exceptions in a row, each soon after the last (see _STORM_GAP)
         self.write_register("pc", entry)
         for name, value in (registers or {}).items():
@@ -307,6 +310,7 @@ class UnicornArm64Cpu:
                 steps = self._step_from is not None and not self.counter.per_block
                 self.counter.arm(1 if steps else self._remaining(), watch)
                 self._pending_sync = None
+                self._abandoned = False
                 taken = None                  # where an exception was taken in this pass
                 try:
                     self.uc.emu_start(self.pc, 0xFFFF_FFFF_FFFF_FFFF)
@@ -404,6 +408,8 @@ class UnicornArm64Cpu:
 
     # -- device accesses --------------------------------------------------------
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
+        if self._abandoned:
+            return 0                      # a watchpoint stopped the instruction: the device never sees it
         self._poll_step(base + offset)
         assert self._keeper is not None
         self._keeper.sync(self._elapsed())
@@ -417,6 +423,8 @@ class UnicornArm64Cpu:
         return value
 
     def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
+        if self._abandoned:
+            return
         self._poll_keys = None
         assert self._keeper is not None
         self._keeper.sync(self._elapsed())
@@ -691,6 +699,7 @@ class UnicornArm64Cpu:
             return
         if access == UC_MEM_WRITE:
             self._keep_old_bytes(address, size)
+        self._abandoned = True
         self._debug_stop(self.pc, DebugStop(StopKind.WATCH, address, kind))
 
     def _keep_old_bytes(self, address: int, size: int) -> None:
@@ -793,6 +802,7 @@ class UnicornArm64Cpu:
             # Synchronous: the access does not happen and ELR_EL1 is the instruction (D2.9.6).
             if write:
                 self._keep_old_bytes(address, size)
+            self._abandoned = True
             pc = self.pc
             self._pending_sync = (Kind.SYNC, pc, watchpoint_syndrome(pstate, write), far)
             self.counter.stopped_before(pc)

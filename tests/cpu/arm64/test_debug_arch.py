@@ -156,3 +156,15 @@ def test_a_breakpoint_matches_at_the_levels_pmc_selects(pmc, el1, el0):
     assert not debug.breakpoint_hit(0x4008_0004, EL1H) and not debug.breakpoint_hit(0x4008_0004, EL0T)
     debug.write_sysreg("MDSCR_EL1", 1 << 13)                            # MDE clear
     assert not debug.breakpoint_hit(0x4008_0000, EL1H) and not debug.breakpoint_hit(0x4008_0000, EL0T)
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_a_watched_device_register_never_sees_the_abandoned_store(arm_guest, counting):
+    from cosim.chardev import BufferBackend
+
+    console = BufferBackend()
+    board = Virt(firmware=str(arm_guest("debug_mmio")), console=console, counting=counting)
+    summary = board.run(until=SEC)
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+    assert console.output == b"WA\n"
+    assert (board.ram.read(RESULTS, 8), board.ram.read(RESULTS + 8, 8)) == ((0x35 << 26) | IL | WNR | FSC, 0x0900_0000)
