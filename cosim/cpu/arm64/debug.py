@@ -176,13 +176,15 @@ class SelfHostedDebug:
         return any(c.enabled and c.control >> 20 & 0xF == 0 and c.privileged(el) and c.value & ~3 == address
                    and c.control >> 5 & 0xF == 0xF for c in self.breakpoints)
 
-    def watchpoint_hit(self, address: int, size: int, write: bool, pstate: int) -> int | None:
+    def watchpoint_hit(self, address: int, size: int, write: bool, pstate: int,
+                       unprivileged: bool = False) -> int | None:
         """The FAR of the Watchpoint exception a data access generates (D2.9), None when none:
         the lowest watched byte the access touches, as hardware reports an address in the range
-        from the access's first byte to the watched bytes (D2.9.5)."""
+        from the access's first byte to the watched bytes (D2.9.5). An unprivileged access
+        (LDTR/STTR) matches PAC as an EL0 access would."""
         if not self.mdscr & MDSCR_MDE or not self.enabled(pstate):
             return None
-        el, lsc = current_el(pstate), 0b10 if write else 0b01
+        el, lsc = 0 if unprivileged else current_el(pstate), 0b10 if write else 0b01
         hits = [max(address, first) for c in self.watchpoints
                 if c.enabled and c.control >> 3 & lsc and c.privileged(el)
                 and (span := _watched(c)) is not None and (first := _first_selected(c, span, address, size)) is not None]

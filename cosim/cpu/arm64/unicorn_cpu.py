@@ -797,7 +797,12 @@ class UnicornArm64Cpu:
             return
         pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
         write = access == UC_MEM_WRITE
-        far = self.debug.watchpoint_hit(address, size, write, pstate)
+        unprivileged = False
+        if current_el(pstate) == 1:         # LDTR/STTR match as EL0 accesses (decoded only when watched)
+            word = self._instruction(self.pc)
+            decoded = None if word is None else decode_access(word, self.pc, self._xreg)
+            unprivileged = decoded is not None and decoded.unprivileged
+        far = self.debug.watchpoint_hit(address, size, write, pstate, unprivileged)
         if far is not None:
             # Synchronous: the access does not happen and ELR_EL1 is the instruction (D2.9.6).
             if write:

@@ -168,3 +168,12 @@ def test_a_watched_device_register_never_sees_the_abandoned_store(arm_guest, cou
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
     assert console.output == b"WA\n"
     assert (board.ram.read(RESULTS, 8), board.ram.read(RESULTS + 8, 8)) == ((0x35 << 26) | IL | WNR | FSC, 0x0900_0000)
+
+
+def test_an_unprivileged_store_matches_an_el0_watchpoint(arm_guest, symbols):
+    board = Virt(firmware=str(arm_guest("debug_unpriv")), console="none")
+    summary = board.run(until=SEC)
+    taken, esr, elr, far = (board.ram.read(RESULTS + 8 * i, 8) for i in range(4))
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+    assert (taken, esr, elr, far) == (1, (0x35 << 26) | IL | WNR | FSC, symbols("debug_unpriv")["unpriv"],
+                                      0x4000_0000 + RESULTS + 0x81)
