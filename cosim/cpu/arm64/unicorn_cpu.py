@@ -51,8 +51,8 @@ from .._debug import DebugStop, StopKind, WatchKind
 from . import COUNTING_MODES, psci
 from ._counter import NativeCounter, NativeSysregFilter
 from .debug import SYSREG_NAMES as DEBUG_SYSREGS
-from .debug import (CodeAndMemoryHooks, ERET, PSTATE_SS, SelfHostedDebug, breakpoint_syndrome, is_load_exclusive,
-                    step_syndrome, watchpoint_syndrome)
+from .debug import (MDSCR_SS, CodeAndMemoryHooks, ERET, PSTATE_SS, SelfHostedDebug, breakpoint_syndrome,
+                    is_load_exclusive, step_syndrome, watchpoint_syndrome)
 from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr, undefined_syndrome
 from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 
@@ -304,7 +304,7 @@ class UnicornArm64Cpu:
                 self._take_interrupt()
                 # A line still high here is masked: watch PSTATE so it is taken once unmasked.
                 watch = self._masked_pending()
-                if self.debug.changed or self.debug.mdscr & 1 or self._step_from is not None:
+                if self.debug.changed or self.debug.mdscr & MDSCR_SS or self._step_from is not None:
                     watch |= self._debug_pass()
                 # Software step per instruction: the counter ends the run after the one instruction.
                 steps = self._step_from is not None and not self.counter.per_block
