@@ -185,9 +185,12 @@ class SelfHostedDebug:
         if not self.mdscr & MDSCR_MDE or not self.enabled(pstate):
             return None
         el, lsc = 0 if unprivileged else current_el(pstate), 0b10 if write else 0b01
-        hits = [max(address, first) for c in self.watchpoints
-                if c.enabled and c.control >> 3 & lsc and c.privileged(el)
-                and (span := _watched(c)) is not None and (first := _first_selected(c, span, address, size)) is not None]
+        hits = []
+        for c in self.watchpoints:
+            span = _watched(c) if c.enabled and c.control >> 3 & lsc and c.privileged(el) else None
+            first = None if span is None else _first_selected(c, span, address, size)
+            if first is not None:
+                hits.append(max(address, first))
         return min(hits) if hits else None
 
 
