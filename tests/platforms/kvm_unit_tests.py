@@ -125,15 +125,16 @@ class Outcome:
     exit_code: int
 
 
-def run_case(tree: Path, case: Case, wall_timeout: float = 120, until: str = "60s") -> Outcome:
-    """Run one case on `virt` through the real `cosim` CLI, bounded in wall time."""
+def run_case(tree: Path, case: Case, wall_timeout: float = 120, until: str = "60s", keys: bytes = b"") -> Outcome:
+    """Run one case on `virt` through the real `cosim` CLI, bounded in wall time; `keys` are typed
+    on its console (the UART keeps them until the guest reads)."""
     command = [sys.executable, "-m", "cosim", "run", "virt", "-P", "firmware=none",
                "-P", f"kernel={tree / 'arm' / case.file}", "-P", f"bootargs={case.args}",
                "-P", f"ram_size={case.ram_mib}M", "-P", "console=stdio", "--until", until]
     if case.smp > 1:
         command += ["-P", f"cpus={case.smp}"]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=wall_timeout, stdin=subprocess.DEVNULL)
+        done = subprocess.run(command, capture_output=True, timeout=wall_timeout, input=keys)
     except subprocess.TimeoutExpired as expired:
         output = (expired.stdout or b"") + (expired.stderr or b"")
         return Outcome(None, output.decode(errors="replace") + f"\n[timed out after {wall_timeout} s]", -1)
