@@ -191,7 +191,10 @@ class UnicornArm64Cpu:
         self._step_off = True
         self._step_word: int | None = None
         self._marked = False                # unicorn's PSTATE.SS holds _debug_pass's ERET marker
-        self._undo: tuple[int, bytes] | None = None                 # a watched store to take back
+        self._undo: list[tuple[int, bytes]] = []                    # watched stores to take back
+        # Stores near a guest watchpoint that did not match it, by the instruction that made them
+        # (its PC and count): a store pair whose second half matches takes its first half back too.
+        self._near: tuple[tuple[int, int], list[tuple[int, bytes]]] = ((-1, -1), [])
         # A watchpoint's hook stopped the instruction, which unicorn still completes: device accesses
         # it goes on to make are dropped (RAM is put back from `_undo`).
         self._abandoned = False
@@ -345,7 +348,7 @@ class UnicornArm64Cpu:
                 self._storm = self._storm + 1 if taken is not None and self.counter.executed < _STORM_GAP else 0
                 if self._storm >= _STORM_EXCEPTIONS:
                     self._stormed()
-                if self._undo is not None:
+                if self._undo:
                     self._undo_store()
                 if self._stop is not None:
                     return self._exit(self._stop)
@@ -704,9 +707,14 @@ class UnicornArm64Cpu:
 
     def _keep_old_bytes(self, address: int, size: int) -> None:
         """A store stopped by a watchpoint's hook has already written memory: remember what to put back."""
+        self._undo.extend(self._old_bytes(address, size))
+
+    def _old_bytes(self, address: int, size: int) -> list[tuple[int, bytes]]:
+        """The RAM bytes a store to `address` is about to overwrite (none for a device)."""
         physical = self.translate(address)
         if physical is not None and any(b <= physical and physical + size <= b + n for b, n, _ in self._ram):
-            self._undo = (physical, bytes(self.uc.mem_read(physical, size)))
+            return [(physical, bytes(self.uc.mem_read(physical, size)))]
+        return []
 
     # -- the guest's self-hosted debug (debug.py) ----------------------------------------
     def _debug_pass(self) -> int:
@@ -803,21 +811,27 @@ class UnicornArm64Cpu:
             decoded = None if word is None else decode_access(word, self.pc, self._xreg)
             unprivileged = decoded is not None and decoded.unprivileged
         far = self.debug.watchpoint_hit(address, size, write, pstate, unprivileged)
-        if far is not None:
-            # Synchronous: the access does not happen and ELR_EL1 is the instruction (D2.9.6).
-            if write:
-                self._keep_old_bytes(address, size)
-            self._abandoned = True
-            pc = self.pc
-            self._pending_sync = (Kind.SYNC, pc, watchpoint_syndrome(pstate, write), far)
-            self.counter.stopped_before(pc)
-            uc.emu_stop()
+        pc = self.pc
+        instruction = (pc, self._done + self.counter.executed)
+        if far is None:
+            if write:                       # kept until the instruction's next access, in case that one hits
+                near = self._near[1] if self._near[0] == instruction else []
+                self._near = (instruction, near + self._old_bytes(address, size))
+            return
+        # Synchronous: the instruction's accesses do not happen and ELR_EL1 is the instruction (D2.9.6).
+        if self._near[0] == instruction:
+            self._undo.extend(self._near[1])
+        if write:
+            self._keep_old_bytes(address, size)
+        self._abandoned = True
+        self._pending_sync = (Kind.SYNC, pc, watchpoint_syndrome(pstate, write), far)
+        self.counter.stopped_before(pc)
+        uc.emu_stop()
 
     def _undo_store(self) -> None:
-        assert self._undo is not None
-        physical, old = self._undo
-        self._undo = None
-        self.uc.mem_write(physical, old)
+        for physical, old in reversed(self._undo):      # the earliest old bytes last
+            self.uc.mem_write(physical, old)
+        self._undo = []
 
     def close(self) -> None:
         self._keeper = None

@@ -177,3 +177,12 @@ def test_an_unprivileged_store_matches_an_el0_watchpoint(arm_guest, symbols):
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
     assert (taken, esr, elr, far) == (1, (0x35 << 26) | IL | WNR | FSC, symbols("debug_unpriv")["unpriv"],
                                       0x4000_0000 + RESULTS + 0x81)
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_a_watchpoint_on_a_store_pairs_second_half_abandons_the_whole_store(arm_guest, counting):
+    board = Virt(firmware=str(arm_guest("debug_pair")), console="none", counting=counting)
+    summary = board.run(until=SEC)
+    data = 0x4000_0000 + RESULTS + 0x80
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+    assert [board.ram.read(RESULTS + 8 * i, 8) for i in range(6)] == [0, 0, data - 8, 0x1111, 0x2222, data + 8]
