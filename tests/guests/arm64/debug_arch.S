@@ -5,15 +5,12 @@
 // switches off what fired (breakpoint 0, watchpoint 0, or MDSCR_EL1.SS once x26 steps are done) and
 // returns. RESULTS + 0/8/16/24: log length after phase 1 (OS lock), the KDE/D phases, at the end.
 .include "common.inc"
-.equ DATA, RESULTS + 0x80           // the watched doubleword
+.include "debug.inc"
 .equ LOG, RESULTS + 0x100
 .equ BCR_EL1, (0xf << 5) | (1 << 1) | 1             // BAS = 0b1111, PMC = EL1, E
 .equ BCR_EL0, (0xf << 5) | (2 << 1) | 1             // PMC = EL0
 .equ WCR_EL1, (0xff << 5) | (3 << 3) | (1 << 1) | 1 // BAS = 8 bytes, LSC = load and store, PAC = EL1
 .equ WCR_EL0_STORE, (0xff << 5) | (2 << 3) | (2 << 1) | 1
-.equ KDE, 1 << 13
-.equ MDE, 1 << 15
-.equ SS, 1
 .global _start
 _start:
     el1_setup

@@ -2,20 +2,14 @@
 // the UART sees it; the handler switches the watchpoint off and prints 'W', then the store runs again.
 // The console must read "WA\n" (the UART never sees the abandoned store). RESULTS: ESR, FAR.
 .include "common.inc"
+.include "debug.inc"
 .global _start
 _start:
     el1_setup
     ldr x1, =UART_DR
     mov w3, #0x301
     str w3, [x1, #0x30]         // UARTCR: UARTEN | TXE | RXE
-    msr oslar_el1, xzr
-    msr dbgwvr0_el1, x1
-    mov x0, #((0xf << 5) | (2 << 3) | (1 << 1) | 1)   // 4 bytes, stores, EL1
-    msr dbgwcr0_el1, x0
-    mov x0, #((1 << 13) | (1 << 15))                  // KDE, MDE
-    msr mdscr_el1, x0
-    isb
-    msr daifclr, #8
+    watch0_on x1, (0xf << 5) | (2 << 3) | (1 << 1) | 1  // 4 bytes, stores, EL1
     mov w2, #'A'
     str w2, [x1]
     mov w2, #'\n'
@@ -23,10 +17,7 @@ _start:
     poweroff
     b .
 
-.balign 2048
-vectors:
-    .skip 0x200                 // synchronous, current EL with SP_ELx
-    msr dbgwcr0_el1, xzr
+    sync_vector_watch0_off
     ldr x4, =RESULTS
     mrs x5, esr_el1
     mrs x6, far_el1

@@ -3,21 +3,12 @@
 // with the watchpoint off, writes both once. RESULTS: at the handler [DATA-8], [DATA], x5; at the end
 // [DATA-8], [DATA], x5.
 .include "common.inc"
-.equ DATA, RESULTS + 0x80
+.include "debug.inc"
 .global _start
 _start:
-    el1_setup
-    ldr x1, =DATA
-    ldr x3, =RESULTS
+    debug_guest_setup
     stp xzr, xzr, [x1, #-8]
-    msr oslar_el1, xzr
-    msr dbgwvr0_el1, x1
-    mov x0, #((0xff << 5) | (2 << 3) | (1 << 1) | 1)  // 8 bytes, stores, EL1
-    msr dbgwcr0_el1, x0
-    mov x0, #((1 << 13) | (1 << 15))                  // KDE, MDE
-    msr mdscr_el1, x0
-    isb
-    msr daifclr, #8
+    watch0_on x1, (0xff << 5) | (2 << 3) | (1 << 1) | 1 // 8 bytes, stores, EL1
     sub x5, x1, #8
     mov x6, #0x1111
     mov x7, #0x2222
@@ -28,10 +19,7 @@ _start:
     poweroff
     b .
 
-.balign 2048
-vectors:
-    .skip 0x200                 // synchronous, current EL with SP_ELx
-    msr dbgwcr0_el1, xzr
+    sync_vector_watch0_off
     ldp x10, x11, [x1, #-8]
     stp x10, x11, [x3]
     str x5, [x3, #16]
