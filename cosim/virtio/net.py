@@ -25,12 +25,10 @@ from ._queue import Virtqueue
 
 __all__ = ["VirtioNet", "VIRTIO_NET_F_MAC", "VIRTIO_NET_F_STATUS", "VIRTIO_NET_S_LINK_UP", "NET_HDR_SIZE"]
 
-VIRTIO_NET_F_MAC = 5
-VIRTIO_NET_F_STATUS = 16
-VIRTIO_NET_S_LINK_UP = 1
-VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
-VIRTIO_NET_HDR_GSO_NONE = 0
-RX, TX = 0, 1
+VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS = 5, 16                 # feature bits (§5.1.3)
+VIRTIO_NET_S_LINK_UP = 1                                       # virtio_net_config.status (§5.1.4)
+VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE = 1, 0    # virtio_net_hdr flags, gso_type (§5.1.6)
+RX, TX = 0, 1                                                  # receiveq1, transmitq1 (§5.1.2)
 NET_HDR = struct.Struct("<BBHHHHH")    # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, num_buffers
 NET_HDR_SIZE = NET_HDR.size            # 12
 _RX_HDR = NET_HDR.pack(0, VIRTIO_NET_HDR_GSO_NONE, 0, 0, 0, 0, 1)
