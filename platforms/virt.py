@@ -17,6 +17,11 @@ devices where it expects them. docs/virt.md is the user's page.
 
 Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them). With `cpu=kvm` the
 timer is the host kernel's (`KvmGenericTimer` reports its output levels).
+
+`cpus=N` (1..8): N CPUs with MPIDR Aff0 = 0..N-1, each with its own generic
+timer and PMU wired to its PPIs and its own view of the GIC's banked registers
+(a `BusView` of the system bus); CPU 0 starts, the others wait for PSCI CPU_ON.
+On the software CPU they share one unicorn engine and take turns (docs/virt.md).
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from cosim import MS, Memory, MHz, MiB, Platform, PlatformError, Property, format_time, one_of, parse_size, parse_time
+from typing import Any
+
+from cosim import MS, Bus, Memory, MHz, MiB, Platform, PlatformError, Property, format_time, one_of, parse_size, parse_time
 from cosim.chardev import open_backend
 from cosim.cpu import Cpu, CpuBackend, memory_regions
 from cosim.cpu.arm64 import COUNTING_MODES
@@ -60,8 +67,7 @@ GPIO_SPI = 7
 # GIC PPI numbers (INTID) of the generic timer, and the DT's PPI numbering (INTID - 16).
 PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP = 29, 30, 27, 26
 PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires it
-# Device-tree interrupt flags: the CPU mask for PPIs (GIC binding).
-GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
+MAX_CPUS = 8                # GICv2's CPU interfaces; MPIDR Aff0 alone numbers them, as on QEMU's virt
 UART_CLOCK = MHz(24)
 DTB_MAX = 2 * MiB           # the room a Linux boot leaves for the device tree (booting.rst: at most 2 MiB)
 # kernel= names of Debian's arm64 kernels and the `cosim.images.fetch` functions that fetch them.
@@ -100,6 +106,16 @@ def _parse_epoch(value: str) -> int:
 
 def _show_epoch(value: int) -> str:
     return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_cpus(value: str) -> int:
+    try:
+        count = int(value, 0)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_CPUS:
+        raise ValueError(f"cpus must be a number from 1 to {MAX_CPUS}, not {value!r}")
+    return count
 
 
 def _show_wfx(value: tuple[int, int] | None) -> str:
@@ -145,6 +161,7 @@ class Virt(Platform):
                          "or 'now' (the host's clock: runs no longer repeat)", _parse_epoch, _show_epoch)
     console = Property("stdio", "PL011 console: stdio, buffer, none, pty, tcp:[HOST:]PORT (or a CharBackend from Python)")
     quantum = Property(MS, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
+    cpus = Property(1, f"number of CPUs, 1..{MAX_CPUS} (CPU 0 boots; the others wait for PSCI CPU_ON)", _parse_cpus)
     cpu = Property("unicorn", "CPU backend: unicorn (software, any host) or kvm (Arm64 Linux host with /dev/kvm)",
                    one_of("unicorn", "kvm"))
     counting = Property("block", "cpu=unicorn: instruction counting: block (fast) or instruction (exact mid-block time)",
@@ -166,6 +183,8 @@ class Virt(Platform):
             reason = kvm_arm64_unavailable()
             if reason:
                 raise PlatformError(f"{self.name}: cpu=kvm: {reason}")
+            if self.cpus > 1:
+                raise PlatformError(f"{self.name}: cpu=kvm runs one vCPU so far: use cpus=1 or cpu=unicorn")
         flash_base, flash_size = VIRT_MAP["flash"]
         image = None if self.firmware == "none" else _image("firmware", self.firmware, {"uboot": "uboot_image"})
         self.flash = self.add("flash", Memory, size=flash_size, read_only=True, on_write="ignore", image=image)
@@ -173,7 +192,7 @@ class Virt(Platform):
         self.ram = self.add("ram", Memory, size=self.ram_size)
         self.map("sysbus", VIRT_MAP["ram"][0], self.ram)
 
-        self.gic = self.add("gic", Gicv2, num_cpus=1, num_spis=256)
+        self.gic = self.add("gic", Gicv2, num_cpus=self.cpus, num_spis=256)
         self.map("sysbus", VIRT_MAP["gic_dist"][0], self.gic.distributor)
         self.map("sysbus", VIRT_MAP["gic_cpu"][0], self.gic.cpu_interface(0))
 
@@ -194,28 +213,49 @@ class Virt(Platform):
         self.simctl = self.add("simctl", SimControl)          # mapping only: guests know the address
         self.map("sysbus", VIRT_MAP["simctl"][0], self.simctl)
 
-        self.timer = self.add("timer", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
-        self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))
-        self.wire(self.timer.cntv, self.gic.ppi(0, PPI_CNTV))
-
-        if self.cpu == "kvm":
-            self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))       # the host kernel's PMU
-        else:
-            self.pmu = self.add("pmu", Pmu)
-            self.wire(self.pmu.irq, self.gic.ppi(0, PPI_PMU))
+        # A generic timer and a PMU per CPU, on that CPU's PPIs; CPU 0's are "timer" and "pmu".
+        self.timers: list[GenericTimer | KvmGenericTimer] = []
+        self.pmus: list[Pmu] = []
+        for c in range(self.cpus):
+            suffix = str(c) if c else ""
+            timer = self.add(f"timer{suffix}", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
+            self.wire(timer.cntp, self.gic.ppi(c, PPI_CNTP))
+            self.wire(timer.cntv, self.gic.ppi(c, PPI_CNTV))
+            self.timers.append(timer)
+            if self.cpu == "kvm":
+                self.wire(timer.pmu, self.gic.ppi(c, PPI_PMU))       # the host kernel's PMU
+            else:
+                pmu = self.add(f"pmu{suffix}", Pmu)
+                self.wire(pmu.irq, self.gic.ppi(c, PPI_PMU))
+                self.pmus.append(pmu)
+        self.timer = self.timers[0]
+        if self.pmus:
+            self.pmu = self.pmus[0]
 
     def finish_build(self) -> None:
         """The CPU, the device tree and the boot images: after every device is mapped (a subclass's
         too), so the CPU sees all of them and each describes itself in the device tree."""
-        backend = self._backend()                 # first: the device tree lists a PMU only if the guest has one
-        self.guest_pmu = bool(getattr(backend, "guest_pmu", False))
+        backends = self._backends()               # first: the device tree lists a PMU only if the guest has one
+        self.guest_pmu = bool(getattr(backends[0], "guest_pmu", False))
         if self.kernel == "none":
             self.dtb = self.device_tree()
             self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
         else:
             self._load_linux()
-        self.cpu0 = self.add("cpu0", Cpu, backend=backend, quantum=self.quantum)
-        self.wire(self.gic.irq(0), self.cpu0.pins["irq"])
+        self.cpu_list = [self.add(f"cpu{c}", Cpu, backend=backend, quantum=self.quantum)
+                         for c, backend in enumerate(backends)]
+        for c, cpu in enumerate(self.cpu_list):
+            self.wire(self.gic.irq(c), cpu.pins["irq"])
+            if c:
+                cpu.power_off()                   # until PSCI CPU_ON
+        self.cpu0 = self.cpu_list[0]
+
+    def _power_on(self, index: int, entry: int, context_id: int) -> None:
+        self.cpu_list[index].backend.boot(entry, context_id)
+        self.cpu_list[index].power_on()
+
+    def _power_off(self, index: int) -> None:
+        self.cpu_list[index].power_off()
 
     def _load_linux(self) -> None:
         """Kernel, initrd and device tree in RAM as booting.rst asks, and a boot stub in flash
@@ -253,8 +293,22 @@ class Virt(Platform):
         uart_cr = (VIRT_MAP["uart0"][0] + control, CR_UARTEN | CR_TXE | CR_RXE)
         self.flash.load(boot_stub(ram_base + layout.kernel, ram_base + layout.dtb, uart_cr))
 
-    def _backend(self) -> CpuBackend:
+    def _backends(self) -> list[CpuBackend]:
+        """One backend per CPU; CPU c > 0 sees its own GIC distributor and CPU interface."""
         bus = self.buses["sysbus"]
+        if self.cpu == "kvm":
+            return [self._backend(bus)]
+        from cosim.cpu.arm64.psci import Psci
+
+        psci = Psci([(1 << 31) | c for c in range(self.cpus)], self._power_on, self._power_off)
+        backends = [self._backend(bus, psci=psci)]
+        for c in range(1, self.cpus):
+            view = bus.view(f"sysbus.cpu{c}", {VIRT_MAP["gic_dist"][0]: self.gic.distributors[c],
+                                                VIRT_MAP["gic_cpu"][0]: self.gic.cpu_interfaces[c]})
+            backends.append(self._backend(view, psci=psci, index=c, share=backends[0]))
+        return backends
+
+    def _backend(self, bus: Bus, **smp: Any) -> CpuBackend:
         memory = memory_regions(bus)
         # Boot state of the arm64 booting document: x0 = the DTB (at the start of RAM here).
         if self.cpu == "kvm":
@@ -267,8 +321,10 @@ class Virt(Platform):
         from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
 
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
-        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES, pmu=self.pmu,
-                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, counting=self.counting)
+        c = smp.get("index", 0)
+        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timers[c], sysreg_names=SYSREG_NAMES,
+                               pmu=self.pmus[c], entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]},
+                               counting=self.counting, **smp)
 
     def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
         """The device tree blob describing this platform, as QEMU's virt would."""
@@ -286,12 +342,14 @@ class Virt(Platform):
 
         cpus = root.add("cpus")
         cpus.set("#address-cells", 1).set("#size-cells", 0)
-        cpu = cpus.add("cpu@0")
-        cpu.set("device_type", "cpu").set("compatible", "arm,cortex-a57").set("reg", 0).set("enable-method", "psci")
+        for c in range(self.cpus):               # reg: MPIDR_EL1's affinity fields (Aff0 = the index)
+            cpu = cpus.add(f"cpu@{c}")
+            cpu.set("device_type", "cpu").set("compatible", "arm,cortex-a57").set("reg", c)
+            cpu.set("enable-method", "psci")
         root.add("psci").set("compatible", ["arm,psci-0.2", "arm,psci"]).set("method", "hvc")
 
         # Timer PPIs in the GIC binding: <1 (PPI) INTID-16 flags>, listed secure, non-secure, virtual, hyp.
-        flags = GIC_FDT_IRQ_PPI_CPU_MASK | IRQ_TYPE_LEVEL_HIGH
+        flags = ((1 << self.cpus) - 1) << 8 | IRQ_TYPE_LEVEL_HIGH    # the PPI's CPU mask (GIC binding)
         timer = root.add("timer")
         timer.set("compatible", "arm,armv8-timer").set("always-on", True)
         timer.set("interrupts", [c for ppi in (PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP) for c in (1, ppi - 16, flags)])

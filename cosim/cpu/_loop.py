@@ -13,13 +13,24 @@ linux-kernel / kvmarm lists, October 2023):
 Because the budget never reaches past the next pending event, the guest can
 run ahead without missing anything, and a device touched mid-quantum sees the
 guest's local time (`Keeper.sync`).
+
+Several CPUs in one simulation (SMP, or several machines) take turns
+(`_Turns`): one timeline, one CPU running at a time, each for a quantum of
+simulated time before the next CPU waiting for its turn runs, in a fixed
+order. A CPU that idles or is powered off (`Cpu.power_off`, PSCI CPU_OFF)
+gives its turn up and costs nothing until an interrupt or `power_on` brings
+it back. With one CPU nothing of this is on the path: it always has the turn.
+The turn is held while the CPU's run is being timed (its `timeout`), since a
+running CPU moves the kernel's clock itself (`Keeper.sync`): a second CPU
+resuming at an earlier time would be in the past.
 """
 
 from __future__ import annotations
 
 import math
 import time as _wall
-from collections import Counter
+import weakref
+from collections import Counter, deque
 from collections.abc import Generator
 from functools import partial
 from typing import Any, ClassVar
@@ -69,6 +80,50 @@ class Keeper:
         return self.interrupt or self._peek() < self.end
 
 
+class _Turns:
+    """Whose turn it is among the CPUs of one simulation: the holder runs, the others wait in order.
+
+    A CPU takes the turn when it has work (`take`: None when it has it at once, else the event
+    that gives it); it passes it on after a quantum of simulated time if another CPU waits
+    (`pass_on`), and gives it up when it idles or powers off (`give_up`).
+    """
+
+    _of: "weakref.WeakKeyDictionary[Simulation, _Turns]" = weakref.WeakKeyDictionary()
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.holder: Cpu | None = None
+        self.waiting: deque[tuple[Cpu, simpy.Event]] = deque()
+
+    @classmethod
+    def of(cls, sim: Simulation) -> "_Turns":
+        turns = cls._of.get(sim)
+        if turns is None:
+            turns = cls._of[sim] = cls(sim)
+        return turns
+
+    def take(self, cpu: "Cpu") -> simpy.Event | None:
+        if self.holder is None or self.holder is cpu:
+            self.holder = cpu
+            return None
+        event = self.sim.event()
+        self.waiting.append((cpu, event))
+        return event
+
+    def give_up(self, cpu: "Cpu") -> None:
+        if self.holder is cpu:
+            self.holder = None
+            if self.waiting:
+                self.holder, event = self.waiting.popleft()
+                event.succeed()
+
+    def pass_on(self, cpu: "Cpu") -> simpy.Event | None:
+        if not self.waiting:
+            return None
+        self.give_up(cpu)
+        return self.take(cpu)
+
+
 class Cpu(Device):
     """A CPU in a platform: interrupt inputs, a backend, and the quantum loop.
 
@@ -105,6 +160,11 @@ class Cpu(Device):
         self.debugger: Any = None
         # A trace observer (cosim.trace): told of every run and idle jump; None when not tracing.
         self.observer: Any = None
+        # Powered off (a secondary before PSCI CPU_ON, or after CPU_OFF): runs nothing, costs nothing.
+        self.online = True
+        self._power: simpy.Event | None = None
+        self._turns: _Turns | None = None
+        self._turn_start = 0
 
     def attach(self, clock: Clock) -> None:
         if not isinstance(clock, Simulation):
@@ -116,7 +176,21 @@ class Cpu(Device):
             clock.add_summary(self.summary)
             clock.add_quiet_check(self._quiet)
             self._wall_start = _wall.perf_counter()
+            self._turns = _Turns.of(clock)
             clock.process(self._loop())
+
+    # -- power (PSCI CPU_ON / CPU_OFF) ----------------------------------------
+    def power_on(self) -> None:
+        """Bring an offline CPU back: it takes its turn to run from the next event on."""
+        self.online = True
+        if self._power is not None and not self._power.triggered:
+            self._power.succeed()
+
+    def power_off(self) -> None:
+        """Take the CPU offline once its current run ends (its own CPU_OFF, or a CPU never started)."""
+        self.online = False
+        if self._keeper is not None:
+            self._keeper.interrupt = True          # end the run at the next device access
 
     # -- interrupt inputs --------------------------------------------------
     def _line(self, line: str, level: bool) -> None:
@@ -133,7 +207,20 @@ class Cpu(Device):
         sim = self._sim
         assert sim is not None
         backend = self.backend
+        turns = self._turns
+        assert turns is not None
         while True:
+            if not self.online:
+                turns.give_up(self)
+                self._power = sim.event()
+                yield self._power
+                self._power = None
+                continue
+            if turns.holder is not self:
+                waiting = turns.take(self)
+                if waiting is not None:
+                    yield waiting
+                self._turn_start = sim.now
             now = sim.now
             upcoming = sim.peek()
             budget = self.quantum if upcoming == math.inf else min(self.quantum, int(upcoming) - now)
@@ -169,6 +256,7 @@ class Cpu(Device):
                 if not getattr(backend, "wakeable", True):    # x86 HLT with IF=0
                     self._deadlock("with interrupts disabled")
                     return
+                turns.give_up(self)
                 yield from self._idle(reason)
             elif kind is Stop:
                 self._stopped_at(now + result.elapsed)
@@ -183,6 +271,11 @@ class Cpu(Device):
                 return
             else:
                 yield sim.timeout(max(0, now + result.elapsed - sim.now))
+                if sim.now - self._turn_start >= self.quantum:
+                    waiting = turns.pass_on(self)
+                    if waiting is not None:
+                        yield waiting
+                    self._turn_start = sim.now
 
     def _idle(self, idle: Idle) -> Generator[simpy.Event, Any, None]:
         """Sleep until an interrupt is raised: SimPy jumps straight to the event that raises it.
