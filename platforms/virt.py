@@ -175,6 +175,8 @@ class Virt(Platform):
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
     def build(self) -> None:
+        if not (isinstance(self.cpus, int) and 1 <= self.cpus <= MAX_CPUS):
+            raise PlatformError(f"{self.name}: cpus must be 1..{MAX_CPUS}, not {self.cpus!r}")
         if self.kernel == "none" and self.initrd != "none" and "initrd" in self._props:   # set, not a default
             raise PlatformError(f"initrd={self.initrd!r} is loaded only with kernel=: firmware finds its own")
         if self.cpu == "kvm":
