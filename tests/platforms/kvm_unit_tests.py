@@ -152,10 +152,7 @@ DEFAULTS = {
     "sieve": Case("sieve", "sieve.flat", 1, "", 256),          # mallocs 100 MB three times
     "spinlock-test": Case("spinlock-test", "spinlock-test.flat", 4, "", 128),
 }
-_SMP = "needs several CPUs (-P cpus=N: SMP on virt, issue 11)"
 KNOWN_GAPS = {
-    "selftest-setup": _SMP, "selftest-smp": _SMP, "gicv2-ipi": _SMP, "gicv2-active": _SMP, "psci": _SMP,
-    "spinlock-test": _SMP, "fpu-context": _SMP,
     "debug-bp": "no debug architecture on the software CPU (hardware breakpoints; issue 11)",
     "debug-wp": "no debug architecture on the software CPU (watchpoints; issue 11)",
     "debug-sstep": "no debug architecture on the software CPU (software step; issue 11)",

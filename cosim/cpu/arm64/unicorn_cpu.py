@@ -722,16 +722,14 @@ class _Engine:
         # Only the models' registers leave unicorn; the filter runs natively for all others.
         self._filters = [NativeSysregFilter(self.uc, A.UC_ARM64_INS_MRS, sysregs, self._on_mrs),
                          NativeSysregFilter(self.uc, A.UC_ARM64_INS_MSR, sysregs, self._on_msr)]
-        self._reset = self.uc.context_save()        # the state a new CPU starts from
 
     def add(self, cpu: UnicornArm64Cpu) -> None:
-        """A new CPU, starting from reset state; it becomes current (the constructor sets it up)."""
+        """A new CPU; it becomes current, so its constructor sets its registers. CPUs are added
+        before any runs: a second one starts as a copy of the first one's (reset) state."""
         if self.cpus:
-            self.uc.context_update(self._contexts[self.current])
-            self.uc.context_restore(self._reset)
-            self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+            # Contexts exist only from the second CPU on: a one-CPU engine is left as it was.
+            self._contexts[self.current] = self.uc.context_save()
         self.cpus.append(cpu)
-        self._contexts[cpu] = self.uc.context_save()
         self.current = cpu
 
     def select(self, cpu: UnicornArm64Cpu) -> None:
@@ -739,7 +737,11 @@ class _Engine:
             return
         if self.running:
             raise CpuError(f"CPU {cpu.index}'s state was asked for while CPU {self.current.index} runs")
-        self.uc.context_update(self._contexts[self.current])
+        saved = self._contexts.get(self.current)
+        if saved is None:
+            self._contexts[self.current] = self.uc.context_save()
+        else:
+            self.uc.context_update(saved)
         self.uc.context_restore(self._contexts[cpu])
         # Translations cached for the other CPU's tables must go (this also clears the jump cache).
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
