@@ -68,7 +68,7 @@ _STUCK_EXCEPTIONS = 16
 # before the next exception (Linux's entry code alone saves 30 registers), so no OS trips it.
 _STORM_EXCEPTIONS, _STORM_GAP = 256, 32
 
-# Unicorn returns early on WFE as on WFI, without saying which: both are reported as WFI.
+# Unicorn returns early on WFI (WFE it executes as a no-op): the idle exit is WFI's.
 _IDLE = Idle(IdleKind.WFI)
 
 SPSR_EL1 = (3, 0, 4, 0, 0)
