@@ -224,6 +224,7 @@ class Simulation:
         self._quiet: list[Callable[[], None]] = []
         self._limit: simpy.Event | None = None    # the event that ends the current run at `until`
         self._signal = 0           # a signal delivered during the run, handled at the next event
+        self.cpu_turns: Any = None  # whose turn it is among the CPUs (cosim.cpu), made by the first CPU attached
 
     # -- time ---------------------------------------------------------------
     @property

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import time as _wall
-import weakref
 from collections import Counter, deque
 from collections.abc import Generator
 from functools import partial
@@ -88,8 +87,6 @@ class _Turns:
     (`pass_on`), and gives it up when it idles or powers off (`give_up`).
     """
 
-    _of: "weakref.WeakKeyDictionary[Simulation, _Turns]" = weakref.WeakKeyDictionary()
-
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
         self.holder: Cpu | None = None
@@ -97,10 +94,10 @@ class _Turns:
 
     @classmethod
     def of(cls, sim: Simulation) -> "_Turns":
-        turns = cls._of.get(sim)
-        if turns is None:
-            turns = cls._of[sim] = cls(sim)
-        return turns
+        """The simulation's (kept on it: a table beside it would keep every CPU, and so it, alive)."""
+        if sim.cpu_turns is None:
+            sim.cpu_turns = cls(sim)
+        return sim.cpu_turns
 
     def take(self, cpu: "Cpu") -> simpy.Event | None:
         if self.holder is None or self.holder is cpu:

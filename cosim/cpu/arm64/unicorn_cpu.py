@@ -471,8 +471,8 @@ class UnicornArm64Cpu:
     def retired(self) -> int:
         """Instructions retired since the CPU was made, exact at the instruction being executed
         (the PMU's INST_RETIRED)."""
-        if self._engine.current is not self:
-            return self._retired          # another CPU runs: this one's count stands still
+        if self._keeper is None or self._engine.current is not self:
+            return self._retired          # between runs (this CPU's or another's): all counted there
         return self._retired + self._done + self.counter.executed_before(self.pc)
 
     def _poll_step(self, what: object) -> None:
