@@ -662,16 +662,23 @@ class UnicornArm64Cpu:
             self._stop = Breakpoint(pc, stop)
             self.uc.emu_stop()
 
+    # Hooks live on the shared engine: a breakpoint or watchpoint set through any CPU stops whichever
+    # CPU reaches it (gdb's are global); single step concerns only the CPU it was asked of.
     def _on_breakpoint(self, uc: Uc, address: int, size: int, _: Any) -> None:
-        self._debug_stop(address, DebugStop(StopKind.BREAKPOINT))
+        self._engine.current._debug_stop(address, DebugStop(StopKind.BREAKPOINT))
 
     def _on_step(self, uc: Uc, address: int, size: int, _: Any) -> None:
+        if self._engine.current is not self:
+            return
         if not self._step_started:
             self._step_started = True       # the instruction to step: let it run
             return
         self._debug_stop(address, DebugStop(StopKind.STEP))
 
     def _on_watch(self, uc: Uc, access: int, address: int, size: int, value: int, kind: WatchKind) -> None:
+        if self._engine.current is not self:
+            self._engine.current._on_watch(uc, access, address, size, value, kind)
+            return
         if self._stop is not None:
             return
         if access == UC_MEM_WRITE:

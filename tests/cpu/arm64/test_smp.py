@@ -135,3 +135,25 @@ def test_bus_view_refuses_an_override_where_nothing_is_mapped():
     with pytest.raises(BusError):
         board.cpu_list[1].backend.bus.read(0x0A00_0000, 4)
     board.sim.close()
+
+
+def test_a_breakpoint_set_through_cpu0_stops_the_cpu_that_reaches_it(tmp_path):
+    """Breakpoints are the shared engine's: gdb sets them once for every thread (CPU)."""
+    import subprocess
+    from pathlib import Path
+
+    from cosim.toolchain import ToolchainError, assemble, binutils
+
+    try:
+        guest = assemble(Path(__file__).parents[2] / "guests" / "arm64" / "smp.S", "aarch64", 0, tmp_path)
+        nm = subprocess.run([binutils("aarch64", "nm"), str(guest.elf)], capture_output=True, text=True, check=True)
+    except ToolchainError as error:
+        pytest.skip(str(error))
+    symbols = {name: int(value, 16) for value, _, name in (line.split() for line in nm.stdout.splitlines())}
+    board = Virt(firmware=str(guest.bin), console=BufferBackend(), cpus=2, quantum=7 * US)
+    board.cpu_list[0].backend.insert_breakpoint(symbols["secondary"])
+    summary = board.run(until=SEC)
+    assert summary.stop.reason == f"cpu1: breakpoint at {symbols['secondary']:#x}"
+    assert board.cpu_list[1].backend.pc == symbols["secondary"]
+    assert board.cpu_list[1].backend.read_register("x0") == 0x101      # stopped before its first instruction
+    board.sim.close()
