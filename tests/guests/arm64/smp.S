@@ -13,6 +13,15 @@
 .equ PSCI_CPU_OFF,  0x84000002
 .equ PSCI_AFFINITY, 0xC4000004
 
+// PSCI CPU_ON: the CPU with MPIDR \target enters `secondary` with x0 = \context; x0 = the result.
+.macro cpu_on target, context
+    ldr x0, =PSCI_CPU_ON
+    mov x1, \target
+    adr x2, secondary
+    mov x3, \context
+    hvc #0
+.endm
+
 .global _start
 _start:
     el1_setup
@@ -32,11 +41,8 @@ _start:
 start_next:
     cmp x20, x19
     b.ge started
-    ldr x0, =PSCI_CPU_ON
-    mov x1, x20                 // target: MPIDR Aff0 = its index
-    adr x2, secondary
-    add x3, x20, #0x100         // context_id
-    hvc #0
+    add x21, x20, #0x100        // context_id
+    cpu_on x20, x21             // target: MPIDR Aff0 = its index
     cbnz x0, fail
     add x20, x20, #1
     b start_next
@@ -51,11 +57,7 @@ wait_done:
     ldr x6, =COUNTER
     ldr x8, [x6]
     str x8, [x5]
-    ldr x0, =PSCI_CPU_ON        // CPU 1 is on (idle in WFI): ALREADY_ON
-    mov x1, #1
-    adr x2, secondary
-    mov x3, #0
-    hvc #0
+    cpu_on #1, #0               // CPU 1 is on (idle in WFI): ALREADY_ON
     str x0, [x5, #24]
     ldr x1, =GICD
     ldr w2, =0x01000001         // TargetListFilter 1 (all but me), SGI 1
