@@ -5,8 +5,7 @@
 Every case QEMU 7.2 TCG passes on this machine (tests/platforms/test_kvm_unit_tests.py's
 list) runs on both, as the suite's own arm/run drives QEMU: same .flat, arguments, CPU
 count and RAM. Printed per case: each side's EXIT status (1 = pass, 77 = skip) and wall
-time, and the ratio cosim/QEMU. Cases that need several CPUs run on QEMU only until
-virt has SMP (cosim's column then says why).
+time, and the ratio cosim/QEMU.
 """
 
 from __future__ import annotations
