@@ -221,6 +221,8 @@ class Cpu(Device):
             now = sim.now
             upcoming = sim.peek()
             budget = self.quantum if upcoming == math.inf else min(self.quantum, int(upcoming) - now)
+            if turns.waiting:                   # another CPU waits: this turn ends a quantum after it began
+                budget = min(budget, self._turn_start + self.quantum - now)
             if budget <= 0:
                 yield sim.timeout(0)  # events due now run before the guest continues
                 continue

@@ -218,3 +218,45 @@ def test_a_quantum_shorter_than_one_cpu_period_is_refused():
     with pytest.raises(PlatformError, match=r"cpu0: quantum 500 ps is shorter than one CPU period \(1 ns\)"):
         Cpu("cpu0", backend=ScriptedBackend([], period=ns(1)), quantum=500)
     Cpu("cpu0", backend=ScriptedBackend([], period=ns(1)), quantum=ns(1))
+
+
+def make_cpus(sim, scripts, quantum=us(100)):
+    guests = [ScriptedBackend(script, period=PERIOD) for script in scripts]
+    cpus = [Cpu(f"cpu{i}", backend=guest, quantum=quantum) for i, guest in enumerate(guests)]
+    for cpu in cpus:
+        cpu.attach(sim)
+    return cpus, guests
+
+
+def test_two_cpus_take_turns_of_one_quantum_on_one_timeline(sim):
+    """Both due at time 0: before turns, each saw the other's resumption as an event due now,
+    got a zero budget and yielded to it, forever."""
+    cpus, (a, b) = make_cpus(sim, [[S.spin()] * 3, [S.spin()] * 3])
+    sim.run(until=us(600))
+    assert a.budgets[:3] == [(0, us(100)), (us(200), us(100)), (us(400), us(100))]
+    assert b.budgets[:3] == [(us(100), us(100)), (us(300), us(100)), (us(500), us(100))]
+
+
+def test_a_turn_lasts_a_quantum_across_early_exits_and_an_idle_cpu_gives_it_up(sim):
+    cpus, (a, b) = make_cpus(sim, [[S.spin(), S.spin(), S.idle(10), S.spin()], [S.spin()] * 3])
+    sim.schedule(us(40), lambda: None)              # ends CPU 0's first run early: its turn goes on
+    line = Signal("irq")
+    line.connect(cpus[0].pins["irq"])
+    sim.schedule(us(250), line.raise_)
+    sim.run(until=us(400))
+    idled = us(200)                 # CPU 0 idled 10 instructions into its second turn (they take no time)
+    assert a.budgets[:3] == [(0, us(40)), (us(40), us(60)), (us(200), us(50))]   # the IRQ at 250 us cuts
+    # CPU 1 ran at once; the IRQ at 250 us woke CPU 0, which then waited for CPU 1's turn to end.
+    assert b.budgets[:3] == [(us(100), us(100)), (idled, us(50)), (us(250), us(50))]
+    assert a.budgets[3] == (us(300), us(100))
+    assert cpus[0].idle_skipped == us(50)
+
+
+def test_an_offline_cpu_runs_nothing_until_powered_on(sim):
+    cpus, (a, b) = make_cpus(sim, [[S.spin()] * 5, [S.spin(), S.stop(0)]])
+    cpus[1].power_off()
+    sim.schedule(us(250), cpus[1].power_on)
+    sim.run(until=us(1000))
+    # Its turn when CPU 0's (begun at 200 us, with no one waiting) ends; then they alternate.
+    assert b.budgets[:2] == [(us(300), us(100)), (us(500), us(100))]
+    assert [start for start, _ in a.budgets[:5]] == [0, us(100), us(200), us(250), us(400)]
