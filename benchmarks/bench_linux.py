@@ -54,9 +54,10 @@ def in_process(kernel: Path, initrd: Path, bootargs: str, cpus: int = 1) -> None
     console.feed("sleep 10\n")
     console.run_until("\n" + PROMPT.decode(), 20 * SEC, start=mark)
     sleep_wall, sleep_sim = time.perf_counter() - wall0, (board.sim.now - sim0) / SEC
-    print(f"  cosim in-process, {cpus} CPU{'s' if cpus > 1 else ''}: boot to the shell {boot:.2f} s wall ({boot_sim:.2f} s simulated, "
+    label = f"cosim in-process, {cpus} CPU{'s' if cpus > 1 else ''}"
+    print(f"  {label}: boot to the shell {boot:.2f} s wall ({boot_sim:.2f} s simulated, "
           f"{instructions / 1e6:.0f} M instructions, {instructions / boot / 1e6:.0f} guest MIPS over the boot)")
-    print(f"  cosim in-process, {cpus} CPU{'s' if cpus > 1 else ''}: sleep 10 took {sleep_wall:.3f} s wall for {sleep_sim:.3f} s simulated "
+    print(f"  {label}: sleep 10 took {sleep_wall:.3f} s wall for {sleep_sim:.3f} s simulated "
           f"(simulated/wall {sleep_sim / sleep_wall:.0f}x)")
 
 
@@ -73,14 +74,16 @@ def main() -> None:
         cosim = drive(Console([sys.executable, "-m", "cosim", "run", "virt-linux", "-P", f"kernel={kernel}",
                                "-P", f"initrd={initrd}", "-P", f"cpus={cpus}"]))
         rows[cpus] = qemu, cosim
-        for label, (boot, sleep) in ((f"QEMU TCG (peer), {cpus} CPU", qemu), (f"cosim virt (unicorn), {cpus} CPU", cosim)):
+        for label, (boot, sleep) in ((f"QEMU TCG (peer), {cpus} CPU", qemu),
+                                     (f"cosim virt (unicorn), {cpus} CPU", cosim)):
             print(f"  {label:<30}{boot:>14.2f}{sleep:>10.2f}{boot + sleep:>8.2f}")
     for cpus, ((qemu_boot, qemu_sleep), (cosim_boot, cosim_sleep)) in rows.items():
+        both = (cosim_boot + cosim_sleep) / (qemu_boot + qemu_sleep)
         print(f"  {cpus} CPU ratio cosim/QEMU: boot {cosim_boot / qemu_boot:.2f}x (goal <= 2x), sleep "
-              f"{cosim_sleep / qemu_sleep:.3f}x, boot + sleep {(cosim_boot + cosim_sleep) / (qemu_boot + qemu_sleep):.2f}x "
-              "(goal < 1x)")
+              f"{cosim_sleep / qemu_sleep:.3f}x, boot + sleep {both:.2f}x (goal < 1x)")
     for cpus in (1, 4):
         in_process(kernel, initrd, bootargs, cpus)
+
 
 if __name__ == "__main__":
     main()

@@ -33,7 +33,8 @@ from pathlib import Path
 
 from typing import Any
 
-from cosim import MS, Bus, Memory, MHz, MiB, Platform, PlatformError, Property, format_time, one_of, parse_size, parse_time
+from cosim import (MS, Bus, Memory, MHz, MiB, Platform, PlatformError, Property, format_time, one_of, parse_size,
+                   parse_time)
 from cosim.chardev import open_backend
 from cosim.cpu import Cpu, CpuBackend, memory_regions
 from cosim.cpu.arm64 import COUNTING_MODES

@@ -33,9 +33,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from unicorn import (UC_ARCH_ARM64, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT,
-                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
-                     UC_MEM_WRITE, UC_MODE_ARM, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc, UcError)
+from unicorn import (UC_ARCH_ARM64, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_ERR_FETCH_UNMAPPED,
+                     UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT, UC_ERR_WRITE_UNMAPPED, UC_HOOK_CODE, UC_HOOK_INTR,
+                     UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE, UC_MODE_ARM, UC_PROT_ALL, UC_PROT_EXEC,
+                     UC_PROT_READ, Uc, UcError)
 from unicorn import arm64_const as A
 
 from ..._bus import Bus, BusError
@@ -45,7 +46,7 @@ from ..._time import GHz, US, Frequency
 from .._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuExit, ExitReason, Idle, IdleKind,
                         QuantumKeeper, Stop)
 from .._debug import DebugStop, StopKind, WatchKind
-from . import COUNTING_MODES, psci
+from . import COUNTING_MODES
 from .psci import Psci
 from ._counter import NativeCounter, NativeSysregFilter
 from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr, undefined_syndrome
@@ -119,7 +120,7 @@ class UnicornArm64Cpu:
                  pmu: Any = None,
                  frequency: Frequency = GHz(1), max_poll_skip: int = 100 * US, entry: int = 0,
                  registers: dict[str, int] | None = None, counting: str = "block",
-                 share: "UnicornArm64Cpu | None" = None, index: int = 0, psci: psci.Psci | None = None) -> None:
+                 share: "UnicornArm64Cpu | None" = None, index: int = 0, psci: Psci | None = None) -> None:
         if counting not in COUNTING_MODES:
             raise PlatformError(f"counting must be {' or '.join(COUNTING_MODES)}, not {counting!r}")
         self.bus = bus
@@ -178,13 +179,14 @@ class UnicornArm64Cpu:
         self._engine.add(self)
         # MPIDR_EL1 as EL1 reads it with EL2 present is VMPIDR_EL2 (D17.2.101), kept in the CPU's
         # context: Aff0 = the CPU's index, bit 31 RES1 (as QEMU's virt numbers up to 8 CPUs).
-        self.uc.cpr_write(*VMPIDR_EL2, (1 << 31) | index)
+        self.uc.cpr_write(*VMPIDR_EL2, self.mpidr)
         self.write_register("pc", entry)
         for name, value in (registers or {}).items():
             self.write_register(name, value)
 
     @property
     def mpidr(self) -> int:
+        """MPIDR_EL1: bit 31 RES1, Aff0 = the index (the device tree's cpu `reg` is the affinity)."""
         return (1 << 31) | self.index
 
     # -- registers -----------------------------------------------------------
