@@ -156,3 +156,18 @@ def test_a_breakpoint_set_through_cpu0_stops_the_cpu_that_reaches_it(tmp_path):
     assert board.cpu_list[1].backend.pc == symbols["secondary"]
     assert board.cpu_list[1].backend.read_register("x0") == 0x101      # stopped before its first instruction
     board.sim.close()
+
+
+def test_two_machines_in_one_simulation_take_turns(arm_guest):
+    """Their CPUs share the turns of the one timeline (on main they livelocked at time 0)."""
+    from cosim import Simulation
+
+    sim = Simulation()
+    boards = [Virt(sim=sim, firmware=str(arm_guest("timer_wfi")), console=BufferBackend()) for _ in range(2)]
+    summary = sim.run(until=3 * SEC)
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason             # the first to finish ends the run
+    assert SEC <= sim.now < SEC + US                                        # 1000 ticks of 1 ms, each
+    # The first machine's last tick ends the run at 1 s; the second's, due at the same instant, comes
+    # after it in the order the two were built.
+    assert [slot(board, 0) for board in boards] == [1000, 999]
+    sim.close()
