@@ -129,6 +129,9 @@ def test_four_cpus_boot_to_the_shell_and_share_the_work(images):
     board = VirtLinux(kernel=str(kernel), initrd=str(initrd), console=console, cpus=4)
     boot_to_shell(board, console, 10 * SEC, 5 * SEC)
     assert "SMP: Total of 4 processors activated" in console.text
+    for c in range(1, 4):                                              # MPIDR Aff0 = the index
+        assert f"CPU{c}: Booted secondary processor 0x000000000{c}" in console.text
+    assert "hw perfevents: enabled with armv8_pmuv3 PMU driver, 7 counters available" in console.text
     assert "Oops" not in console.text and "WARNING:" not in console.text
     assert command(board, console, "nproc").splitlines()[0].strip() == "4"
     table = command(board, console, "cat /proc/interrupts")
