@@ -186,8 +186,6 @@ class Virt(Platform):
             reason = kvm_arm64_unavailable()
             if reason:
                 raise PlatformError(f"{self.name}: cpu=kvm: {reason}")
-            if self.cpus > 1:
-                raise PlatformError(f"{self.name}: cpu=kvm runs one vCPU so far: use cpus=1 or cpu=unicorn")
         flash_base, flash_size = VIRT_MAP["flash"]
         image = None if self.firmware == "none" else _image("firmware", self.firmware, {"uboot": "uboot_image"})
         self.flash = self.add("flash", Memory, size=flash_size, read_only=True, on_write="ignore", image=image)
@@ -260,6 +258,13 @@ class Virt(Platform):
     def _power_off(self, index: int) -> None:
         self.cpu_list[index].power_off()
 
+    def _kvm_power(self, index: int, on: bool) -> None:
+        """KVM's PSCI turned vCPU `index` on or off."""
+        if on:
+            self.cpu_list[index].power_on()
+        else:
+            self.cpu_list[index].power_off()
+
     def _load_linux(self) -> None:
         """Kernel, initrd and device tree in RAM as booting.rst asks, and a boot stub in flash
         (in place of firmware) that enables the PL011 and enters the kernel."""
@@ -297,34 +302,36 @@ class Virt(Platform):
         self.flash.load(boot_stub(ram_base + layout.kernel, ram_base + layout.dtb, uart_cr))
 
     def _backends(self) -> list[CpuBackend]:
-        """One backend per CPU; CPU c > 0 sees its own GIC distributor and CPU interface."""
+        """One backend per CPU; CPU c > 0 sees its own GIC distributor and CPU interface.
+        PSCI is ours on the software CPU, the host kernel's on KVM (which reports power changes)."""
         bus = self.buses["sysbus"]
         if self.cpu == "kvm":
-            return [self._backend(bus)]
-        from cosim.cpu.arm64.psci import Psci
+            smp: dict[str, Any] = {"power": self._kvm_power} if self.cpus > 1 else {}
+        else:
+            from cosim.cpu.arm64.psci import Psci
 
-        psci = Psci([(1 << 31) | c for c in range(self.cpus)], self._power_on, self._power_off)
-        backends = [self._backend(bus, psci=psci)]
+            smp = {"psci": Psci([(1 << 31) | c for c in range(self.cpus)], self._power_on, self._power_off)}
+        backends = [self._backend(bus, **smp)]
         for c in range(1, self.cpus):
             view = bus.view(f"sysbus.cpu{c}", {VIRT_MAP["gic_dist"][0]: self.gic.distributors[c],
                                                 VIRT_MAP["gic_cpu"][0]: self.gic.cpu_interfaces[c]})
-            backends.append(self._backend(view, psci=psci, index=c, share=backends[0]))
+            backends.append(self._backend(view, index=c, share=backends[0], **smp))
         return backends
 
     def _backend(self, bus: Bus, **smp: Any) -> CpuBackend:
         memory = memory_regions(bus)
+        c = smp.get("index", 0)
         # Boot state of the arm64 booting document: x0 = the DTB (at the start of RAM here).
         if self.cpu == "kvm":
             from cosim.cpu.arm64.kvm_cpu import KvmArm64Cpu
 
             wfx = self.kvm_wfx
-            return KvmArm64Cpu(bus=bus, memory=memory, timer=self.timer, budget=self.budget,
+            return KvmArm64Cpu(bus=bus, memory=memory, timer=self.timers[c], budget=self.budget,
                                use_wfx=wfx is not None, **({"wfx_cap": wfx[0], "wfx_exit": wfx[1]} if wfx else {}),
-                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
+                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, **smp)
         from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
 
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
-        c = smp.get("index", 0)
         return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timers[c], sysreg_names=SYSREG_NAMES,
                                pmu=self.pmus[c], entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]},
                                counting=self.counting, **smp)

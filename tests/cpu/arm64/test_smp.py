@@ -2,7 +2,7 @@
 
 import pytest
 
-from cosim import SEC, US, BusError, PlatformError, ns
+from cosim import MS, SEC, US, BusError, PlatformError, ns
 from cosim.chardev import BufferBackend
 from cosim.fdt import from_dtb
 from cosim.platforms.virt import VIRT_MAP, Virt
@@ -17,13 +17,14 @@ def slot(board, index):
     return board.ram.read(RESULTS + 8 * index, 8)
 
 
-@pytest.mark.parametrize("counting", ["block", "instruction"])
 @pytest.mark.parametrize("cpus", [2, 4])
-def test_cpu_on_spinlock_sgi_and_cpu_off(arm_guest, cpus, counting):
-    # A short quantum, not a multiple of the lock loop's 10 instructions: turns end at every phase of
-    # the loop, inside the critical section too.
-    board = Virt(firmware=str(arm_guest("smp")), console=BufferBackend(), cpus=cpus, quantum=ns(7003),
-                 counting=counting)
+def test_cpu_on_spinlock_sgi_and_cpu_off(arm_guest, cpu, cpus):
+    """On the software CPU (both countings) and, on Arm64 hosts, on KVM (its in-kernel PSCI)."""
+    # Unicorn: a short quantum, not a multiple of the lock loop's 10 instructions, so that turns end at
+    # every phase of the loop, inside the critical section too. KVM: the default (a KVM host without the
+    # WFx exit follows wall time, which a quantum of a few microseconds would not let the guest keep up with).
+    quantum = ns(7003) if cpu["cpu"] == "unicorn" else MS
+    board = Virt(firmware=str(arm_guest("smp")), console=BufferBackend(), cpus=cpus, quantum=quantum, **cpu)
     summary = board.run(until=SEC)
     assert summary.stop and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0
     assert slot(board, 2) == 0xD0E                                   # every PSCI call as expected
@@ -35,8 +36,9 @@ def test_cpu_on_spinlock_sgi_and_cpu_off(arm_guest, cpus, counting):
         assert slot(board, 24 + c) == 0x100 + c                      # x0 = CPU_ON's context_id
     for c in range(1, cpus):
         assert slot(board, 16 + c) == 1                              # SGI 1 from CPU 0, on its own GICC_IAR
-    # Secondaries spun on the lock while another CPU held it across a turn: it was contended.
-    assert max(cpu.instructions for cpu in board.cpu_list[1:]) > 10 * ITER + 1000
+    if cpu["cpu"] == "unicorn":
+        # Secondaries spun on the lock while another CPU held it across a turn: it was contended.
+        assert max(each.instructions for each in board.cpu_list[1:]) > 10 * ITER + 1000
     board.sim.close()
 
 
