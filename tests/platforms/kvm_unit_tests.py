@@ -125,15 +125,16 @@ class Outcome:
     exit_code: int
 
 
-def run_case(tree: Path, case: Case, wall_timeout: float = 120, until: str = "60s") -> Outcome:
-    """Run one case on `virt` through the real `cosim` CLI, bounded in wall time."""
+def run_case(tree: Path, case: Case, wall_timeout: float = 120, until: str = "60s", keys: bytes = b"") -> Outcome:
+    """Run one case on `virt` through the real `cosim` CLI, bounded in wall time; `keys` are typed
+    on its console (the UART keeps them until the guest reads)."""
     command = [sys.executable, "-m", "cosim", "run", "virt", "-P", "firmware=none",
                "-P", f"kernel={tree / 'arm' / case.file}", "-P", f"bootargs={case.args}",
                "-P", f"ram_size={case.ram_mib}M", "-P", "console=stdio", "--until", until]
     if case.smp > 1:
         command += ["-P", f"cpus={case.smp}"]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=wall_timeout, stdin=subprocess.DEVNULL)
+        done = subprocess.run(command, capture_output=True, timeout=wall_timeout, input=keys)
     except subprocess.TimeoutExpired as expired:
         output = (expired.stdout or b"") + (expired.stderr or b"")
         return Outcome(None, output.decode(errors="replace") + f"\n[timed out after {wall_timeout} s]", -1)
@@ -152,11 +153,8 @@ DEFAULTS = {
     "sieve": Case("sieve", "sieve.flat", 1, "", 256),          # mallocs 100 MB three times
     "spinlock-test": Case("spinlock-test", "spinlock-test.flat", 4, "", 128),
 }
-KNOWN_GAPS = {
-    "debug-bp": "no debug architecture on the software CPU (hardware breakpoints; issue 11)",
-    "debug-wp": "no debug architecture on the software CPU (watchpoints; issue 11)",
-    "debug-sstep": "no debug architecture on the software CPU (software step; issue 11)",
-}
+# Cases QEMU passes that virt does not yet, with the reason (strict xfails): none since SMP and the debug architecture.
+KNOWN_GAPS: dict[str, str] = {}
 # Wall-time bounds catch hangs; they are generous because CI machines may be loaded. Most cases take
 # 2-4 s; sieve sieves 100 MB three times (~150 s of CPU on the software CPU here).
 WALL_TIMEOUT = {"sieve": 900}
