@@ -68,9 +68,11 @@ class Console:
 
 
 def QemuAarch64(bios: Path | None = None, kernel: Path | None = None, initrd: Path | None = None,
-                append: str | None = None, memory: str = "128M", extra: tuple[str, ...] = ()) -> Console:
+                append: str | None = None, memory: str = "128M", extra: tuple[str, ...] = (), smp: int = 1) -> Console:
     argv = [ensure_qemu(), "-M", "virt", "-cpu", "cortex-a57", "-accel", "tcg", "-m", memory,
             "-nographic", "-serial", "stdio", "-monitor", "none"]
+    if smp > 1:
+        argv += ["-smp", str(smp)]
     if bios:
         argv += ["-bios", str(bios)]
     if kernel:

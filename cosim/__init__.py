@@ -1,6 +1,6 @@
 """cosim: virtual platforms in Python — a SimPy kernel, device models and a KVM or software CPU."""
 
-from ._bus import Bus, BusError, Response
+from ._bus import Bus, BusError, BusView, Response
 from ._device import Device
 from ._errors import CosimError, ModelError, PlatformError, SimulationError
 from ._kernel import Clock, OneShot, RealtimeSimulation, ScheduledCall, Simulation, StopRequest, Summary
@@ -17,7 +17,7 @@ __all__ = [
     "PS", "NS", "US", "MS", "SEC", "ps", "ns", "us", "ms", "s",
     "Frequency", "Hz", "kHz", "MHz", "GHz", "format_time", "parse_time", "TimeError",
     # wires, buses, memory
-    "Signal", "Input", "Bus", "BusError", "Response", "Memory",
+    "Signal", "Input", "Bus", "BusView", "BusError", "Response", "Memory",
     # models
     "Device", "RegisterDevice", "RegisterFile", "Reg", "Field", "Access", "Unmapped",
     # platforms

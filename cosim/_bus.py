@@ -12,6 +12,13 @@ effects, as TLM-2.0's debug transport does: for a GDB stub, traces and
 `describe`. Targets implement it as `debug_read(offset, size)` /
 `debug_write(offset, size, value)` (cosim.Device refuses by default); one
 that accepts any length there (memory) sets `debug_any_length = True`.
+
+Per-initiator views (`Bus.view`): on a multiprocessor, a few devices answer
+each CPU with its own registers at the same address (a GICv2's banked
+distributor and CPU interface). A `BusView` is the bus as one initiator sees
+it: a handful of its own mappings laid over the shared bus, everything else
+routed by the shared bus itself, debug access included. A CPU is given its
+view in place of the bus; nothing else changes on the access path.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Protocol
 
 from ._errors import CosimError, ModelError, PlatformError
 
-__all__ = ["Response", "BusError", "Command", "Transaction", "Target", "Mapping", "Bus"]
+__all__ = ["Response", "BusError", "Command", "Transaction", "Target", "Mapping", "Bus", "BusView"]
 
 
 class Response(enum.Enum):
@@ -138,6 +145,18 @@ class Bus:
     @property
     def mappings(self) -> tuple[Mapping, ...]:
         return tuple(self._maps)
+
+    def view(self, name: str, overrides: "dict[int, Target]") -> "BusView":
+        """The bus as one initiator sees it: `overrides` (base -> target) answer in place of what
+        this bus maps at each base (same range); every other address is this bus's."""
+        view = BusView(name, width=self.width, time=self.time, parent=self)
+        for base, target in overrides.items():
+            mapping = self.find(base)
+            if mapping is None or mapping.base != base:
+                raise PlatformError(f"{name}: {getattr(target, 'name', target)} overrides {base:#x}, where "
+                                    f"{self.name} maps nothing")
+            view.map(base, mapping.size, target)
+        return view
 
     def find(self, address: int) -> Mapping | None:
         index = bisect.bisect_right(self._bases, address) - 1
@@ -284,3 +303,26 @@ class Bus:
         where = f"{kind} of {describe(offset) if describe else f'offset {offset:#x}'}"
         now = getattr(self.time, "now", None)
         return ModelError(getattr(target, "name", repr(target)), where, now, error)
+
+
+@dataclass
+class BusView(Bus):
+    """One initiator's view of a shared bus (`Bus.view`): its own mappings first, then the parent's.
+
+    Reads, writes and debug accesses all route through `find`, so the view is complete for a
+    CPU and for a debugger attached to that CPU. Maps added to the parent later are seen too.
+    """
+
+    parent: Bus | None = None
+
+    def find(self, address: int) -> Mapping | None:
+        own = Bus.find(self, address)
+        if own is not None or self.parent is None:
+            return own
+        return self.parent.find(address)
+
+    @property
+    def mappings(self) -> tuple[Mapping, ...]:
+        own = {m.base: m for m in self._maps}
+        parent = self.parent.mappings if self.parent is not None else ()
+        return tuple(own.get(m.base, m) for m in parent)

@@ -61,7 +61,7 @@ class Environment(simpy.Environment):
         """
         if when < self._now:
             raise SimulationError(f"time cannot go backwards ({format_time(when)} < {format_time(int(self._now))})")
-        upcoming = self.horizon()
+        upcoming = self.peek()
         if when > upcoming:
             raise SimulationError(f"advance to {format_time(when)} would skip an event due at {format_time(int(upcoming))}")
         self._now = when

@@ -3,7 +3,10 @@
 One `Gicv2` holds the state; the bus sees it through per-CPU views, because the
 banked registers (SGI/PPI state, the CPU interface) depend on which CPU
 accesses them and a bus transaction does not say. One CPU is the common case:
-map `gic.distributor` and `gic.cpu_interface(0)`.
+map `gic.distributor` and `gic.cpu_interface(0)`. With several, CPU c sees
+`gic.distributors[c]` and `gic.cpu_interfaces[c]` at the same addresses: map
+CPU 0's on the bus and give CPU c a `cosim.BusView` of it with CPU c's
+(platforms/virt.py does, for `cpus=N`).
 
 Interrupt state is kept as bit masks indexed by interrupt ID, so enabling,
 pending and masking are a few integer operations, and finding the highest
@@ -54,6 +57,8 @@ class Gicv2(Device):
       irq(cpu): IRQ output of CPU interface `cpu`, to the CPU's IRQ input.
       spi(n): input for shared peripheral interrupt n (interrupt ID 32 + n).
       ppi(cpu, intid): input for private peripheral interrupt `intid` (16..31) of `cpu`.
+    Per-CPU views: distributors[c], cpu_interfaces[c]: the registers as CPU c sees them
+    (banked SGI/PPI state, its CPU interface), to map where CPU c's accesses go (a BusView).
     Properties:
       num_cpus: CPU interfaces, 1..8 (default 1).
       num_spis: shared peripheral interrupts, a multiple of 32 up to 988 (default 256, as QEMU's virt).

@@ -18,6 +18,11 @@ devices where it expects them. docs/virt.md is the user's page.
 
 Generic timer PPIs: CNTP 30, CNTV 27 (as QEMU wires them). With `cpu=kvm` the
 timer is the host kernel's (`KvmGenericTimer` reports its output levels).
+
+`cpus=N` (1..8): N CPUs with MPIDR Aff0 = 0..N-1, each with its own generic
+timer and PMU wired to its PPIs and its own view of the GIC's banked registers
+(a `BusView` of the system bus); CPU 0 starts, the others wait for PSCI CPU_ON.
+On the software CPU they share one unicorn engine and run in windows of one quantum (docs/virt.md).
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from cosim import MS, Memory, MHz, MiB, Platform, PlatformError, Property, format_time, one_of, parse_size, parse_time
+from typing import Any
+
+from cosim import (MS, Bus, Memory, MHz, MiB, Platform, PlatformError, Property, format_time, one_of, parse_size,
+                   parse_time)
 from cosim.chardev import open_backend
 from cosim.cpu import Cpu, CpuBackend, memory_regions
 from cosim.cpu.arm64 import COUNTING_MODES
@@ -67,8 +75,7 @@ VIRTIO_TRANSPORTS = 32      # as many as QEMU's virt has room for
 # GIC PPI numbers (INTID) of the generic timer, and the DT's PPI numbering (INTID - 16).
 PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP = 29, 30, 27, 26
 PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires it
-# Device-tree interrupt flags: the CPU mask for PPIs (GIC binding).
-GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
+MAX_CPUS = 8                # GICv2's CPU interfaces; MPIDR Aff0 alone numbers them, as on QEMU's virt
 UART_CLOCK = MHz(24)
 DTB_MAX = 2 * MiB           # the room a Linux boot leaves for the device tree (booting.rst: at most 2 MiB)
 # kernel= names of Debian's arm64 kernels and the `cosim.images.fetch` functions that fetch them.
@@ -130,6 +137,16 @@ def _show_drives(value: tuple[Drive, ...]) -> str:
     return ",".join(str(drive) for drive in value) or "none"
 
 
+def _parse_cpus(value: str) -> int:
+    try:
+        count = int(value, 0)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_CPUS:
+        raise ValueError(f"cpus must be a number from 1 to {MAX_CPUS}, not {value!r}")
+    return count
+
+
 def _show_wfx(value: tuple[int, int] | None) -> str:
     return "off" if value is None else f"{value[0]}:{value[1]}"
 
@@ -173,6 +190,7 @@ class Virt(Platform):
                          "or 'now' (the host's clock: runs no longer repeat)", _parse_epoch, _show_epoch)
     console = Property("stdio", "PL011 console: stdio, buffer, none, pty, tcp:[HOST:]PORT (or a CharBackend from Python)")
     quantum = Property(MS, "CPU quantum (simulated time per run of the guest)", parse_time, format_time)
+    cpus = Property(1, f"number of CPUs, 1..{MAX_CPUS} (CPU 0 boots; the others wait for PSCI CPU_ON)", _parse_cpus)
     cpu = Property("unicorn", "CPU backend: unicorn (software, any host) or kvm (Arm64 Linux host with /dev/kvm)",
                    one_of("unicorn", "kvm"))
     counting = Property("block", "cpu=unicorn: instruction counting: block (fast) or instruction (exact mid-block time)",
@@ -195,6 +213,8 @@ class Virt(Platform):
     guest_pmu = False       # set by build(): the CPU backend gives the guest a PMUv3 (KVM on hosts that offer one)
 
     def build(self) -> None:
+        if not (isinstance(self.cpus, int) and 1 <= self.cpus <= MAX_CPUS):
+            raise PlatformError(f"{self.name}: cpus must be 1..{MAX_CPUS}, not {self.cpus!r}")
         if self.kernel == "none" and self.initrd != "none" and "initrd" in self._props:   # set, not a default
             raise PlatformError(f"initrd={self.initrd!r} is loaded only with kernel=: firmware finds its own")
         if self.cpu == "kvm":
@@ -210,7 +230,7 @@ class Virt(Platform):
         self.ram = self.add("ram", Memory, size=self.ram_size)
         self.map("sysbus", VIRT_MAP["ram"][0], self.ram)
 
-        self.gic = self.add("gic", Gicv2, num_cpus=1, num_spis=256)
+        self.gic = self.add("gic", Gicv2, num_cpus=self.cpus, num_spis=256)
         self.map("sysbus", VIRT_MAP["gic_dist"][0], self.gic.distributor)
         self.map("sysbus", VIRT_MAP["gic_cpu"][0], self.gic.cpu_interface(0))
 
@@ -242,15 +262,24 @@ class Virt(Platform):
             self.net = VirtioNet(open_nic(self.nic, self.sim), mac=self.mac)
             self.add_virtio("net0", self.net)
 
-        self.timer = self.add("timer", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
-        self.wire(self.timer.cntp, self.gic.ppi(0, PPI_CNTP))
-        self.wire(self.timer.cntv, self.gic.ppi(0, PPI_CNTV))
-
-        if self.cpu == "kvm":
-            self.wire(self.timer.pmu, self.gic.ppi(0, PPI_PMU))       # the host kernel's PMU
-        else:
-            self.pmu = self.add("pmu", Pmu)
-            self.wire(self.pmu.irq, self.gic.ppi(0, PPI_PMU))
+        # A generic timer and a PMU per CPU, on that CPU's PPIs; CPU 0's are "timer" and "pmu".
+        self.timers: list[GenericTimer | KvmGenericTimer] = []
+        self.pmus: list[Pmu] = []
+        for c in range(self.cpus):
+            suffix = str(c) if c else ""
+            timer = self.add(f"timer{suffix}", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
+            self.wire(timer.cntp, self.gic.ppi(c, PPI_CNTP))
+            self.wire(timer.cntv, self.gic.ppi(c, PPI_CNTV))
+            self.timers.append(timer)
+            if self.cpu == "kvm":
+                self.wire(timer.pmu, self.gic.ppi(c, PPI_PMU))       # the host kernel's PMU
+            else:
+                pmu = self.add(f"pmu{suffix}", Pmu)
+                self.wire(pmu.irq, self.gic.ppi(c, PPI_PMU))
+                self.pmus.append(pmu)
+        self.timer = self.timers[0]
+        if self.pmus:
+            self.pmu = self.pmus[0]
 
     def add_virtio(self, name: str, device: VirtioDevice) -> VirtioMmio:
         """Put `device` behind the next free virtio-mmio transport, named `name` (0x0a00_0000 + 0x200 * i,
@@ -268,15 +297,34 @@ class Virt(Platform):
     def finish_build(self) -> None:
         """The CPU, the device tree and the boot images: after every device is mapped (a subclass's
         too), so the CPU sees all of them and each describes itself in the device tree."""
-        backend = self._backend()                 # first: the device tree lists a PMU only if the guest has one
-        self.guest_pmu = bool(getattr(backend, "guest_pmu", False))
+        backends = self._backends()               # first: the device tree lists a PMU only if the guest has one
+        self.guest_pmu = bool(getattr(backends[0], "guest_pmu", False))
         if self.kernel == "none":
             self.dtb = self.device_tree()
             self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
         else:
             self._load_linux()
-        self.cpu0 = self.add("cpu0", Cpu, backend=backend, quantum=self.quantum)
-        self.wire(self.gic.irq(0), self.cpu0.pins["irq"])
+        self.cpu_list = [self.add(f"cpu{c}", Cpu, backend=backend, quantum=self.quantum)
+                         for c, backend in enumerate(backends)]
+        for c, cpu in enumerate(self.cpu_list):
+            self.wire(self.gic.irq(c), cpu.pins["irq"])
+            if c:
+                cpu.power_off()                   # until PSCI CPU_ON
+        self.cpu0 = self.cpu_list[0]
+
+    def _power_on(self, index: int, entry: int, context_id: int) -> None:
+        self.cpu_list[index].backend.boot(entry, context_id)
+        self.cpu_list[index].power_on()
+
+    def _power_off(self, index: int) -> None:
+        self.cpu_list[index].power_off()
+
+    def _kvm_power(self, index: int, on: bool) -> None:
+        """KVM's PSCI turned vCPU `index` on or off."""
+        if on:
+            self.cpu_list[index].power_on()
+        else:
+            self.cpu_list[index].power_off()
 
     def _load_linux(self) -> None:
         """Kernel, initrd and device tree in RAM as booting.rst asks, and a boot stub in flash
@@ -314,22 +362,40 @@ class Virt(Platform):
         uart_cr = (VIRT_MAP["uart0"][0] + control, CR_UARTEN | CR_TXE | CR_RXE)
         self.flash.load(boot_stub(ram_base + layout.kernel, ram_base + layout.dtb, uart_cr))
 
-    def _backend(self) -> CpuBackend:
+    def _backends(self) -> list[CpuBackend]:
+        """One backend per CPU; CPU c > 0 sees its own GIC distributor and CPU interface.
+        PSCI is ours on the software CPU, the host kernel's on KVM (which reports power changes)."""
         bus = self.buses["sysbus"]
+        if self.cpu == "kvm":
+            smp: dict[str, Any] = {"power": self._kvm_power} if self.cpus > 1 else {}
+        else:
+            from cosim.cpu.arm64.psci import Psci
+
+            smp = {"psci": Psci([(1 << 31) | c for c in range(self.cpus)], self._power_on, self._power_off)}
+        backends = [self._backend(bus, **smp)]
+        for c in range(1, self.cpus):
+            view = bus.view(f"sysbus.cpu{c}", {VIRT_MAP["gic_dist"][0]: self.gic.distributors[c],
+                                                VIRT_MAP["gic_cpu"][0]: self.gic.cpu_interfaces[c]})
+            backends.append(self._backend(view, index=c, share=backends[0], **smp))
+        return backends
+
+    def _backend(self, bus: Bus, **smp: Any) -> CpuBackend:
         memory = memory_regions(bus)
+        c = smp.get("index", 0)
         # Boot state of the arm64 booting document: x0 = the DTB (at the start of RAM here).
         if self.cpu == "kvm":
             from cosim.cpu.arm64.kvm_cpu import KvmArm64Cpu
 
             wfx = self.kvm_wfx
-            return KvmArm64Cpu(bus=bus, memory=memory, timer=self.timer, budget=self.budget,
+            return KvmArm64Cpu(bus=bus, memory=memory, timer=self.timers[c], budget=self.budget,
                                use_wfx=wfx is not None, **({"wfx_cap": wfx[0], "wfx_exit": wfx[1]} if wfx else {}),
-                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]})
+                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, **smp)
         from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
 
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
-        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES, pmu=self.pmu,
-                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, counting=self.counting)
+        return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timers[c], sysreg_names=SYSREG_NAMES,
+                               pmu=self.pmus[c], entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]},
+                               counting=self.counting, **smp)
 
     def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
         """The device tree blob describing this platform, as QEMU's virt would."""
@@ -347,12 +413,14 @@ class Virt(Platform):
 
         cpus = root.add("cpus")
         cpus.set("#address-cells", 1).set("#size-cells", 0)
-        cpu = cpus.add("cpu@0")
-        cpu.set("device_type", "cpu").set("compatible", "arm,cortex-a57").set("reg", 0).set("enable-method", "psci")
+        for c in range(self.cpus):               # reg: MPIDR_EL1's affinity fields (Aff0 = the index)
+            cpu = cpus.add(f"cpu@{c}")
+            cpu.set("device_type", "cpu").set("compatible", "arm,cortex-a57").set("reg", c)
+            cpu.set("enable-method", "psci")
         root.add("psci").set("compatible", ["arm,psci-0.2", "arm,psci"]).set("method", "hvc")
 
         # Timer PPIs in the GIC binding: <1 (PPI) INTID-16 flags>, listed secure, non-secure, virtual, hyp.
-        flags = GIC_FDT_IRQ_PPI_CPU_MASK | IRQ_TYPE_LEVEL_HIGH
+        flags = ((1 << self.cpus) - 1) << 8 | IRQ_TYPE_LEVEL_HIGH    # the PPI's CPU mask (GIC binding)
         timer = root.add("timer")
         timer.set("compatible", "arm,armv8-timer").set("always-on", True)
         timer.set("interrupts", [c for ppi in (PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP) for c in (1, ppi - 16, flags)])

@@ -129,3 +129,50 @@ def test_memory_rejects_bad_sizes_and_oversized_images(tmp_path):
         ram.load(b"x" * 0x1001)
     with pytest.raises(PlatformError, match="does not exist"):
         Memory("flash", 0x1000, image=tmp_path / "missing.bin")
+
+
+class Banked:
+    """A target answering with its own number: which copy did the access reach?"""
+
+    def __init__(self, name, number):
+        self.name, self.number, self.last = name, number, None
+
+    def read(self, offset, size):
+        return self.number
+
+    def write(self, offset, size, value):
+        self.last = (offset, size, value)
+
+    def debug_read(self, offset, size):
+        return self.number
+
+
+def test_a_view_answers_with_its_own_targets_and_the_shared_bus_elsewhere():
+    from cosim import BusView
+
+    bus = Bus("sysbus")
+    shared, mine = Banked("gic.cpu0", 0), Banked("gic.cpu1", 1)
+    bus.map(0x1000, 0x100, shared)
+    ram = Memory("ram", size=0x1000)
+    bus.map(0x4000, 0x1000, ram)
+    view = bus.view("sysbus.cpu1", {0x1000: mine})
+    assert isinstance(view, BusView)
+    assert (bus.read(0x1004, 4), view.read(0x1004, 4)) == (0, 1)
+    view.write(0x1008, 4, 5)
+    assert mine.last == (8, 4, 5) and shared.last is None
+    view.write(0x4010, 4, 0xCAFE)                      # not overridden: the shared RAM
+    assert bus.read(0x4010, 4) == 0xCAFE
+    assert view.debug_read(0x1000, 4) == 1 and view.debug_read_bytes(0x4010, 2) == b"\xfe\xca"
+    assert [m.target.name for m in view.mappings] == ["gic.cpu1", "ram"]
+    late = Banked("late", 7)
+    bus.map(0x8000, 0x10, late)                        # mapped on the bus after the view was made
+    assert view.read(0x8000, 4) == 7 and view.find(0x9000) is None
+
+
+def test_a_view_overrides_only_what_the_bus_maps():
+    bus = Bus("sysbus")
+    bus.map(0x1000, 0x100, Scratch())
+    with pytest.raises(PlatformError, match=r"overrides 0x1004, where sysbus maps nothing"):
+        bus.view("v", {0x1004: Scratch()})
+    with pytest.raises(PlatformError, match="maps nothing"):
+        bus.view("v", {0x2000: Scratch()})

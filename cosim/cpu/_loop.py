@@ -13,6 +13,20 @@ linux-kernel / kvmarm lists, October 2023):
 Because the budget never reaches past the next pending event, the guest can
 run ahead without missing anything, and a device touched mid-quantum sees the
 guest's local time (`Keeper.sync`).
+
+Several CPUs in one simulation (SMP, or several machines side by side) share
+one timeline in *windows*: each plans its run up to the horizon
+(`Simulation.horizon`: the next pending event that is not another CPU's
+`Resume`), so every CPU runs a whole quantum of its own instructions in the
+same stretch of simulated time, one after another in a fixed order, and N
+busy CPUs do N times the work of one. Time never goes backwards: a device
+access moves the clock to the guest's local time only as far as the next
+pending event of any kind (`Keeper.sync`), so a CPU that runs while another
+CPU's resumption is pending sees the start of its window at its devices (at
+most a quantum early). A CPU that idles or is powered off (`Cpu.power_off`,
+PSCI CPU_OFF) runs nothing and costs nothing until an interrupt or
+`power_on` brings it back. With one CPU the horizon is the next event and
+nothing of this is on its path.
 """
 
 from __future__ import annotations
@@ -38,11 +52,12 @@ __all__ = ["Cpu", "Keeper"]
 class Keeper:
     """The quantum keeper handed to `backend.run` (implements `QuantumKeeper`).
 
-    Called on every device access of a KVM guest, so it keeps the environment's `horizon` at hand
-    (the next event other than another CPU's resumption).
+    Called on every device access of a KVM guest, so it keeps the environment's `peek` (how far the
+    clock may move) and `horizon` (what ends the run: the next event other than another CPU's
+    resumption) at hand.
     """
 
-    __slots__ = ("sim", "start", "budget", "end", "interrupt", "_env", "_peek")
+    __slots__ = ("sim", "start", "budget", "end", "interrupt", "_env", "_peek", "_horizon")
 
     def __init__(self, sim: Simulation, start: int, budget: int) -> None:
         self.sim = sim
@@ -51,10 +66,12 @@ class Keeper:
         self.end = start + budget
         self.interrupt = False  # an interrupt input changed during this run
         self._env = sim.env
-        self._peek = sim.env.horizon
+        self._peek = sim.env.peek
+        self._horizon = sim.env.horizon
 
     def sync(self, elapsed: int) -> None:
-        """Bring the kernel's clock to the guest's local time before a device access."""
+        """Bring the kernel's clock to the guest's local time before a device access (never past
+        a pending event, another CPU's resumption included: time does not go backwards)."""
         target = min(self.start + elapsed, self.end, self._peek())
         if target > self._env.now:
             self._env.advance_to(target)
@@ -67,7 +84,7 @@ class Keeper:
     @property
     def must_yield(self) -> bool:
         """True when the run must end now: a new event is due inside the budget, or an IRQ changed."""
-        return self.interrupt or self._peek() < self.end
+        return self.interrupt or self._horizon() < self.end
 
 
 class Cpu(Device):
@@ -106,6 +123,9 @@ class Cpu(Device):
         self.debugger: Any = None
         # A trace observer (cosim.trace): told of every run and idle jump; None when not tracing.
         self.observer: Any = None
+        # Powered off (a secondary before PSCI CPU_ON, or after CPU_OFF): runs nothing, costs nothing.
+        self.online = True
+        self._power: simpy.Event | None = None
 
     def attach(self, clock: Clock) -> None:
         if not isinstance(clock, Simulation):
@@ -118,6 +138,19 @@ class Cpu(Device):
             clock.add_quiet_check(self._quiet)
             self._wall_start = _wall.perf_counter()
             clock.process(self._loop())
+
+    # -- power (PSCI CPU_ON / CPU_OFF) ----------------------------------------
+    def power_on(self) -> None:
+        """Bring an offline CPU back: it runs from the next event on."""
+        self.online = True
+        if self._power is not None and not self._power.triggered:
+            self._power.succeed()
+
+    def power_off(self) -> None:
+        """Take the CPU offline once its current run ends (its own CPU_OFF, or a CPU never started)."""
+        self.online = False
+        if self._keeper is not None:
+            self._keeper.interrupt = True          # end the run at the next device access
 
     # -- interrupt inputs --------------------------------------------------
     def _line(self, line: str, level: bool) -> None:
@@ -135,6 +168,11 @@ class Cpu(Device):
         assert sim is not None
         backend = self.backend
         while True:
+            if not self.online:
+                self._power = sim.event()
+                yield self._power
+                self._power = None
+                continue
             now = sim.now
             upcoming = sim.horizon()       # other CPUs' resumptions do not bound the run
             budget = self.quantum if upcoming == math.inf else min(self.quantum, int(upcoming) - now)
@@ -195,10 +233,10 @@ class Cpu(Device):
         assert sim is not None
         wake = self._wake = sim.event()
         start = self._idle_since = sim.now
-        upcoming = sim.horizon()
+        upcoming = sim.peek()
         if idle.kind is IdleKind.WFE and upcoming != math.inf:
-            # WFE also wakes on events not modelled one by one (SEV, the event
-            # stream): resume at the next scheduled event instead of an IRQ only.
+            # WFE also wakes on events not modelled one by one (SEV, the event stream, another
+            # CPU's stores): resume at the next scheduled event (another CPU's run included).
             yield sim.env.any_of([wake, sim.timeout(int(upcoming) - start)])
         else:
             yield wake
@@ -222,7 +260,7 @@ class Cpu(Device):
         """A stop happens at the guest's local time, not at its last device access."""
         sim = self._sim
         assert sim is not None
-        if sim.now < local <= sim.horizon():
+        if sim.now < local <= sim.peek():
             sim.advance_to(local)
 
     # -- reporting ---------------------------------------------------------

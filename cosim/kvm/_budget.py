@@ -316,6 +316,10 @@ class TimerBudget(_CpuTimeBudget):
     def _kick_after(self, ns: int) -> None:
         self._set(ns)
 
+    def kick_in(self, ns: int) -> None:
+        """One kick `ns` from now (0: none), apart from any budget: no pending kick is drained."""
+        self._set(ns)
+
     def close(self) -> None:
         self._finalizer()
 

@@ -91,6 +91,10 @@ struct kvm_interrupt {
     __u32 irq;
 };
 
+struct kvm_mp_state {
+    __u32 mp_state;
+};
+
 struct kvm_signal_mask {
     __u32 len;
     __u8 sigset[];
@@ -183,12 +187,18 @@ class Ioctl:
     RUN = IO(KVMIO, 0x80)
     INTERRUPT = IOW(KVMIO, 0x86, "struct kvm_interrupt")
     SET_SIGNAL_MASK = IOW(KVMIO, 0x8B, "struct kvm_signal_mask")
+    GET_MP_STATE = IOR(KVMIO, 0x98, "struct kvm_mp_state")
     NMI = IO(KVMIO, 0x9A)
     GET_ONE_REG = IOW(KVMIO, 0xAB, "struct kvm_one_reg")
     SET_ONE_REG = IOW(KVMIO, 0xAC, "struct kvm_one_reg")
     SET_DEVICE_ATTR = IOW(KVMIO, 0xE1, "struct kvm_device_attr")
     GET_DEVICE_ATTR = IOW(KVMIO, 0xE2, "struct kvm_device_attr")
     HAS_DEVICE_ATTR = IOW(KVMIO, 0xE3, "struct kvm_device_attr")
+
+
+# struct kvm_mp_state's values (KVM_MP_STATE_*): a vCPU PSCI has powered off is STOPPED.
+KVM_MP_STATE_RUNNABLE = 0
+KVM_MP_STATE_STOPPED = 5
 
 
 class Exit:

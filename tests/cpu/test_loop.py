@@ -261,3 +261,50 @@ def test_horizon_is_the_earliest_event_that_is_not_a_resumption(events):
             sim.schedule(delay, lambda: None)
     others = [delay for resume, delay in events if not resume]
     assert sim.horizon() == (min(others) if others else float("inf"))
+
+
+def make_cpus(sim, scripts, quantum=us(100)):
+    guests = [ScriptedBackend(script, period=PERIOD) for script in scripts]
+    cpus = [Cpu(f"cpu{i}", backend=guest, quantum=quantum) for i, guest in enumerate(guests)]
+    for cpu in cpus:
+        cpu.attach(sim)
+    return cpus, guests
+
+
+def test_two_busy_cpus_each_run_every_quantum_window(sim):
+    """Both due at time 0 (once a livelock: each saw the other's resumption as an event due now and
+    got a zero budget); now both run each window of simulated time: two CPUs do twice the work."""
+    cpus, (a, b) = make_cpus(sim, [[S.spin()] * 3, [S.spin()] * 3])
+    sim.run(until=us(300))
+    assert a.budgets[:3] == b.budgets[:3] == [(0, us(100)), (us(100), us(100)), (us(200), us(100))]
+    assert cpus[0].instructions == cpus[1].instructions
+
+
+def test_a_device_access_never_moves_time_past_another_cpus_pending_run(sim):
+    # CPU 0 runs first in the window while CPU 1's run at 0 is pending: its access at local 40 us
+    # sees time 0 (never ahead of an event still due), CPU 1's access at 40 us then sees 40 us.
+    seen = []
+    script = [S.access(us(40) // PERIOD, lambda keeper: seen.append(sim.now)), S.spin()]
+    cpus, (a, b) = make_cpus(sim, [list(script), list(script)])
+    sim.run(until=us(100))
+    assert seen == [0, us(40)]
+
+
+def test_an_idle_cpu_costs_nothing_and_an_interrupt_wakes_it_in_the_window(sim):
+    cpus, (a, b) = make_cpus(sim, [[S.idle(10), S.spin(), S.spin()], [S.spin()] * 4])
+    line = Signal("irq")
+    line.connect(cpus[0].pins["irq"])
+    sim.schedule(us(250), line.raise_)
+    sim.run(until=us(400))
+    assert b.budgets[:4] == [(0, us(100)), (us(100), us(100)), (us(200), us(50)), (us(250), us(100))]
+    assert a.budgets[1:3] == [(us(250), us(100)), (us(350), us(50))]
+    assert cpus[0].idle_skipped == us(250)
+
+
+def test_an_offline_cpu_runs_nothing_until_powered_on(sim):
+    cpus, (a, b) = make_cpus(sim, [[S.spin()] * 5, [S.spin(), S.stop(0)]])
+    cpus[1].power_off()
+    sim.schedule(us(250), cpus[1].power_on)
+    sim.run(until=us(1000))
+    assert b.budgets[:1] == [(us(250), us(100))]
+    assert [start for start, _ in a.budgets[:4]] == [0, us(100), us(200), us(250)]

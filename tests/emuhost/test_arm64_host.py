@@ -24,6 +24,7 @@ AREAS = {
     "fallback-teardown-uboot": "tests/cpu/arm64/test_kvm_guests.py",
     "linux-shell": "tests/platforms/test_virt_linux_kvm.py",
     "pmu-budget": "tests/kvm/test_budget.py",
+    "smp": "tests/cpu/arm64/test_smp.py",                 # issue 11: vCPUs of one VM, KVM's PSCI
 }
 # The binding checks (gcc against the UAPI headers) run on the outer host already.
 SELECTION = [*AREAS.values(), "-k", "(kvm or budget) and not perf_event_attr_matches"]

@@ -26,6 +26,7 @@ STRUCTS = {
     "struct user_pt_regs": ["regs", "sp", "pc", "pstate"],
     "struct user_fpsimd_state": ["vregs", "fpsr", "fpcr"],
     "struct kvm_vcpu_init": ["target", "features"],
+    "struct kvm_mp_state": ["mp_state"],
     "struct kvm_sync_regs": ["device_irq_level"],
     "struct kvm_vcpu_events": ["exception", "reserved"],
     "struct kvm_guest_debug_arch": ["dbg_bcr", "dbg_bvr", "dbg_wcr", "dbg_wvr"],
@@ -50,7 +51,8 @@ EVENT_FIELDS = ["serror_pending", "serror_has_esr", "ext_dabt_pending", "serror_
 IOCTLS = {f"KVM_{k}": v for k, v in vars(Arm64Ioctl).items() if k.isupper()}
 IOCTLS |= {f"KVM_{k}": v for k, v in vars(_uapi.Ioctl).items()
            if k in ("RUN", "IRQ_LINE", "GET_ONE_REG", "SET_ONE_REG", "ENABLE_CAP", "SET_DEVICE_ATTR",
-                    "HAS_DEVICE_ATTR", "SET_SIGNAL_MASK", "SET_USER_MEMORY_REGION", "CREATE_VCPU")}
+                    "HAS_DEVICE_ATTR", "SET_SIGNAL_MASK", "SET_USER_MEMORY_REGION", "CREATE_VCPU",
+                    "GET_MP_STATE")}
 CONSTANTS = {f"KVM_CAP_{k}": v for k, v in vars(Arm64Cap).items() if k.isupper()}
 CONSTANTS |= {f"KVM_ARM_VCPU_{k}": v for k, v in vars(Feature).items() if k.isupper()}
 CONSTANTS |= {f"KVM_ARM_IRQ_TYPE_{k}": v for k, v in vars(IrqType).items() if k.isupper()}
@@ -64,7 +66,8 @@ CONSTANTS |= {"KVM_REG_ARM64": _arm64.KVM_REG_ARM64, "KVM_REG_SIZE_U64": _arm64.
               "KVM_ARM_VCPU_PMU_V3_CTRL": _arm64.KVM_ARM_VCPU_PMU_V3_CTRL,
               "KVM_ARM_VCPU_PMU_V3_INIT": _arm64.KVM_ARM_VCPU_PMU_V3_INIT,
               "KVM_EXIT_ARM_NISV": _uapi.Exit.ARM_NISV, "KVM_EXIT_MMIO": _uapi.Exit.MMIO,
-              "KVM_EXIT_SYSTEM_EVENT": _uapi.Exit.SYSTEM_EVENT, "KVM_EXIT_INTR": _uapi.Exit.INTR}
+              "KVM_EXIT_SYSTEM_EVENT": _uapi.Exit.SYSTEM_EVENT, "KVM_EXIT_INTR": _uapi.Exit.INTR,
+              "KVM_MP_STATE_RUNNABLE": _uapi.KVM_MP_STATE_RUNNABLE, "KVM_MP_STATE_STOPPED": _uapi.KVM_MP_STATE_STOPPED}
 # ONE_REG ids as the header's own macros build them
 CORE_MACROS = {f"x{i}": f"regs.regs[{i}]" for i in range(31)}
 CORE_MACROS |= {"sp_el0": "regs.sp", "pc": "regs.pc", "pstate": "regs.pstate", "sp_el1": "sp_el1",

@@ -109,3 +109,28 @@ def test_exact_instruction_counting_boots_the_same_kernel(images):
     console.feed("poweroff\n")
     summary = board.run(until=board.sim.now + 10 * SEC)
     assert summary.stop is not None and "SYSTEM_OFF" in summary.stop.reason
+
+
+def test_four_cpus_boot_to_the_shell_and_share_the_work(images):
+    """cpus=4: Linux brings the secondaries up with PSCI CPU_ON, and each takes its own timer's ticks."""
+    from cosim.platforms.virt import VirtLinux
+
+    kernel, initrd = images
+    console = BufferBackend()
+    board = VirtLinux(kernel=str(kernel), initrd=str(initrd), console=console, cpus=4)
+    boot_to_shell(board, console, 10 * SEC, 5 * SEC)
+    assert "SMP: Total of 4 processors activated" in console.text
+    for c in range(1, 4):                                              # MPIDR Aff0 = the index
+        assert f"CPU{c}: Booted secondary processor 0x000000000{c}" in console.text
+    assert "hw perfevents: enabled with armv8_pmuv3 PMU driver, 7 counters available" in console.text
+    assert "Oops" not in console.text and "WARNING:" not in console.text
+    assert command(board, console, "nproc").splitlines()[0].strip() == "4"
+    table = command(board, console, "cat /proc/interrupts")
+    timer = next(line.split() for line in table.splitlines() if line.rstrip().endswith("arch_timer"))
+    assert all(int(n) > 0 for n in timer[1:5]), table                 # PPI 27 taken on every CPU
+    ipis = next(line.split() for line in table.splitlines() if "Rescheduling" in line)
+    assert sum(int(n) for n in ipis[1:5]) > 0, table                  # SGIs between CPUs
+    assert all(cpu.instructions > 0 for cpu in board.cpu_list)
+    console.feed("poweroff\n")
+    summary = board.run(until=board.sim.now + 10 * SEC)
+    assert summary.stop is not None and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0

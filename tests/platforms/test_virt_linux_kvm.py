@@ -70,3 +70,17 @@ def test_poweroff_on_kvm(booted):
     console.feed("poweroff\n")
     summary = board.run(until=board.sim.now + 10 * SEC)
     assert summary.stop is not None and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0
+
+
+def test_four_vcpus_boot_to_the_shell(images):
+    """cpus=4 on KVM: the host kernel's PSCI starts the secondaries; nproc says 4."""
+    kernel, initrd = images
+    console = BufferBackend()
+    board = VirtLinux(kernel=str(kernel), initrd=str(initrd), console=console, cpu="kvm", cpus=4)
+    linux_shell.boot_to_shell(board, console, 30 * SEC, 10 * SEC, wall_limit=WALL_LIMIT)
+    text = console.output.decode(errors="replace")
+    assert "SMP: Total of 4 processors activated" in text and "Oops" not in text
+    assert command(board, console, "nproc").splitlines()[0].strip() == "4"
+    console.feed("poweroff\n")
+    summary = board.run(until=board.sim.now + 10 * SEC)
+    assert summary.stop is not None and "SYSTEM_OFF" in summary.stop.reason and summary.status == 0

@@ -50,7 +50,7 @@ from ...kvm._arm64 import (CORE_REGS, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, KVM_ARM
 from ...kvm._cpu import KvmCpuBase, MemoryRegion, block_kick, map_memory
 from ...kvm._budget import KICK_SIGNAL, BudgetChoice, TimerBudget, choose_budget_source
 from ...kvm._system import DEFAULT_DEVICE, Kvm, KvmError, Vcpu, Vm, scratch_vm
-from ...kvm._uapi import Ioctl
+from ...kvm._uapi import KVM_MP_STATE_STOPPED, Ioctl
 from .._backend import BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuExit, Idle, QuantumKeeper
 from .._debug import DebugSlots, DebugStop, StopKind, WatchKind
 from .kvm_exits import Debug, ExternalAbort, Mmio, debug_stop, decode, handle_exit
@@ -65,6 +65,8 @@ _MASK64 = (1 << 64) - 1
 # Documentation/arch/arm64/booting.rst, "Call the kernel image": EL1h with D, A, I, F masked
 # (what KVM_ARM_VCPU_INIT also gives), x1-x3 zero; x0 (the DTB) and the PC come from the platform.
 BOOT_STATE = {"pstate": 0x3C5, "x1": 0, "x2": 0, "x3": 0}
+# SMP: wall time after which a vCPU inside KVM_RUN is kicked, in case PSCI CPU_OFF put it to sleep there.
+WAKE_NS = 50_000_000
 
 
 def kvm_arm64_unavailable(device: str = DEFAULT_DEVICE) -> str | None:
@@ -93,14 +95,18 @@ def _enable_cap(vm: Vm, cap: int, what: str) -> None:
     vm.ioctl(Ioctl.ENABLE_CAP, enable, what=f"KVM_ENABLE_CAP({what})")
 
 
-def _init_vcpu(vm: Vm, vcpu: Vcpu, features: Arm64Features, want_pmu: bool, logger: logging.Logger) -> bool:
-    """KVM_ARM_PREFERRED_TARGET + KVM_ARM_VCPU_INIT; True when the guest got a PMUv3."""
+def _init_vcpu(vm: Vm, vcpu: Vcpu, features: Arm64Features, want_pmu: bool, logger: logging.Logger,
+               power_off: bool = False) -> bool:
+    """KVM_ARM_PREFERRED_TARGET + KVM_ARM_VCPU_INIT (`power_off`: the vCPU waits for PSCI CPU_ON);
+    True when the guest got a PMUv3."""
     init = ffi.new("struct kvm_vcpu_init *")
     vm.ioctl(Arm64Ioctl.ARM_PREFERRED_TARGET, init, what="KVM_ARM_PREFERRED_TARGET")
     if not features.psci_0_2:
         raise KvmError("this host's KVM lacks KVM_CAP_ARM_PSCI_0_2 (the virt device tree promises PSCI 0.2); "
                        "probing", _errno.ENOTSUP)
     init.features[0] |= 1 << Feature.PSCI_0_2
+    if power_off:
+        init.features[0] |= 1 << Feature.POWER_OFF
     pmu = want_pmu and features.pmu_v3
     if pmu:
         init.features[0] |= 1 << Feature.PMU_V3
@@ -135,7 +141,9 @@ class KvmArm64Cpu(KvmCpuBase):
                  frequency: Frequency = GHz(1), ips: float | None = None, budget: str = "auto",
                  access_latency: int = 100 * NS, wfx_cap: int = DEFAULT_WFX_CAP, wfx_exit: int = DEFAULT_WFX_EXIT,
                  use_wfx: bool = True, guest_pmu: bool = True, entry: int = 0, registers: dict[str, int] | None = None,
-                 device: str = DEFAULT_DEVICE, kick_signal: int = KICK_SIGNAL, logger: logging.Logger = log) -> None:
+                 device: str = DEFAULT_DEVICE, kick_signal: int = KICK_SIGNAL, logger: logging.Logger = log,
+                 share: "KvmArm64Cpu | None" = None, index: int = 0,
+                 power: Callable[[int, bool], None] | None = None) -> None:
         reason = kvm_arm64_unavailable(device)
         if reason:
             raise PlatformError(reason)
@@ -161,11 +169,22 @@ class KvmArm64Cpu(KvmCpuBase):
         self._ips_measured = False
         self._ptimer = True                 # the kernel exposes the physical timer's registers (until it says no)
         self.guard: TimerBudget | None = None
+        # SMP (several vCPUs of one VM, `share` = the first): KVM serves PSCI, so CPU_ON and CPU_OFF are
+        # seen in the vCPUs' MP_STATE; `power(index, on)` tells the platform. A vCPU that calls CPU_OFF
+        # sleeps inside KVM_RUN until a signal: `_wake` kicks every SMP run after WAKE_NS of wall time.
+        self.index = index
+        self._power = power
+        self._group: list[KvmArm64Cpu] = share._group if share is not None else []
+        self._group.append(self)
+        self.stopped = share is not None            # secondaries start powered off (KVM_ARM_VCPU_POWER_OFF)
+        self._wake: TimerBudget | None = None
         timer.frequency_hz = host_counter_frequency()
-        self.kvm = Kvm(device)
+        self.kvm = share.kvm if share is not None else Kvm(device)
         try:
-            self._setup(memory, wfx_cap, use_wfx, guest_pmu)
-            self._ips = ips
+            self._setup(memory, wfx_cap, use_wfx, guest_pmu, share)
+            if power is not None:
+                self._wake = TimerBudget(1e9, kick_signal)
+            self._ips = ips if ips is not None or share is None else share._ips
             self.budget_choice: BudgetChoice = choose_budget_source(budget, ips=self._guest_ips, signo=kick_signal)
             self.source = self.budget_choice.source
             if not self.features.wfx_exit:
@@ -181,16 +200,21 @@ class KvmArm64Cpu(KvmCpuBase):
             raise
         self.description = self._describe()
 
-    def _setup(self, memory: Iterable[MemoryRegion], wfx_cap: int, use_wfx: bool, guest_pmu: bool) -> None:
+    def _setup(self, memory: Iterable[MemoryRegion], wfx_cap: int, use_wfx: bool, guest_pmu: bool,
+               share: "KvmArm64Cpu | None") -> None:
         kvm = self.kvm
-        self.vm = vm = kvm.create_vm()
-        self.features = probe_arm64(vm.check_extension, lambda cap: _enable_cap(vm, cap, f"{cap}: WFx exit"),
-                                    wfx_cap=wfx_cap, use_wfx=use_wfx)
-        if self.features.nisv_to_user:
-            _enable_cap(vm, Arm64Cap.ARM_NISV_TO_USER, "ARM_NISV_TO_USER")
-        map_memory(kvm, vm, memory, self.log)
-        self.vcpu = vcpu = vm.create_vcpu(0)
-        self.guest_pmu = _init_vcpu(vm, vcpu, self.features, guest_pmu, self.log)
+        if share is not None:                       # another vCPU of the first one's VM: memory is mapped
+            self.vm = vm = share.vm
+            self.features = share.features
+        else:
+            self.vm = vm = kvm.create_vm()
+            self.features = probe_arm64(vm.check_extension, lambda cap: _enable_cap(vm, cap, f"{cap}: WFx exit"),
+                                        wfx_cap=wfx_cap, use_wfx=use_wfx)
+            if self.features.nisv_to_user:
+                _enable_cap(vm, Arm64Cap.ARM_NISV_TO_USER, "ARM_NISV_TO_USER")
+            map_memory(kvm, vm, memory, self.log)
+        self.vcpu = vcpu = vm.create_vcpu(self.index)
+        self.guest_pmu = _init_vcpu(vm, vcpu, self.features, guest_pmu, self.log, power_off=share is not None)
         # Aborting an access needs it retired first, with immediate_exit (see _inject_abort).
         self.inject_abort = self.features.ext_dabt and kvm.capabilities.has("IMMEDIATE_EXIT")
         self.kvm_run = vcpu.kvm_run
@@ -450,9 +474,20 @@ class KvmArm64Cpu(KvmCpuBase):
                 entered = True
                 if guard is not None:
                     guard.arm(max(1_000, (allowance - self.timer.time_of(self._count - started)) // 1000))
+                if self._wake is not None:
+                    self._wake.kick_in(WAKE_NS)
                 source.entered()
                 ran = vcpu.run()
                 source.exited()
+                if self._wake is not None:
+                    self._wake.kick_in(0)
+                    if not ran and self._mp_state() == KVM_MP_STATE_STOPPED:
+                        self._stop_counter()
+                        self.stopped = True               # PSCI CPU_OFF: KVM put it to sleep
+                        assert self._power is not None
+                        self._power(self.index, False)
+                        return self._exit(keeper, DEVICE_ACCESS, source.executed() * period + extra,
+                                          source.executed())
                 self._stop_counter()
                 self._pending = False
                 done = source.executed()
@@ -501,9 +536,24 @@ class KvmArm64Cpu(KvmCpuBase):
             source.disarm()
             if guard is not None:
                 guard.disarm()
+            if self._power is not None:
+                self._started_siblings()
+
+    def _mp_state(self) -> int:
+        state = ffi.new("struct kvm_mp_state *")
+        self.vcpu.ioctl(Ioctl.GET_MP_STATE, state, what="KVM_GET_MP_STATE")
+        return int(state.mp_state)
+
+    def _started_siblings(self) -> None:
+        """KVM served a PSCI CPU_ON in the run that just ended: the target is RUNNABLE now."""
+        assert self._power is not None
+        for other in self._group:
+            if other.stopped and other is not self and other._mp_state() != KVM_MP_STATE_STOPPED:
+                other.stopped = False
+                self._power(other.index, True)
 
     def _closeables(self) -> list:
-        return [part for part in (getattr(self, "source", None), self.guard) if part is not None]
+        return [part for part in (getattr(self, "source", None), self.guard, self._wake) if part is not None]
 
 
 def _extension(vm: Vm, cap: int) -> int:

@@ -36,9 +36,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT,
-                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
-                     UC_MEM_WRITE, UC_MODE_ARM, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc, UcError)
+from unicorn import (UC_ARCH_ARM64, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_ERR_FETCH_UNMAPPED,
+                     UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT, UC_ERR_WRITE_UNMAPPED, UC_HOOK_CODE, UC_HOOK_INTR,
+                     UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE, UC_MODE_ARM, UC_PROT_ALL, UC_PROT_EXEC,
+                     UC_PROT_READ, Uc, UcError)
 from unicorn import arm64_const as A
 
 from ..._bus import Bus, BusError
@@ -48,7 +49,8 @@ from ..._time import GHz, US, Frequency
 from .._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuExit, ExitReason, Idle, IdleKind,
                         QuantumKeeper, Stop)
 from .._debug import DebugStop, StopKind, WatchKind
-from . import COUNTING_MODES, psci
+from . import COUNTING_MODES
+from .psci import Psci
 from ._counter import NativeCounter, NativeSysregFilter
 from .debug import SYSREG_NAMES as DEBUG_SYSREGS
 from .debug import (MDSCR_SS, CodeAndMemoryHooks, ERET, PSTATE_SS, SelfHostedDebug, breakpoint_syndrome,
@@ -78,6 +80,7 @@ _IDLE = Idle(IdleKind.WFI)
 
 SPSR_EL1 = (3, 0, 4, 0, 0)
 SCTLR_EL1 = (3, 0, 1, 0, 0)          # (op0, op1, CRn, CRm, op2) for cpr_read/cpr_write
+SCTLR_M_C_I = (1 << 0) | (1 << 2) | (1 << 12)   # MMU, data and instruction cache enables
 TCR_EL1 = (3, 0, 2, 0, 2)
 SCR_EL3 = (3, 6, 1, 1, 0)
 ID_AA64DFR0_EL1 = (3, 0, 0, 5, 0)
@@ -86,6 +89,7 @@ ID_AA64DFR0_EL1 = (3, 0, 0, 5, 0)
 _TIME_POLLED = frozenset({"CNTPCT_EL0", "CNTVCT_EL0", "CNTP_CTL_EL0", "CNTV_CTL_EL0", "CNTP_TVAL_EL0",
                           "CNTV_TVAL_EL0"})
 HCR_EL2 = (3, 4, 1, 1, 0)
+VMPIDR_EL2 = (3, 4, 0, 0, 5)
 # Unicorn starts in Secure EL1 with SCR_EL3.RW = 0, which QEMU reads as "EL1 is
 # AArch32": the first MMU enable then faults. Present what QEMU's virt gives a
 # guest instead: Non-secure (NS), HVC enabled (HCE), lower ELs AArch64 (RW).
@@ -136,13 +140,17 @@ class UnicornArm64Cpu:
                  timer: Any = None, sysreg_names: dict[tuple[int, int, int, int, int], str] | None = None,
                  pmu: Any = None,
                  frequency: Frequency = GHz(1), max_poll_skip: int = 100 * US, entry: int = 0,
-                 registers: dict[str, int] | None = None, counting: str = "block") -> None:
+                 registers: dict[str, int] | None = None, counting: str = "block",
+                 share: "UnicornArm64Cpu | None" = None, index: int = 0, psci: Psci | None = None) -> None:
         if counting not in COUNTING_MODES:
             raise PlatformError(f"counting must be {' or '.join(COUNTING_MODES)}, not {counting!r}")
         self.bus = bus
         self.timer = timer
         self.period = frequency.period
         self.max_poll_skip = max_poll_skip
+        self.index = index
+        # PSCI: the machine's power controller (SMP), or a one-CPU machine's.
+        self.psci = psci if psci is not None else Psci([0])
         # System registers served by models (encoding -> owner, name); unicorn executes the rest.
         self._sysregs: dict[tuple[int, int, int, int, int], tuple[Any, str]] = {}
         if timer is not None:
@@ -153,29 +161,23 @@ class UnicornArm64Cpu:
             self._sysregs.update({key: (pmu, name) for key, name in PMU_SYSREGS.items()})
         self.description = (f"unicorn {__import__('unicorn').__version__} Arm64 at {frequency}, "
                             + ("instructions counted per block" if counting == "block" else "exact instruction count"))
-        self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
-        self.uc.cpr_write(*SCR_EL3, SCR_EL3_VALUE)
-        self.uc.cpr_write(*HCR_EL2, HCR_EL2_RW)
         memory = list(memory)
-        for base, size, host, read_only in memory:
-            self.uc.mem_map_ptr(base, size, UC_PROT_READ | UC_PROT_EXEC if read_only else UC_PROT_ALL, host)
-        for base, size in _whole_pages(mmio, self.uc.ctl_get_page_size()):
-            self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
-        self.counter = NativeCounter(self.uc, per_block=counting == "block")
+        if share is None:
+            self._engine = _Engine(self, memory, mmio, counting == "block", set(self._sysregs) | set(DEBUG_SYSREGS))
+        else:
+            self._engine = share._engine
+        self.uc = self._engine.uc
+        self.counter = self._engine.counter
         self.guest_pmu = pmu is not None  # the platform lists a PMU in the device tree then
         if pmu is not None:               # the PMU counts what this CPU retires, at its exception level
             pmu.instructions = self.retired
-            pmu.el = lambda: current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE))
+            pmu.el = lambda: current_el(self.read_register("pstate"))
             pmu.dfr0 = self.uc.cpr_read(*ID_AA64DFR0_EL1)
-        self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
-        # The guest's self-hosted debug (debug.py): its registers never reach unicorn.
+        # The guest's self-hosted debug (debug.py), per CPU: its registers never reach unicorn.
         self.debug = SelfHostedDebug(self.uc.cpr_read(*ID_AA64DFR0_EL1))
         self._sysregs.update({key: (self.debug, name) for key, name in DEBUG_SYSREGS.items()})
-        # No UC_HOOK_MEM_* hook: any memory hook puts every guest access on unicorn's slow
-        # path (Linux boots ~40% slower); a bad access is decoded from the instruction instead.
-        # Only the timer's registers leave unicorn; the filter runs natively for all others.
-        self._filters = [NativeSysregFilter(self.uc, A.UC_ARM64_INS_MRS, self._sysregs, self._on_mrs),
-                         NativeSysregFilter(self.uc, A.UC_ARM64_INS_MSR, self._sysregs, self._on_msr)]
+        if share is not None and set(self._sysregs) != set(share._sysregs):
+            raise PlatformError("CPUs sharing one unicorn engine must serve the same system registers")
         self.lines = {"irq": False, "fiq": False}
         self._keeper: QuantumKeeper | None = None
         self._extra = 0                   # time added to local time in this run: poll skips, carried overrun
@@ -212,12 +214,23 @@ class UnicornArm64Cpu:
         # it goes on to make are dropped (RAM is put back from `_undo`).
         self._abandoned = False
         self._storm = 0                   # exceptions in a row, each soon after the last (see _STORM_GAP)
+        self._boot: tuple[int, int] | None = None                  # PSCI CPU_ON's (entry, context_id), not yet run
+        self._engine.add(self)
+        # MPIDR_EL1 as EL1 reads it with EL2 present is VMPIDR_EL2 (D17.2.101), kept in the CPU's
+        # context: Aff0 = the CPU's index, bit 31 RES1 (as QEMU's virt numbers up to 8 CPUs).
+        self.uc.cpr_write(*VMPIDR_EL2, self.mpidr)
         self.write_register("pc", entry)
         for name, value in (registers or {}).items():
             self.write_register(name, value)
 
+    @property
+    def mpidr(self) -> int:
+        """MPIDR_EL1: bit 31 RES1, Aff0 = the index (the device tree's cpu `reg` is the affinity)."""
+        return (1 << 31) | self.index
+
     # -- registers -----------------------------------------------------------
     def read_register(self, name: str) -> int:
+        self._engine.select(self)
         if name == "spsr_el1":
             return self.uc.cpr_read(*SPSR_EL1)
         if name == "pstate":
@@ -229,6 +242,7 @@ class UnicornArm64Cpu:
         return self.uc.reg_read(A.UC_ARM64_REG_PSTATE) & ~PSTATE_SS | (PSTATE_SS if self._ss else 0)
 
     def write_register(self, name: str, value: int) -> None:
+        self._engine.select(self)
         if name == "spsr_el1":
             self.uc.cpr_write(*SPSR_EL1, value)
         else:
@@ -236,6 +250,7 @@ class UnicornArm64Cpu:
 
     @property
     def pc(self) -> int:
+        self._engine.select(self)
         return self.uc.reg_read(A.UC_ARM64_REG_PC)
 
     def register_dump(self) -> str:
@@ -308,6 +323,9 @@ class UnicornArm64Cpu:
             # Instructions already retired past earlier budgets cover this one too.
             self._carry -= keeper.budget
             return CpuExit(BUDGET_SPENT, keeper.budget, 0)
+        self._engine.select(self)
+        if self._boot is not None:
+            self._power_on_reset(*self._boot)
         self._keeper = keeper
         self._extra, self._carry = self._carry, 0
         self._done = 0
@@ -315,6 +333,7 @@ class UnicornArm64Cpu:
         self._poll_keys = None         # a polling streak never spans quanta
         self._limit = max(1, keeper.budget // self.period)
         stuck, last_taken = 0, None       # see _STUCK_EXCEPTIONS
+        self._engine.running = True
         try:
             while True:
                 self._take_interrupt()
@@ -371,6 +390,22 @@ class UnicornArm64Cpu:
                     return self._exit(DEVICE_ACCESS)      # a signal: end the run here, the loop stops
         finally:
             self._keeper = None
+            self._engine.running = False
+
+    def boot(self, entry: int, context_id: int) -> None:
+        """PSCI CPU_ON: start at `entry` with x0 = `context_id` when this CPU next runs."""
+        self._boot = (entry, context_id)
+        self._carry = 0
+
+    def _power_on_reset(self, entry: int, context_id: int) -> None:
+        """The state DEN 0022D 6.4 gives a CPU entering at CPU_ON's entry point: EL1h with
+        DAIF masked, MMU and caches off, x0 = context_id; the rest is UNKNOWN (kept)."""
+        self._boot = None
+        self.uc.reg_write(A.UC_ARM64_REG_PSTATE, 0x3C5)
+        self.uc.cpr_write(*SCTLR_EL1, self.uc.cpr_read(*SCTLR_EL1) & ~SCTLR_M_C_I)   # also rebuilds EL flags
+        self.uc.reg_write(A.UC_ARM64_REG_X0, context_id)
+        self.uc.reg_write(A.UC_ARM64_REG_PC, entry)
+        self.psci.started(self.index)
 
     def _stuck(self) -> None:
         """The vector itself faults (no table at VBAR_EL1, e.g. nothing in flash): each exception
@@ -506,6 +541,8 @@ class UnicornArm64Cpu:
     def retired(self) -> int:
         """Instructions retired since the CPU was made, exact at the instruction being executed
         (the PMU's INST_RETIRED)."""
+        if self._keeper is None or self._engine.current is not self:
+            return self._retired          # between runs (this CPU's or another's): all counted there
         return self._retired + self._done + self.counter.executed_before(self.pc)
 
     def _poll_step(self, what: object) -> None:
@@ -546,10 +583,15 @@ class UnicornArm64Cpu:
         if self._step_from is not None and intno in (EXCP_SWI, EXCP_HVC, EXCP_SMC):
             self._ss, self._stepped = False, False   # a stepped SVC/HVC/SMC completes (D2.12.7)
         if intno in (EXCP_HVC, EXCP_SMC):
-            result = psci.call(self.read_register("x0"), self.read_register("x1"))
-            self.write_register("x0", result.x0)
+            x = [self.uc.reg_read(_BASE_REGS[n]) for n in range(4)]
+            result = self.psci.call(self.index, *x)
+            self.uc.reg_write(_BASE_REGS[0], result.x0)
             if result.stop:
                 self._end_run(Stop(0, f"guest called PSCI SYSTEM_{result.stop.upper()}"))
+            elif result.off:
+                self._end_run(DEVICE_ACCESS)          # the loop sees the CPU offline and parks it
+            elif result.suspend and not self.interrupt_pending():
+                self._end_run(_IDLE)
             return
         if intno == EXCP_SWI:
             # SVC: the preferred return address is the next instruction, where unicorn's PC already is.
@@ -696,10 +738,14 @@ class UnicornArm64Cpu:
             self._stop = Breakpoint(pc, stop)
             self.uc.emu_stop()
 
+    # Hooks live on the shared engine: a breakpoint or watchpoint set through any CPU stops whichever
+    # CPU reaches it (gdb's are global); single step concerns only the CPU it was asked of.
     def _on_breakpoint(self, uc: Uc, address: int, size: int, _: Any) -> None:
-        self._debug_stop(address, DebugStop(StopKind.BREAKPOINT))
+        self._engine.current._debug_stop(address, DebugStop(StopKind.BREAKPOINT))
 
     def _on_step(self, uc: Uc, address: int, size: int, _: Any) -> None:
+        if self._engine.current is not self:
+            return
         if not self._step_started:
             self._step_started = True       # the instruction to step: let it run
             return
@@ -711,6 +757,9 @@ class UnicornArm64Cpu:
             uc.emu_stop()
 
     def _on_watch(self, uc: Uc, access: int, address: int, size: int, value: int, kind: WatchKind) -> None:
+        if self._engine.current is not self:
+            self._engine.current._on_watch(uc, access, address, size, value, kind)
+            return
         if self._stop is not None:
             return
         if access == UC_MEM_WRITE:
@@ -801,8 +850,10 @@ class UnicornArm64Cpu:
                 self._hooks.add_memory(key, UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, max(0, key[1] - 15), key[2],
                                        self._on_guest_watch)
 
+    # The guest's breakpoints and watchpoints are its CPU's (its debug registers): their hooks, on the
+    # shared engine, act only while that CPU runs.
     def _on_guest_breakpoint(self, uc: Uc, address: int, size: int, _: Any) -> None:
-        if self._stop is not None or self._pending_sync is not None:
+        if self._engine.current is not self or self._stop is not None or self._pending_sync is not None:
             return
         if self._step_from is not None and self._step_started:
             return                          # past the stepped instruction: the step exception comes first
@@ -814,7 +865,7 @@ class UnicornArm64Cpu:
             uc.emu_stop()
 
     def _on_guest_watch(self, uc: Uc, access: int, address: int, size: int, value: int, _: Any) -> None:
-        if self._stop is not None or self._pending_sync is not None:
+        if self._engine.current is not self or self._stop is not None or self._pending_sync is not None:
             return
         pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
         write = access == UC_MEM_WRITE
@@ -848,5 +899,81 @@ class UnicornArm64Cpu:
 
     def close(self) -> None:
         self._keeper = None
+        self._engine.close()
+
+
+class _Engine:
+    """One unicorn engine shared by the CPUs of a machine, holding one CPU's state at a time.
+
+    Each CPU keeps its registers (system registers and the exclusive monitor included) in a
+    saved context; `select` switches the engine to another CPU between runs: its context is
+    restored and the TLB flushed (the CPUs' translation tables differ). Memory, translated
+    code and the native hooks are shared, so a CPU sees code another one wrote, and a store
+    between another CPU's LDXR and STXR makes its STXR fail (QEMU compares the value). The
+    hooks call whichever CPU is current.
+    """
+
+    def __init__(self, first: UnicornArm64Cpu, memory: list[MemoryRegion], mmio: Iterable[tuple[int, int]],
+                 per_block: bool, sysregs: set[tuple[int, int, int, int, int]]) -> None:
+        self.current = first
+        self.running = False
+        self.cpus: list[UnicornArm64Cpu] = []
+        self._contexts: dict[UnicornArm64Cpu, Any] = {}
+        self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        self.uc.cpr_write(*SCR_EL3, SCR_EL3_VALUE)
+        self.uc.cpr_write(*HCR_EL2, HCR_EL2_RW)
+        for base, size, host, read_only in memory:
+            self.uc.mem_map_ptr(base, size, UC_PROT_READ | UC_PROT_EXEC if read_only else UC_PROT_ALL, host)
+        for base, size in _whole_pages(mmio, self.uc.ctl_get_page_size()):
+            self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
+        self.counter = NativeCounter(self.uc, per_block=per_block)
+        self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
+        # No UC_HOOK_MEM_* hook: any memory hook puts every guest access on unicorn's slow
+        # path (Linux boots ~40% slower); a bad access is decoded from the instruction instead.
+        # Only the models' registers leave unicorn; the filter runs natively for all others.
+        self._filters = [NativeSysregFilter(self.uc, A.UC_ARM64_INS_MRS, sysregs, self._on_mrs),
+                         NativeSysregFilter(self.uc, A.UC_ARM64_INS_MSR, sysregs, self._on_msr)]
+
+    def add(self, cpu: UnicornArm64Cpu) -> None:
+        """A new CPU; it becomes current, so its constructor sets its registers. CPUs are added
+        before any runs: a second one starts as a copy of the first one's (reset) state."""
+        if self.cpus:
+            # Contexts exist only from the second CPU on: a one-CPU engine is left as it was.
+            self._contexts[self.current] = self.uc.context_save()
+        self.cpus.append(cpu)
+        self.current = cpu
+
+    def select(self, cpu: UnicornArm64Cpu) -> None:
+        if self.current is cpu:
+            return
+        if self.running:
+            raise CpuError(f"CPU {cpu.index}'s state was asked for while CPU {self.current.index} runs")
+        saved = self._contexts.get(self.current)
+        if saved is None:
+            self._contexts[self.current] = self.uc.context_save()
+        else:
+            self.uc.context_update(saved)
+        self.uc.context_restore(self._contexts[cpu])
+        # Translations cached for the other CPU's tables must go (this also clears the jump cache).
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        self.current = cpu
+
+    # The hooks: the CPU being run is the one they concern.
+    def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
+        return self.current._mmio_read(uc, offset, size, base)
+
+    def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
+        self.current._mmio_write(uc, offset, size, value, base)
+
+    def _on_exception(self, uc: Uc, intno: int, data: Any) -> None:
+        self.current._on_exception(uc, intno, data)
+
+    def _on_mrs(self, reg: int, cp: Any) -> int:
+        return self.current._on_mrs(reg, cp)
+
+    def _on_msr(self, reg: int, cp: Any) -> int:
+        return self.current._on_msr(reg, cp)
+
+    def close(self) -> None:
         for hook in self._filters:
             hook.close()

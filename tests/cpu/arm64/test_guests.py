@@ -207,7 +207,7 @@ def test_an_error_raised_while_unicorn_runs_ends_the_run_as_a_cpu_error(arm_gues
     def broken(*args):
         raise CpuError("PSCI firmware model failed")
 
-    monkeypatch.setattr(psci, "call", broken)
+    monkeypatch.setattr(psci.Psci, "call", broken)
     board, console = boot(arm_guest("hello"))
     with pytest.raises(SimulationError, match=r"cpu0: PSCI firmware model failed\nx0 ="):
         board.run(until=SEC)

@@ -20,7 +20,8 @@ from cosim.kvm._arm64 import (CORE_REGS, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, PORT
                               SEED_WFX_CAP, SEED_WFX_EXIT, SYSREGS, Arm64Cap, Arm64Ioctl, DeviceIrq,
                               Feature, TimerReg, ffi)
 from cosim.kvm._budget import BudgetChoice
-from cosim.kvm._uapi import KVM_RUN_EXIT_UNION_OFFSET, KVM_RUN_SYNC_REGS_OFFSET, Exit, Ioctl, SystemEvent
+from cosim.kvm._uapi import (KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_STOPPED, KVM_RUN_EXIT_UNION_OFFSET,
+                             KVM_RUN_SYNC_REGS_OFFSET, Exit, Ioctl, SystemEvent)
 from cosim.platforms.virt import Virt
 
 from ..budget_fakes import ScriptedSource
@@ -34,9 +35,11 @@ STOCK = {Arm64Cap.ARM_USER_IRQ: 1, Arm64Cap.ARM_PMU_V3: 1, Arm64Cap.ARM_PSCI_0_2
 
 
 class FakeVcpu:
-    def __init__(self, kernel):
+    def __init__(self, kernel, index=0):
         self.kernel = kernel
-        self.index = 0
+        self.index = index
+        self.features = 0
+        self.mp_state = KVM_MP_STATE_RUNNABLE
         self.kvm_run = ffi.new("struct kvm_run *")
         self.regs = dict.fromkeys([*CORE_REGS.values(), *SYSREGS.values()], 0)
         self.regs |= {TimerReg.TIMER_CNT: 123_456, TimerReg.TIMER_CTL: 0, TimerReg.TIMER_CVAL: 0}
@@ -57,7 +60,11 @@ class FakeVcpu:
             else:
                 raise KvmError(what, errno.ENOENT)
         elif request == Arm64Ioctl.ARM_VCPU_INIT:
-            self.kernel.features = arg.features[0]
+            self.features = self.kernel.features = arg.features[0]
+            if self.features & 1 << Feature.POWER_OFF:
+                self.mp_state = KVM_MP_STATE_STOPPED
+        elif request == Ioctl.GET_MP_STATE:
+            arg.mp_state = self.mp_state
         elif request == Arm64Ioctl.SET_VCPU_EVENTS:
             self.kernel.aborts += arg.exception.ext_dabt_pending
         return 0
@@ -98,8 +105,10 @@ class FakeVm:
         self.slots.append((base, size, read_only))
 
     def create_vcpu(self, index):
-        self.kernel.vcpu = FakeVcpu(self.kernel)
-        return self.kernel.vcpu
+        vcpu = FakeVcpu(self.kernel, index)
+        self.kernel.vcpus.append(vcpu)
+        self.kernel.vcpu = self.kernel.vcpu or vcpu
+        return vcpu
 
 
 class FakeKernel:
@@ -113,6 +122,7 @@ class FakeKernel:
         self.drift = 0                # counter ticks the host's clock moves on after each read
         self.features = 0
         self.vcpu = None
+        self.vcpus = []
         self.vm = None
         self.source = ScriptedSource()
         self.device = "/dev/kvm"
@@ -535,3 +545,27 @@ def test_an_access_that_raises_an_interrupt_ends_the_run_early(fake):
     assert dict(board.cpu0.exits) == {"io": 1, "stop": 1}
     assert kernel.irq_lines == [(0, 1)]
     assert board.cpu0.instructions == 8
+
+
+def power(index, state):
+    """KVM's in-kernel PSCI changed vCPU `index`'s power state (CPU_ON or CPU_OFF, no exit of its own)."""
+    def step(kernel, run):
+        kernel.vcpus[index].mp_state = state
+        return False
+    return step
+
+
+def test_smp_vcpus_of_one_vm_follow_kvms_psci(fake):
+    """cpus=2: one VM, vCPU 1 created powered off; KVM's CPU_ON and CPU_OFF are seen in MP_STATE."""
+    script = [chain(power(1, KVM_MP_STATE_RUNNABLE), executing(2_000_000, interrupted())),   # CPU 0: CPU_ON 1
+              chain(power(1, KVM_MP_STATE_STOPPED), executing(50, interrupted())),          # CPU 1: CPU_OFF
+              system_event(SystemEvent.SHUTDOWN)]                                          # CPU 0 again
+    board, kernel, _ = fake(script, cpus=2)
+    assert [v.index for v in kernel.vcpus] == [0, 1] and len(kernel.vm.slots) == 2    # memory mapped once
+    assert not kernel.vcpus[0].features & 1 << Feature.POWER_OFF
+    assert kernel.vcpus[1].features & 1 << Feature.POWER_OFF
+    assert not board.cpu_list[1].online
+    summary = board.run(until=SEC)
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+    assert sum(board.cpu_list[1].exits.values()) == 1 and not board.cpu_list[1].online     # ran once, then off
+    assert board.cpu_list[1].backend.stopped and not board.cpu_list[0].backend.stopped
