@@ -70,8 +70,8 @@ class Environment(simpy.Environment):
         """Time of the next pending event that is not a CPU's `Resume`; `math.inf` when none.
 
         A CPU plans its run up to the next event that can change what its guest sees; the
-        resumption of another CPU (another machine in the same simulation) is not one, so
-        the machines run decoupled by up to a quantum instead of in lock step. The heap's
+        resumption of another CPU (of the same machine or another one) is not one, so every
+        CPU runs a whole quantum in each window instead of in lock step. The heap's
         root is the usual answer; below a `Resume` only its children can be earlier, so
         the walk visits about two entries per CPU.
         """

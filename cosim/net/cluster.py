@@ -4,10 +4,10 @@
 ends: when every machine has stopped (each guest powered off), or as soon as
 the `primary` machine stops when one is named. A machine that stops with a
 non-zero status (a failed guest, a deadlock) ends the run at once with that
-status, so a failing guest always fails the run. The machines' CPUs run
-decoupled by up to their quantum (`Environment.horizon`): frames between them
-are events in simulated time, exact whenever the link latency is at least the
-quantum, and the run is deterministic in any case.
+status, so a failing guest always fails the run. The machines' CPUs share the
+timeline in windows of one quantum (`Environment.horizon`, cosim.cpu's loop):
+frames between them are events in simulated time, never more than a quantum
+off, and the run is deterministic in any case.
 """
 
 from __future__ import annotations
