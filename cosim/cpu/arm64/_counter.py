@@ -41,6 +41,26 @@ typedef struct {
     int32_t unmasked;       /* set when the run stopped because a pending interrupt was unmasked */
     uint64_t block_start;   /* block mode: address of the current block */
     uint64_t block_base;    /* block mode: executed before it */
+    int32_t per_block;      /* counting per block (else per instruction) */
+    int32_t pc_reg;         /* unicorn's register id of PC */
+    void *reg_write;        /* uc_reg_write */
+    /* Local time of the run (the backend's, see unicorn_cpu.py): (done + executed) * period + extra. */
+    int64_t done;           /* instructions of the earlier passes of this run */
+    int64_t extra;          /* ps added to local time in this run: poll skips, carried overrun */
+    int64_t period;         /* ps an instruction takes */
+    int64_t limit;          /* the run's budget in instructions */
+    int64_t span;           /* the run's budget in ps */
+    /* Polling streak: up to four sources read again and again, nothing written in between. */
+    uint64_t poll_keys[4];
+    int32_t poll_count;     /* 0: no streak */
+    int32_t stopping;       /* the run is ending (an event is now due inside it): no native reads */
+    int64_t poll_at;        /* done + executed at the last poll read */
+    int64_t poll_skip;      /* the last skip (ps) */
+    int64_t max_poll_skip;
+    /* The generic counter, read natively at EL1 (0 = off): CNTxCT = now * num / den. */
+    uint64_t cnt_num, cnt_den;
+    uint64_t start, end;    /* the quantum, in ps of simulated time */
+    uint64_t now;           /* the kernel's clock as the backend's syncs have left it */
 } cosim_counter;
 
 typedef int (*cosim_stop_fn)(void *uc);
@@ -90,10 +110,82 @@ void cosim_count_block(void *uc, uint64_t address, uint32_t size, void *data) {
     c->executed += size / 4;
 }
 
+static inline int64_t cosim_remaining(cosim_counter *c) {
+    return c->limit - c->done - c->extra / c->period;
+}
+
+/* Python's _poll_step, here so that native counter reads and Python's device reads share one
+   streak: a source read again within 256 instructions, nothing written in between, moves local
+   time on by a skip doubling from 1 us up to max_poll_skip, bounded by the budget. */
+void cosim_poll_step(cosim_counter *c, uint64_t key) {
+    int64_t done = c->done + (int64_t)c->executed;
+    int i, known = 0;
+    for (i = 0; i < c->poll_count; i++)
+        known |= c->poll_keys[i] == key;
+    if (done - c->poll_at >= 256 || c->poll_count == 0) {
+        c->poll_keys[0] = key;
+        c->poll_count = 1;
+        c->poll_skip = 0;
+    } else if (!known) {
+        if (c->poll_count >= 4) {
+            c->poll_count = 0;
+            c->poll_skip = 0;
+        }
+        c->poll_keys[c->poll_count++] = key;
+    } else {
+        int64_t skip = 2 * c->poll_skip > 1000000 ? 2 * c->poll_skip : 1000000;
+        int64_t left = c->span - (done * c->period + c->extra);
+        if (skip > c->max_poll_skip)
+            skip = c->max_poll_skip;
+        if (skip > left)
+            skip = left;
+        if (skip > 0) {
+            int64_t remaining;
+            c->poll_skip = skip;
+            c->extra += skip;
+            /* End the run at the next boundary if the skip used the budget up. */
+            remaining = cosim_remaining(c);
+            c->budget = remaining > (int64_t)c->executed ? (uint64_t)remaining : c->executed;
+        }
+    }
+    c->poll_at = done;
+}
+
+/* Instructions retired before the one at `pc` in this pass (see NativeCounter.executed_before). */
+static inline uint64_t cosim_executed_before(cosim_counter *c, uint64_t pc) {
+    if (c->per_block && c->block_start <= pc && pc <= c->block_start + 4 * (c->executed - c->block_base))
+        return c->block_base + (pc - c->block_start) / 4;
+    return c->executed;
+}
+
+typedef int (*cosim_reg_write_fn)(void *uc, int regid, const void *value);
+
+/* CNTPCT_EL0/CNTVCT_EL0 read at EL1, answered as the timer model would after the backend's sync:
+   local time at this instruction (after the poll step), clamped to the quantum, never behind the
+   clock. EL0 reads (CNTKCTL_EL1 decides) and reads in a run that is ending go to Python. */
+static int cosim_counter_read(void *uc, int reg, uint32_t key, cosim_counter *c) {
+    uint64_t pstate = 0, pc = 0, t, value;
+    if (c->cnt_den == 0 || c->stopping)
+        return 0;
+    ((cosim_reg_read_fn)c->reg_read)(uc, c->pstate_reg, &pstate);
+    if (((pstate >> 2) & 3) == 0)
+        return 0;
+    ((cosim_reg_read_fn)c->reg_read)(uc, c->pc_reg, &pc);
+    cosim_poll_step(c, (1ull << 63) | key);
+    t = c->start + (uint64_t)(c->done + (int64_t)cosim_executed_before(c, pc)) * c->period + c->extra;
+    if (t > c->end)
+        t = c->end;
+    if (t > c->now)
+        c->now = t;
+    value = (uint64_t)((unsigned __int128)c->now * c->cnt_num / c->cnt_den);
+    ((cosim_reg_write_fn)c->reg_write)(uc, reg, &value);
+    return 1;
+}
+
 /* MRS/MSR/SYS hook: only encodings set in the bitmap reach Python. Layout as unicorn's
    uc_arm64_cp_reg. The key is the 16-bit op0:op1:CRn:CRm:op2 encoding. */
 typedef struct { uint32_t crn, crm, op0, op1, op2; uint64_t val; } cosim_cp_reg;
-typedef struct { uint8_t wanted[8192]; } cosim_sysregs;
+typedef struct { uint8_t wanted[8192]; uint8_t counter[8192]; cosim_counter *native; } cosim_sysregs;
 static uint32_t cosim_sysreg_py(void *uc, int reg, cosim_cp_reg *cp, void *data);
 
 uint32_t cosim_sysreg(void *uc, int reg, cosim_cp_reg *cp, void *data) {
@@ -101,15 +193,22 @@ uint32_t cosim_sysreg(void *uc, int reg, cosim_cp_reg *cp, void *data) {
     uint32_t key = ((cp->op0 & 3) << 14) | ((cp->op1 & 7) << 11) | ((cp->crn & 15) << 7) | ((cp->crm & 15) << 3) | (cp->op2 & 7);
     if (!(f->wanted[key >> 3] & (1u << (key & 7))))
         return 0;                   /* not ours: unicorn executes it */
+    if ((f->counter[key >> 3] & (1u << (key & 7))) && cosim_counter_read(uc, reg, key, f->native))
+        return 1;
     return cosim_sysreg_py(uc, reg, cp, data);
 }
 """
 _CDEF = """
 typedef struct { uint64_t executed; uint64_t budget; void *stop; void *reg_read; uint64_t watch;
-                 int32_t pstate_reg; int32_t unmasked; uint64_t block_start; uint64_t block_base; } cosim_counter;
+                 int32_t pstate_reg; int32_t unmasked; uint64_t block_start; uint64_t block_base;
+                 int32_t per_block; int32_t pc_reg; void *reg_write;
+                 int64_t done; int64_t extra; int64_t period; int64_t limit; int64_t span;
+                 uint64_t poll_keys[4]; int32_t poll_count; int32_t stopping; int64_t poll_at; int64_t poll_skip;
+                 int64_t max_poll_skip; uint64_t cnt_num, cnt_den; uint64_t start, end; uint64_t now; } cosim_counter;
 void cosim_count_block(void *uc, uint64_t address, uint32_t size, void *data);
+void cosim_poll_step(cosim_counter *c, uint64_t key);
 typedef struct { uint32_t crn, crm, op0, op1, op2; uint64_t val; } cosim_cp_reg;
-typedef struct { uint8_t wanted[8192]; } cosim_sysregs;
+typedef struct { uint8_t wanted[8192]; uint8_t counter[8192]; cosim_counter *native; } cosim_sysregs;
 extern "Python" uint32_t cosim_sysreg_py(void *uc, int reg, cosim_cp_reg *cp, void *data);
 uint32_t cosim_sysreg(void *uc, int reg, cosim_cp_reg *cp, void *data);
 void cosim_count(void *uc, uint64_t address, uint32_t size, void *data);
@@ -178,7 +277,8 @@ class NativeSysregFilter:
 
     _handlers: dict[int, Any] = {}
 
-    def __init__(self, uc: Any, insn: int, encodings: Any, handler: Any) -> None:
+    def __init__(self, uc: Any, insn: int, encodings: Any, handler: Any, counter: "NativeCounter | None" = None,
+                 counter_encodings: Any = ()) -> None:
         from unicorn import UC_HOOK_INSN
 
         module = _module()
@@ -187,6 +287,13 @@ class NativeSysregFilter:
         for op0, op1, crn, crm, op2 in encodings:
             key = (op0 << 14) | (op1 << 11) | (crn << 7) | (crm << 3) | op2
             self._state.wanted[key >> 3] |= 1 << (key & 7)
+        # Counter reads `counter` answers natively at EL1 (NativeCounter.serve_counter).
+        if counter is not None:
+            self._state.native = counter._state
+            for op0, op1, crn, crm, op2 in counter_encodings:
+                key = (op0 << 14) | (op1 << 11) | (crn << 7) | (crm << 3) | op2
+                self._state.counter[key >> 3] |= 1 << (key & 7)
+            self._counter = counter       # its state outlives the hook's pointer to it
         data = int(ffi.cast("uintptr_t", self._state))
         # Weakly: a class-wide table holding the backend's bound method kept every platform that
         # was not close()d alive (~1.3 GB of address space each); the entry goes with the filter.
@@ -222,8 +329,12 @@ class NativeCounter:
         # uc_emu_stop's address, called from C; the library stays loaded for the process.
         self._state.stop = self._ffi.cast("void *", ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value)
         self._state.reg_read = self._ffi.cast("void *", ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value)
+        self._state.reg_write = self._ffi.cast("void *", ctypes.cast(uclib.uc_reg_write, ctypes.c_void_p).value)
         self._state.pstate_reg = A.UC_ARM64_REG_PSTATE
+        self._state.pc_reg = A.UC_ARM64_REG_PC
         self._state.budget = 1 << 63
+        self._state.per_block = per_block
+        self._state.period = 1
         self.per_block = per_block
         name, kind = ("cosim_count_block", UC_HOOK_BLOCK) if per_block else ("cosim_count", UC_HOOK_CODE)
         hook_fn = int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, name)))
@@ -237,6 +348,39 @@ class NativeCounter:
         self._state.budget = max(1, budget)
         self._state.watch = watch
         self._state.unmasked = 0
+
+    def begin_run(self, start: int, budget: int, period: int, extra: int, max_poll_skip: int) -> None:
+        """A run of `budget` ps from simulated time `start` (instructions of `period` ps), local time
+        starting at `extra` (carried overrun): no passes done yet, no polling streak."""
+        state = self._state
+        state.start, state.end, state.now, state.span = start, start + budget, start, budget
+        state.period, state.max_poll_skip = period, max_poll_skip
+        state.limit = max(1, budget // period)
+        state.done, state.extra = 0, extra
+        state.poll_count = 0
+        state.stopping = 0
+
+    def serve_counter(self, numerator: int, denominator: int) -> None:
+        """Answer CNTPCT/CNTVCT reads at EL1 natively as `now * numerator // denominator` (the
+        timer model's own formula, `GenericTimer.counter_ratio`), instead of calling Python."""
+        self._state.cnt_num, self._state.cnt_den = numerator, denominator
+
+    def synced(self, time: int) -> None:
+        """The backend brought the kernel's clock to `time` (clamped to the quantum, as the keeper does)."""
+        state = self._state
+        state.now = max(int(state.now), min(time, int(state.end)))
+
+    def ending(self) -> None:
+        """The run ends at the next boundary (an event is due inside it): no native reads until the next."""
+        self._state.stopping = 1
+
+    def poll_step(self, key: int) -> None:
+        """One read of polling source `key` (see cosim_poll_step)."""
+        self._lib.cosim_poll_step(self._state, key)
+
+    def poll_reset(self) -> None:
+        """A write: the guest is not just waiting, the streak ends."""
+        self._state.poll_count = 0
 
     def rewind(self, pc: int) -> None:
         """The run stopped inside a block with the PC at `pc` (the next instruction to run):
@@ -261,6 +405,29 @@ class NativeCounter:
             self.rewind(pc)
         else:
             self._state.executed = max(0, int(self._state.executed) - 1)
+
+    @property
+    def done(self) -> int:
+        """Instructions of the earlier passes of this run."""
+        return int(self._state.done)
+
+    @done.setter
+    def done(self, value: int) -> None:
+        self._state.done = value
+
+    @property
+    def extra(self) -> int:
+        """Time (ps) added to local time in this run: poll skips, carried overrun."""
+        return int(self._state.extra)
+
+    @extra.setter
+    def extra(self, value: int) -> None:
+        self._state.extra = value
+
+    @property
+    def limit(self) -> int:
+        """The run's budget in instructions."""
+        return int(self._state.limit)
 
     @property
     def unmasked(self) -> bool:

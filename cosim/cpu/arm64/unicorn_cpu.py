@@ -97,6 +97,11 @@ _BASE_REGS = [_X_REGS[f"x{i}"] for i in range(31)] + [A.UC_ARM64_REG_SP]
 
 _REG_NUMBERS = {reg: n for n, reg in enumerate(_BASE_REGS[:31])}
 
+def _sysreg_key(cp: Any) -> int:
+    """A system register as a polling source, apart from device addresses (as cosim_counter_read)."""
+    return 1 << 63 | (cp.op0 << 14) | (cp.op1 << 11) | (cp.crn << 7) | (cp.crm << 3) | cp.op2
+
+
 SysregHandler = Callable[[tuple[int, int, int, int, int]], str | None]
 
 
@@ -153,22 +158,18 @@ class UnicornArm64Cpu:
         # No UC_HOOK_MEM_* hook: any memory hook puts every guest access on unicorn's slow
         # path (Linux boots ~40% slower); a bad access is decoded from the instruction instead.
         # Only the timer's registers leave unicorn; the filter runs natively for all others.
-        self._filters = [NativeSysregFilter(self.uc, A.UC_ARM64_INS_MRS, self._sysregs, self._on_mrs),
+        counters = self._native_counter(timer)
+        self._filters = [NativeSysregFilter(self.uc, A.UC_ARM64_INS_MRS, self._sysregs, self._on_mrs,
+                                            self.counter, counters),
                          NativeSysregFilter(self.uc, A.UC_ARM64_INS_MSR, self._sysregs, self._on_msr)]
         self.lines = {"irq": False, "fiq": False}
         self._keeper: QuantumKeeper | None = None
-        self._extra = 0                   # time added to local time in this run: poll skips, carried overrun
         self._carry = 0                   # time the last run went past its budget (see _exit)
         self._stop: ExitReason | None = None
         self._pending_sync: tuple[Kind, int, int | None, int | None] | None = None
         # Guest RAM as (base, size, host address), for reading translation tables on a fault.
         self._ram = [(base, size, host) for base, size, host, _ in memory]
-        self._poll_keys: set[object] | None = None
-        self._poll_at = 0
-        self._poll_skip = 0
-        self._done = 0
         self._retired = 0                 # instructions of the runs before this one
-        self._limit = 0
         self._warned: set[int] = set()
         self._breakpoints: dict[int, int] = {}                      # address -> hook
         self._watchpoints: dict[tuple[WatchKind, int, int], int] = {}
@@ -265,11 +266,10 @@ class UnicornArm64Cpu:
             self._carry -= keeper.budget
             return CpuExit(BUDGET_SPENT, keeper.budget, 0)
         self._keeper = keeper
-        self._extra, self._carry = self._carry, 0
-        self._done = 0
+        # No passes done, no polling streak (it never spans quanta); local time starts at the carry.
+        self.counter.begin_run(keeper.start, keeper.budget, self.period, self._carry, self.max_poll_skip)
+        self._carry = 0
         self._stop = None
-        self._poll_keys = None         # a polling streak never spans quanta
-        self._limit = max(1, keeper.budget // self.period)
         stuck, last_taken = 0, None       # see _STUCK_EXCEPTIONS
         try:
             while True:
@@ -332,7 +332,7 @@ class UnicornArm64Cpu:
 
     def _remaining(self) -> int:
         """Instructions left in the budget once poll skips are taken off."""
-        return self._limit - self._done - self._extra // self.period
+        return self.counter.limit - self._done - self._extra // self.period
 
     def _elapsed(self) -> int:
         return (self._done + self.counter.executed) * self.period + self._extra
@@ -360,6 +360,7 @@ class UnicornArm64Cpu:
         boundary: stopping inside a device access could make unicorn repeat the access."""
         self._stop = reason
         self.counter.budget = self.counter.executed
+        self.counter.ending()
 
     def _after_access(self) -> None:
         keeper = self._keeper
@@ -368,9 +369,8 @@ class UnicornArm64Cpu:
 
     # -- device accesses --------------------------------------------------------
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
-        self._poll_step(base + offset)
-        assert self._keeper is not None
-        self._keeper.sync(self._elapsed())
+        self.counter.poll_step(base + offset)
+        self._sync(self._elapsed())
         address = base + offset
         try:
             value = self.bus.read(address, size)
@@ -381,9 +381,8 @@ class UnicornArm64Cpu:
         return value
 
     def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
-        self._poll_keys = None
-        assert self._keeper is not None
-        self._keeper.sync(self._elapsed())
+        self.counter.poll_reset()
+        self._sync(self._elapsed())
         address = base + offset
         try:
             self.bus.write(address, size, value)
@@ -418,9 +417,8 @@ class UnicornArm64Cpu:
         if self._el0_denied(device, name, cp, reg, True):
             return 1
         if name in _TIME_POLLED:
-            self._poll_step(name)
-        assert self._keeper is not None
-        self._keeper.sync(self._elapsed_at_pc())
+            self.counter.poll_step(_sysreg_key(cp))
+        self._sync(self._elapsed_at_pc())
         self.uc.reg_write(reg, device.read_sysreg(name))
         return 1
 
@@ -431,9 +429,8 @@ class UnicornArm64Cpu:
         device, name = owner
         if self._el0_denied(device, name, cp, reg, False):
             return 1
-        self._poll_keys = None
-        assert self._keeper is not None
-        self._keeper.sync(self._elapsed())
+        self.counter.poll_reset()
+        self._sync(self._elapsed())
         device.write_sysreg(name, cp.val)
         self._after_access()
         return 1
@@ -443,30 +440,43 @@ class UnicornArm64Cpu:
         (the PMU's INST_RETIRED)."""
         return self._retired + self._done + self.counter.executed_before(self.pc)
 
-    def _poll_step(self, what: object) -> None:
-        """Reads that repeat (the same few sources, nothing written in between, few
-        instructions apart) are a guest polling for time to pass: let time move on.
-        A loop may poll more than one source (U-Boot's `sleep` reads the counter and
-        the UART's flag register), so the streak remembers up to four of them."""
-        done = self._done + self.counter.executed
-        if done - self._poll_at >= 256 or self._poll_keys is None:
-            self._poll_keys = {what}
-            self._poll_skip = 0
-        elif what not in self._poll_keys:
-            if len(self._poll_keys) >= 4:
-                self._poll_keys = set()
-                self._poll_skip = 0
-            self._poll_keys.add(what)
-        else:
-            assert self._keeper is not None
-            skip = min(max(2 * self._poll_skip, US), self.max_poll_skip, self._keeper.budget - self._elapsed())
-            if skip > 0:
-                self._poll_skip = skip
-                self._extra += skip
-                # Let the counter end the run at the next instruction boundary if the skip used
-                # the budget up: stopping inside an access could make unicorn repeat it.
-                self.counter.budget = max(self.counter.executed, self._remaining())
-        self._poll_at = done
+    # Local time of this run lives in the native counter, which reads the counters without Python.
+    @property
+    def _done(self) -> int:
+        """Instructions of the earlier passes (emu_start calls) of this run."""
+        return self.counter.done
+
+    @_done.setter
+    def _done(self, value: int) -> None:
+        self.counter.done = value
+
+    @property
+    def _extra(self) -> int:
+        """Time added to local time in this run: poll skips, carried overrun."""
+        return self.counter.extra
+
+    @_extra.setter
+    def _extra(self, value: int) -> None:
+        self.counter.extra = value
+
+    def _sync(self, elapsed: int) -> None:
+        """Bring the kernel's clock to local time `elapsed` before a device access; the native
+        counter reads go on from there."""
+        assert self._keeper is not None
+        self._keeper.sync(elapsed)
+        self.counter.synced(self._keeper.start + elapsed)
+
+    def _native_counter(self, timer: Any) -> list[tuple[int, int, int, int, int]]:
+        """Encodings of the counter registers read natively (CNTPCT_EL0, CNTVCT_EL0 at EL1), if the
+        timer model gives its counter as a ratio of simulated time (`counter_ratio`): Linux reads
+        CNTVCT_EL0 ~20,000 times per boot (sched_clock), each a Python call of ~12 us otherwise.
+        The polling streak (see the module's docstring) is the native counter's, shared by both."""
+        ratio = getattr(timer, "counter_ratio", None)
+        if ratio is None:
+            return []
+        self.counter.serve_counter(*ratio())
+        return [key for key, (owner, name) in self._sysregs.items()
+                if owner is timer and name in ("CNTPCT_EL0", "CNTVCT_EL0")]
 
     # -- exceptions reported by unicorn -------------------------------------------
     def _on_exception(self, uc: Uc, intno: int, _: Any) -> None:

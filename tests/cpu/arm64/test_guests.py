@@ -170,6 +170,29 @@ def test_el0_counter_read_traps_until_cntkctl_allows_it(arm_guest):
 
 
 @pytest.mark.parametrize("counting", COUNTINGS)
+def test_native_counter_reads_match_the_timer_model(arm_guest, counting, monkeypatch):
+    """CNTVCT/CNTPCT at EL1 are answered by the native filter (_counter.py) without calling the model;
+    a timer without `counter_ratio` makes the backend call the model for every read. Both must give
+    the same values: polling skips, a device access's sync and EL0 reads (always the model's) included."""
+    from models.generic_timer import GenericTimer
+
+    def counter_values():
+        board, console = boot(arm_guest("counter_reads"), counting=counting)
+        summary = board.run(until=SEC)
+        assert summary.stop and "SYSTEM_OFF" in summary.stop.reason and console.output == b"a"
+        return [results(board, i) for i in range(15)], board.cpu0.instructions
+
+    native = counter_values()
+    monkeypatch.delattr(GenericTimer, "counter_ratio")
+    assert counter_values() == native
+    values = native[0]
+    assert values == sorted(values) and values[-1] > values[7]
+    steps = [b - a for a, b in zip(values[:8], values[1:8])]
+    # A streak: skips of 1, 2, 4, ... 64 us (62.5 counter ticks a microsecond) on top of 4 instructions each.
+    assert all(abs(step - 62.5 * 2 ** i) <= 1 for i, step in enumerate(steps)), steps
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
 def test_el0_traps_have_their_architectural_syndromes(arm_guest, counting):
     """SCTLR_EL1.nTWI and UMA traps (D17.2.37): unicorn reports them as undefined instructions;
     the backend gives each the syndrome hardware would, precisely at the trapping instruction."""
