@@ -1,7 +1,7 @@
 """Debian's arm64 Linux on cosim's virt-linux vs QEMU (TCG), measured in the same run.
 
     python benchmarks/bench_linux.py [--runs 8] [--counting block|instruction]
-    python benchmarks/bench_linux.py --against REV [--runs 8]
+    python benchmarks/bench_linux.py --against REV [--rev REV2] [--runs 8]
 
 Both boot the same kernel, initramfs and command line as separate processes
 driven over the serial console, interleaved run by run (QEMU, cosim, QEMU, ...)
@@ -13,8 +13,9 @@ print the same console output (a SHA-256 of it, kernel timestamps included)
 as `REFERENCE`, the figures of this tree's counting modes.
 
 `--against REV` is the A/B mode for one change: in-process boots of this tree
-and of git revision REV (checked out in a temporary worktree) alternate in
-fresh processes, and the instruction counts and outputs of both are printed.
+(or of `--rev REV2`) and of git revision REV, each checked out in a temporary
+worktree, alternate in fresh processes; the instruction counts and outputs of
+both are printed.
 """
 
 from __future__ import annotations
@@ -62,8 +63,27 @@ def drive(console: Console, sleep: bool) -> tuple[float, float | None]:
     return prompt, slept
 
 
+def use_tree_packages() -> None:
+    """cosim.models and cosim.platforms from the tree this process's `cosim` comes from (an editable
+    install maps them to its own checkout's models/ and platforms/, whatever PYTHONPATH says)."""
+    import importlib.util
+
+    import cosim
+
+    tree = Path(cosim.__file__).resolve().parent.parent
+    for name in ("models", "platforms"):
+        folder = tree / name
+        spec = importlib.util.spec_from_file_location(f"cosim.{name}", folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[f"cosim.{name}"] = module
+        spec.loader.exec_module(module)
+
+
 def boot_once(counting: str) -> dict[str, object]:
     """One in-process boot to the shell (this process's `cosim`): wall time, instructions, output digest."""
+    use_tree_packages()
     from cosim import SEC
     from cosim.chardev import BufferBackend
     from cosim.images.fetch import busybox_initramfs_image, linux_kernel
@@ -79,7 +99,8 @@ def boot_once(counting: str) -> dict[str, object]:
     wall = time.perf_counter() - start
     output = bytes(console.output)
     return {"wall": wall, "simulated": board.sim.now / SEC, "instructions": board.cpu0.instructions,
-            "digest": hashlib.sha256(output).hexdigest()[:16], "tree": str(Path(sys.modules["cosim"].__file__).parent)}
+            "digest": hashlib.sha256(output).hexdigest()[:16],
+            "tree": str(Path(sys.modules["cosim.platforms.virt"].__file__).parent)}
 
 
 def boot_in(tree: Path, counting: str) -> dict[str, object]:
@@ -109,26 +130,33 @@ def check(label: str, boots: list[dict[str, object]], counting: str, reference: 
     return ok
 
 
-def compare(against: str, runs: int, counting: str) -> bool:
-    """A/B: in-process boots of this tree and of revision `against`, alternating."""
+def checkout(rev: str, where: Path) -> Path:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), rev], check=True,
+                   capture_output=True)
+    return where
+
+
+def compare(against: str, rev: str | None, runs: int, counting: str) -> bool:
+    """A/B: in-process boots of revision `against` and of `rev` (default: this tree), alternating."""
     with tempfile.TemporaryDirectory(prefix="cosim-ab-") as tmp:
-        other = Path(tmp) / "tree"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(other), against], check=True,
-                       capture_output=True)
+        trees = [checkout(against, Path(tmp) / "a")]
+        trees.append(checkout(rev, Path(tmp) / "b") if rev else ROOT)
         try:
             boots: dict[str, list[dict[str, object]]] = {"A": [], "B": []}
             loads = []
             for _ in range(runs):
-                boots["A"].append(boot_in(other, counting))
-                boots["B"].append(boot_in(ROOT, counting))
+                boots["A"].append(boot_in(trees[0], counting))
+                boots["B"].append(boot_in(trees[1], counting))
                 loads.append(os.getloadavg()[0])
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False)
+            for tree in trees:
+                if tree != ROOT:
+                    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
     print(f"A/B, in-process boot to the shell, counting={counting}, {runs} runs each, interleaved "
           f"(1-minute load average {min(loads):.2f}-{max(loads):.2f})")
     a, b = ([float(x["wall"]) for x in boots[k]] for k in "AB")
     print(f"  A {against:<12} {spread(a)}")
-    print(f"  B {'this tree':<12} {spread(b)}")
+    print(f"  B {rev or 'this tree':<12} {spread(b)}")
     print(f"  B/A: min {min(b) / min(a):.3f}, median {statistics.median(b) / statistics.median(a):.3f}")
     ok_a = check("A", boots["A"], counting, reference=False)
     ok_b = check("B", boots["B"], counting, reference=True)
@@ -176,12 +204,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--counting", choices=("block", "instruction"), default="block")
     parser.add_argument("--against", metavar="REV", help="A/B in-process boots of this tree against git revision REV")
+    parser.add_argument("--rev", metavar="REV", help="with --against: B is git revision REV instead of this tree")
     parser.add_argument("--boot-once", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.boot_once:
         print(json.dumps(boot_once(args.counting)))
         return
-    ok = compare(args.against, args.runs, args.counting) if args.against else versus_qemu(args.runs, args.counting)
+    ok = compare(args.against, args.rev, args.runs, args.counting) if args.against else versus_qemu(args.runs, args.counting)
     if not ok:
         sys.exit("instruction counts or console output differ from the reference")
 
