@@ -268,7 +268,8 @@ class Virt(Platform):
 
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
         return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timer, sysreg_names=SYSREG_NAMES, pmu=self.pmu,
-                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, counting=self.counting)
+                               entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]}, counting=self.counting,
+                               pl011s=[(VIRT_MAP["uart0"][0], self.uart)])
 
     def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
         """The device tree blob describing this platform, as QEMU's virt would."""

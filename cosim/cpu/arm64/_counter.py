@@ -27,7 +27,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NativeCounter", "NativeSysregFilter", "CounterUnavailable"]
+__all__ = ["NativeCounter", "NativeSysregFilter", "NativeUart", "CounterUnavailable"]
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -182,6 +182,45 @@ static int cosim_counter_read(void *uc, int reg, uint32_t key, cosim_counter *c)
     return 1;
 }
 
+/* A PL011's hot registers without Python (the model stays the owner of its state): UARTFR reads
+   answer the value the model gave at the last refresh (it changes only on accesses that reach the
+   model, or between runs); UARTDR writes are queued while the model says a write would only send
+   its byte (Pl011.tx_only), and delivered to it in order before anything else reaches it. Both
+   take part in the polling streak as the Python accesses do. */
+#define COSIM_UART_QUEUE 256
+typedef struct {
+    cosim_counter *counter;
+    uint64_t base;
+    int32_t fast;           /* 0: every access goes to Python (a tracer is on the bus, ...) */
+    int32_t tx_only;
+    uint32_t fr;            /* UARTFR */
+    uint32_t queued;
+    uint8_t sizes[COSIM_UART_QUEUE];
+    uint32_t values[COSIM_UART_QUEUE];
+} cosim_uart;
+static uint64_t cosim_uart_read_py(void *uc, uint64_t offset, unsigned size, void *data);
+static void cosim_uart_write_py(void *uc, uint64_t offset, unsigned size, uint64_t value, void *data);
+
+uint64_t cosim_uart_read(void *uc, uint64_t offset, unsigned size, void *data) {
+    cosim_uart *u = (cosim_uart *)data;
+    if (offset == 0x18 && u->fast && (size == 1 || size == 2 || size == 4)) {
+        cosim_poll_step(u->counter, u->base + offset);
+        return size == 4 ? u->fr : u->fr & ((1u << (8 * size)) - 1);
+    }
+    return cosim_uart_read_py(uc, offset, size, data);
+}
+
+void cosim_uart_write(void *uc, uint64_t offset, unsigned size, uint64_t value, void *data) {
+    cosim_uart *u = (cosim_uart *)data;
+    if (offset == 0 && u->fast && u->tx_only && u->queued < COSIM_UART_QUEUE && (size == 1 || size == 2 || size == 4)) {
+        u->counter->poll_count = 0;     /* a write ends the polling streak */
+        u->sizes[u->queued] = (uint8_t)size;
+        u->values[u->queued++] = (uint32_t)value;
+        return;
+    }
+    cosim_uart_write_py(uc, offset, size, value, data);
+}
+
 /* MRS/MSR/SYS hook: only encodings set in the bitmap reach Python. Layout as unicorn's
    uc_arm64_cp_reg. The key is the 16-bit op0:op1:CRn:CRm:op2 encoding. */
 typedef struct { uint32_t crn, crm, op0, op1, op2; uint64_t val; } cosim_cp_reg;
@@ -210,6 +249,12 @@ void cosim_poll_step(cosim_counter *c, uint64_t key);
 typedef struct { uint32_t crn, crm, op0, op1, op2; uint64_t val; } cosim_cp_reg;
 typedef struct { uint8_t wanted[8192]; uint8_t counter[8192]; cosim_counter *native; } cosim_sysregs;
 extern "Python" uint32_t cosim_sysreg_py(void *uc, int reg, cosim_cp_reg *cp, void *data);
+typedef struct { cosim_counter *counter; uint64_t base; int32_t fast; int32_t tx_only; uint32_t fr; uint32_t queued;
+                 uint8_t sizes[256]; uint32_t values[256]; } cosim_uart;
+extern "Python" uint64_t cosim_uart_read_py(void *uc, uint64_t offset, unsigned size, void *data);
+extern "Python" void cosim_uart_write_py(void *uc, uint64_t offset, unsigned size, uint64_t value, void *data);
+uint64_t cosim_uart_read(void *uc, uint64_t offset, unsigned size, void *data);
+void cosim_uart_write(void *uc, uint64_t offset, unsigned size, uint64_t value, void *data);
 uint32_t cosim_sysreg(void *uc, int reg, cosim_cp_reg *cp, void *data);
 void cosim_count(void *uc, uint64_t address, uint32_t size, void *data);
 """
@@ -252,10 +297,23 @@ def _module() -> Any:
     if NativeCounter._module is None:
         NativeCounter._module = _load_module()
         # One Python entry point for every filter: dispatch on the filter's state pointer.
-        @NativeCounter._module.ffi.def_extern(name="cosim_sysreg_py")
+        ffi = NativeCounter._module.ffi
+
+        @ffi.def_extern(name="cosim_sysreg_py")
         def _sysreg(uc: Any, reg: int, cp: Any, data: Any) -> int:
-            handler = NativeSysregFilter._handlers[int(NativeCounter._module.ffi.cast("uintptr_t", data))]()
+            handler = NativeSysregFilter._handlers[int(ffi.cast("uintptr_t", data))]()
             return 0 if handler is None else handler(reg, cp)
+
+        @ffi.def_extern(name="cosim_uart_read_py")
+        def _uart_read(uc: Any, offset: int, size: int, data: Any) -> int:
+            uart = NativeUart._uarts[int(ffi.cast("uintptr_t", data))]()
+            return 0 if uart is None else uart.on_read(offset, size)
+
+        @ffi.def_extern(name="cosim_uart_write_py")
+        def _uart_write(uc: Any, offset: int, size: int, value: int, data: Any) -> None:
+            uart = NativeUart._uarts[int(ffi.cast("uintptr_t", data))]()
+            if uart is not None:
+                uart.on_write(offset, size, value)
     return NativeCounter._module
 
 
@@ -305,6 +363,68 @@ class NativeSysregFilter:
 
     def close(self) -> None:
         NativeSysregFilter._handlers.pop(int(_module().ffi.cast("uintptr_t", self._state)), None)
+
+
+class NativeUart:
+    """A PL011's registers mapped into unicorn with native callbacks (`cosim_uart_read/_write`).
+
+    UARTFR reads and UARTDR writes that only send a byte stay in C; every other access calls
+    `read(offset, size)` / `write(offset, size, value)` (the backend's usual device access), after
+    `deliver` has handed the queued writes to `model` in order. `refresh()` takes the model's
+    UARTFR and `tx_only()` again: at the start of a run and after each access that reached it.
+    """
+
+    _uarts: dict[int, Any] = {}
+
+    def __init__(self, uc: Any, counter: "NativeCounter", base: int, size: int, model: Any, bus: Any,
+                 read: Any, write: Any) -> None:
+        from unicorn.unicorn_py3.unicorn import uclib
+
+        module = _module()
+        ffi, lib = module.ffi, module.lib
+        self._ffi, self.model, self.bus, self.base = ffi, model, bus, base
+        self._read, self._write = read, write
+        self._state = ffi.new("cosim_uart *")
+        self._state.counter = counter._state
+        self._state.base = base
+        data = int(ffi.cast("uintptr_t", self._state))
+        NativeUart._uarts[data] = weakref.ref(self)
+        weakref.finalize(self, NativeUart._uarts.pop, data, None)
+        read_fn = int(ffi.cast("uintptr_t", ffi.addressof(lib, "cosim_uart_read")))
+        write_fn = int(ffi.cast("uintptr_t", ffi.addressof(lib, "cosim_uart_write")))
+        status = uclib.uc_mmio_map(uc._uch, base, size, ctypes.c_void_p(read_fn), ctypes.c_void_p(data),
+                                   ctypes.c_void_p(write_fn), ctypes.c_void_p(data))
+        if status != 0:
+            raise CounterUnavailable(f"uc_mmio_map failed with unicorn error {status}")
+        self._counter, self._uc = counter, uc   # the callbacks' state lives as long as the engine
+
+    def refresh(self) -> None:
+        """Take UARTFR and whether UARTDR writes may be queued from the model; nothing is served
+        natively while something (a tracer) stands between the bus and the model."""
+        state = self._state
+        mapping = self.bus.find(self.base)
+        state.fast = mapping is not None and mapping.target is self.model
+        if state.fast:
+            state.fr = self.model.debug_read(0x18, 4)
+            state.tx_only = self.model.tx_only()
+
+    def deliver(self) -> None:
+        """Hand the queued UARTDR writes to the model, in order."""
+        state = self._state
+        count, state.queued = int(state.queued), 0
+        for i in range(count):
+            self.bus.write(self.base, int(state.sizes[i]), int(state.values[i]))
+
+    def on_read(self, offset: int, size: int) -> int:
+        self.deliver()
+        value = self._read(offset, size)
+        self.refresh()
+        return value
+
+    def on_write(self, offset: int, size: int, value: int) -> None:
+        self.deliver()
+        self._write(offset, size, value)
+        self.refresh()
 
 
 class NativeCounter:

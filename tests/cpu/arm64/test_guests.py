@@ -193,6 +193,46 @@ def test_native_counter_reads_match_the_timer_model(arm_guest, counting, monkeyp
 
 
 @pytest.mark.parametrize("counting", COUNTINGS)
+def test_pl011_fast_path_behaves_as_the_model(arm_guest, counting):
+    """UARTFR reads and UARTDR writes the unicorn backend serves natively (NativeUart) give the guest
+    what the model alone gives it: a tracer between the bus and the UART turns the native path off."""
+    from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
+
+    class Forward:                              # what a tracer interposes: every access to the model
+        def __init__(self, target):
+            self.name, self.accesses = target.name, 0
+            self._read, self._write = target.read, target.write
+
+        def read(self, offset, size):
+            self.accesses += 1
+            return self._read(offset, size)
+
+        def write(self, offset, size, value):
+            self.accesses += 1
+            self._write(offset, size, value)
+
+    def run(observed):
+        board, console = boot(arm_guest("uart_poll"), counting=counting)
+        assert isinstance(board.cpu0.backend, UnicornArm64Cpu)
+        bus = board.bus("sysbus")
+        forward = Forward(board.uart)
+        if observed:
+            bus.interpose(bus.find(0x0900_0000), forward)
+        else:
+            board.uart.read = forward.read      # counts the reads that reach the model
+        summary = board.run(until=SEC)
+        assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+        return console.output, [results(board, i) for i in range(4)], board.cpu0.instructions, forward.accesses
+
+    output, values, instructions, model_reads = run(observed=False)
+    assert output == b"polled\n!"
+    assert values[0] & 0x90 == 0x90 and values[1] & (1 << 5) and values[2] == 33   # TXFE|RXFE, TXRIS, INTID 33
+    assert model_reads == 1                                     # UARTRIS only: the 8 UARTFR reads stayed native
+    *observed, accesses = run(observed=True)
+    assert observed == [output, values, instructions] and accesses > 2 * len(output)   # the tracer saw them all
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
 def test_el0_traps_have_their_architectural_syndromes(arm_guest, counting):
     """SCTLR_EL1.nTWI and UMA traps (D17.2.37): unicorn reports them as undefined instructions;
     the backend gives each the syndrome hardware would, precisely at the trapping instruction."""
