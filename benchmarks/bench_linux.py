@@ -98,8 +98,14 @@ def boot_once(counting: str) -> dict[str, object]:
     console.run_until(PROMPT.decode(), 5 * SEC, start=console.output.find(BANNER.encode()))
     wall = time.perf_counter() - start
     output = bytes(console.output)
-    return {"wall": wall, "simulated": board.sim.now / SEC, "instructions": board.cpu0.instructions,
+    simulated, instructions = board.sim.now / SEC, board.cpu0.instructions
+    # `sleep 10`: idle time skipped, so a fraction of a second of wall time.
+    sim0, wall0, mark = board.sim.now, time.perf_counter(), len(console.output)
+    console.feed("sleep 10\n")
+    console.run_until("\n" + PROMPT.decode(), 20 * SEC, start=mark)
+    return {"wall": wall, "simulated": simulated, "instructions": instructions,
             "digest": hashlib.sha256(output).hexdigest()[:16],
+            "sleep_wall": time.perf_counter() - wall0, "sleep_simulated": (board.sim.now - sim0) / SEC,
             "tree": str(Path(sys.modules["cosim.platforms.virt"].__file__).parent)}
 
 
@@ -114,7 +120,7 @@ def boot_in(tree: Path, counting: str) -> dict[str, object]:
 
 
 def spread(values: list[float]) -> str:
-    return f"min {min(values):.2f} s, median {statistics.median(values):.2f} s"
+    return f"min {min(values):.3f} s, median {statistics.median(values):.3f} s"
 
 
 def check(label: str, boots: list[dict[str, object]], counting: str, reference: bool) -> bool:
@@ -158,6 +164,10 @@ def compare(against: str, rev: str | None, runs: int, counting: str) -> bool:
     print(f"  A {against:<12} {spread(a)}")
     print(f"  B {rev or 'this tree':<12} {spread(b)}")
     print(f"  B/A: min {min(b) / min(a):.3f}, median {statistics.median(b) / statistics.median(a):.3f}")
+    for key in "AB":
+        sleeps = [float(x["sleep_wall"]) for x in boots[key] if "sleep_wall" in x]
+        if sleeps:
+            print(f"  {key} sleep 10: {spread(sleeps)} of wall time")
     ok_a = check("A", boots["A"], counting, reference=False)
     ok_b = check("B", boots["B"], counting, reference=True)
     return ok_a and ok_b
@@ -196,6 +206,9 @@ def versus_qemu(runs: int, counting: str) -> bool:
     n, sim = int(inproc[0]["instructions"]), float(inproc[0]["simulated"])
     print(f"  cosim in-process: {spread(walls)} to the shell ({sim:.3f} s simulated, {n / 1e6:.1f} M instructions, "
           f"{n / statistics.median(walls) / 1e6:.0f} guest MIPS at the median)")
+    sleeps = [float(b["sleep_wall"]) for b in inproc]
+    print(f"  cosim in-process: sleep 10 took {spread(sleeps)} of wall time for "
+          f"{float(inproc[0]['sleep_simulated']):.3f} s simulated")
     return check("determinism", inproc, counting, reference=True)
 
 
