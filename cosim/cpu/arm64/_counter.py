@@ -151,6 +151,16 @@ void cosim_poll_step(cosim_counter *c, uint64_t key) {
     c->poll_at = done;
 }
 
+/* What the backend's sync before a device access leaves the kernel's clock at (Keeper.sync):
+   local time at the end of the block (or instruction), clamped to the quantum. */
+static inline void cosim_sync(cosim_counter *c) {
+    uint64_t t = c->start + (uint64_t)(c->done + (int64_t)c->executed) * c->period + c->extra;
+    if (t > c->end)
+        t = c->end;
+    if (t > c->now)
+        c->now = t;
+}
+
 /* Instructions retired before the one at `pc` in this pass (see NativeCounter.executed_before). */
 static inline uint64_t cosim_executed_before(cosim_counter *c, uint64_t pc) {
     if (c->per_block && c->block_start <= pc && pc <= c->block_start + 4 * (c->executed - c->block_base))
@@ -205,6 +215,7 @@ uint64_t cosim_uart_read(void *uc, uint64_t offset, unsigned size, void *data) {
     cosim_uart *u = (cosim_uart *)data;
     if (offset == 0x18 && u->fast && (size == 1 || size == 2 || size == 4)) {
         cosim_poll_step(u->counter, u->base + offset);
+        cosim_sync(u->counter);
         return size == 4 ? u->fr : u->fr & ((1u << (8 * size)) - 1);
     }
     return cosim_uart_read_py(uc, offset, size, data);
@@ -214,6 +225,7 @@ void cosim_uart_write(void *uc, uint64_t offset, unsigned size, uint64_t value, 
     cosim_uart *u = (cosim_uart *)data;
     if (offset == 0 && u->fast && u->tx_only && u->queued < COSIM_UART_QUEUE && (size == 1 || size == 2 || size == 4)) {
         u->counter->poll_count = 0;     /* a write ends the polling streak */
+        cosim_sync(u->counter);
         u->sizes[u->queued] = (uint8_t)size;
         u->values[u->queued++] = (uint32_t)value;
         return;

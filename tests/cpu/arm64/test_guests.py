@@ -222,7 +222,7 @@ def test_pl011_fast_path_behaves_as_the_model(arm_guest, counting):
             board.uart.read = forward.read      # counts the reads that reach the model
         summary = board.run(until=SEC)
         assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
-        return console.output, [results(board, i) for i in range(4)], board.cpu0.instructions, forward.accesses
+        return console.output, [results(board, i) for i in range(5)], board.cpu0.instructions, forward.accesses
 
     output, values, instructions, model_reads = run(observed=False)
     assert output == b"polled\n!"

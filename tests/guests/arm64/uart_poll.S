@@ -24,6 +24,11 @@ _start:
     str w5, [x1]
     b 1b
 3:  ldr w6, [x1, #UARTFR]
+    mrs x10, cntvct_el0         // same block: reads the clock the UARTFR access synced (its block's end)
+    str x10, [x3, #32]
+    .rept 40
+    nop
+    .endr
     str x6, [x3]                // UARTFR after the writes
     ldr w6, [x1, #UARTRIS]
     str x6, [x3, #8]            // TXRIS set by them
