@@ -439,6 +439,22 @@ class NativeUart:
         self.refresh()
 
 
+class _Field:
+    """A field of a native object's `_state`, as a Python int."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else int(getattr(obj._state, self.name))
+
+    def __set__(self, obj: Any, value: int) -> None:
+        setattr(obj._state, self.name, value)
+
+
 class NativeCounter:
     """Counts the instructions unicorn executes and stops it at a budget.
 
@@ -538,28 +554,10 @@ class NativeCounter:
         else:
             self._state.executed = max(0, int(self._state.executed) - 1)
 
-    @property
-    def done(self) -> int:
-        """Instructions of the earlier passes of this run."""
-        return int(self._state.done)
-
-    @done.setter
-    def done(self, value: int) -> None:
-        self._state.done = value
-
-    @property
-    def extra(self) -> int:
-        """Time (ps) added to local time in this run: poll skips, carried overrun."""
-        return int(self._state.extra)
-
-    @extra.setter
-    def extra(self, value: int) -> None:
-        self._state.extra = value
-
-    @property
-    def limit(self) -> int:
-        """The run's budget in instructions."""
-        return int(self._state.limit)
+    # The run's local time, kept natively (see begin_run).
+    done = _Field("instructions of the earlier passes of this run")
+    extra = _Field("time (ps) added to local time in this run: poll skips, carried overrun")
+    limit = _Field("the run's budget in instructions")
 
     @property
     def unmasked(self) -> bool:

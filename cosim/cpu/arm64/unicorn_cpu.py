@@ -456,23 +456,10 @@ class UnicornArm64Cpu:
         return self._retired + self._done + self.counter.executed_before(self.pc)
 
     # Local time of this run lives in the native counter, which reads the counters without Python.
-    @property
-    def _done(self) -> int:
-        """Instructions of the earlier passes (emu_start calls) of this run."""
-        return self.counter.done
-
-    @_done.setter
-    def _done(self, value: int) -> None:
-        self.counter.done = value
-
-    @property
-    def _extra(self) -> int:
-        """Time added to local time in this run: poll skips, carried overrun."""
-        return self.counter.extra
-
-    @_extra.setter
-    def _extra(self, value: int) -> None:
-        self.counter.extra = value
+    _done = property(lambda self: self.counter.done, lambda self, value: setattr(self.counter, "done", value),
+                     doc="Instructions of the earlier passes (emu_start calls) of this run.")
+    _extra = property(lambda self: self.counter.extra, lambda self, value: setattr(self.counter, "extra", value),
+                      doc="Time added to local time in this run: poll skips, carried overrun.")
 
     def _sync(self, elapsed: int) -> None:
         """Bring the kernel's clock to local time `elapsed` before a device access; the native
