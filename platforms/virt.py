@@ -63,6 +63,9 @@ PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires i
 # Device-tree interrupt flags: the CPU mask for PPIs (GIC binding).
 GIC_FDT_IRQ_PPI_CPU_MASK = 0x1 << 8
 UART_CLOCK = MHz(24)
+# Where an arm64 kernel maps its image (KIMAGE_VADDR with 48-bit VAs, as Debian's, and no KASLR seed
+# in the device tree); another layout only makes UnicornArm64Cpu.static_code cover no code.
+KIMAGE_VADDR = 0xFFFF_8000_0800_0000
 DTB_MAX = 2 * MiB           # the room a Linux boot leaves for the device tree (booting.rst: at most 2 MiB)
 # kernel= names of Debian's arm64 kernels and the `cosim.images.fetch` functions that fetch them.
 DEBIAN_KERNELS = {"debian": "linux_kernel", "debian-generic": "linux_generic_kernel", "debian-rt": "linux_rt_kernel"}
@@ -213,7 +216,10 @@ class Virt(Platform):
             self.dtb = self.device_tree()
             self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
         else:
+            self._kernel_text: tuple[int, int] | None = None
             self._load_linux()
+            if self._kernel_text and hasattr(backend, "static_code"):     # the software CPU
+                backend.static_code(*self._kernel_text)
         self.cpu0 = self.add("cpu0", Cpu, backend=backend, quantum=self.quantum)
         self.wire(self.gic.irq(0), self.cpu0.pins["irq"])
 
@@ -237,7 +243,9 @@ class Virt(Platform):
             raise PlatformError(f"initrd image {self.initrd} is empty (use initrd=none for no initramfs)")
         # As QEMU's -kernel: a Linux Image by its header, any other file as a flat binary at RAM + 0x80000.
         if is_linux_image(image):
-            layout = plan_layout(parse_image(image), ram_size, DTB_MAX, len(initrd))
+            header = parse_image(image)
+            layout = plan_layout(header, ram_size, DTB_MAX, len(initrd))
+            self._kernel_text = (KIMAGE_VADDR, KIMAGE_VADDR + header.image_size - 1)
         else:
             layout = plan_flat_layout(len(image), ram_size, DTB_MAX, len(initrd))
         ram_base = VIRT_MAP["ram"][0]

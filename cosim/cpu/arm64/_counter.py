@@ -233,6 +233,11 @@ void cosim_uart_write(void *uc, uint64_t offset, unsigned size, uint64_t value, 
     cosim_uart_write_py(uc, offset, size, value, data);
 }
 
+/* A memory hook that is never called (see NativeCounter.static_code): it declines, as if absent. */
+_Bool cosim_mem_never(void *uc, int type, uint64_t address, int size, int64_t value, void *data) {
+    return 0;
+}
+
 /* MRS/MSR/SYS hook: only encodings set in the bitmap reach Python. Layout as unicorn's
    uc_arm64_cp_reg. The key is the 16-bit op0:op1:CRn:CRm:op2 encoding. */
 typedef struct { uint32_t crn, crm, op0, op1, op2; uint64_t val; } cosim_cp_reg;
@@ -269,6 +274,7 @@ uint64_t cosim_uart_read(void *uc, uint64_t offset, unsigned size, void *data);
 void cosim_uart_write(void *uc, uint64_t offset, unsigned size, uint64_t value, void *data);
 uint32_t cosim_sysreg(void *uc, int reg, cosim_cp_reg *cp, void *data);
 void cosim_count(void *uc, uint64_t address, uint32_t size, void *data);
+_Bool cosim_mem_never(void *uc, int type, uint64_t address, int size, int64_t value, void *data);
 """
 
 
@@ -329,13 +335,13 @@ def _module() -> Any:
     return NativeCounter._module
 
 
-def _add_hook(uc: Any, kind: int, fn: Any, data: Any, *extra: Any) -> None:
+def _add_hook(uc: Any, kind: int, fn: Any, data: Any, *extra: Any, begin: int = 1, end: int = 0) -> None:
     from unicorn.unicorn_py3.unicorn import uclib
 
     hook = ctypes.c_size_t()
     # begin=1 > end=0 means "every address" for unicorn hooks.
     status = uclib.uc_hook_add(uc._uch, ctypes.byref(hook), kind, ctypes.c_void_p(fn), ctypes.c_void_p(data),
-                               ctypes.c_uint64(1), ctypes.c_uint64(0), *extra)
+                               ctypes.c_uint64(begin), ctypes.c_uint64(end), *extra)
     if status != 0:
         raise CounterUnavailable(f"uc_hook_add failed with unicorn error {status}")
 
@@ -496,6 +502,22 @@ class NativeCounter:
         self._state.budget = max(1, budget)
         self._state.watch = watch
         self._state.unmasked = 0
+
+    def static_code(self, begin: int, end: int) -> None:
+        """Code at virtual addresses [begin, end] is patched only through other mappings (an OS
+        kernel's text): spare unicorn's TLB scan after each translation there.
+
+        After translating a block, unicorn re-arms the store slow path for the block's virtual
+        page by scanning the whole TLB (`tlb_reset_dirty_by_vaddr`, 8% of Linux's boot), unless a
+        memory hook covers the block's address. A hook that is never called (UC_HOOK_MEM_READ_PROT:
+        all guest memory is readable) covers the range: unicorn then skips the scan there, and
+        also never lets a store to the range take the fast path, so a store through these same
+        addresses still invalidates the code it overwrites (on every store, not only the first).
+        Stores through other mappings are seen as before."""
+        from unicorn import UC_HOOK_MEM_READ_PROT
+
+        fn = int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, "cosim_mem_never")))
+        _add_hook(self._uc, UC_HOOK_MEM_READ_PROT, fn, 0, begin=begin, end=end)
 
     def begin_run(self, start: int, budget: int, period: int, extra: int, max_poll_skip: int) -> None:
         """A run of `budget` ps from simulated time `start` (instructions of `period` ps), local time

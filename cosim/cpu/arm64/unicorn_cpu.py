@@ -398,6 +398,11 @@ class UnicornArm64Cpu:
             self._warn_once(address, f"write of {size} bytes failed ({error.status.value}); ignored")
         self._after_access()
 
+    def static_code(self, begin: int, end: int) -> None:
+        """Code at virtual addresses [begin, end] (an OS kernel's image) is patched only through
+        other mappings: spare unicorn's TLB scan after each of its translations (NativeCounter.static_code)."""
+        self.counter.static_code(begin, end)
+
     def _native_uart(self, base: int, size: int, model: Any) -> NativeUart:
         """The PL011 `model` at `base`, its UARTFR reads and UARTDR writes served without Python
         (Linux's console: ~20,000 of each per boot, ~4-5 us each through Python)."""

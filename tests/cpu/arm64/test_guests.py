@@ -233,6 +233,24 @@ def test_pl011_fast_path_behaves_as_the_model(arm_guest, counting):
 
 
 @pytest.mark.parametrize("counting", COUNTINGS)
+def test_code_patched_in_place_runs_patched_with_static_code(arm_guest, counting):
+    """UnicornArm64Cpu.static_code (spares unicorn's TLB scan after translations, used for Linux's image)
+    keeps code patching exact: a routine rewritten in place at the same address runs its new version,
+    with and without the range covered, with the same instruction count."""
+    def run(covered):
+        board, _ = boot(arm_guest("code_patch"), counting=counting)
+        if covered:
+            board.cpu0.backend.static_code(0x4000_0000, 0x43FF_FFFF)    # RAM, where the routine is
+        summary = board.run(until=SEC)
+        assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+        return results(board, 0), results(board, 1), board.cpu0.instructions
+
+    total, first, instructions = run(covered=True)
+    assert (total, first) == (1 + 2 + 3 + 4 + 5, 1)
+    assert run(covered=False) == (total, first, instructions)
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
 def test_el0_traps_have_their_architectural_syndromes(arm_guest, counting):
     """SCTLR_EL1.nTWI and UMA traps (D17.2.37): unicorn reports them as undefined instructions;
     the backend gives each the syndrome hardware would, precisely at the trapping instruction."""
