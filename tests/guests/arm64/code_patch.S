@@ -5,6 +5,15 @@
 .include "common.inc"
 .equ CODE, 0x40300000
 .equ MOVZ_X0, 0xd2800000        // movz x0, #imm16 (imm16 at bit 5)
+// The instruction at \addr was rewritten: make the new one visible to instruction fetch (B2.4.4).
+.macro patched addr
+    dc cvau, \addr
+    dsb ish
+    ic ivau, \addr
+    dsb ish
+    isb
+.endm
+
 .global _start
 _start:
     el1_setup
@@ -18,11 +27,7 @@ _start:
 1:  ldr w6, =MOVZ_X0
     orr w6, w6, w9, lsl #5
     str w6, [x4]                // patch the immediate
-    dc cvau, x4
-    dsb ish
-    ic ivau, x4
-    dsb ish
-    isb
+    patched x4
     blr x4
     add x8, x8, x0
     add x9, x9, #1
@@ -31,11 +36,7 @@ _start:
     str x8, [x3]
     ldr w6, =MOVZ_X0 | (1 << 5)
     str w6, [x4]
-    dc cvau, x4
-    dsb ish
-    ic ivau, x4
-    dsb ish
-    isb
+    patched x4
     blr x4
     str x0, [x3, #8]
     poweroff
