@@ -5,10 +5,15 @@ import re
 import pytest
 
 
+def _on_virt(guest_elf, debug, name, counting, commands):
+    """gdb running `commands` against tests/guests/arm64/<name>.S on virt with the given counting."""
+    guest = guest_elf("aarch64", name)
+    return debug(["virt", "-P", f"firmware={guest.bin}", "-P", f"counting={counting}"], commands, guest.elf)
+
+
 @pytest.mark.parametrize("counting", ["block", "instruction"])
 def test_registers_memory_stepi_breakpoint_and_continue_to_the_guest_exit(guest_elf, debug, counting):
-    guest = guest_elf("aarch64", "hello")
-    session = debug(["virt", "-P", f"firmware={guest.bin}", "-P", f"counting={counting}"], [
+    session = _on_virt(guest_elf, debug, "hello", counting, [
         "info registers pc x0 cpsr",
         "x/4xw 0",
         "stepi",
@@ -24,7 +29,7 @@ def test_registers_memory_stepi_breakpoint_and_continue_to_the_guest_exit(guest_
         "info registers pc",
         "delete",
         "continue",
-    ], guest.elf)
+    ])
     out = session.gdb
     assert re.search(r"pc\s+0x0\s", out)                                   # held before its first instruction
     assert re.search(r"x0\s+0x40000000", out)                              # virt's boot state: the DTB
@@ -65,4 +70,36 @@ def test_a_watchpoint_stops_at_the_store_with_old_and_new_values_and_time_stands
     assert 2_000_000_000 <= times[2] < 2_001_000_000
     assert "Hardware access (read/write) watchpoint 2: *(int *)0x40200008" in out and "Value = 27" in out
     assert "sysbus (64-bit)" in out and re.search(r"0x0+9000000\s+0x0+9000fff\s+4 KiB\s+uart0", out)  # monitor map
+    assert session.status == 0 and "SYSTEM_OFF" in session.cosim
+
+
+@pytest.mark.parametrize("counting", ["block", "instruction"])
+def test_gdb_breakpoints_and_stepi_come_before_the_guests_own_debug_exceptions(guest_elf, debug, counting):
+    """debug_arch.S programs a hardware breakpoint at t2 and steps s0..s2 itself: gdb's breakpoint at t2
+    stops there first (the guest's exception follows on continue), gdb's breakpoint at s1 stops there with
+    the guest's step exception pending, and the guest's own log is complete at the end."""
+    session = _on_virt(guest_elf, debug, "debug_arch", counting, [
+        "break *t2",
+        "continue",
+        "info registers pc",
+        "delete",
+        "break *s1",
+        "continue",
+        "info registers pc",
+        "stepi",
+        "info registers pc",
+        "delete",
+        "break *(l8 + 4)",
+        "continue",
+        "x/gx 0x40200018",
+        "delete",
+        "continue",
+    ])
+    out = session.gdb
+    assert "Breakpoint 1, 0x" in out and re.search(r"pc\s+0x\w+\s+0x\w+ <t2>", out)
+    assert re.search(r"pc\s+0x\w+\s+0x\w+ <s1>", out)
+    # gdb stopped at s1 with the guest's step exception pending (s0 was stepped): stepi takes it and
+    # stops at the vector, as it does for any exception.
+    assert re.search(r"pc\s+0x\w+\s+0x\w+ <vectors\+512>", out)
+    assert re.search(r"0x40200018:\s+0x000000000000000c", out)              # the guest logged all 12 of its exceptions
     assert session.status == 0 and "SYSTEM_OFF" in session.cosim

@@ -125,15 +125,16 @@ class Outcome:
     exit_code: int
 
 
-def run_case(tree: Path, case: Case, wall_timeout: float = 120, until: str = "60s") -> Outcome:
-    """Run one case on `virt` through the real `cosim` CLI, bounded in wall time."""
+def run_case(tree: Path, case: Case, wall_timeout: float = 120, until: str = "60s", keys: bytes = b"") -> Outcome:
+    """Run one case on `virt` through the real `cosim` CLI, bounded in wall time; `keys` are typed
+    on its console (the UART keeps them until the guest reads)."""
     command = [sys.executable, "-m", "cosim", "run", "virt", "-P", "firmware=none",
                "-P", f"kernel={tree / 'arm' / case.file}", "-P", f"bootargs={case.args}",
                "-P", f"ram_size={case.ram_mib}M", "-P", "console=stdio", "--until", until]
     if case.smp > 1:
         command += ["-P", f"cpus={case.smp}"]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=wall_timeout, stdin=subprocess.DEVNULL)
+        done = subprocess.run(command, capture_output=True, timeout=wall_timeout, input=keys)
     except subprocess.TimeoutExpired as expired:
         output = (expired.stdout or b"") + (expired.stderr or b"")
         return Outcome(None, output.decode(errors="replace") + f"\n[timed out after {wall_timeout} s]", -1)
@@ -156,9 +157,6 @@ _SMP = "needs several CPUs (-P cpus=N: SMP on virt, issue 11)"
 KNOWN_GAPS = {
     "selftest-setup": _SMP, "selftest-smp": _SMP, "gicv2-ipi": _SMP, "gicv2-active": _SMP, "psci": _SMP,
     "spinlock-test": _SMP, "fpu-context": _SMP,
-    "debug-bp": "no debug architecture on the software CPU (hardware breakpoints; issue 11)",
-    "debug-wp": "no debug architecture on the software CPU (watchpoints; issue 11)",
-    "debug-sstep": "no debug architecture on the software CPU (software step; issue 11)",
 }
 # Wall-time bounds catch hangs; they are generous because CI machines may be loaded. Most cases take
 # 2-4 s; sieve sieves 100 MB three times (~150 s of CPU on the software CPU here).

@@ -46,3 +46,15 @@ def test_the_config_is_read_as_the_suite_means_it():
     assert found["pmu-cycle-counter"].args == "cycle-counter 0"
     assert "pci-test" in found and all(case.file.endswith(".flat") for case in found.values())
     assert set(QEMU_PASSES) <= set(found) | set(DEFAULTS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["debug-bp-migration", "debug-wp-migration", "debug-sstep-migration"])
+def test_debug_migration_cases_pass_with_a_key_press_for_the_migration(suite, name):
+    """These need QEMU's migration (`disabled_if` TARGET != qemu in unittests.cfg); cosim has none. Each
+    pauses at "Now migrate the VM, then press a key": a key resumes it with no migration, so what this
+    checks is that the debug state (comparators, MDSCR_EL1, the step state) holds across the pause."""
+    outcome = run_case(suite, _all_cases()[name], keys=b"\n")
+    assert "Now migrate the VM" in outcome.output
+    assert outcome.status == PASSED, f"{name}: EXIT: STATUS={outcome.status}\n{outcome.output[-4000:]}"
+    assert outcome.exit_code == 0

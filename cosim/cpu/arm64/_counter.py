@@ -61,6 +61,7 @@ typedef struct {
     uint64_t cnt_num, cnt_den;
     uint64_t start, end;    /* the quantum, in ps of simulated time */
     uint64_t now;           /* the kernel's clock as the backend's syncs have left it */
+    int32_t abandoned;      /* a watchpoint stopped the instruction: its device accesses are dropped */
 } cosim_counter;
 
 typedef int (*cosim_stop_fn)(void *uc);
@@ -213,6 +214,8 @@ static void cosim_uart_write_py(void *uc, uint64_t offset, unsigned size, uint64
 
 uint64_t cosim_uart_read(void *uc, uint64_t offset, unsigned size, void *data) {
     cosim_uart *u = (cosim_uart *)data;
+    if (u->counter->abandoned)
+        return 0;                       /* as the backend's _mmio_read: the device never sees it */
     if (offset == 0x18 && u->fast && (size == 1 || size == 2 || size == 4)) {
         cosim_poll_step(u->counter, u->base + offset);
         cosim_sync(u->counter);
@@ -223,6 +226,8 @@ uint64_t cosim_uart_read(void *uc, uint64_t offset, unsigned size, void *data) {
 
 void cosim_uart_write(void *uc, uint64_t offset, unsigned size, uint64_t value, void *data) {
     cosim_uart *u = (cosim_uart *)data;
+    if (u->counter->abandoned)
+        return;
     if (offset == 0 && u->fast && u->tx_only && u->queued < COSIM_UART_QUEUE && (size == 1 || size == 2 || size == 4)) {
         u->counter->poll_count = 0;     /* a write ends the polling streak */
         cosim_sync(u->counter);
@@ -260,7 +265,8 @@ typedef struct { uint64_t executed; uint64_t budget; void *stop; void *reg_read;
                  int32_t per_block; int32_t pc_reg; void *reg_write;
                  int64_t done; int64_t extra; int64_t period; int64_t limit; int64_t span;
                  uint64_t poll_keys[4]; int32_t poll_count; int32_t stopping; int64_t poll_at; int64_t poll_skip;
-                 int64_t max_poll_skip; uint64_t cnt_num, cnt_den; uint64_t start, end; uint64_t now; } cosim_counter;
+                 int64_t max_poll_skip; uint64_t cnt_num, cnt_den; uint64_t start, end; uint64_t now;
+                 int32_t abandoned; } cosim_counter;
 void cosim_count_block(void *uc, uint64_t address, uint32_t size, void *data);
 void cosim_poll_step(cosim_counter *c, uint64_t key);
 typedef struct { uint32_t crn, crm, op0, op1, op2; uint64_t val; } cosim_cp_reg;
@@ -580,6 +586,7 @@ class NativeCounter:
     done = _Field("instructions of the earlier passes of this run")
     extra = _Field("time (ps) added to local time in this run: poll skips, carried overrun")
     limit = _Field("the run's budget in instructions")
+    abandoned = _Field("a watchpoint stopped the instruction: its device accesses are dropped")
 
     @property
     def unmasked(self) -> bool:

@@ -49,6 +49,12 @@ class EC(enum.IntEnum):
     IABT_CURRENT = 0x21
     DABT_LOWER = 0x24
     DABT_CURRENT = 0x25
+    BREAKPT_LOWER = 0x30   # the debug exceptions (D2.8-D2.12): breakpoint, software step, watchpoint
+    BREAKPT_CURRENT = 0x31
+    SOFTSTP_LOWER = 0x32
+    SOFTSTP_CURRENT = 0x33
+    WATCHPT_LOWER = 0x34
+    WATCHPT_CURRENT = 0x35
     BRK64 = 0x3C
 
 

@@ -18,6 +18,9 @@
   only while one is set). Each stops the run before the instruction, as gdb expects
   of Arm64 (its watchpoints are "non-steppable"): unicorn abandons a store whose
   hook stops it, but has written memory already, so the old bytes are put back.
+- **The guest's own debug** (debug.py, DDI 0487 D2): its breakpoints and watchpoints
+  are hooks of the same kind on the addresses and ranges it enables; software step
+  runs one instruction per pass. gdb's stops come first.
 - **Polling.** A guest that reads the same thing again and again (CNTPCT/CNTVCT,
   or one device register such as a UART's flag register) with nothing else in
   between is waiting for time to pass: each further read in the streak moves
@@ -47,6 +50,9 @@ from .._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuEx
 from .._debug import DebugStop, StopKind, WatchKind
 from . import COUNTING_MODES, psci
 from ._counter import NativeCounter, NativeSysregFilter, NativeUart
+from .debug import SYSREG_NAMES as DEBUG_SYSREGS
+from .debug import (MDSCR_SS, CodeAndMemoryHooks, ERET, PSTATE_SS, SelfHostedDebug, breakpoint_syndrome,
+                    is_load_exclusive, step_syndrome, watchpoint_syndrome)
 from .exceptions import EC, PSTATE_F, PSTATE_I, Kind, abort_syndrome, current_el, enter_el1, esr, undefined_syndrome
 from .mmu import FSC_ALIGNMENT, Fault, TranslationRegs, decode_access, walk
 
@@ -67,7 +73,7 @@ _STUCK_EXCEPTIONS = 16
 # before the next exception (Linux's entry code alone saves 30 registers), so no OS trips it.
 _STORM_EXCEPTIONS, _STORM_GAP = 256, 32
 
-# Unicorn returns early on WFE as on WFI, without saying which: both are reported as WFI.
+# Unicorn returns early on WFI only (WFE runs as a no-op): that early return is the idle exit.
 _IDLE = Idle(IdleKind.WFI)
 
 SPSR_EL1 = (3, 0, 4, 0, 0)
@@ -85,6 +91,8 @@ HCR_EL2 = (3, 4, 1, 1, 0)
 # guest instead: Non-secure (NS), HVC enabled (HCE), lower ELs AArch64 (RW).
 SCR_EL3_VALUE = (1 << 10) | (1 << 8) | 0x30 | 1
 HCR_EL2_RW = 1 << 31
+# What an ERET restores from SPSR_EL1 that tells it apart from an MSR to DAIF: NZCV, DAIF, M[4:0].
+_ERET_BITS = 0xF000_03DF
 
 _X_REGS = {f"x{i}": getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)}
 _X_REGS |= {"x29": A.UC_ARM64_REG_FP, "x30": A.UC_ARM64_REG_LR, "sp": A.UC_ARM64_REG_SP,
@@ -159,6 +167,9 @@ class UnicornArm64Cpu:
             pmu.el = lambda: current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE))
             pmu.dfr0 = self.uc.cpr_read(*ID_AA64DFR0_EL1)
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
+        # The guest's self-hosted debug (debug.py): its registers never reach unicorn.
+        self.debug = SelfHostedDebug(self.uc.cpr_read(*ID_AA64DFR0_EL1))
+        self._sysregs.update({key: (self.debug, name) for key, name in DEBUG_SYSREGS.items()})
         # No UC_HOOK_MEM_* hook: any memory hook puts every guest access on unicorn's slow
         # path (Linux boots ~40% slower); a bad access is decoded from the instruction instead.
         # Only the timer's registers leave unicorn; the filter runs natively for all others.
@@ -175,11 +186,26 @@ class UnicornArm64Cpu:
         self._ram = [(base, size, host) for base, size, host, _ in memory]
         self._retired = 0                 # instructions of the runs before this one
         self._warned: set[int] = set()
-        self._breakpoints: dict[int, int] = {}                      # address -> hook
-        self._watchpoints: dict[tuple[WatchKind, int, int], int] = {}
+        self._hooks = CodeAndMemoryHooks(self.uc)   # gdb's and the guest's breakpoints and watchpoints
         self._step_hook: int | None = None
         self._step_started = False
-        self._undo: tuple[int, bytes] | None = None                 # a watched store to take back
+        self._gdb_step = False
+        # Software step (D2.12). PSTATE.SS lives here: unicorn's stays 0 (QEMU clears it on ERET, its
+        # MDSCR_EL1 saying step is off). `_step_from`: the instruction a pass is stepping;
+        # `_stepped`: ISV/EX of the step exception now pending (None: nothing stepped, ISV = 0).
+        self._ss = False
+        self._step_from: int | None = None
+        self._stepped: bool | None = None
+        self._step_off = True
+        self._step_word: int | None = None
+        self._marked = False                # unicorn's PSTATE.SS holds _debug_pass's ERET marker
+        self._undo: list[tuple[int, bytes]] = []                    # watched stores to take back
+        # Stores near a guest watchpoint that did not match it, by the instruction that made them
+        # (its PC and count): a store pair whose second half matches takes its first half back too.
+        self._near: tuple[tuple[int, int], list[tuple[int, bytes]]] = ((-1, -1), [])
+        # A watchpoint's hook stopped the instruction, which unicorn still completes: device accesses
+        # it goes on to make are dropped (RAM is put back from `_undo`); see `_abandoned`.
+        self._abandoned = False
         self._storm = 0                   # exceptions in a row, each soon after the last (see _STORM_GAP)
         self.write_register("pc", entry)
         for name, value in (registers or {}).items():
@@ -189,7 +215,13 @@ class UnicornArm64Cpu:
     def read_register(self, name: str) -> int:
         if name == "spsr_el1":
             return self.uc.cpr_read(*SPSR_EL1)
+        if name == "pstate":
+            return self._pstate()
         return self.uc.reg_read(_X_REGS[name])
+
+    def _pstate(self) -> int:
+        """PSTATE with the software step bit the backend keeps (unicorn's may hold `_debug_pass`'s marker)."""
+        return self.uc.reg_read(A.UC_ARM64_REG_PSTATE) & ~PSTATE_SS | (PSTATE_SS if self._ss else 0)
 
     def write_register(self, name: str, value: int) -> None:
         if name == "spsr_el1":
@@ -259,7 +291,9 @@ class UnicornArm64Cpu:
         return False
 
     def _enter(self, kind: Kind, return_address: int, syndrome: int | None = None, far: int | None = None) -> None:
-        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        # SPSR_EL1.SS is PSTATE.SS, which the entry clears (D2.12.3).
+        pstate = self._pstate()
+        self._ss, self._stepped = False, None
         vbar = self.uc.reg_read(A.UC_ARM64_REG_VBAR_EL1)
         enter_el1(pstate, vbar, kind, return_address, syndrome, far).apply(self)
 
@@ -281,19 +315,31 @@ class UnicornArm64Cpu:
             while True:
                 self._take_interrupt()
                 # A line still high here is masked: watch PSTATE so it is taken once unmasked.
-                self.counter.arm(self._remaining(), self._masked_pending())
+                watch = self._masked_pending()
+                if self.debug.changed or self.debug.mdscr & MDSCR_SS or self._step_from is not None:
+                    watch |= self._debug_pass()
+                # Software step per instruction: the counter ends the run after the one instruction.
+                steps = self._step_from is not None and not self.counter.per_block
+                self.counter.arm(1 if steps else self._remaining(), watch)
                 self._pending_sync = None
+                self._abandoned = False
                 taken = None                  # where an exception was taken in this pass
                 try:
                     self.uc.emu_start(self.pc, 0xFFFF_FFFF_FFFF_FFFF)
                 except UcError as error:
-                    self.counter.rewind(self.pc)      # the faulting instruction did not retire
+                    # The faulting instruction did not retire (a fetch that failed was never counted).
+                    if error.errno == UC_ERR_FETCH_UNMAPPED:
+                        self.counter.rewind(self.pc)
+                    else:
+                        self.counter.stopped_before(self.pc)
                     self._done += self.counter.executed
                     taken = self.pc
                     if not self._deliver_fault(error):
                         raise CpuError(f"unicorn stopped at pc={self.pc:#x}: {error}", self.register_dump()) from error
                 else:
                     self._done += self.counter.executed
+                    if self._step_from is not None:
+                        self._step_done()
                     if self._pending_sync is not None:
                         taken = self._pending_sync[1]
                         self._enter(*self._pending_sync)
@@ -311,7 +357,7 @@ class UnicornArm64Cpu:
                 self._storm = self._storm + 1 if taken is not None and self.counter.executed < _STORM_GAP else 0
                 if self._storm >= _STORM_EXCEPTIONS:
                     self._stormed()
-                if self._undo is not None:
+                if self._undo:
                     self._undo_store()
                 if self._stop is not None:
                     return self._exit(self._stop)
@@ -377,6 +423,8 @@ class UnicornArm64Cpu:
 
     # -- device accesses --------------------------------------------------------
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
+        if self._abandoned:
+            return 0                      # a watchpoint stopped the instruction: the device never sees it
         self.counter.poll_step(base + offset)
         self._sync(self._elapsed())
         address = base + offset
@@ -389,6 +437,8 @@ class UnicornArm64Cpu:
         return value
 
     def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
+        if self._abandoned:
+            return
         self.counter.poll_reset()
         self._sync(self._elapsed())
         address = base + offset
@@ -425,7 +475,10 @@ class UnicornArm64Cpu:
             | (cp.crm << 1) | int(read)
         syndrome = esr(EC.UNKNOWN) if name.endswith("_EL1") else esr(EC.SYSREG, iss)   # EL1 registers: UNDEFINED
         self._pending_sync = (Kind.SYNC, self.pc, syndrome, None)
-        self.counter.rewind(self.pc)
+        self.counter.stopped_before(self.pc)        # a trapped instruction does not retire
+        # Unicorn runs on to the next instruction's hooks after a stop requested from a system-register
+        # hook: the budget keeps the counter from counting it.
+        self.counter.budget = self.counter.executed
         self.uc.emu_stop()
         return True
 
@@ -452,6 +505,8 @@ class UnicornArm64Cpu:
         self.counter.poll_reset()
         self._sync(self._elapsed())
         device.write_sysreg(name, cp.val)
+        if device is self.debug:
+            self.counter.budget = self.counter.executed     # the next pass follows the new debug state
         self._after_access()
         return 1
 
@@ -465,6 +520,10 @@ class UnicornArm64Cpu:
                      doc="Instructions of the earlier passes (emu_start calls) of this run.")
     _extra = property(lambda self: self.counter.extra, lambda self, value: setattr(self.counter, "extra", value),
                       doc="Time added to local time in this run: poll skips, carried overrun.")
+    # Seen by the native UART callbacks too.
+    _abandoned = property(lambda self: bool(self.counter.abandoned),
+                          lambda self, value: setattr(self.counter, "abandoned", int(value)),
+                          doc="A watchpoint's hook stopped the instruction: device accesses it makes are dropped.")
 
     def _sync(self, elapsed: int) -> None:
         """Bring the kernel's clock to local time `elapsed` before a device access; the native
@@ -488,7 +547,15 @@ class UnicornArm64Cpu:
     # -- exceptions reported by unicorn -------------------------------------------
     def _on_exception(self, uc: Uc, intno: int, _: Any) -> None:
         pc = self.pc
-        self.counter.rewind(pc)        # instructions after the exception in its block never ran
+        # Instructions after the exception in its block never ran. SVC, HVC and SMC retire (the PC
+        # is past them); an instruction that traps or faults does not, in either counting mode. A fetch
+        # that faults (prefetch abort) is raised while translating, before any hook counts it.
+        if intno in (EXCP_SWI, EXCP_HVC, EXCP_SMC, EXCP_PREFETCH_ABORT):
+            self.counter.rewind(pc)
+        else:
+            self.counter.stopped_before(pc)
+        if self._step_from is not None and intno in (EXCP_SWI, EXCP_HVC, EXCP_SMC):
+            self._ss, self._stepped = False, False   # a stepped SVC/HVC/SMC completes (D2.12.7)
         if intno in (EXCP_HVC, EXCP_SMC):
             result = psci.call(self.read_register("x0"), self.read_register("x1"))
             self.write_register("x0", result.x0)
@@ -595,39 +662,34 @@ class UnicornArm64Cpu:
         return None if isinstance(result, Fault) else result.address
 
     def insert_breakpoint(self, address: int) -> None:
-        if address not in self._breakpoints:
-            self._breakpoints[address] = self.uc.hook_add(UC_HOOK_CODE, self._on_breakpoint, begin=address,
-                                                          end=address)
-            self.uc.ctl_remove_cache(address, address + 4)   # code translated before has no call to the hook
+        self._hooks.add_code(("gdb", address), address, self._on_breakpoint)
 
     def remove_breakpoint(self, address: int) -> None:
-        hook = self._breakpoints.pop(address, None)
-        if hook is not None:
-            self.uc.hook_del(hook)
-            self.uc.ctl_remove_cache(address, address + 4)
+        self._hooks.remove(("gdb", address))
 
     # gdb's hardware breakpoints (hbreak) are the same hooks: unicorn has no limit to mimic.
     insert_hw_breakpoint = insert_breakpoint
     remove_hw_breakpoint = remove_breakpoint
 
     def insert_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
-        key = (kind, address, length)
-        if key not in self._watchpoints:
-            types = {WatchKind.WRITE: UC_HOOK_MEM_WRITE, WatchKind.READ: UC_HOOK_MEM_READ,
-                     WatchKind.ACCESS: UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE}
-            self._watchpoints[key] = self.uc.hook_add(types[kind], self._on_watch, kind, begin=address,
-                                                      end=address + length - 1)
-            self.uc.ctl_flush_tb()      # translated accesses skip the hook check otherwise
+        types = {WatchKind.WRITE: UC_HOOK_MEM_WRITE, WatchKind.READ: UC_HOOK_MEM_READ,
+                 WatchKind.ACCESS: UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE}
+        self._hooks.add_memory(("gdb", kind, address, length), types[kind], address, address + length - 1,
+                               self._on_watch, kind)
 
     def remove_watchpoint(self, kind: WatchKind, address: int, length: int) -> None:
-        hook = self._watchpoints.pop((kind, address, length), None)
-        if hook is not None:
-            self.uc.hook_del(hook)
-            self.uc.ctl_flush_tb()      # back to the fast path
+        self._hooks.remove(("gdb", kind, address, length))
 
     def single_step(self, on: bool) -> None:
         """While on, every run stops after one instruction (or at an exception vector's first)."""
         self._step_started = False
+        self._gdb_step = on
+        self._step_hook_needed(on)
+
+    def _step_hook_needed(self, on: bool) -> None:
+        """A code hook on every address, shared by gdb's stepi and the guest's software step
+        (per-block counting: the counter cannot end a run after one instruction)."""
+        on = on or self._gdb_step
         if on and self._step_hook is None:
             self._step_hook = self.uc.hook_add(UC_HOOK_CODE, self._on_step)
             self.uc.ctl_flush_tb()
@@ -638,7 +700,10 @@ class UnicornArm64Cpu:
 
     def _debug_stop(self, pc: int, stop: DebugStop) -> None:
         if self._stop is None:
-            self.counter.stopped_before(pc)
+            if self._pending_sync is not None:
+                self._pending_sync = None       # gdb's stop comes first: the guest's debug event recurs on resume
+            else:
+                self.counter.stopped_before(pc)
             self._stop = Breakpoint(pc, stop)
             self.uc.emu_stop()
 
@@ -649,22 +714,148 @@ class UnicornArm64Cpu:
         if not self._step_started:
             self._step_started = True       # the instruction to step: let it run
             return
-        self._debug_stop(address, DebugStop(StopKind.STEP))
+        if self._gdb_step:
+            self._debug_stop(address, DebugStop(StopKind.STEP))
+        elif self._step_from is not None:   # the guest's software step: one instruction ran
+            self.counter.rewind(address)
+            self.counter.budget = self.counter.executed     # a stop, not an idle (WFI) return
+            uc.emu_stop()
 
     def _on_watch(self, uc: Uc, access: int, address: int, size: int, value: int, kind: WatchKind) -> None:
         if self._stop is not None:
             return
         if access == UC_MEM_WRITE:
-            physical = self.translate(address)
-            if physical is not None and any(b <= physical and physical + size <= b + n for b, n, _ in self._ram):
-                self._undo = (physical, bytes(uc.mem_read(physical, size)))
+            self._keep_old_bytes(address, size)
+        self._abandoned = True
         self._debug_stop(self.pc, DebugStop(StopKind.WATCH, address, kind))
 
+    def _keep_old_bytes(self, address: int, size: int) -> None:
+        """A store stopped by a watchpoint's hook has already written memory: remember what to put back."""
+        self._undo.extend(self._old_bytes(address, size))
+
+    def _old_bytes(self, address: int, size: int) -> list[tuple[int, bytes]]:
+        """The RAM bytes a store to `address` is about to overwrite (none for a device)."""
+        physical = self.translate(address)
+        if physical is not None and any(b <= physical and physical + size <= b + n for b, n, _ in self._ram):
+            return [(physical, bytes(self.uc.mem_read(physical, size)))]
+        return []
+
+    # -- the guest's self-hosted debug (debug.py) ----------------------------------------
+    def _debug_pass(self) -> int:
+        """Before a pass, while the guest uses its debug registers: hooks follow the breakpoints and
+        watchpoints it enabled, and software step (D2.12) shapes the pass: the Software Step exception
+        is taken now (active-pending), or the pass runs one instruction (active-not-pending). Returns
+        the PSTATE bits to watch: those whose clearing may enable software step."""
+        if self.debug.changed:
+            self._sync_debug_hooks()
+        self._step_from = None
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        marked, self._marked = self._marked, False
+        marked_now = bool(pstate & PSTATE_SS)
+        if marked_now:              # drop the marker: unicorn's PSTATE.SS is 0 otherwise
+            pstate &= ~PSTATE_SS
+            self.uc.reg_write(A.UC_ARM64_REG_PSTATE, pstate)
+        if not self.debug.step_enabled(pstate):
+            self._ss, self._step_off, self._stepped = False, True, None
+            self._step_hook_needed(False)
+            watch = self.debug.step_watch(pstate)
+            if watch:
+                # A marker in unicorn's PSTATE.SS (which QEMU ignores, its own step being off): an ERET
+                # clears it, an MSR to DAIF does not. That tells them apart once step becomes enabled.
+                self.uc.reg_write(A.UC_ARM64_REG_PSTATE, pstate | PSTATE_SS)
+                self._marked = True
+            return watch
+        pc = self.pc
+        if self._step_off:
+            # Enabled since the last pass. By an ERET (the marker gone, PC = ELR_EL1, PSTATE = SPSR_EL1),
+            # which sets PSTATE.SS from SPSR_EL1.SS; else by unmasking PSTATE.D or a register write, which
+            # leave it 0 (D2.12.4).
+            self._step_off = False
+            spsr = self.uc.cpr_read(*SPSR_EL1)
+            if (marked and not marked_now and pc == self.uc.reg_read(A.UC_ARM64_REG_ELR_EL1)
+                    and not (pstate ^ spsr) & _ERET_BITS):
+                self._ss = bool(spsr & PSTATE_SS)
+        if not self._ss:                    # active-pending: the exception comes before any instruction
+            self._enter(Kind.SYNC, pc, step_syndrome(pstate, self._stepped))
+            self._step_started = self._gdb_step     # gdb's stepi stops at the vector, as for any exception
+            return self._debug_pass()
+        self._step_from, self._step_word = pc, self._instruction(pc)
+        self._step_started = False
+        self._step_hook_needed(self.counter.per_block)
+        return 0
+
+    def _step_done(self) -> None:
+        """After a pass that stepped an instruction: once it retired (no exception instead), PSTATE.SS
+        is 0 (active-pending), or for an ERET, SPSR_EL1.SS where step stays enabled (D2.12.3)."""
+        self._step_from = None
+        if self._pending_sync is not None or self.counter.executed == 0 or not self._ss:
+            return
+        word = self._step_word
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        self._ss = (word == ERET and bool(self.uc.cpr_read(*SPSR_EL1) & PSTATE_SS)
+                    and self.debug.step_enabled(pstate))
+        self._stepped = is_load_exclusive(word)
+
+    def _sync_debug_hooks(self) -> None:
+        """Code hooks on the enabled breakpoints' addresses, memory hooks on the watched ranges (from
+        15 bytes below: a hook sees an access by its first byte); none when none is enabled."""
+        self.debug.changed = False
+        wanted = {("bp", address) for address in self.debug.breakpoint_addresses()}
+        wanted |= {("wp", first, last) for first, last in self.debug.watched_ranges()}
+        for key in self._hooks.keys():
+            if key[0] in ("bp", "wp") and key not in wanted:
+                self._hooks.remove(key)
+        for key in wanted:
+            if key[0] == "bp":
+                self._hooks.add_code(key, key[1], self._on_guest_breakpoint)
+            else:
+                self._hooks.add_memory(key, UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, max(0, key[1] - 15), key[2],
+                                       self._on_guest_watch)
+
+    def _on_guest_breakpoint(self, uc: Uc, address: int, size: int, _: Any) -> None:
+        if self._stop is not None or self._pending_sync is not None:
+            return
+        if self._step_from is not None and self._step_started:
+            return                          # past the stepped instruction: the step exception comes first
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        if self.debug.breakpoint_hit(address, pstate):
+            # Taken before the instruction: ELR_EL1 is its address (D2.8.6).
+            self._pending_sync = (Kind.SYNC, address, breakpoint_syndrome(pstate), None)
+            self.counter.stopped_before(address)
+            uc.emu_stop()
+
+    def _on_guest_watch(self, uc: Uc, access: int, address: int, size: int, value: int, _: Any) -> None:
+        if self._stop is not None or self._pending_sync is not None:
+            return
+        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        write = access == UC_MEM_WRITE
+        unprivileged = False
+        if current_el(pstate) == 1:         # LDTR/STTR match as EL0 accesses (decoded only when watched)
+            word = self._instruction(self.pc)
+            decoded = None if word is None else decode_access(word, self.pc, self._xreg)
+            unprivileged = decoded is not None and decoded.unprivileged
+        far = self.debug.watchpoint_hit(address, size, write, pstate, unprivileged)
+        pc = self.pc
+        instruction = (pc, self._done + self.counter.executed)
+        if far is None:
+            if write:                       # kept until the instruction's next access, in case that one hits
+                near = self._near[1] if self._near[0] == instruction else []
+                self._near = (instruction, near + self._old_bytes(address, size))
+            return
+        # Synchronous: the instruction's accesses do not happen and ELR_EL1 is the instruction (D2.9.6).
+        if self._near[0] == instruction:
+            self._undo.extend(self._near[1])
+        if write:
+            self._keep_old_bytes(address, size)
+        self._abandoned = True
+        self._pending_sync = (Kind.SYNC, pc, watchpoint_syndrome(pstate, write), far)
+        self.counter.stopped_before(pc)
+        uc.emu_stop()
+
     def _undo_store(self) -> None:
-        assert self._undo is not None
-        physical, old = self._undo
-        self._undo = None
-        self.uc.mem_write(physical, old)
+        for physical, old in reversed(self._undo):      # the earliest old bytes last
+            self.uc.mem_write(physical, old)
+        self._undo = []
 
     def close(self) -> None:
         self._keeper = None
