@@ -1,17 +1,36 @@
 """Debian's arm64 Linux on cosim's virt-linux vs QEMU (TCG), measured in the same run.
 
-    python benchmarks/bench_linux.py
+    python benchmarks/bench_linux.py [--runs 8] [--counting block|instruction] [--cpus 1,4]
+    python benchmarks/bench_linux.py --against REV [--rev REV2] [--runs 8]
 
 Both boot the same kernel, initramfs and command line as separate processes
-driven over the serial console: time to the busybox shell prompt, then
-`sleep 10`, with 1 and with 4 CPUs (QEMU -smp 4: its multi-threaded TCG uses
-the host's cores; cosim's CPUs take turns on one). cosim is also measured
-in-process, without interpreter start-up, for its guest MIPS and simulated/wall ratio.
+driven over the serial console, interleaved run by run (QEMU, cosim, QEMU, ...)
+so that the load of a shared machine falls on both alike: time to the busybox
+shell prompt (min and median over the runs), then `sleep 10` in the last run;
+with 1 and with 4 CPUs by default (QEMU -smp N: its multi-threaded TCG uses the
+host's cores; cosim's CPUs run one after another on one).
+Each round also boots cosim in-process, for its guest MIPS and for the
+determinism check: every boot must retire the same number of instructions and
+print the same console output (a SHA-256 of it, kernel timestamps included)
+as `REFERENCE`, the one-CPU figures of this tree's counting modes (with several
+CPUs, as every other boot).
+
+`--against REV` is the A/B mode for one change: in-process boots of this tree
+(or of `--rev REV2`) and of git revision REV, each checked out in a temporary
+worktree, alternate in fresh processes; the instruction counts and outputs of
+both are printed.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,70 +38,203 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _peers import Console, QemuAarch64  # noqa: E402
 
-from cosim import SEC  # noqa: E402
-from cosim.chardev import BufferBackend  # noqa: E402
-from cosim.images.fetch import busybox_initramfs_image, linux_kernel  # noqa: E402
-from cosim.images.initramfs import BANNER  # noqa: E402
-
 PROMPT = b"/root # "
+ROOT = Path(__file__).resolve().parent.parent
+
+# Instructions retired to the shell prompt and SHA-256 (first 16 hex digits) of the console output up
+# to it, per counting mode. A change to the CPU backend must keep both (docs/cpu-arm64.md says why the
+# block-mode figures changed with 4 KiB target pages).
+REFERENCE = {
+    "block": (876_145_992, "d10c96c1c3e1978d"),
+    "instruction": (876_158_405, "b22ede5ea02a1ea1"),
+}
 
 
-def drive(console: Console) -> tuple[float, float]:
+def drive(console: Console, sleep: bool) -> tuple[float, float | None]:
+    from cosim.images.initramfs import BANNER
+
     console.expect(BANNER.encode(), timeout=600)
     prompt = console.expect(PROMPT)
-    console.send(b"sleep 10\n")
-    console.expect(b"sleep 10")
-    before = time.perf_counter() - console.start
-    done = console.expect(PROMPT, timeout=120)
+    slept = None
+    if sleep:
+        console.send(b"sleep 10\n")
+        console.expect(b"sleep 10")
+        before = time.perf_counter() - console.start
+        slept = console.expect(PROMPT, timeout=120) - before
     console.send(b"poweroff\n")
     console.close(timeout=30)
-    return prompt, done - before
+    return prompt, slept
 
 
-def in_process(kernel: Path, initrd: Path, bootargs: str, cpus: int = 1) -> None:
+def use_tree_packages() -> None:
+    """cosim.models and cosim.platforms from the tree this process's `cosim` comes from (an editable
+    install maps them to its own checkout's models/ and platforms/, whatever PYTHONPATH says)."""
+    import importlib.util
+
+    import cosim
+
+    tree = Path(cosim.__file__).resolve().parent.parent
+    for name in ("models", "platforms"):
+        folder = tree / name
+        spec = importlib.util.spec_from_file_location(f"cosim.{name}", folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[f"cosim.{name}"] = module
+        spec.loader.exec_module(module)
+
+
+def boot_once(counting: str, cpus: int = 1) -> dict[str, object]:
+    """One in-process boot to the shell (this process's `cosim`): wall time, instructions, output digest."""
+    use_tree_packages()
+    from cosim import SEC
+    from cosim.chardev import BufferBackend
+    from cosim.images.fetch import busybox_initramfs_image, linux_kernel
+    from cosim.images.initramfs import BANNER
     from cosim.platforms.virt import VirtLinux
 
+    kernel, initrd = linux_kernel(), busybox_initramfs_image()
     start = time.perf_counter()
     console = BufferBackend()
-    board = VirtLinux(kernel=str(kernel), initrd=str(initrd), bootargs=bootargs, console=console, cpus=cpus)
+    board = VirtLinux(kernel=str(kernel), initrd=str(initrd), console=console, counting=counting, cpus=cpus)
     console.run_until(BANNER, 20 * SEC)
     console.run_until(PROMPT.decode(), 5 * SEC, start=console.output.find(BANNER.encode()))
-    boot, boot_sim = time.perf_counter() - start, board.sim.now / SEC
-    instructions = sum(cpu.instructions for cpu in board.cpu_list)
-    sim0, wall0 = board.sim.now, time.perf_counter()
-    mark = len(console.output)
+    wall = time.perf_counter() - start
+    output = bytes(console.output)
+    simulated, instructions = board.sim.now / SEC, sum(cpu.instructions for cpu in board.cpu_list)
+    # `sleep 10`: idle time skipped, so a fraction of a second of wall time.
+    sim0, wall0, mark = board.sim.now, time.perf_counter(), len(console.output)
     console.feed("sleep 10\n")
     console.run_until("\n" + PROMPT.decode(), 20 * SEC, start=mark)
-    sleep_wall, sleep_sim = time.perf_counter() - wall0, (board.sim.now - sim0) / SEC
-    label = f"cosim in-process, {cpus} CPU{'s' if cpus > 1 else ''}"
-    print(f"  {label}: boot to the shell {boot:.2f} s wall ({boot_sim:.2f} s simulated, "
-          f"{instructions / 1e6:.0f} M instructions, {instructions / boot / 1e6:.0f} guest MIPS over the boot)")
-    print(f"  {label}: sleep 10 took {sleep_wall:.3f} s wall for {sleep_sim:.3f} s simulated "
-          f"(simulated/wall {sleep_sim / sleep_wall:.0f}x)")
+    return {"wall": wall, "simulated": simulated, "instructions": instructions,
+            "digest": hashlib.sha256(output).hexdigest()[:16],
+            "sleep_wall": time.perf_counter() - wall0, "sleep_simulated": (board.sim.now - sim0) / SEC,
+            "tree": str(Path(sys.modules["cosim.platforms.virt"].__file__).parent)}
 
 
-def main() -> None:
+def boot_in(tree: Path, counting: str, cpus: int = 1) -> dict[str, object]:
+    """`boot_once` in a fresh process whose `cosim` (and models, platforms) come from `tree`."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    result = subprocess.run([sys.executable, __file__, "--boot-once", "--counting", counting, "--cpus", str(cpus)], env=env, cwd=tree,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"boot in {tree} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def spread(values: list[float]) -> str:
+    return f"min {min(values):.3f} s, median {statistics.median(values):.3f} s"
+
+
+def check(label: str, boots: list[dict[str, object]], counting: str, reference: bool) -> bool:
+    """Same instruction count and output in every boot (and, with `reference`, REFERENCE's)."""
+    seen = {(b["instructions"], b["digest"]) for b in boots}
+    ok = len(seen) == 1
+    text = ", ".join(f"{n:,} instructions, output {d}" for n, d in sorted(seen))
+    want = REFERENCE.get(counting)
+    if reference and want and want[0]:
+        ok = ok and seen == {want}
+        text += f" (reference {want[0]:,}, {want[1]}: {'same' if seen == {want} else 'DIFFERENT'})"
+    print(f"  {label}: {text}: {'OK' if ok else 'MISMATCH'}")
+    return ok
+
+
+def checkout(rev: str, where: Path) -> Path:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), rev], check=True,
+                   capture_output=True)
+    return where
+
+
+def compare(against: str, rev: str | None, runs: int, counting: str) -> bool:
+    """A/B: in-process boots of revision `against` and of `rev` (default: this tree), alternating."""
+    with tempfile.TemporaryDirectory(prefix="cosim-ab-") as tmp:
+        trees = [checkout(against, Path(tmp) / "a")]
+        trees.append(checkout(rev, Path(tmp) / "b") if rev else ROOT)
+        try:
+            boots: dict[str, list[dict[str, object]]] = {"A": [], "B": []}
+            loads = []
+            for _ in range(runs):
+                boots["A"].append(boot_in(trees[0], counting))
+                boots["B"].append(boot_in(trees[1], counting))
+                loads.append(os.getloadavg()[0])
+        finally:
+            for tree in trees:
+                if tree != ROOT:
+                    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    print(f"A/B, in-process boot to the shell, counting={counting}, {runs} runs each, interleaved "
+          f"(1-minute load average {min(loads):.2f}-{max(loads):.2f})")
+    a, b = ([float(x["wall"]) for x in boots[k]] for k in "AB")
+    print(f"  A {against:<12} {spread(a)}")
+    print(f"  B {rev or 'this tree':<12} {spread(b)}")
+    print(f"  B/A: min {min(b) / min(a):.3f}, median {statistics.median(b) / statistics.median(a):.3f}")
+    for key in "AB":
+        sleeps = [float(x["sleep_wall"]) for x in boots[key] if "sleep_wall" in x]
+        if sleeps:
+            print(f"  {key} sleep 10: {spread(sleeps)} of wall time")
+    ok_a = check("A", boots["A"], counting, reference=False)
+    ok_b = check("B", boots["B"], counting, reference=True)
+    return ok_a and ok_b
+
+
+def versus_qemu(runs: int, counting: str, cpus: int = 1) -> bool:
+    from cosim.images.fetch import busybox_initramfs_image, linux_kernel
     from cosim.platforms.virt import VirtLinux
 
     kernel, initrd = linux_kernel(), busybox_initramfs_image()
     bootargs = VirtLinux.properties()["bootargs"].default
-    print(f"Debian 12 arm64 Linux ({kernel.name}) to a busybox shell, then `sleep 10` (wall seconds, whole processes)")
-    print(f"  {'':<30}{'boot to shell':>14}{'sleep 10':>10}{'total':>8}")
-    rows = {}
-    for cpus in (1, 4):
-        qemu = drive(QemuAarch64(kernel=kernel, initrd=initrd, append=bootargs, memory="256M", smp=cpus))
-        cosim = drive(Console([sys.executable, "-m", "cosim", "run", "virt-linux", "-P", f"kernel={kernel}",
-                               "-P", f"initrd={initrd}", "-P", f"cpus={cpus}"]))
-        rows[cpus] = qemu, cosim
-        for label, (boot, sleep) in ((f"QEMU TCG (peer), {cpus} CPU", qemu),
-                                     (f"cosim virt (unicorn), {cpus} CPU", cosim)):
-            print(f"  {label:<30}{boot:>14.2f}{sleep:>10.2f}{boot + sleep:>8.2f}")
-    for cpus, ((qemu_boot, qemu_sleep), (cosim_boot, cosim_sleep)) in rows.items():
-        both = (cosim_boot + cosim_sleep) / (qemu_boot + qemu_sleep)
-        print(f"  {cpus} CPU ratio cosim/QEMU: boot {cosim_boot / qemu_boot:.2f}x (goal <= 2x), sleep "
-              f"{cosim_sleep / qemu_sleep:.3f}x, boot + sleep {both:.2f}x (goal < 1x)")
-    for cpus in (1, 4):
-        in_process(kernel, initrd, bootargs, cpus)
+    qemu, cosim, inproc = [], [], []
+    qemu_sleep = cosim_sleep = None
+    loads = []
+    for run in range(runs):
+        last = run == runs - 1
+        boot, slept = drive(QemuAarch64(kernel=kernel, initrd=initrd, append=bootargs, memory="256M", smp=cpus), last)
+        qemu.append(boot)
+        qemu_sleep = slept if last else qemu_sleep
+        console = Console([sys.executable, "-m", "cosim", "run", "virt-linux", "-P", f"kernel={kernel}",
+                           "-P", f"initrd={initrd}", "-P", f"counting={counting}", "-P", f"cpus={cpus}"])
+        boot, slept = drive(console, last)
+        cosim.append(boot)
+        cosim_sleep = slept if last else cosim_sleep
+        inproc.append(boot_in(ROOT, counting, cpus))
+        loads.append(os.getloadavg()[0])
+    assert qemu_sleep is not None and cosim_sleep is not None
+    print(f"Debian 12 arm64 Linux ({kernel.name}) on {cpus} CPU{'s' if cpus > 1 else ''} to a busybox shell, "
+          f"whole processes, {runs} interleaved runs each "
+          f"(1-minute load average {min(loads):.2f}-{max(loads):.2f})")
+    print(f"  {'QEMU TCG (peer)':<34}{spread(qemu)}, sleep 10: {qemu_sleep:.2f} s")
+    print(f"  {f'cosim virt-linux (unicorn, {counting})':<34}{spread(cosim)}, sleep 10: {cosim_sleep:.2f} s")
+    print(f"  ratio cosim/QEMU: boot min {min(cosim) / min(qemu):.2f}x, median "
+          f"{statistics.median(cosim) / statistics.median(qemu):.2f}x (goal <= 1x); "
+          f"sleep 10 {cosim_sleep / qemu_sleep:.3f}x")
+    walls = [float(b["wall"]) for b in inproc]
+    n, sim = int(inproc[0]["instructions"]), float(inproc[0]["simulated"])
+    print(f"  cosim in-process: {spread(walls)} to the shell ({sim:.3f} s simulated, {n / 1e6:.1f} M instructions, "
+          f"{n / statistics.median(walls) / 1e6:.0f} guest MIPS at the median)")
+    sleeps = [float(b["sleep_wall"]) for b in inproc]
+    print(f"  cosim in-process: sleep 10 took {spread(sleeps)} of wall time for "
+          f"{float(inproc[0]['sleep_simulated']):.3f} s simulated")
+    # The reference figures are one CPU's; with several, every boot must still agree with the others.
+    return check("determinism", inproc, counting, reference=cpus == 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--counting", choices=("block", "instruction"), default="block")
+    parser.add_argument("--cpus", default="1,4", help="CPU counts to boot with, comma-separated (QEMU -smp, virt cpus=)")
+    parser.add_argument("--against", metavar="REV", help="A/B in-process boots of this tree against git revision REV")
+    parser.add_argument("--rev", metavar="REV", help="with --against: B is git revision REV instead of this tree")
+    parser.add_argument("--boot-once", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.boot_once:
+        print(json.dumps(boot_once(args.counting, int(args.cpus))))
+        return
+    if args.against:
+        ok = compare(args.against, args.rev, args.runs, args.counting)
+    else:
+        ok = all([versus_qemu(args.runs, args.counting, int(cpus)) for cpus in args.cpus.split(",")])
+    if not ok:
+        sys.exit("instruction counts or console output differ from the reference")
 
 
 if __name__ == "__main__":

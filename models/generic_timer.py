@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cosim import Device, Frequency, MHz, PlatformError, ScheduledCall, Signal
+from cosim import SEC, Device, Frequency, MHz, PlatformError, ScheduledCall, Signal
 
 __all__ = ["GenericTimer", "SYSREG_NAMES"]
 
@@ -104,6 +104,11 @@ class GenericTimer(Device):
 
     def count(self) -> int:
         return self.frequency.cycles(self.clock.now)
+
+    def counter_ratio(self) -> tuple[int, int]:
+        """`count()` as now * numerator // denominator: a CPU backend that reads the counter
+        without calling the model (unicorn's native CNTVCT_EL0) computes exactly this."""
+        return self.frequency.hz, SEC * self.frequency.div
 
     def time_of(self, count: int) -> int:
         """First simulated time at which the counter reads `count` (rounded up)."""

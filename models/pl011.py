@@ -128,6 +128,15 @@ class Pl011(RegisterDevice):
             self.backend.write(bytes((byte,)))
         self.regs.UARTRIS |= INT_TX
 
+    def tx_only(self) -> bool:
+        """Whether a UARTDR write now would only send its byte and set TXRIS: enabled to send, no
+        loopback, and UARTINTR cannot change (TXIM clear, or TXRIS already set). A CPU backend may
+        then queue such writes and hand them over in order before anything else reaches the UART
+        (the software Arm64 CPU does: docs/cpu-arm64.md)."""
+        cr, regs = self.regs.UARTCR, self.regs
+        return bool(cr & CR_UARTEN and cr & CR_TXE and not cr & CR_LBE
+                    and (not regs.UARTIMSC & INT_TX or regs.UARTRIS & INT_TX))
+
     def read_UARTRSR_ECR(self) -> int:
         return 0
 

@@ -77,6 +77,9 @@ PPI_CNTPS, PPI_CNTP, PPI_CNTV, PPI_CNTHP = 29, 30, 27, 26
 PPI_PMU = 23                # the PMU overflow interrupt, as QEMU's virt wires it
 MAX_CPUS = 8                # GICv2's CPU interfaces; MPIDR Aff0 alone numbers them, as on QEMU's virt
 UART_CLOCK = MHz(24)
+# Where an arm64 kernel maps its image (KIMAGE_VADDR with 48-bit VAs, as Debian's, and no KASLR seed
+# in the device tree); another layout only makes UnicornArm64Cpu.static_code cover no code.
+KIMAGE_VADDR = 0xFFFF_8000_0800_0000
 DTB_MAX = 2 * MiB           # the room a Linux boot leaves for the device tree (booting.rst: at most 2 MiB)
 # kernel= names of Debian's arm64 kernels and the `cosim.images.fetch` functions that fetch them.
 DEBIAN_KERNELS = {"debian": "linux_kernel", "debian-generic": "linux_generic_kernel", "debian-rt": "linux_rt_kernel"}
@@ -303,7 +306,10 @@ class Virt(Platform):
             self.dtb = self.device_tree()
             self.ram.load(self.dtb, 0)                # U-Boot for virt looks for it at the start of RAM
         else:
+            self._kernel_text: tuple[int, int] | None = None
             self._load_linux()
+            if self._kernel_text and hasattr(backends[0], "static_code"):     # the software CPU
+                backends[0].static_code(*self._kernel_text)
         self.cpu_list = [self.add(f"cpu{c}", Cpu, backend=backend, quantum=self.quantum)
                          for c, backend in enumerate(backends)]
         for c, cpu in enumerate(self.cpu_list):
@@ -346,7 +352,9 @@ class Virt(Platform):
             raise PlatformError(f"initrd image {self.initrd} is empty (use initrd=none for no initramfs)")
         # As QEMU's -kernel: a Linux Image by its header, any other file as a flat binary at RAM + 0x80000.
         if is_linux_image(image):
-            layout = plan_layout(parse_image(image), ram_size, DTB_MAX, len(initrd))
+            header = parse_image(image)
+            layout = plan_layout(header, ram_size, DTB_MAX, len(initrd))
+            self._kernel_text = (KIMAGE_VADDR, KIMAGE_VADDR + header.image_size - 1)
         else:
             layout = plan_flat_layout(len(image), ram_size, DTB_MAX, len(initrd))
         ram_base = VIRT_MAP["ram"][0]
@@ -395,7 +403,8 @@ class Virt(Platform):
         mmio = [(m.base, m.size) for m in bus.mappings if not isinstance(m.target, Memory)]
         return UnicornArm64Cpu(bus=bus, memory=memory, mmio=mmio, timer=self.timers[c], sysreg_names=SYSREG_NAMES,
                                pmu=self.pmus[c], entry=VIRT_MAP["flash"][0], registers={"x0": VIRT_MAP["ram"][0]},
-                               counting=self.counting, **smp)
+                               counting=self.counting,
+                               pl011s=[(VIRT_MAP["uart0"][0], self.uart)], **smp)
 
     def device_tree(self, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
         """The device tree blob describing this platform, as QEMU's virt would."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from functools import partial
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -51,7 +52,7 @@ from .._backend import (BUDGET_SPENT, DEVICE_ACCESS, Breakpoint, CpuError, CpuEx
 from .._debug import DebugStop, StopKind, WatchKind
 from . import COUNTING_MODES
 from .psci import Psci
-from ._counter import NativeCounter, NativeSysregFilter
+from ._counter import NativeCounter, NativeSysregFilter, NativeUart
 from .debug import SYSREG_NAMES as DEBUG_SYSREGS
 from .debug import (MDSCR_SS, CodeAndMemoryHooks, ERET, PSTATE_SS, SelfHostedDebug, breakpoint_syndrome,
                     is_load_exclusive, step_syndrome, watchpoint_syndrome)
@@ -109,6 +110,11 @@ _BASE_REGS = [_X_REGS[f"x{i}"] for i in range(31)] + [A.UC_ARM64_REG_SP]
 
 _REG_NUMBERS = {reg: n for n, reg in enumerate(_BASE_REGS[:31])}
 
+def _sysreg_key(cp: Any) -> int:
+    """A system register as a polling source, apart from device addresses (as cosim_counter_read)."""
+    return 1 << 63 | (cp.op0 << 14) | (cp.op1 << 11) | (cp.crn << 7) | (cp.crm << 3) | cp.op2
+
+
 SysregHandler = Callable[[tuple[int, int, int, int, int]], str | None]
 
 
@@ -141,7 +147,8 @@ class UnicornArm64Cpu:
                  pmu: Any = None,
                  frequency: Frequency = GHz(1), max_poll_skip: int = 100 * US, entry: int = 0,
                  registers: dict[str, int] | None = None, counting: str = "block",
-                 share: "UnicornArm64Cpu | None" = None, index: int = 0, psci: Psci | None = None) -> None:
+                 share: "UnicornArm64Cpu | None" = None, index: int = 0, psci: Psci | None = None,
+                 pl011s: Iterable[tuple[int, Any]] = ()) -> None:
         if counting not in COUNTING_MODES:
             raise PlatformError(f"counting must be {' or '.join(COUNTING_MODES)}, not {counting!r}")
         self.bus = bus
@@ -163,7 +170,8 @@ class UnicornArm64Cpu:
                             + ("instructions counted per block" if counting == "block" else "exact instruction count"))
         memory = list(memory)
         if share is None:
-            self._engine = _Engine(self, memory, mmio, counting == "block", set(self._sysregs) | set(DEBUG_SYSREGS))
+            self._engine = _Engine(self, memory, mmio, counting == "block", set(self._sysregs) | set(DEBUG_SYSREGS),
+                                   bus, dict(pl011s), self._native_counter(timer))
         else:
             self._engine = share._engine
         self.uc = self._engine.uc
@@ -180,18 +188,12 @@ class UnicornArm64Cpu:
             raise PlatformError("CPUs sharing one unicorn engine must serve the same system registers")
         self.lines = {"irq": False, "fiq": False}
         self._keeper: QuantumKeeper | None = None
-        self._extra = 0                   # time added to local time in this run: poll skips, carried overrun
         self._carry = 0                   # time the last run went past its budget (see _exit)
         self._stop: ExitReason | None = None
         self._pending_sync: tuple[Kind, int, int | None, int | None] | None = None
         # Guest RAM as (base, size, host address), for reading translation tables on a fault.
         self._ram = [(base, size, host) for base, size, host, _ in memory]
-        self._poll_keys: set[object] | None = None
-        self._poll_at = 0
-        self._poll_skip = 0
-        self._done = 0
         self._retired = 0                 # instructions of the runs before this one
-        self._limit = 0
         self._warned: set[int] = set()
         self._hooks = CodeAndMemoryHooks(self.uc)   # gdb's and the guest's breakpoints and watchpoints
         self._step_hook: int | None = None
@@ -211,7 +213,7 @@ class UnicornArm64Cpu:
         # (its PC and count): a store pair whose second half matches takes its first half back too.
         self._near: tuple[tuple[int, int], list[tuple[int, bytes]]] = ((-1, -1), [])
         # A watchpoint's hook stopped the instruction, which unicorn still completes: device accesses
-        # it goes on to make are dropped (RAM is put back from `_undo`).
+        # it goes on to make are dropped (RAM is put back from `_undo`); see `_abandoned`.
         self._abandoned = False
         self._storm = 0                   # exceptions in a row, each soon after the last (see _STORM_GAP)
         self._boot: tuple[int, int] | None = None                  # PSCI CPU_ON's (entry, context_id), not yet run
@@ -327,11 +329,12 @@ class UnicornArm64Cpu:
         if self._boot is not None:
             self._power_on_reset(*self._boot)
         self._keeper = keeper
-        self._extra, self._carry = self._carry, 0
-        self._done = 0
+        # No passes done, no polling streak (it never spans quanta); local time starts at the carry.
+        self.counter.begin_run(keeper.start, keeper.budget, self.period, self._carry, self.max_poll_skip)
+        self._carry = 0
+        for uart in self._engine.uarts:
+            uart.refresh()
         self._stop = None
-        self._poll_keys = None         # a polling streak never spans quanta
-        self._limit = max(1, keeper.budget // self.period)
         stuck, last_taken = 0, None       # see _STUCK_EXCEPTIONS
         self._engine.running = True
         try:
@@ -389,6 +392,8 @@ class UnicornArm64Cpu:
                 if keeper.interrupted:
                     return self._exit(DEVICE_ACCESS)      # a signal: end the run here, the loop stops
         finally:
+            for uart in self._engine.uarts:
+                uart.deliver()          # the bytes the guest sent, before anything else happens
             self._keeper = None
             self._engine.running = False
 
@@ -423,7 +428,7 @@ class UnicornArm64Cpu:
 
     def _remaining(self) -> int:
         """Instructions left in the budget once poll skips are taken off."""
-        return self._limit - self._done - self._extra // self.period
+        return self.counter.limit - self._done - self._extra // self.period
 
     def _elapsed(self) -> int:
         return (self._done + self.counter.executed) * self.period + self._extra
@@ -451,6 +456,7 @@ class UnicornArm64Cpu:
         boundary: stopping inside a device access could make unicorn repeat the access."""
         self._stop = reason
         self.counter.budget = self.counter.executed
+        self.counter.ending()
 
     def _after_access(self) -> None:
         keeper = self._keeper
@@ -461,9 +467,8 @@ class UnicornArm64Cpu:
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
         if self._abandoned:
             return 0                      # a watchpoint stopped the instruction: the device never sees it
-        self._poll_step(base + offset)
-        assert self._keeper is not None
-        self._keeper.sync(self._elapsed())
+        self.counter.poll_step(base + offset)
+        self._sync(self._elapsed())
         address = base + offset
         try:
             value = self.bus.read(address, size)
@@ -476,15 +481,19 @@ class UnicornArm64Cpu:
     def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
         if self._abandoned:
             return
-        self._poll_keys = None
-        assert self._keeper is not None
-        self._keeper.sync(self._elapsed())
+        self.counter.poll_reset()
+        self._sync(self._elapsed())
         address = base + offset
         try:
             self.bus.write(address, size, value)
         except BusError as error:
             self._warn_once(address, f"write of {size} bytes failed ({error.status.value}); ignored")
         self._after_access()
+
+    def static_code(self, begin: int, end: int) -> None:
+        """Code at virtual addresses [begin, end] (an OS kernel's image) is patched only through
+        other mappings: spare unicorn's TLB scan after each of its translations (NativeCounter.static_code)."""
+        self.counter.static_code(begin, end)
 
     def _warn_once(self, address: int, message: str) -> None:
         if address not in self._warned:
@@ -516,9 +525,8 @@ class UnicornArm64Cpu:
         if self._el0_denied(device, name, cp, reg, True):
             return 1
         if name in _TIME_POLLED:
-            self._poll_step(name)
-        assert self._keeper is not None
-        self._keeper.sync(self._elapsed_at_pc())
+            self.counter.poll_step(_sysreg_key(cp))
+        self._sync(self._elapsed_at_pc())
         self.uc.reg_write(reg, device.read_sysreg(name))
         return 1
 
@@ -529,9 +537,8 @@ class UnicornArm64Cpu:
         device, name = owner
         if self._el0_denied(device, name, cp, reg, False):
             return 1
-        self._poll_keys = None
-        assert self._keeper is not None
-        self._keeper.sync(self._elapsed())
+        self.counter.poll_reset()
+        self._sync(self._elapsed())
         device.write_sysreg(name, cp.val)
         if device is self.debug:
             self.counter.budget = self.counter.executed     # the next pass follows the new debug state
@@ -545,30 +552,34 @@ class UnicornArm64Cpu:
             return self._retired          # between runs (this CPU's or another's): all counted there
         return self._retired + self._done + self.counter.executed_before(self.pc)
 
-    def _poll_step(self, what: object) -> None:
-        """Reads that repeat (the same few sources, nothing written in between, few
-        instructions apart) are a guest polling for time to pass: let time move on.
-        A loop may poll more than one source (U-Boot's `sleep` reads the counter and
-        the UART's flag register), so the streak remembers up to four of them."""
-        done = self._done + self.counter.executed
-        if done - self._poll_at >= 256 or self._poll_keys is None:
-            self._poll_keys = {what}
-            self._poll_skip = 0
-        elif what not in self._poll_keys:
-            if len(self._poll_keys) >= 4:
-                self._poll_keys = set()
-                self._poll_skip = 0
-            self._poll_keys.add(what)
-        else:
-            assert self._keeper is not None
-            skip = min(max(2 * self._poll_skip, US), self.max_poll_skip, self._keeper.budget - self._elapsed())
-            if skip > 0:
-                self._poll_skip = skip
-                self._extra += skip
-                # Let the counter end the run at the next instruction boundary if the skip used
-                # the budget up: stopping inside an access could make unicorn repeat it.
-                self.counter.budget = max(self.counter.executed, self._remaining())
-        self._poll_at = done
+    # Local time of this run lives in the native counter, which reads the counters without Python.
+    _done = property(lambda self: self.counter.done, lambda self, value: setattr(self.counter, "done", value),
+                     doc="Instructions of the earlier passes (emu_start calls) of this run.")
+    _extra = property(lambda self: self.counter.extra, lambda self, value: setattr(self.counter, "extra", value),
+                      doc="Time added to local time in this run: poll skips, carried overrun.")
+    # Seen by the native UART callbacks too.
+    _abandoned = property(lambda self: bool(self.counter.abandoned),
+                          lambda self, value: setattr(self.counter, "abandoned", int(value)),
+                          doc="A watchpoint's hook stopped the instruction: device accesses it makes are dropped.")
+
+    def _sync(self, elapsed: int) -> None:
+        """Bring the kernel's clock to local time `elapsed` before a device access; the native
+        counter reads go on from there."""
+        assert self._keeper is not None
+        self._keeper.sync(elapsed)
+        self.counter.synced(self._keeper.start + elapsed)
+
+    def _native_counter(self, timer: Any) -> tuple[tuple[int, int] | None, list[tuple[int, int, int, int, int]]]:
+        """The timer's counter as a ratio of simulated time (`counter_ratio`) and the encodings of the
+        counter registers read natively with it (CNTPCT_EL0, CNTVCT_EL0 at EL1); (None, []) when the
+        model gives no ratio. Linux reads CNTVCT_EL0 ~20,000 times per boot (sched_clock), each a Python
+        call of ~12 us otherwise. The polling streak (see the module's docstring) is the native
+        counter's, shared by both. Every CPU of an engine has a timer of the same frequency."""
+        ratio = getattr(timer, "counter_ratio", None)
+        if ratio is None:
+            return None, []
+        return ratio(), [key for key, (owner, name) in self._sysregs.items()
+                         if owner is timer and name in ("CNTPCT_EL0", "CNTVCT_EL0")]
 
     # -- exceptions reported by unicorn -------------------------------------------
     def _on_exception(self, uc: Uc, intno: int, _: Any) -> None:
@@ -914,24 +925,38 @@ class _Engine:
     """
 
     def __init__(self, first: UnicornArm64Cpu, memory: list[MemoryRegion], mmio: Iterable[tuple[int, int]],
-                 per_block: bool, sysregs: set[tuple[int, int, int, int, int]]) -> None:
+                 per_block: bool, sysregs: set[tuple[int, int, int, int, int]], bus: Any, pl011s: dict[int, Any],
+                 native_counter: tuple[tuple[int, int] | None, list[tuple[int, int, int, int, int]]]) -> None:
         self.current = first
         self.running = False
         self.cpus: list[UnicornArm64Cpu] = []
         self._contexts: dict[UnicornArm64Cpu, Any] = {}
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        # QEMU's 4 KiB target pages, not unicorn 2's 1 KiB default: a quarter of the TLB fills,
+        # longer translation blocks (a block never crosses a page), fewer TB lookups.
+        self.uc.ctl_set_page_size(4096)
         self.uc.cpr_write(*SCR_EL3, SCR_EL3_VALUE)
         self.uc.cpr_write(*HCR_EL2, HCR_EL2_RW)
         for base, size, host, read_only in memory:
             self.uc.mem_map_ptr(base, size, UC_PROT_READ | UC_PROT_EXEC if read_only else UC_PROT_ALL, host)
-        for base, size in _whole_pages(mmio, self.uc.ctl_get_page_size()):
-            self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
         self.counter = NativeCounter(self.uc, per_block=per_block)
+        mmio = list(mmio)
+        # The PL011s' UARTFR reads and UARTDR writes are served without Python (Linux's console:
+        # ~20,000 of each per boot, ~4-5 us each through Python); the UART is one shared device.
+        self.uarts = [NativeUart(self.uc, self.counter, base, size, pl011s[base], bus,
+                                 partial(self._mmio_read, self.uc, base=base),
+                                 partial(self._mmio_write, self.uc, base=base))
+                      for base, size in mmio if base in pl011s]
+        for base, size in _whole_pages([m for m in mmio if m[0] not in pl011s], self.uc.ctl_get_page_size()):
+            self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
+        ratio, counters = native_counter
+        if ratio is not None:
+            self.counter.serve_counter(*ratio)
         # No UC_HOOK_MEM_* hook: any memory hook puts every guest access on unicorn's slow
         # path (Linux boots ~40% slower); a bad access is decoded from the instruction instead.
         # Only the models' registers leave unicorn; the filter runs natively for all others.
-        self._filters = [NativeSysregFilter(self.uc, A.UC_ARM64_INS_MRS, sysregs, self._on_mrs),
+        self._filters = [NativeSysregFilter(self.uc, A.UC_ARM64_INS_MRS, sysregs, self._on_mrs, self.counter, counters),
                          NativeSysregFilter(self.uc, A.UC_ARM64_INS_MSR, sysregs, self._on_msr)]
 
     def add(self, cpu: UnicornArm64Cpu) -> None:

@@ -170,6 +170,87 @@ def test_el0_counter_read_traps_until_cntkctl_allows_it(arm_guest):
 
 
 @pytest.mark.parametrize("counting", COUNTINGS)
+def test_native_counter_reads_match_the_timer_model(arm_guest, counting, monkeypatch):
+    """CNTVCT/CNTPCT at EL1 are answered by the native filter (_counter.py) without calling the model;
+    a timer without `counter_ratio` makes the backend call the model for every read. Both must give
+    the same values: polling skips, a device access's sync and EL0 reads (always the model's) included."""
+    from models.generic_timer import GenericTimer
+
+    def counter_values():
+        board, console = boot(arm_guest("counter_reads"), counting=counting)
+        summary = board.run(until=SEC)
+        assert summary.stop and "SYSTEM_OFF" in summary.stop.reason and console.output == b"a"
+        return [results(board, i) for i in range(15)], board.cpu0.instructions
+
+    native = counter_values()
+    monkeypatch.delattr(GenericTimer, "counter_ratio")
+    assert counter_values() == native
+    values = native[0]
+    assert values == sorted(values) and values[-1] > values[7]
+    steps = [b - a for a, b in zip(values[:8], values[1:8])]
+    # A streak: skips of 1, 2, 4, ... 64 us (62.5 counter ticks a microsecond) on top of 4 instructions each.
+    assert all(abs(step - 62.5 * 2 ** i) <= 1 for i, step in enumerate(steps)), steps
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_pl011_fast_path_behaves_as_the_model(arm_guest, counting):
+    """UARTFR reads and UARTDR writes the unicorn backend serves natively (NativeUart) give the guest
+    what the model alone gives it: a tracer between the bus and the UART turns the native path off."""
+    from cosim.cpu.arm64.unicorn_cpu import UnicornArm64Cpu
+
+    class Forward:                              # what a tracer interposes: every access to the model
+        def __init__(self, target):
+            self.name, self.accesses = target.name, 0
+            self._read, self._write = target.read, target.write
+
+        def read(self, offset, size):
+            self.accesses += 1
+            return self._read(offset, size)
+
+        def write(self, offset, size, value):
+            self.accesses += 1
+            self._write(offset, size, value)
+
+    def run(observed):
+        board, console = boot(arm_guest("uart_poll"), counting=counting)
+        assert isinstance(board.cpu0.backend, UnicornArm64Cpu)
+        bus = board.bus("sysbus")
+        forward = Forward(board.uart)
+        if observed:
+            bus.interpose(bus.find(0x0900_0000), forward)
+        else:
+            board.uart.read = forward.read      # counts the reads that reach the model
+        summary = board.run(until=SEC)
+        assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+        return console.output, [results(board, i) for i in range(5)], board.cpu0.instructions, forward.accesses
+
+    output, values, instructions, model_reads = run(observed=False)
+    assert output == b"polled\n!"
+    assert values[0] & 0x90 == 0x90 and values[1] & (1 << 5) and values[2] == 33   # TXFE|RXFE, TXRIS, INTID 33
+    assert model_reads == 1                                     # UARTRIS only: the 8 UARTFR reads stayed native
+    *observed, accesses = run(observed=True)
+    assert observed == [output, values, instructions] and accesses > 2 * len(output)   # the tracer saw them all
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_code_patched_in_place_runs_patched_with_static_code(arm_guest, counting):
+    """UnicornArm64Cpu.static_code (spares unicorn's TLB scan after translations, used for Linux's image)
+    keeps code patching exact: a routine rewritten in place at the same address runs its new version,
+    with and without the range covered, with the same instruction count."""
+    def run(covered):
+        board, _ = boot(arm_guest("code_patch"), counting=counting)
+        if covered:
+            board.cpu0.backend.static_code(0x4000_0000, 0x43FF_FFFF)    # RAM, where the routine is
+        summary = board.run(until=SEC)
+        assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+        return results(board, 0), results(board, 1), board.cpu0.instructions
+
+    total, first, instructions = run(covered=True)
+    assert (total, first) == (1 + 2 + 3 + 4 + 5, 1)
+    assert run(covered=False) == (total, first, instructions)
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
 def test_el0_traps_have_their_architectural_syndromes(arm_guest, counting):
     """SCTLR_EL1.nTWI and UMA traps (D17.2.37): unicorn reports them as undefined instructions;
     the backend gives each the syndrome hardware would, precisely at the trapping instruction."""
