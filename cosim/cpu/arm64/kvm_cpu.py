@@ -163,7 +163,10 @@ class KvmArm64Cpu(KvmCpuBase):
         self.lines = {"irq": False, "fiq": False}
         self._levels: int | None = None     # device_irq_level last applied; None: reconcile on the next exit
         self._resume_at = 0                 # simulated time the guest stopped at (the counter is 0 at time 0)
-        self._count = 0                     # the guest's virtual counter when it last stopped
+        # The guest's virtual counter when it last stopped. One per VM: writing KVM_REG_ARM_TIMER_CNT
+        # sets the offset of every vCPU of the VM (arch_timer.c, update_vtimer_cntvoff), so the vCPUs
+        # of an SMP machine share it and the guest's clock never goes back from one vCPU to the next.
+        self._counter_cell: list[int] = share._counter_cell if share is not None else [0]
         self._pending = False               # an MMIO read completes on the next KVM_RUN
         self._aborted: set[int] = set()
         self._ips_measured = False
@@ -410,6 +413,14 @@ class KvmArm64Cpu(KvmCpuBase):
         target = max(timer.count_at(start), self._count)
         self._restart_counter(target)
         return target - timer.count_at(start)
+
+    @property
+    def _count(self) -> int:
+        return self._counter_cell[0]
+
+    @_count.setter
+    def _count(self, value: int) -> None:
+        self._counter_cell[0] = value
 
     @property
     def guest_clock(self) -> int:
