@@ -70,8 +70,8 @@ class Environment(simpy.Environment):
         """Time of the next pending event that is not a CPU's `Resume`; `math.inf` when none.
 
         A CPU plans its run up to the next event that can change what its guest sees; the
-        resumption of another CPU (of the same machine or another one) is not one, so every
-        CPU runs a whole quantum in each window instead of in lock step. The heap's
+        resumption of another CPU is not one (the CPUs of one machine take turns; other
+        machines' CPUs run side by side in windows of a quantum, not in lock step). The heap's
         root is the usual answer; below a `Resume` only its children can be earlier, so
         the walk visits about two entries per CPU.
         """
@@ -256,6 +256,7 @@ class Simulation:
         # Asked before a stop request with a `source` takes effect (cosim.net.Cluster: one machine
         # of several powering off); returns whether the run ends now.
         self.stop_filter: Callable[[int, str, object], bool] | None = None
+        self.cpu_turns: dict[object, Any] = {}   # per machine, whose turn it is among its CPUs (cosim.cpu)
 
     # -- time ---------------------------------------------------------------
     @property

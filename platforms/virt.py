@@ -22,7 +22,7 @@ timer is the host kernel's (`KvmGenericTimer` reports its output levels).
 `cpus=N` (1..8): N CPUs with MPIDR Aff0 = 0..N-1, each with its own generic
 timer and PMU wired to its PPIs and its own view of the GIC's banked registers
 (a `BusView` of the system bus); CPU 0 starts, the others wait for PSCI CPU_ON.
-On the software CPU they share one unicorn engine and run in windows of one quantum (docs/virt.md).
+On the software CPU they share one unicorn engine and take turns (docs/virt.md).
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ class Virt(Platform):
             self._load_linux()
             if self._kernel_text and hasattr(backends[0], "static_code"):     # the software CPU
                 backends[0].static_code(*self._kernel_text)
-        self.cpu_list = [self.add(f"cpu{c}", Cpu, backend=backend, quantum=self.quantum)
+        self.cpu_list = [self.add(f"cpu{c}", Cpu, backend=backend, quantum=self.quantum, machine=self)
                          for c, backend in enumerate(backends)]
         for c, cpu in enumerate(self.cpu_list):
             self.wire(self.gic.irq(c), cpu.pins["irq"])

@@ -14,26 +14,31 @@ Because the budget never reaches past the next pending event, the guest can
 run ahead without missing anything, and a device touched mid-quantum sees the
 guest's local time (`Keeper.sync`).
 
-Several CPUs in one simulation (SMP, or several machines side by side) share
-one timeline in *windows*: each plans its run up to the horizon
+The CPUs of one machine (SMP: `Cpu(machine=...)` the same) take turns
+(`_Turns`): one CPU running at a time, each for a quantum of simulated time
+before the next CPU waiting for its turn runs, in a fixed order. So the time
+the CPUs read is one clock that never goes back from one CPU to another: what
+one CPU saw as time t, no CPU of the machine sees earlier afterwards (Linux's
+timekeeping compares counter values taken on different CPUs). The turn is held
+while the CPU's run is being timed (its `Resume`). A CPU that idles or is
+powered off (`Cpu.power_off`, PSCI CPU_OFF) gives its turn up and costs nothing
+until an interrupt or `power_on` brings it back.
+
+CPUs of different machines (several platforms on one simulation, cosim.net)
+share no memory, so they need no turns: each plans its run up to the horizon
 (`Simulation.horizon`: the next pending event that is not another CPU's
-`Resume`), so every CPU runs a whole quantum of its own instructions in the
-same stretch of simulated time, one after another in a fixed order, and N
-busy CPUs do N times the work of one. Time never goes backwards: a device
-access moves the clock to the guest's local time only as far as the next
-pending event of any kind (`Keeper.sync`), so a CPU that runs while another
-CPU's resumption is pending sees the start of its window at its devices (at
-most a quantum early). A CPU that idles or is powered off (`Cpu.power_off`,
-PSCI CPU_OFF) runs nothing and costs nothing until an interrupt or
-`power_on` brings it back. With one CPU the horizon is the next event and
-nothing of this is on its path.
+`Resume`), and the machines run side by side in windows of a quantum, each
+at full speed. Time never goes backwards even so: a device access moves the
+clock to the guest's local time only up to the next pending event of any
+kind (`Keeper.sync`). With one CPU nothing of this is on the path: it always
+has the turn, and its horizon is the next event.
 """
 
 from __future__ import annotations
 
 import math
 import time as _wall
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Generator
 from functools import partial
 from typing import Any, ClassVar
@@ -87,18 +92,62 @@ class Keeper:
         return self.interrupt or self._horizon() < self.end
 
 
+class _Turns:
+    """Whose turn it is among the CPUs of one machine: the holder runs, the others wait in order.
+
+    A CPU takes the turn when it has work (`take`: None when it has it at once, else the event
+    that gives it); it passes it on after a quantum of simulated time if another CPU waits
+    (`pass_on`), and gives it up when it idles or powers off (`give_up`).
+    """
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.holder: Cpu | None = None
+        self.waiting: deque[tuple[Cpu, simpy.Event]] = deque()
+
+    @classmethod
+    def of(cls, sim: Simulation, machine: object | None) -> "_Turns":
+        """The turns of `machine`'s CPUs (kept on the simulation: a table beside it would keep every
+        CPU, and so it, alive); a CPU of no machine has turns of its own."""
+        if machine is None:
+            return cls(sim)
+        return sim.cpu_turns.setdefault(machine, cls(sim))
+
+    def take(self, cpu: "Cpu") -> simpy.Event | None:
+        if self.holder is None or self.holder is cpu:
+            self.holder = cpu
+            return None
+        event = self.sim.event()
+        self.waiting.append((cpu, event))
+        return event
+
+    def give_up(self, cpu: "Cpu") -> None:
+        if self.holder is cpu:
+            self.holder = None
+            if self.waiting:
+                self.holder, event = self.waiting.popleft()
+                event.succeed()
+
+    def pass_on(self, cpu: "Cpu") -> simpy.Event | None:
+        if not self.waiting:
+            return None
+        self.give_up(cpu)
+        return self.take(cpu)
+
+
 class Cpu(Device):
     """A CPU in a platform: interrupt inputs, a backend, and the quantum loop.
 
     Interrupts: inputs named after the backend's lines ("irq", "fiq" on Arm;
     "intr" on x86), wired by the platform from the interrupt controller.
-    Properties: backend (a CpuBackend), quantum (ps; SystemC's global quantum).
+    Properties: backend (a CpuBackend), quantum (ps; SystemC's global quantum), machine (what the
+    CPU belongs to, e.g. its platform: the CPUs of one machine take turns; None: a CPU of its own).
     """
 
     model: ClassVar[str] = "cpu"
 
     def __init__(self, name: str, *, backend: CpuBackend, quantum: int = 100 * US,
-                 lines: tuple[str, ...] = ("irq", "fiq")) -> None:
+                 lines: tuple[str, ...] = ("irq", "fiq"), machine: object | None = None) -> None:
         super().__init__(name)
         if quantum <= 0:
             raise PlatformError(f"{name}: quantum must be positive, not {quantum} ps")
@@ -109,6 +158,7 @@ class Cpu(Device):
                                 f"({format_time(period)})")
         self.backend = backend
         self.quantum = quantum
+        self.machine = machine
         self.pins = {line: self.input(line, partial(self._line, line)) for line in lines}
         self._sim: Simulation | None = None
         self._keeper: Keeper | None = None
@@ -126,6 +176,8 @@ class Cpu(Device):
         # Powered off (a secondary before PSCI CPU_ON, or after CPU_OFF): runs nothing, costs nothing.
         self.online = True
         self._power: simpy.Event | None = None
+        self._turns: _Turns | None = None
+        self._turn_start = 0
 
     def attach(self, clock: Clock) -> None:
         if not isinstance(clock, Simulation):
@@ -137,11 +189,12 @@ class Cpu(Device):
             clock.add_summary(self.summary)
             clock.add_quiet_check(self._quiet)
             self._wall_start = _wall.perf_counter()
+            self._turns = _Turns.of(clock, self.machine)
             clock.process(self._loop())
 
     # -- power (PSCI CPU_ON / CPU_OFF) ----------------------------------------
     def power_on(self) -> None:
-        """Bring an offline CPU back: it runs from the next event on."""
+        """Bring an offline CPU back: it takes its turn to run from the next event on."""
         self.online = True
         if self._power is not None and not self._power.triggered:
             self._power.succeed()
@@ -167,15 +220,25 @@ class Cpu(Device):
         sim = self._sim
         assert sim is not None
         backend = self.backend
+        turns = self._turns
+        assert turns is not None
         while True:
             if not self.online:
+                turns.give_up(self)
                 self._power = sim.event()
                 yield self._power
                 self._power = None
                 continue
+            if turns.holder is not self:
+                waiting = turns.take(self)
+                if waiting is not None:
+                    yield waiting
+                self._turn_start = sim.now
             now = sim.now
             upcoming = sim.horizon()       # other CPUs' resumptions do not bound the run
             budget = self.quantum if upcoming == math.inf else min(self.quantum, int(upcoming) - now)
+            if turns.waiting:                   # another CPU waits: this turn ends a quantum after it began
+                budget = min(budget, self._turn_start + self.quantum - now)
             if budget <= 0:
                 yield Resume(sim.env, 0)  # events due now run before the guest continues
                 continue
@@ -208,6 +271,7 @@ class Cpu(Device):
                 if not getattr(backend, "wakeable", True):    # x86 HLT with IF=0
                     self._deadlock("with interrupts disabled")
                     return
+                turns.give_up(self)
                 yield from self._idle(reason)
             elif kind is Stop:
                 self._stopped_at(now + result.elapsed)
@@ -222,6 +286,11 @@ class Cpu(Device):
                 return
             else:
                 yield Resume(sim.env, max(0, now + result.elapsed - sim.now))
+                if sim.now - self._turn_start >= self.quantum:
+                    waiting = turns.pass_on(self)
+                    if waiting is not None:
+                        yield waiting
+                    self._turn_start = sim.now
 
     def _idle(self, idle: Idle) -> Generator[simpy.Event, Any, None]:
         """Sleep until an interrupt is raised: SimPy jumps straight to the event that raises it.
@@ -235,8 +304,8 @@ class Cpu(Device):
         start = self._idle_since = sim.now
         upcoming = sim.peek()
         if idle.kind is IdleKind.WFE and upcoming != math.inf:
-            # WFE also wakes on events not modelled one by one (SEV, the event stream, another
-            # CPU's stores): resume at the next scheduled event (another CPU's run included).
+            # WFE also wakes on events not modelled one by one (SEV, the event
+            # stream): resume at the next scheduled event instead of an IRQ only.
             yield sim.env.any_of([wake, sim.timeout(int(upcoming) - start)])
         else:
             yield wake

@@ -263,17 +263,17 @@ def test_horizon_is_the_earliest_event_that_is_not_a_resumption(events):
     assert sim.horizon() == (min(others) if others else float("inf"))
 
 
-def make_cpus(sim, scripts, quantum=us(100)):
+def make_cpus(sim, scripts, quantum=us(100), machine=None):
     guests = [ScriptedBackend(script, period=PERIOD) for script in scripts]
-    cpus = [Cpu(f"cpu{i}", backend=guest, quantum=quantum) for i, guest in enumerate(guests)]
+    cpus = [Cpu(f"cpu{i}", backend=guest, quantum=quantum, machine=machine) for i, guest in enumerate(guests)]
     for cpu in cpus:
         cpu.attach(sim)
     return cpus, guests
 
 
-def test_two_busy_cpus_each_run_every_quantum_window(sim):
+def test_two_busy_cpus_of_different_machines_each_run_every_quantum_window(sim):
     """Both due at time 0 (once a livelock: each saw the other's resumption as an event due now and
-    got a zero budget); now both run each window of simulated time: two CPUs do twice the work."""
+    got a zero budget); CPUs of different machines both run each window of simulated time."""
     cpus, (a, b) = make_cpus(sim, [[S.spin()] * 3, [S.spin()] * 3])
     sim.run(until=us(300))
     assert a.budgets[:3] == b.budgets[:3] == [(0, us(100)), (us(100), us(100)), (us(200), us(100))]
@@ -290,7 +290,7 @@ def test_a_device_access_never_moves_time_past_another_cpus_pending_run(sim):
     assert seen == [0, us(40)]
 
 
-def test_an_idle_cpu_costs_nothing_and_an_interrupt_wakes_it_in_the_window(sim):
+def test_an_idle_cpu_of_another_machine_costs_nothing_and_an_interrupt_wakes_it_in_the_window(sim):
     cpus, (a, b) = make_cpus(sim, [[S.idle(10), S.spin(), S.spin()], [S.spin()] * 4])
     line = Signal("irq")
     line.connect(cpus[0].pins["irq"])
@@ -301,10 +301,47 @@ def test_an_idle_cpu_costs_nothing_and_an_interrupt_wakes_it_in_the_window(sim):
     assert cpus[0].idle_skipped == us(250)
 
 
+MACHINE = object()      # what the CPUs of one SMP machine share: their turns
+
+
+def test_two_cpus_of_one_machine_take_turns_of_one_quantum_on_one_timeline(sim):
+    """Their clock is one: what one CPU saw as time t, the other never sees earlier afterwards."""
+    cpus, (a, b) = make_cpus(sim, [[S.spin()] * 3, [S.spin()] * 3], machine=MACHINE)
+    sim.run(until=us(600))
+    assert a.budgets[:3] == [(0, us(100)), (us(200), us(100)), (us(400), us(100))]
+    assert b.budgets[:3] == [(us(100), us(100)), (us(300), us(100)), (us(500), us(100))]
+
+
+def test_a_turn_lasts_a_quantum_across_early_exits_and_an_idle_cpu_gives_it_up(sim):
+    cpus, (a, b) = make_cpus(sim, [[S.spin(), S.spin(), S.idle(10), S.spin()], [S.spin()] * 3], machine=MACHINE)
+    sim.schedule(us(40), lambda: None)              # ends CPU 0's first run early: its turn goes on
+    line = Signal("irq")
+    line.connect(cpus[0].pins["irq"])
+    sim.schedule(us(250), line.raise_)
+    sim.run(until=us(400))
+    idled = us(200)                 # CPU 0 idled 10 instructions into its second turn (they take no time)
+    assert a.budgets[:3] == [(0, us(40)), (us(40), us(60)), (us(200), us(50))]   # the IRQ at 250 us cuts
+    # CPU 1 ran at once; the IRQ at 250 us woke CPU 0, which then waited for CPU 1's turn to end.
+    assert b.budgets[:3] == [(us(100), us(100)), (idled, us(50)), (us(250), us(50))]
+    assert a.budgets[3] == (us(300), us(100))
+    assert cpus[0].idle_skipped == us(50)
+
+
 def test_an_offline_cpu_runs_nothing_until_powered_on(sim):
-    cpus, (a, b) = make_cpus(sim, [[S.spin()] * 5, [S.spin(), S.stop(0)]])
+    cpus, (a, b) = make_cpus(sim, [[S.spin()] * 5, [S.spin(), S.stop(0)]], machine=MACHINE)
     cpus[1].power_off()
     sim.schedule(us(250), cpus[1].power_on)
     sim.run(until=us(1000))
-    assert b.budgets[:1] == [(us(250), us(100))]
-    assert [start for start, _ in a.budgets[:4]] == [0, us(100), us(200), us(250)]
+    # Its turn when CPU 0's (begun at 200 us, with no one waiting) ends; then they alternate.
+    assert b.budgets[:2] == [(us(300), us(100)), (us(500), us(100))]
+    assert [start for start, _ in a.budgets[:5]] == [0, us(100), us(200), us(250), us(400)]
+
+
+def test_machines_run_side_by_side_while_the_cpus_of_each_take_turns(sim):
+    one, (a, b) = make_cpus(sim, [[S.spin()] * 2, [S.spin()] * 2], machine=MACHINE)
+    other = Cpu("other", backend=(c := ScriptedBackend([S.spin()] * 4, period=PERIOD)), quantum=us(100))
+    other.attach(sim)
+    sim.run(until=us(400))
+    assert a.budgets[:2] == [(0, us(100)), (us(200), us(100))]
+    assert b.budgets[:2] == [(us(100), us(100)), (us(300), us(100))]
+    assert c.budgets[:4] == [(0, us(100)), (us(100), us(100)), (us(200), us(100)), (us(300), us(100))]
