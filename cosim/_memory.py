@@ -67,6 +67,9 @@ class Memory(Device):
         # lives exactly as long as the buffer, so the address stays valid.
         self._pin = ctypes.c_char.from_buffer(self.buffer)
         self.address = ctypes.addressof(self._pin)
+        # Writes from outside the CPUs that map the buffer (loaders, device DMA, debuggers): a CPU
+        # that caches translated code (unicorn) compares this count to drop what such a write changed.
+        self.writes = 0
         self._image = (Path(image), image_offset) if image is not None else None
         if self._image:
             self.load_file(*self._image)
@@ -78,6 +81,12 @@ class Memory(Device):
                 f"{self.name}: {len(data):#x} bytes at offset {offset:#x} do not fit in {self.size:#x} bytes"
             )
         self.buffer[offset:offset + len(data)] = data
+        self.writes += 1
+
+    def store(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Bytes written by a device (DMA) at `offset`; the caller has checked the range."""
+        self.buffer[offset:offset + len(data)] = data
+        self.writes += 1
 
     def load_file(self, path: Path, offset: int = 0) -> None:
         if not path.is_file():
@@ -97,9 +106,11 @@ class Memory(Device):
                 return
             raise BusError(Response.COMMAND_ERROR, detail=f"{self.name} is read-only")
         self.buffer[offset:offset + size] = value.to_bytes(size, "little")
+        self.writes += 1
 
     # Debug access: any length; a debug write reaches ROM too (a debugger plants breakpoints in flash).
     debug_read = read
 
     def debug_write(self, offset: int, size: int, value: int) -> None:
         self.buffer[offset:offset + size] = value.to_bytes(size, "little")
+        self.writes += 1

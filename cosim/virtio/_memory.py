@@ -51,7 +51,7 @@ class GuestMemory:
 
     def write(self, address: int, data: bytes | bytearray | memoryview) -> None:
         memory, offset = self._slice(address, len(data), True)
-        memory.buffer[offset:offset + len(data)] = data
+        memory.store(offset, data)
 
     def read_u16(self, address: int) -> int:
         return int.from_bytes(self.read(address, 2), "little")

@@ -306,3 +306,21 @@ def test_the_unicorn_backend_keeps_the_backend_contract_quantum_by_quantum(arm_g
         results.append(run_backend(board.cpu0.backend, board.sim, 10 * US))
     assert results[-1].reason == Stop(0, "guest called PSCI SYSTEM_OFF") and console.output == b"hello\n"
     board.sim.close()
+
+
+@pytest.mark.parametrize("counting", COUNTINGS)
+def test_code_written_behind_the_cpu_runs_its_new_version(arm_guest, counting):
+    """RAM written from outside the CPU (a device's DMA, a debugger, here the test) escapes unicorn's
+    store detection: the backend drops its translations before the next pass, so the guest runs the
+    new code after its IC IVAU / IC IALLU (without that, the routine's first version ran all three times)."""
+    board, _ = boot(arm_guest("code_dma"), counting=counting)
+    code, flag, movz_x0 = 0x30_0000, RESULTS + 0x100, 0xD280_0000
+    board.run(until=MS)
+    assert results(board, 0) == 1
+    for version in (2, 3):
+        board.ram.write(code, 4, movz_x0 | (version << 5))
+        board.ram.write(flag, 4, version - 1)
+        board.run(until=version * MS)
+    summary = board.run(until=SEC)
+    assert summary.stop and "SYSTEM_OFF" in summary.stop.reason
+    assert [results(board, i) for i in range(3)] == [1, 2, 3]
