@@ -18,6 +18,10 @@ from cosim.platforms.virt import Virt
 pytestmark = pytest.mark.kvm
 
 RESULTS = 0x0020_0000
+# How late the fallback's wall-clock kick may end the last run: the guest's clock then leads simulated
+# time by that much on top of the quantum (the lead is absorbed at the next idle jump, and a run that stops
+# has none). Inside the emulated Arm64 host (QEMU TCG) a kick once came 17 us over a 1 ms quantum.
+LATE_KICK = 5 * MS
 
 
 @pytest.fixture(autouse=True)
@@ -46,9 +50,10 @@ def test_without_the_wfx_exit_idle_time_follows_wall_time(arm_guest):
     wall = time.perf_counter() - wall
     assert board.ram.read(RESULTS, 8) == 1000
     # 1000 ticks of 1 ms on the guest's own clock, each re-armed by the handler once delivered (on a slow host
-    # delivery takes a noticeable part of a tick); simulated time follows that clock, within a quantum.
+    # delivery takes a noticeable part of a tick); simulated time follows that clock, within a quantum
+    # and the lateness of the kick that ended the last run.
     clock = board.cpu0.backend.guest_clock
-    assert clock >= SEC and abs(summary.sim_time - clock) <= board.quantum
+    assert clock >= SEC and abs(summary.sim_time - clock) <= board.quantum + LATE_KICK
     assert 0.8 < wall < 5                                 # the guest really waited: about real time
     assert board.cpu0.idle_skipped == 0 and board.cpu0.exits["budget"] > 100
 
