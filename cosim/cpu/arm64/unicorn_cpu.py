@@ -976,9 +976,9 @@ class _Engine:
     def drop_stale_code(self) -> None:
         """Before a pass: if RAM was written from outside the CPUs since the last one, drop every
         translation, since unicorn only sees its own stores. Such code runs the new version, as it
-        would after the guest's IC IVAU/IALLU on hardware (which unicorn executes as a no-op); a few
-        integer reads per pass otherwise, and one flush per pass with DMA (re-translation is cheap
-        next to a whole run: a 32 MiB dd costs ~70 flushes)."""
+        would after the guest's IC IVAU/IALLU on hardware (which unicorn executes as a no-op). A few
+        integer reads per pass otherwise; after DMA the guest's hot code is translated again, which
+        is not cheap: docs/cpu-arm64.md gives the cost to virtio-blk throughput."""
         writes = sum(ram.writes for ram in self._rams)
         if writes != self._ram_writes:
             if self._ram_writes >= 0:
