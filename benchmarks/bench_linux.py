@@ -9,7 +9,9 @@ so that the load of a shared machine falls on both alike: time to the busybox
 shell prompt (min and median over the runs), then `sleep 10` in the last run;
 with 1 and with 4 CPUs by default (QEMU -smp N: its multi-threaded TCG uses the
 host's cores; cosim's CPUs run one after another on one).
-Each round also boots cosim in-process, for its guest MIPS and for the
+Each round also boots cosim in-process, on cosim's patched unicorn (the default
+once scripts/bootstrap.sh has built it, cosim/patched_unicorn) and on the
+released library, for the guest MIPS, what the patches give, and the
 determinism check: every boot must retire the same number of instructions and
 print the same console output (a SHA-256 of it, kernel timestamps included)
 as `REFERENCE`, the one-CPU figures of this tree's counting modes (with several
@@ -112,9 +114,13 @@ def boot_once(counting: str, cpus: int = 1) -> dict[str, object]:
             "tree": str(Path(sys.modules["cosim.platforms.virt"].__file__).parent)}
 
 
-def boot_in(tree: Path, counting: str, cpus: int = 1) -> dict[str, object]:
-    """`boot_once` in a fresh process whose `cosim` (and models, platforms) come from `tree`."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+def boot_in(tree: Path, counting: str, cpus: int = 1, unicorn: str = "default") -> dict[str, object]:
+    """`boot_once` in a fresh process whose `cosim` (and models, platforms) come from `tree`, on the
+    unicorn library that tree chooses by default (cosim.patched_unicorn), or on the released one."""
+    env = {key: value for key, value in os.environ.items() if key not in ("LIBUNICORN_PATH", "COSIM_UNICORN")}
+    env["PYTHONPATH"] = str(tree)
+    if unicorn == "stock":
+        env["COSIM_UNICORN"] = "stock"
     result = subprocess.run([sys.executable, __file__, "--boot-once", "--counting", counting, "--cpus", str(cpus)], env=env, cwd=tree,
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -182,7 +188,7 @@ def versus_qemu(runs: int, counting: str, cpus: int = 1) -> bool:
 
     kernel, initrd = linux_kernel(), busybox_initramfs_image()
     bootargs = VirtLinux.properties()["bootargs"].default
-    qemu, cosim, inproc = [], [], []
+    qemu, cosim, inproc, released = [], [], [], []
     qemu_sleep = cosim_sleep = None
     loads = []
     for run in range(runs):
@@ -196,6 +202,7 @@ def versus_qemu(runs: int, counting: str, cpus: int = 1) -> bool:
         cosim.append(boot)
         cosim_sleep = slept if last else cosim_sleep
         inproc.append(boot_in(ROOT, counting, cpus))
+        released.append(boot_in(ROOT, counting, cpus, unicorn="stock"))
         loads.append(os.getloadavg()[0])
     assert qemu_sleep is not None and cosim_sleep is not None
     print(f"Debian 12 arm64 Linux ({kernel.name}) on {cpus} CPU{'s' if cpus > 1 else ''} to a busybox shell, "
@@ -208,13 +215,17 @@ def versus_qemu(runs: int, counting: str, cpus: int = 1) -> bool:
           f"sleep 10 {cosim_sleep / qemu_sleep:.3f}x")
     walls = [float(b["wall"]) for b in inproc]
     n, sim = int(inproc[0]["instructions"]), float(inproc[0]["simulated"])
-    print(f"  cosim in-process: {spread(walls)} to the shell ({sim:.3f} s simulated, {n / 1e6:.1f} M instructions, "
-          f"{n / statistics.median(walls) / 1e6:.0f} guest MIPS at the median)")
+    library = "patched unicorn" if inproc[0]["patched"] else "released unicorn: patched one NOT BUILT"
+    print(f"  cosim in-process ({library}): {spread(walls)} to the shell ({sim:.3f} s simulated, "
+          f"{n / 1e6:.1f} M instructions, {n / statistics.median(walls) / 1e6:.0f} guest MIPS at the median)")
+    stock = [float(b["wall"]) for b in released]
+    print(f"  cosim in-process (released unicorn): {spread(stock)}; patched/released: min "
+          f"{min(walls) / min(stock):.3f}, median {statistics.median(walls) / statistics.median(stock):.3f}")
     sleeps = [float(b["sleep_wall"]) for b in inproc]
     print(f"  cosim in-process: sleep 10 took {spread(sleeps)} of wall time for "
           f"{float(inproc[0]['sleep_simulated']):.3f} s simulated")
     # The reference figures are one CPU's; with several, every boot must still agree with the others.
-    return check("determinism", inproc, counting, reference=cpus == 1)
+    return check("determinism", inproc + released, counting, reference=cpus == 1)
 
 
 def main() -> None:
@@ -227,7 +238,10 @@ def main() -> None:
     parser.add_argument("--boot-once", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.boot_once:
-        print(json.dumps(boot_once(args.counting, int(args.cpus))))
+        result = boot_once(args.counting, int(args.cpus))
+        from cosim import patched_unicorn
+
+        print(json.dumps({**result, "patched": patched_unicorn.in_use()}))
         return
     if args.against:
         ok = compare(args.against, args.rev, args.runs, args.counting)

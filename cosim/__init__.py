@@ -1,5 +1,9 @@
 """cosim: virtual platforms in Python — a SimPy kernel, device models and a KVM or software CPU."""
 
+from . import patched_unicorn as _patched_unicorn
+
+_patched_unicorn.select()      # before anything loads unicorn: its loader reads LIBUNICORN_PATH once
+
 from ._bus import Bus, BusError, BusView, Response
 from ._device import Device
 from ._errors import CosimError, ModelError, PlatformError, SimulationError

@@ -26,6 +26,8 @@ debs+=(debian-archive-keyring apt-utils gpg gpg-agent)
 debs+=(tcpdump iputils-ping iproute2)
 # virtio-blk's end-to-end test and benchmark make ext4 images (mke2fs -d) and read them back (debugfs).
 debs+=(e2fsprogs)
+# cosim's patched unicorn (cosim/patched_unicorn) is built from unicorn's source release.
+debs+=(cmake ninja-build)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -51,3 +53,5 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
     "$venv/bin/python" -m pip install -q -e "$root[test,dask,ray]" >&2
     touch "$stamp"
 fi
+# The patched unicorn library, built once per patch into the artifact cache (~30 s; cached after).
+"$venv/bin/python" -m cosim.patched_unicorn build >/dev/null

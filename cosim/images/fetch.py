@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._paths import cache_dir
 from .archive import Archive, sources_from_env
 from .cache import Entry, ImageCache, sha256_of
 from .errors import ImageError
@@ -90,13 +91,6 @@ IMAGES = {image.key: image for image in [
                         "732c9135564fc71337e0e05fb4da4d11e6c28c1834bce3e405e575afef2a52f5",
                         {"bin/busybox": "61781806ad3650b0b9d2b3fc6971e2bffdca967af1a95375abd0578bafff14fb"})),
 ]}
-
-
-def cache_dir(override: Path | None = None) -> Path:
-    if override is not None:
-        return Path(override)
-    env = os.environ.get("COSIM_IMAGE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "cosim" / "images"
 
 
 def fetch_image(key: str, cache: Path | None = None, *, refresh: bool = False) -> Entry:

@@ -11,6 +11,9 @@ the backend serves (the timer's): an OS kernel executes millions of others
 (`mrs x0, sp_el0` for `current`, TPIDR_EL1 for per-CPU data), and a Python
 callback for each of them cost Linux's boot more than half its time.
 
+On cosim's patched unicorn (cosim.patched_unicorn) the counters' common case runs inside the
+translated code and the hook only when a run must stop; the released library calls it every time.
+
 Both are compiled once with cffi (API mode) into a per-user cache; without a C
 compiler, `NativeCounter.build()` raises and the backend falls back to counting
 whole quanta (documented in docs/cpu-arm64.md).
@@ -467,6 +470,31 @@ class _Field:
         setattr(obj._state, self.name, value)
 
 
+class _CosimCounter(ctypes.Structure):
+    """uc_cosim_counter of cosim/patched_unicorn/fast-paths.patch."""
+    _fields_ = [*((name, ctypes.c_void_p) for name in ("executed", "budget", "watch", "block_start", "block_base")),
+                ("per_instruction", ctypes.c_bool)]
+
+
+def _use_patched_fast_paths(uclib: Any, uc: Any, ffi: Any, state: Any, per_block: bool) -> bool:
+    """On cosim's patched unicorn (cosim.patched_unicorn), hand it the counter's fields, so that the
+    translated code counts a block (or an instruction) itself while the budget lasts and no interrupt
+    is watched (cosim_count_block's and cosim_count's common case, the same stores), and say that our
+    MMIO callbacks never stop a run (they end it at the next boundary through the budget): no exit
+    check after loads and stores unless a memory hook is installed. False on the released library."""
+    configure = getattr(uclib, "uc_cosim_configure", None)
+    if configure is None:
+        return False
+    counter = _CosimCounter(*(int(ffi.cast("uintptr_t", ffi.addressof(state, name)))
+                              for name, _ in _CosimCounter._fields_[:-1]), not per_block)
+    configure.argtypes = [ctypes.c_void_p, ctypes.POINTER(_CosimCounter), ctypes.c_bool]
+    configure.restype = ctypes.c_int
+    status = configure(uc._uch, ctypes.byref(counter), True)
+    if status != 0:
+        raise CounterUnavailable(f"uc_cosim_configure failed with unicorn error {status}")
+    return True
+
+
 class NativeCounter:
     """Counts the instructions unicorn executes and stops it at a budget.
 
@@ -500,6 +528,7 @@ class NativeCounter:
         hook_fn = int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, name)))
         _add_hook(uc, kind, hook_fn, int(self._ffi.cast("uintptr_t", self._state)))
         self._uc = uc  # the hook lives as long as the engine; keep `_state` alive with it
+        self.patched = _use_patched_fast_paths(uclib, uc, self._ffi, self._state, per_block)
 
     def arm(self, budget: int, watch: int = 0) -> None:
         """Count from 0 up to `budget`; with `watch` (PSTATE mask bits of pending
