@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from ._bus import Bus
 
 __all__ = ["Memory", "MemoryRegion", "memory_regions"]
+
+# How many outside writes a Memory remembers the place of (Memory.written_since): a virtio queue's
+# burst between two passes of the CPU fits; more than that and translated code is dropped whole.
+WRITE_LOG = 64
 
 
 class MemoryRegion(NamedTuple):
@@ -68,11 +73,24 @@ class Memory(Device):
         self._pin = ctypes.c_char.from_buffer(self.buffer)
         self.address = ctypes.addressof(self._pin)
         # Writes from outside the CPUs that map the buffer (loaders, device DMA, debuggers): a CPU
-        # that caches translated code (unicorn) compares this count to drop what such a write changed.
+        # that caches translated code (unicorn) compares this count to drop what such a write changed,
+        # and `written_since` says where the latest ones went.
         self.writes = 0
+        self._written: deque[tuple[int, int, int]] = deque(maxlen=WRITE_LOG)
         self._image = (Path(image), image_offset) if image is not None else None
         if self._image:
             self.load_file(*self._image)
+
+    def _wrote(self, offset: int, length: int) -> None:
+        self.writes += 1
+        self._written.append((self.writes, offset, length))
+
+    def written_since(self, count: int) -> list[tuple[int, int]] | None:
+        """(offset, length) of each write after the first `count` (of `writes`), or None when
+        there were more than WRITE_LOG since: the caller then treats everything as written."""
+        if self.writes - count > len(self._written):
+            return None
+        return [(offset, length) for number, offset, length in self._written if number > count]
 
     def load(self, data: bytes, offset: int = 0) -> None:
         """Copy `data` in at `offset` (loaders use this; it bypasses read-only)."""
@@ -81,12 +99,12 @@ class Memory(Device):
                 f"{self.name}: {len(data):#x} bytes at offset {offset:#x} do not fit in {self.size:#x} bytes"
             )
         self.buffer[offset:offset + len(data)] = data
-        self.writes += 1
+        self._wrote(offset, len(data))
 
     def store(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Bytes written by a device (DMA) at `offset`; the caller has checked the range."""
         self.buffer[offset:offset + len(data)] = data
-        self.writes += 1
+        self._wrote(offset, len(data))
 
     def load_file(self, path: Path, offset: int = 0) -> None:
         if not path.is_file():
@@ -106,11 +124,11 @@ class Memory(Device):
                 return
             raise BusError(Response.COMMAND_ERROR, detail=f"{self.name} is read-only")
         self.buffer[offset:offset + size] = value.to_bytes(size, "little")
-        self.writes += 1
+        self._wrote(offset, size)
 
     # Debug access: any length; a debug write reaches ROM too (a debugger plants breakpoints in flash).
     debug_read = read
 
     def debug_write(self, offset: int, size: int, value: int) -> None:
         self.buffer[offset:offset + size] = value.to_bytes(size, "little")
-        self.writes += 1
+        self._wrote(offset, size)

@@ -121,6 +121,25 @@ def test_rom_write_is_an_error_or_ignored_by_property():
     assert rom.read(0, 2) == 0x0201 and quiet.read(0, 1) == 0
 
 
+def test_memory_remembers_where_outside_writes_went():
+    """A CPU that caches translated code drops just what was written (Memory.written_since)."""
+    from cosim._memory import WRITE_LOG
+
+    ram = Memory("ram", 0x2000)
+    assert ram.writes == 0 and ram.written_since(0) == []
+    ram.write(0x10, 4, 1)
+    ram.store(0x100, b"dma!")
+    ram.debug_write(0x200, 2, 7)
+    ram.load(b"\0" * 8, 0x1000)
+    assert ram.writes == 4
+    assert ram.written_since(0) == [(0x10, 4), (0x100, 4), (0x200, 2), (0x1000, 8)]
+    assert ram.written_since(2) == [(0x200, 2), (0x1000, 8)] and ram.written_since(4) == []
+    for index in range(WRITE_LOG):
+        ram.write(4 * index, 4, index)
+    assert ram.written_since(4) == [(4 * index, 4) for index in range(WRITE_LOG)]
+    assert ram.written_since(3) is None              # forgotten: the caller drops everything
+
+
 def test_memory_rejects_bad_sizes_and_oversized_images(tmp_path):
     with pytest.raises(PlatformError, match="multiple"):
         Memory("ram", 100)

@@ -914,6 +914,17 @@ class UnicornArm64Cpu:
         self._engine.close()
 
 
+def _physical_invalidation() -> Any:
+    """uc_cosim_invalidate_physical of cosim's patched unicorn (cosim.patched_unicorn), or None."""
+    from unicorn.unicorn_py3.unicorn import uclib
+
+    invalidate = getattr(uclib, "uc_cosim_invalidate_physical", None)
+    if invalidate is not None:
+        invalidate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]
+        invalidate.restype = ctypes.c_int
+    return invalidate
+
+
 class _Engine:
     """One unicorn engine shared by the CPUs of a machine, holding one CPU's state at a time.
 
@@ -953,8 +964,9 @@ class _Engine:
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
         # Memory that something other than the CPUs writes (device DMA, a debugger, a test): unicorn
         # notices the CPUs' own stores to translated code, not these (see drop_stale_code).
-        self._rams = [m.target for m in bus.mappings if isinstance(m.target, Memory)]
-        self._ram_writes = -1
+        self._rams = [(m.base, m.target) for m in bus.mappings if isinstance(m.target, Memory)]
+        self._ram_seen: list[int] | None = None
+        self._invalidate = _physical_invalidation()
         ratio, counters = native_counter
         if ratio is not None:
             self.counter.serve_counter(*ratio)
@@ -974,16 +986,30 @@ class _Engine:
         self.current = cpu
 
     def drop_stale_code(self) -> None:
-        """Before a pass: if RAM was written from outside the CPUs since the last one, drop every
-        translation, since unicorn only sees its own stores. Such code runs the new version, as it
-        would after the guest's IC IVAU/IALLU on hardware (which unicorn executes as a no-op). A few
-        integer reads per pass otherwise; after DMA the guest's hot code is translated again, which
-        is not cheap: docs/cpu-arm64.md gives the cost to virtio-blk throughput."""
-        writes = sum(ram.writes for ram in self._rams)
-        if writes != self._ram_writes:
-            if self._ram_writes >= 0:
+        """Before a pass: drop the translations of code that something other than the CPUs wrote
+        since the last one (unicorn only sees its own stores). Such code runs the new version, as
+        it would after the guest's IC IVAU/IALLU on hardware (which unicorn executes as a no-op).
+        On cosim's patched unicorn only the written ranges go (uc_cosim_invalidate_physical); on
+        the released one, or after more writes than a Memory remembers, every translation does,
+        and the guest's hot code is translated again: docs/cpu-arm64.md gives what each costs
+        virtio-blk. A few integer reads per pass when nothing was written."""
+        seen = self._ram_seen
+        if seen is None:                        # the first pass: nothing is translated yet
+            self._ram_seen = [ram.writes for _, ram in self._rams]
+            return
+        for index, (base, ram) in enumerate(self._rams):
+            writes = ram.writes
+            if writes == seen[index]:
+                continue
+            ranges = ram.written_since(seen[index]) if self._invalidate is not None else None
+            if ranges is None:
                 self.uc.ctl_flush_tb()
-            self._ram_writes = writes
+                self._ram_seen = [ram.writes for _, ram in self._rams]
+                return
+            for offset, length in ranges:
+                if self._invalidate(self.uc._uch, base + offset, length) != 0:
+                    raise CpuError(f"unicorn refused to drop the code at {base + offset:#x} (+{length:#x})")
+            seen[index] = writes
 
     def select(self, cpu: UnicornArm64Cpu) -> None:
         if self.current is cpu:

@@ -7,6 +7,7 @@ import pytest
 
 from cosim import MS, SEC, US
 from cosim.chardev import BufferBackend
+from cosim._memory import WRITE_LOG
 from cosim.platforms.virt import Virt
 
 RESULTS = 0x0020_0000  # offset of the guests' RESULTS area in RAM
@@ -309,15 +310,19 @@ def test_the_unicorn_backend_keeps_the_backend_contract_quantum_by_quantum(arm_g
 
 
 @pytest.mark.parametrize("counting", COUNTINGS)
-def test_code_written_behind_the_cpu_runs_its_new_version(arm_guest, counting):
+@pytest.mark.parametrize("others", [0, WRITE_LOG + 1], ids=["the-write-alone", "more-than-the-log"])
+def test_code_written_behind_the_cpu_runs_its_new_version(arm_guest, counting, others):
     """RAM written from outside the CPU (a device's DMA, a debugger, here the test) escapes unicorn's
-    store detection: the backend drops its translations before the next pass, so the guest runs the
+    store detection: the backend drops the written code's translations before the next pass (all of
+    them on the released unicorn, or after more writes than Memory remembers), so the guest runs the
     new code after its IC IVAU / IC IALLU (without that, the routine's first version ran all three times)."""
     board, _ = boot(arm_guest("code_dma"), counting=counting)
     code, flag, movz_x0 = 0x30_0000, RESULTS + 0x100, 0xD280_0000
     board.run(until=MS)
     assert results(board, 0) == 1
     for version in (2, 3):
+        for index in range(others):                           # elsewhere: no code there
+            board.ram.write(0x38_0000 + 4 * index, 4, index)
         board.ram.write(code, 4, movz_x0 | (version << 5))
         board.ram.write(flag, 4, version - 1)
         board.run(until=version * MS)
