@@ -17,7 +17,6 @@ scripts/bootstrap.sh.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import re
 import shutil
@@ -27,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .._paths import file_lock
 from ..images.fetch import ImageError, cache_dir, linux_kernel
 from ..kvm._arm64 import PORT_WFX_CAP, PORT_WFX_EXIT
 
@@ -290,20 +290,9 @@ def patched_kernel(cache: Path | None = None, *, timeout: float = BUILD_TIMEOUT)
     target = folder / "Image"
     if target.is_file():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "lock").open("w") as lock:
-        waiting = False
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waiting:
-                    _progress(f"another process is building it; waiting for {folder / 'lock'}")
-                    waiting = True
-                if time.monotonic() > deadline:
-                    raise KernelBuildError(f"another process held {folder / 'lock'} for {timeout:.0f} s") from None
-                time.sleep(1.0)
+    with file_lock(folder / "lock", deadline - time.monotonic(),
+                   lambda: KernelBuildError(f"another process held {folder / 'lock'} for {timeout:.0f} s"),
+                   lambda: _progress(f"another process is building it; waiting for {folder / 'lock'}")):
         if not target.is_file():          # another process may have built it meanwhile
             _build(version, source_sha256, target, deadline)
     return target

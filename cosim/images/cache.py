@@ -13,17 +13,16 @@ entry that looks whole. Versions coexist; `--refresh` only moves the selection.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .._paths import file_lock
 from .errors import ImageError
 
 __all__ = ["Entry", "ImageCache", "sha256_of"]
@@ -65,25 +64,13 @@ class ImageCache:
     @contextlib.contextmanager
     def locked(self, wait: float = LOCK_WAIT) -> Iterator[None]:
         """Hold the cache's fetch lock (released by the kernel if the holder dies, so never stale)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a") as lock:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ImageError(f"another process has been fetching into {self.root} for over "
-                                         f"{wait:.0f} s (lock {self.root / '.lock'})") from None
-                    time.sleep(0.2)
-            try:
-                for pattern in ("entries/.partial-*", ".fetch-*", ".extract-*"):   # left by a killed fetch
-                    for stale in self.root.glob(pattern):
-                        shutil.rmtree(stale, ignore_errors=True)
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        busy = ImageError(f"another process has been fetching into {self.root} for over {wait:.0f} s "
+                          f"(lock {self.root / '.lock'})")
+        with file_lock(self.root / ".lock", wait, lambda: busy):
+            for pattern in ("entries/.partial-*", ".fetch-*", ".extract-*"):   # left by a killed fetch
+                for stale in self.root.glob(pattern):
+                    shutil.rmtree(stale, ignore_errors=True)
+            yield
 
     def entry(self, package: str, version: str) -> Entry | None:
         """The cached entry, if it is there and its file still has the recorded SHA-256."""

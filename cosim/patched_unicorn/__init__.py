@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from .._paths import cache_dir
+from .._paths import cache_dir, file_lock
 
 __all__ = ["UNICORN_VERSION", "PATCH", "BuildError", "build", "build_key", "built_library", "in_use",
            "library_dir", "select"]
@@ -115,18 +115,17 @@ def _source(work: Path, log: Path, deadline: float) -> Path:
 def build(cache: Path | None = None, *, jobs: int = 2, timeout: float = BUILD_TIMEOUT) -> Path:
     """The patched library, built first if the cache has none for the current patch."""
     # Here, not at the top: `import cosim` loads this module and should stay quick.
-    import fcntl
     import shutil
     import tempfile
     import time
 
     target = library_dir(cache)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)        # another process may be building the same entry
-        if (library := built_library(cache)) is not None:
+    lock = target.parent / f".{target.name}.lock"
+    deadline = time.monotonic() + timeout
+    with file_lock(lock, timeout, lambda: BuildError(f"patched unicorn: another process held {lock} for "
+                                                     f"{timeout:.0f} s")):
+        if (library := built_library(cache)) is not None:      # built meanwhile by that process
             return library
-        deadline = time.monotonic() + timeout
         log = target.parent / f"{target.name}.log"
         log.write_bytes(b"")
         with tempfile.TemporaryDirectory(prefix="cosim-unicorn-") as tmp:
@@ -158,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         if library is None:
             print("cosim: the patched unicorn is not built (python -m cosim.patched_unicorn build)", file=sys.stderr)
             return 1
-        print(library)
-        return 0
-    try:
-        print(build())
-    except BuildError as error:
-        print(f"cosim: {error}", file=sys.stderr)
-        return 1
+    else:
+        try:
+            library = build()
+        except BuildError as error:
+            print(f"cosim: {error}", file=sys.stderr)
+            return 1
+    print(library)
     return 0
