@@ -612,13 +612,16 @@ class UnicornArm64Cpu:
                 return int.from_bytes(ctypes.string_at(host + address - base, 8), "little")
         return 0                          # a table outside RAM reads as invalid descriptors
 
-    def _translation_regs(self) -> TranslationRegs:
-        return TranslationRegs(*self._engine.translation.read())
+    def _translation_state(self) -> tuple[int, TranslationRegs]:
+        """PSTATE and the EL1&0 translation registers, in one native call."""
+        pstate, *regs = self._engine.translation.read()
+        return pstate, TranslationRegs(*regs)
 
-    def _instruction(self, va: int) -> int | None:
-        """The instruction word at `va`, translated as the current EL fetches it."""
-        el0 = current_el(self._engine.pstate_reg.read()[0]) == 0
-        result = walk(va, self._translation_regs(), self._read_phys64, el0=el0, fetch=True)
+    def _instruction(self, va: int, state: tuple[int, TranslationRegs] | None = None) -> int | None:
+        """The instruction word at `va`, translated as the current EL fetches it (`state`: what
+        `_translation_state` gives, when the caller has it already)."""
+        pstate, regs = state or self._translation_state()
+        result = walk(va, regs, self._read_phys64, el0=current_el(pstate) == 0, fetch=True)
         if isinstance(result, Fault):
             return None
         low = self._read_phys64(result.address & ~7)
@@ -629,15 +632,15 @@ class UnicornArm64Cpu:
 
     def _mmu_abort(self, pc: int, fetch: bool) -> tuple[Kind, int, int, int]:
         """Syndrome and FAR of the abort QEMU's walk raised: decode the access, walk again (mmu.py)."""
-        pstate = self._engine.pstate_reg.read()[0]
+        state = self._translation_state()
+        pstate, regs = state
         el0 = current_el(pstate) == 0
-        regs = self._translation_regs()
         if fetch:
             result = walk(pc, regs, self._read_phys64, el0=el0, fetch=True)
             if isinstance(result, Fault):
                 return Kind.SYNC, pc, abort_syndrome(pstate, True, False, result.status), pc
             raise CpuError(f"prefetch abort at pc={pc:#x}, but the translation tables map it to {result.address:#x}")
-        word = self._instruction(pc)
+        word = self._instruction(pc, state)
         access = None if word is None else decode_access(word, pc, self._xreg)
         if access is None:
             raise CpuError(f"data abort at pc={pc:#x} from an instruction that is not a load or store "
@@ -680,7 +683,7 @@ class UnicornArm64Cpu:
     # -- debugging (cosim.gdb) ----------------------------------------------------------
     def translate(self, va: int) -> int | None:
         """The physical address the guest's EL1&0 translation gives `va` (None: unmapped)."""
-        result = walk(va, self._translation_regs(), self._read_phys64, el0=False)
+        result = walk(va, self._translation_state()[1], self._read_phys64, el0=False)
         return None if isinstance(result, Fault) else result.address
 
     def insert_breakpoint(self, address: int) -> None:
@@ -933,8 +936,8 @@ class _Engine:
         # Registers the backend's Python paths read or write together: one native call per batch.
         self.pc_reg = RegisterBatch(self.uc, [A.UC_ARM64_REG_PC])
         self.pstate_reg = RegisterBatch(self.uc, [A.UC_ARM64_REG_PSTATE])
-        self.translation = RegisterBatch(self.uc, [SCTLR_EL1, TCR_EL1, A.UC_ARM64_REG_TTBR0_EL1,
-                                                   A.UC_ARM64_REG_TTBR1_EL1])
+        self.translation = RegisterBatch(self.uc, [A.UC_ARM64_REG_PSTATE, SCTLR_EL1, TCR_EL1,
+                                                   A.UC_ARM64_REG_TTBR0_EL1, A.UC_ARM64_REG_TTBR1_EL1])
         self.entry_reads = RegisterBatch(self.uc, [A.UC_ARM64_REG_PSTATE, A.UC_ARM64_REG_VBAR_EL1, A.UC_ARM64_REG_SP,
                                                    A.UC_ARM64_REG_SP_EL0, A.UC_ARM64_REG_SP_EL1, A.UC_ARM64_REG_ESR_EL1,
                                                    A.UC_ARM64_REG_FAR_EL1, SCTLR_EL1])
