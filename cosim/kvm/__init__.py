@@ -24,10 +24,11 @@ cdefs with cffi (~50 ms of every `cosim run virt-linux` on the software CPU).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._names import DEFAULT_DEVICE, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT, SOURCE_NAMES, budget_source_name
+from .._lazy import lazy_names
+from ._names import (DEFAULT_DEVICE, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT, SOURCE_NAMES,
+                     budget_source_name)
 
 if TYPE_CHECKING:
     from ._access import GuestAccesses
@@ -49,17 +50,7 @@ __all__ = ["Kvm", "Vm", "Vcpu", "KvmError", "Capabilities", "probe_capabilities"
            "SEED_WFX_CAP", "SEED_WFX_EXIT"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 def kvm_unavailable(device: str = DEFAULT_DEVICE) -> str | None:

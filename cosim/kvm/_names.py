@@ -4,8 +4,8 @@ whose CPU is not KVM never loads the UAPI (its cdefs take ~50 ms to parse)."""
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_DEVICE", "SEED_WFX_CAP", "SEED_WFX_EXIT", "PORT_WFX_CAP", "PORT_WFX_EXIT", "DEFAULT_WFX_CAP", "DEFAULT_WFX_EXIT",
-           "SOURCE_NAMES", "budget_source_name"]
+__all__ = ["DEFAULT_DEVICE", "SEED_WFX_CAP", "SEED_WFX_EXIT", "PORT_WFX_CAP", "PORT_WFX_EXIT", "DEFAULT_WFX_CAP",
+           "DEFAULT_WFX_EXIT", "SOURCE_NAMES", "budget_source_name"]
 
 DEFAULT_DEVICE = "/dev/kvm"
 

@@ -28,7 +28,8 @@ def test_svc_from_el0_banks_sp_el0_and_switches_to_sp_el1():
 def test_irq_from_el1h_keeps_the_stack_and_has_no_syndrome():
     entry = enter_el1(EL1H, VBAR, Kind.IRQ, 0x3000)
     assert entry.pc == VBAR + 0x280
-    assert entry.stacks(sp=0x7F00, sp_el0=0x11, sp_el1=0xDEAD) == (0x11, 0x7F00, 0x7F00)  # SP_EL1 was live: banked, then reloaded
+    # SP_EL1 was live: banked, then reloaded.
+    assert entry.stacks(sp=0x7F00, sp_el0=0x11, sp_el1=0xDEAD) == (0x11, 0x7F00, 0x7F00)
     assert entry.esr is None and entry.spsr == EL1H
 
 
