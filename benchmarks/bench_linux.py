@@ -20,7 +20,10 @@ CPUs, as every other boot).
 `--against REV` is the A/B mode for one change: in-process boots of this tree
 (or of `--rev REV2`) and of git revision REV, each checked out in a temporary
 worktree, alternate in fresh processes; the instruction counts and outputs of
-both are printed.
+both are printed. Each round also times both trees' whole-process start-up
+(three times each): `cosim run virt-linux --until 1us` (interpreter, imports,
+the default images checked in the cache, building the platform and its first
+microsecond), which the in-process boots leave out.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peers import Console, QemuAarch64  # noqa: E402
 
 PROMPT = b"/root # "
+STARTS_PER_ROUND = 3      # start-ups timed per tree in each A/B round: ~0.2 s each, noisier than boots
 ROOT = Path(__file__).resolve().parent.parent
 
 # Instructions retired to the shell prompt and SHA-256 (first 16 hex digits) of the console output up
@@ -128,6 +132,22 @@ def boot_in(tree: Path, counting: str, cpus: int = 1, unicorn: str = "default") 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def startup_in(tree: Path) -> float:
+    """Wall time of a whole `cosim run virt-linux --until 1us` process whose `cosim` comes from `tree`: the
+    command as users type it, so the default images are looked up (and checked) in the cache."""
+    argv = ["run", "virt-linux", "--until", "1us"]
+    # With its bytecode cached, as an installed cosim starts (the caller runs it once first to write it).
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, __file__, "--cli", *argv], env=env, cwd=tree, capture_output=True,
+                            text=True, check=False)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"cosim run in {tree} failed:\n{result.stderr[-2000:]}")
+    return wall
+
+
 def spread(values: list[float]) -> str:
     return f"min {min(values):.3f} s, median {statistics.median(values):.3f} s"
 
@@ -158,10 +178,16 @@ def compare(against: str, rev: str | None, runs: int, counting: str) -> bool:
         trees.append(checkout(rev, Path(tmp) / "b") if rev else ROOT)
         try:
             boots: dict[str, list[dict[str, object]]] = {"A": [], "B": []}
+            starts: dict[str, list[float]] = {"A": [], "B": []}
             loads = []
+            for tree in trees:
+                startup_in(tree)              # writes the tree's bytecode cache
             for _ in range(runs):
                 boots["A"].append(boot_in(trees[0], counting))
                 boots["B"].append(boot_in(trees[1], counting))
+                for _ in range(STARTS_PER_ROUND):
+                    starts["A"].append(startup_in(trees[0]))
+                    starts["B"].append(startup_in(trees[1]))
                 loads.append(os.getloadavg()[0])
         finally:
             for tree in trees:
@@ -173,6 +199,9 @@ def compare(against: str, rev: str | None, runs: int, counting: str) -> bool:
     print(f"  A {against:<12} {spread(a)}")
     print(f"  B {rev or 'this tree':<12} {spread(b)}")
     print(f"  B/A: min {min(b) / min(a):.3f}, median {statistics.median(b) / statistics.median(a):.3f}")
+    print(f"  start-up (whole process, cosim run virt-linux --until 1us): A {spread(starts['A'])}, "
+          f"B {spread(starts['B'])}; B/A: min {min(starts['B']) / min(starts['A']):.3f}, "
+          f"median {statistics.median(starts['B']) / statistics.median(starts['A']):.3f}")
     for key in "AB":
         sleeps = [float(x["sleep_wall"]) for x in boots[key] if "sleep_wall" in x]
         if sleeps:
@@ -236,6 +265,11 @@ def main() -> None:
     parser.add_argument("--against", metavar="REV", help="A/B in-process boots of this tree against git revision REV")
     parser.add_argument("--rev", metavar="REV", help="with --against: B is git revision REV instead of this tree")
     parser.add_argument("--boot-once", action="store_true", help=argparse.SUPPRESS)
+    if sys.argv[1:2] == ["--cli"]:     # startup_in: the `cosim` command of the tree PYTHONPATH names
+        use_tree_packages()
+        from cosim.cli import main as cosim_main
+
+        sys.exit(cosim_main(sys.argv[2:]))
     args = parser.parse_args()
     if args.boot_once:
         result = boot_once(args.counting, int(args.cpus))

@@ -9,18 +9,19 @@ the Memory models on a bus as the `MemoryRegion`s every backend maps.
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
-
-import numpy as np
 
 from ._bus import BusError, Response
 from ._device import Device
 from ._errors import PlatformError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ._bus import Bus
 
 __all__ = ["Memory", "MemoryRegion", "memory_regions"]
@@ -67,7 +68,6 @@ class Memory(Device):
             self.buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         except (OverflowError, OSError, MemoryError) as error:
             raise PlatformError(f"{name}: cannot allocate {size:#x} bytes: {error}") from error
-        self.array = np.frombuffer(self.buffer, dtype=np.uint8)
         # The ctypes view pins the buffer's address for backends that map it; it
         # lives exactly as long as the buffer, so the address stays valid.
         self._pin = ctypes.c_char.from_buffer(self.buffer)
@@ -91,6 +91,14 @@ class Memory(Device):
         if self.writes - count > len(self._written):
             return None
         return [(offset, length) for number, offset, length in self._written if number > count]
+
+    @functools.cached_property
+    def array(self) -> "np.ndarray":
+        """The contents as a numpy uint8 array (a view: writes through it change guest memory). numpy
+        loads on first use, not with cosim: a platform that never asks pays nothing for it."""
+        import numpy as np
+
+        return np.frombuffer(self.buffer, dtype=np.uint8)
 
     def load(self, data: bytes, offset: int = 0) -> None:
         """Copy `data` in at `offset` (loaders use this; it bypasses read-only)."""

@@ -32,14 +32,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cosim import (MS, Bus, Memory, MHz, MiB, Platform, PlatformError, Property, format_time, one_of, parse_size,
                    parse_time)
 from cosim.chardev import open_backend
 from cosim.cpu import Cpu, CpuBackend, memory_regions
 from cosim.cpu.arm64 import COUNTING_MODES
-from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
 from cosim.fdt import IRQ_TYPE_LEVEL_HIGH, Node, cells64, to_dtb
 from cosim.kvm import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT, SOURCE_NAMES, budget_source_name
 from cosim.models.generic_timer import SYSREG_NAMES, GenericTimer
@@ -52,6 +51,9 @@ from cosim.models.simctl import SimControl
 from cosim.net import open_nic, parse_mac, parse_nic
 from cosim.virtio import Drive, VirtioBlk, VirtioConsole, VirtioDevice, VirtioMmio, VirtioRng, parse_drives
 from cosim.virtio.net import VirtioNet
+
+if TYPE_CHECKING:     # loaded when the CPU is KVM (it brings the KVM UAPI's cffi definitions)
+    from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
 
 __all__ = ["Virt", "VirtLinux", "VIRT_MAP"]
 
@@ -268,9 +270,13 @@ class Virt(Platform):
         # A generic timer and a PMU per CPU, on that CPU's PPIs; CPU 0's are "timer" and "pmu".
         self.timers: list[GenericTimer | KvmGenericTimer] = []
         self.pmus: list[Pmu] = []
+        timer_class: type[GenericTimer | KvmGenericTimer] = GenericTimer
+        if self.cpu == "kvm":
+            from cosim.cpu.arm64 import kvm_timer
+            timer_class = kvm_timer.KvmGenericTimer
         for c in range(self.cpus):
             suffix = str(c) if c else ""
-            timer = self.add(f"timer{suffix}", KvmGenericTimer if self.cpu == "kvm" else GenericTimer)
+            timer = self.add(f"timer{suffix}", timer_class)
             self.wire(timer.cntp, self.gic.ppi(c, PPI_CNTP))
             self.wire(timer.cntv, self.gic.ppi(c, PPI_CNTV))
             self.timers.append(timer)

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,11 +31,28 @@ __all__ = ["Entry", "ImageCache", "sha256_of"]
 LOCK_WAIT = 900.0          # seconds a fetch waits for another process's fetch (a kernel download) to end
 
 
+# Digests of files hashed earlier in this process, by what identifies a version of a file (device, inode,
+# size, modification and change times): `cosim run virt-linux` checks the kernel's entry twice (the
+# kernel, then its modules' recipe), ~15 ms each. Only files last changed well before they were hashed
+# are remembered: a later write gives them a new time even where timestamps are coarse (git's "racily
+# clean" rule), so a changed file is always read again.
+_digests: dict[tuple[int, int, int, int, int], str] = {}
+_SETTLED_NS = 2_000_000_000
+
+
 def sha256_of(path: Path) -> str:
+    before = time.time_ns()
+    stat = path.stat()
+    version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    known = _digests.get(version)
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
+    if max(stat.st_mtime_ns, stat.st_ctime_ns) < before - _SETTLED_NS:
+        _digests[version] = digest.hexdigest()
     return digest.hexdigest()
 
 

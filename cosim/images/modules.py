@@ -23,8 +23,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.elf.elffile import ELFFile
-
 from .archive import Archive, sources_from_env
 from .cache import ImageCache, sha256_of
 from .errors import ImageError
@@ -43,6 +41,8 @@ class KernelModules:
 
 def module_depends(path: Path) -> list[str]:
     """The modules `path` needs loaded first: its .modinfo `depends=` (names with '_', as the kernel spells them)."""
+    from elftools.elf.elffile import ELFFile      # only when an initramfs is built, not on every run
+
     with path.open("rb") as f:
         section = ELFFile(f).get_section_by_name(".modinfo")
         if section is None:

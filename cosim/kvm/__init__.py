@@ -15,13 +15,34 @@
   seed's own), for platforms offering the Arm64 KVM CPU.
 - `GuestAccesses` (`_access`): device accesses on the guest's behalf, bus
   errors turned into all-ones reads and dropped writes, warned once per address.
+
+Only the names platforms declare their properties with (`_names`) load with
+the package; the others load from their submodule on first use (module
+`__getattr__`), so a platform whose CPU is not KVM never parses the UAPI's
+cdefs with cffi (~50 ms of every `cosim run virt-linux` on the software CPU).
 """
 
-from ._access import GuestAccesses
-from ._arm64 import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT
-from ._budget import KICK_SIGNAL, SOURCE_NAMES, BudgetChoice, BudgetSource, budget_source_name, choose_budget_source
-from ._system import DEFAULT_DEVICE, Capabilities, Kvm, KvmError, Vcpu, Vm, probe_capabilities
-from ._uapi import Cap, Exit, Ioctl
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
+from ._names import (DEFAULT_DEVICE, DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT, SOURCE_NAMES,
+                     budget_source_name)
+
+if TYPE_CHECKING:
+    from ._access import GuestAccesses
+    from ._budget import KICK_SIGNAL, BudgetChoice, BudgetSource, choose_budget_source
+    from ._system import Capabilities, Kvm, KvmError, Vcpu, Vm, probe_capabilities
+    from ._uapi import Cap, Exit, Ioctl
+
+# Each lazily loaded name and the submodule defining it.
+_LAZY = {
+    "GuestAccesses": "_access",
+    **dict.fromkeys(("KICK_SIGNAL", "BudgetChoice", "BudgetSource", "choose_budget_source"), "_budget"),
+    **dict.fromkeys(("Capabilities", "Kvm", "KvmError", "Vcpu", "Vm", "probe_capabilities"), "_system"),
+    **dict.fromkeys(("Cap", "Exit", "Ioctl"), "_uapi"),
+}
 
 __all__ = ["Kvm", "Vm", "Vcpu", "KvmError", "Capabilities", "probe_capabilities", "Cap", "Exit", "Ioctl",
            "DEFAULT_DEVICE", "kvm_unavailable", "GuestAccesses", "KICK_SIGNAL", "BudgetChoice", "BudgetSource",
@@ -29,9 +50,14 @@ __all__ = ["Kvm", "Vm", "Vcpu", "KvmError", "Capabilities", "probe_capabilities"
            "SEED_WFX_CAP", "SEED_WFX_EXIT"]
 
 
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
+
+
 def kvm_unavailable(device: str = DEFAULT_DEVICE) -> str | None:
     """Why KVM cannot be used here, or None when /dev/kvm opens (tests skip with this reason)."""
     import os
+
+    from ._system import Kvm, KvmError
 
     if not os.path.exists(device):
         return f"{device} does not exist (no KVM on this host, or not exposed to this container)"

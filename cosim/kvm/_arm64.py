@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from cffi import FFI
 
 from . import _uapi
+from ._names import DEFAULT_WFX_CAP, DEFAULT_WFX_EXIT, PORT_WFX_CAP, PORT_WFX_EXIT, SEED_WFX_CAP, SEED_WFX_EXIT
 from ._system import KvmError
 from ._uapi import IOR, IOW, KVMIO, KVM_RUN_EXIT_UNION_OFFSET, KVM_RUN_SYNC_REGS_OFFSET, CData
 
@@ -117,16 +118,6 @@ KVM_REG_ARM64_SYSREG = 0x0013 << KVM_REG_ARM_COPROC_SHIFT
 KVM_ARM_VCPU_PMU_V3_CTRL = 0     # vCPU device-attribute group of the guest PMU
 KVM_ARM_VCPU_PMU_V3_INIT = 1     # its "initialise" attribute
 
-# KVM_CAP_EXIT_ON_WFX and KVM_EXIT_WFX are not upstream, so their numbers are configurable and probed.
-# The seed patch (the RFC in the KVM thread "KVM exit to userspace on WFI", October 2023, on 5.15) used
-# 222:35; our port to Debian's 6.1 (cosim/emuhost/patches/kvm-exit-on-wfx-6.1.patch, built by
-# cosim.emuhost.kernel) takes the first numbers free after 6.1's, and is the default (docs/cpu-kvm-arm64.md).
-SEED_WFX_CAP = 222
-SEED_WFX_EXIT = 35
-PORT_WFX_CAP = 224
-PORT_WFX_EXIT = 38
-DEFAULT_WFX_CAP = PORT_WFX_CAP
-DEFAULT_WFX_EXIT = PORT_WFX_EXIT
 ESR_WFX_ISS_WFE = 1 << 0         # ESR_ELx.ISS.TI bit 0: 1 = WFE, 0 = WFI (Arm ARM D17.2.37, EC 0x01)
 
 

@@ -52,6 +52,7 @@ from typing import Protocol
 from cffi import FFI
 
 from .._errors import PlatformError
+from ._names import SOURCE_NAMES, budget_source_name
 from ._system import KvmError
 from ._uapi import CData
 
@@ -412,20 +413,6 @@ class BudgetChoice:
     def describe(self) -> str:
         text = getattr(self.source, "description", self.source.name)
         return text + (f" ({'; '.join(self.rejected)})" if self.rejected else "")
-
-
-SOURCE_NAMES = ("pmu", "task-clock", "posix-timer")    # best first: the order "auto" tries them in
-
-
-def budget_source_name(name: str) -> str:
-    """`name` when it is "auto" or a budget source's name, else ValueError saying the valid ones.
-
-    The parser of the platforms' budget properties: a bad name is refused as
-    the properties are read, before a CPU is built (and calibrated).
-    """
-    if name != "auto" and name not in SOURCE_NAMES:
-        raise ValueError(f"unknown budget source {name!r}: use auto, {', '.join(SOURCE_NAMES)}")
-    return name
 
 
 def choose_budget_source(preference: str = "auto", *, ips: Callable[[], float], signo: int = KICK_SIGNAL,

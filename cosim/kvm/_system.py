@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .._errors import CosimError
+from ._names import DEFAULT_DEVICE
 from ._uapi import KVM_API_VERSION, KVM_MEM_READONLY, Cap, Ioctl, ffi, libc
 
 __all__ = ["KvmError", "Kvm", "Vm", "Vcpu", "Capabilities", "probe_capabilities", "DEFAULT_DEVICE", "ScratchVm",
            "scratch_vm"]
 
-DEFAULT_DEVICE = "/dev/kvm"
 PROT_READ, PROT_WRITE, MAP_SHARED = 0x1, 0x2, 0x01
 _MAP_FAILED = ffi.cast("void *", -1)
 _ZERO = ffi.cast("unsigned long", 0)

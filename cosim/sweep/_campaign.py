@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from ._engines import Engine, make_engine
+from ._engines import Engine
 from ._run import GOOD, Row, run_key
-from ._spec import Spec, load_spec
+from ._spec import Spec
 
-__all__ = ["sweep", "run_campaign", "SweepInterrupted", "ResultCache", "default_cache_dir"]
+__all__ = ["run_campaign", "SweepInterrupted", "ResultCache", "default_cache_dir"]
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -100,22 +99,3 @@ def run_campaign(spec: Spec, engine: Engine, cache: ResultCache | None = None,
     missing = [run.index for run in spec.runs if run.index not in rows]
     assert not missing, f"engine {engine.name} lost runs {missing}"     # an engine bug, never a silent drop
     return [rows[i] for i in sorted(rows)]
-
-
-def sweep(spec: str | Path | Mapping[str, Any] | Spec, *, engine: str | Engine = "dask", workers: int | None = None,
-          scheduler: str | None = None, address: str | None = None, cache: bool | str | Path = True,
-          on_row: Callable[[Row], None] | None = None) -> list[Row]:
-    """Run a sweep spec (a TOML path, a dict shaped like one, or a loaded Spec); returns one Row per run.
-
-    `engine` is "local", "dask" or "ray" (options as `cosim sweep`'s), or an Engine the caller owns and
-    closes. `cache=True` uses default_cache_dir(), a path another directory, False none.
-    """
-    loaded = spec if isinstance(spec, Spec) else load_spec(spec)
-    owned = isinstance(engine, str)
-    runner = make_engine(engine, workers=workers, scheduler=scheduler, address=address) if owned else engine
-    store = None if cache is False else ResultCache(default_cache_dir() if cache is True else Path(cache))
-    try:
-        return run_campaign(loaded, runner, store, on_row)
-    finally:
-        if owned:
-            runner.close()

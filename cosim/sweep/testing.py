@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ._campaign import sweep
+from . import sweep
 from ._engines import ENGINES, Engine, make_engine
 from ._run import Row
 

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cosim import Access, BusError, MHz, Response, us
+from cosim import Access, BusError, MHz, Response, SimulationError, us
 from cosim.chardev import BufferBackend
 from cosim.models.pl011 import FR_RXFE, FR_RXFF, FR_TXFE, INT_RT, INT_RX, INT_TX, Pl011
 
@@ -153,3 +153,33 @@ def test_bad_clock_is_a_configuration_error():
 
     with pytest.raises(PlatformError, match="uart0: frequency: frequency must be positive, not 0 Hz"):
         Pl011("uart0", frequency="0 Hz")
+
+
+@pytest.mark.parametrize("imsc, ris_first", [(0, False), (INT_TX, True)])
+def test_bytes_handed_over_in_bulk_do_what_their_uartdr_writes_do(harness, sim, imsc, ris_first):
+    """`transmit` (a CPU backend's queued UARTDR writes, tx_only() holding) against the same bytes
+    written one by one: the output, TXRIS and the interrupt output come out the same."""
+    ends = []
+    for bulk in (False, True):
+        backend = BufferBackend(poll=us(1))
+        dut = harness(Pl011("uart0", backend=backend))
+        irq = dut.probe(dut.device.irq)
+        dut.write(CR, 0x301)
+        dut.write(IMSC, imsc)
+        if ris_first:
+            dut.write(DR, ord(">"))      # TXRIS set: further writes cannot change UARTINTR
+        assert dut.device.tx_only()
+        if bulk:
+            dut.device.transmit(b"hello\n")
+        else:
+            for byte in b"hello\n":
+                dut.write(DR, byte)
+        ends.append((bytes(backend.output), dut.read(RIS), irq.level))
+    assert ends[0] == ends[1]
+
+
+def test_bulk_bytes_are_refused_when_a_write_would_do_more_than_send(harness):
+    dut = harness(Pl011("uart0"))
+    dut.write(CR, 0x381)                 # UARTEN | TXE | RXE | LBE: loopback feeds the receiver
+    with pytest.raises(SimulationError, match="handed over in bulk"):
+        dut.device.transmit(b"x")

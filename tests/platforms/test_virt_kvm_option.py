@@ -47,3 +47,27 @@ def test_describe_lists_the_kvm_properties(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "kvm_wfx      = 240:50" in out and "budget       = auto" in out
     assert "kvm (Arm64 Linux host with /dev/kvm)" in out
+
+
+def test_cpu_kvm_gives_each_cpu_the_kvm_timer(monkeypatch, tmp_path):
+    """The KVM timer loads with cpu=kvm only (not with every virt platform); each backend gets its CPU's.
+    The KVM backend itself is replaced: it needs an Arm64 host."""
+    from cosim.cpu.arm64 import kvm_cpu
+    from cosim.cpu.arm64.kvm_timer import KvmGenericTimer
+
+    class Built(Exception):
+        pass
+
+    timers = []
+
+    def fake_backend(**options):
+        timers.append(options["timer"])
+        raise Built
+
+    monkeypatch.setattr(kvm_cpu, "kvm_arm64_unavailable", lambda: None)
+    monkeypatch.setattr(kvm_cpu, "KvmArm64Cpu", fake_backend)
+    firmware = tmp_path / "firmware.bin"
+    firmware.write_bytes(bytes(4))
+    with pytest.raises(Built):
+        Virt(firmware=str(firmware), cpu="kvm")
+    assert [type(t) for t in timers] == [KvmGenericTimer]

@@ -436,11 +436,20 @@ class NativeUart:
             state.tx_only = self.model.tx_only()
 
     def deliver(self) -> None:
-        """Hand the queued UARTDR writes to the model, in order."""
+        """Hand the queued UARTDR writes to the model, in order: plain bytes in one `transmit` call
+        when the model has one (Linux's console: ~12,600 bytes per boot in ~1,600 flushes), else (a
+        value wider than a byte, which the model may warn about) each through the bus."""
         state = self._state
         count, state.queued = int(state.queued), 0
-        for i in range(count):
-            self.bus.write(self.base, int(state.sizes[i]), int(state.values[i]))
+        if not count:
+            return
+        values = self._ffi.unpack(state.values, count)
+        transmit = getattr(self.model, "transmit", None)
+        if transmit is not None and max(values) <= 0xFF:
+            transmit(bytes(values))
+            return
+        for size, value in zip(self._ffi.unpack(state.sizes, count), values):
+            self.bus.write(self.base, size, value)
 
     def on_read(self, offset: int, size: int) -> int:
         self.deliver()

@@ -3,17 +3,16 @@
 Unicorn executes instructions but takes no exceptions of its own (it only
 reports them through a hook), so the software backend enters them here. The
 logic is pure: it maps the current PSTATE and the exception to the register
-values an exception entry writes. `ExceptionEntry.apply` is the one place
-those values reach a CPU.
+values an exception entry writes (`ExceptionEntry`, with `stacks` for the
+stack pointers); the backend writes them to the CPU in one batch.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
 
-__all__ = ["Kind", "EC", "esr", "undefined_syndrome", "vector_offset", "ExceptionEntry", "enter_el1", "Arm64State",
+__all__ = ["Kind", "EC", "esr", "undefined_syndrome", "vector_offset", "ExceptionEntry", "enter_el1",
            "PSTATE_DAIF", "PSTATE_I", "PSTATE_F", "DFSC_SYNC_EXTERNAL"]
 
 # PSTATE / SPSR layout for AArch64 (C5.2.18 SPSR_EL1).
@@ -127,31 +126,14 @@ class ExceptionEntry:
     far: int | None       # faulting address (aborts only)
     old_sp: int           # which SP_ELn was in use (0 or 1)
 
-    def apply(self, cpu: "Arm64State") -> None:
-        # The live stack pointer belongs to the old SP selection: bank it before switching.
-        cpu.set_banked_sp(self.old_sp, cpu.get_sp())
-        cpu.set_el1_registers(spsr=self.spsr, elr=self.elr, esr=self.esr, far=self.far)
-        cpu.set_pstate(self.pstate)
-        cpu.set_sp(cpu.get_banked_sp(1))
-        cpu.set_pc(self.pc)
-
-
-class Arm64State(Protocol):
-    """What exception entry needs from a CPU (the unicorn backend implements it; tests fake it)."""
-
-    def get_sp(self) -> int: ...
-
-    def set_sp(self, value: int) -> None: ...
-
-    def get_banked_sp(self, el: int) -> int: ...
-
-    def set_banked_sp(self, el: int, value: int) -> None: ...
-
-    def set_el1_registers(self, *, spsr: int, elr: int, esr: int | None, far: int | None) -> None: ...
-
-    def set_pstate(self, value: int) -> None: ...
-
-    def set_pc(self, value: int) -> None: ...
+    def stacks(self, sp: int, sp_el0: int, sp_el1: int) -> tuple[int, int, int]:
+        """SP_EL0, SP_EL1 and the live SP after the entry, from their values before it: the live stack
+        pointer belongs to the old SP selection, so it is banked there; then SP_EL1 is the live one."""
+        if self.old_sp:
+            sp_el1 = sp
+        else:
+            sp_el0 = sp
+        return sp_el0, sp_el1, sp_el1
 
 
 def enter_el1(pstate: int, vbar: int, kind: Kind, return_address: int,

@@ -53,6 +53,7 @@ from .._debug import DebugStop, StopKind, WatchKind
 from . import COUNTING_MODES
 from .psci import Psci
 from ._counter import NativeCounter, NativeSysregFilter, NativeUart
+from ._regbatch import RegisterBatch
 from .debug import SYSREG_NAMES as DEBUG_SYSREGS
 from .debug import (MDSCR_SS, CodeAndMemoryHooks, ERET, PSTATE_SS, SelfHostedDebug, breakpoint_syndrome,
                     is_load_exclusive, step_syndrome, watchpoint_syndrome)
@@ -253,7 +254,7 @@ class UnicornArm64Cpu:
     @property
     def pc(self) -> int:
         self._engine.select(self)
-        return self.uc.reg_read(A.UC_ARM64_REG_PC)
+        return self._engine.pc_reg.read()[0]
 
     def register_dump(self) -> str:
         regs = [f"x{i:<2}={self.read_register(f'x{i}'):016x}" for i in range(31)]
@@ -262,36 +263,6 @@ class UnicornArm64Cpu:
         rows.append(f"elr_el1={self.read_register('elr_el1'):016x}  esr_el1={self.read_register('esr_el1'):08x}  "
                     f"far_el1={self.read_register('far_el1'):016x}")
         return "\n".join(rows)
-
-    # Arm64State for exception entry.
-    def get_sp(self) -> int:
-        return self.uc.reg_read(A.UC_ARM64_REG_SP)
-
-    def set_sp(self, value: int) -> None:
-        self.uc.reg_write(A.UC_ARM64_REG_SP, value)
-
-    def get_banked_sp(self, el: int) -> int:
-        return self.uc.reg_read(A.UC_ARM64_REG_SP_EL1 if el else A.UC_ARM64_REG_SP_EL0)
-
-    def set_banked_sp(self, el: int, value: int) -> None:
-        self.uc.reg_write(A.UC_ARM64_REG_SP_EL1 if el else A.UC_ARM64_REG_SP_EL0, value)
-
-    def set_el1_registers(self, *, spsr: int, elr: int, esr: int | None, far: int | None) -> None:
-        self.uc.cpr_write(*SPSR_EL1, spsr)
-        self.uc.reg_write(A.UC_ARM64_REG_ELR_EL1, elr)
-        if esr is not None:
-            self.uc.reg_write(A.UC_ARM64_REG_ESR_EL1, esr)
-        if far is not None:
-            self.uc.reg_write(A.UC_ARM64_REG_FAR_EL1, far)
-
-    def set_pstate(self, value: int) -> None:
-        self.uc.reg_write(A.UC_ARM64_REG_PSTATE, value)
-        # A PSTATE write alone leaves QEMU's cached translation flags (current EL) stale;
-        # rewriting SCTLR_EL1 makes unicorn rebuild them, so code at the new EL translates right.
-        self.uc.cpr_write(*SCTLR_EL1, self.uc.cpr_read(*SCTLR_EL1))
-
-    def set_pc(self, value: int) -> None:
-        self.uc.reg_write(A.UC_ARM64_REG_PC, value)
 
     # -- interrupts -----------------------------------------------------------
     def set_irq(self, line: str, level: bool) -> None:
@@ -305,7 +276,7 @@ class UnicornArm64Cpu:
         return (PSTATE_I if self.lines["irq"] else 0) | (PSTATE_F if self.lines["fiq"] else 0)
 
     def _take_interrupt(self) -> bool:
-        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        pstate = self._engine.pstate_reg.read()[0]
         for line, kind, mask in (("fiq", Kind.FIQ, PSTATE_F), ("irq", Kind.IRQ, PSTATE_I)):
             if self.lines[line] and not pstate & mask:
                 self._enter(kind, self.pc)
@@ -313,11 +284,20 @@ class UnicornArm64Cpu:
         return False
 
     def _enter(self, kind: Kind, return_address: int, syndrome: int | None = None, far: int | None = None) -> None:
+        """Exception entry to EL1: the registers it reads, then those it writes, one native call each."""
+        pstate, vbar, sp, sp_el0, sp_el1, old_esr, old_far, sctlr = self._engine.entry_reads.read()
         # SPSR_EL1.SS is PSTATE.SS, which the entry clears (D2.12.3).
-        pstate = self._pstate()
+        pstate = pstate & ~PSTATE_SS | (PSTATE_SS if self._ss else 0)
         self._ss, self._stepped = False, None
-        vbar = self.uc.reg_read(A.UC_ARM64_REG_VBAR_EL1)
-        enter_el1(pstate, vbar, kind, return_address, syndrome, far).apply(self)
+        entry = enter_el1(pstate, vbar, kind, return_address, syndrome, far)
+        sp_el0, sp_el1, sp = entry.stacks(sp, sp_el0, sp_el1)
+        # ESR and FAR keep their values when the entry sets none. A PSTATE write alone leaves QEMU's
+        # cached translation flags (current EL) stale; rewriting SCTLR_EL1 makes unicorn rebuild them,
+        # so code at the new EL translates right.
+        self._engine.entry_writes.write((sp_el0, sp_el1, entry.spsr, entry.elr,
+                                         old_esr if entry.esr is None else entry.esr,
+                                         old_far if entry.far is None else entry.far,
+                                         entry.pstate, sctlr, sp, entry.pc))
 
     # -- running --------------------------------------------------------------
     def run(self, keeper: QuantumKeeper) -> CpuExit:
@@ -504,7 +484,7 @@ class UnicornArm64Cpu:
     def _el0_denied(self, device: Any, name: str, cp: Any, reg: int, read: bool) -> bool:
         """An EL0 access the register's owner does not allow (the timer's CNTKCTL_EL1, the PMU's
         PMUSERENR_EL0) traps to EL1 with EC 0x18, as hardware does."""
-        if current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE)) != 0 or device.el0_allowed(name, read):
+        if current_el(self._engine.pstate_reg.read()[0]) != 0 or device.el0_allowed(name, read):
             return False
         # ISS for a trapped MSR/MRS (D17.2.37, EC 0x18): Op0, Op2, Op1, CRn, Rt, CRm, direction.
         iss = (cp.op0 << 20) | (cp.op2 << 17) | (cp.op1 << 14) | (cp.crn << 10) | (_REG_NUMBERS.get(reg, 31) << 5) \
@@ -528,7 +508,7 @@ class UnicornArm64Cpu:
         if name in _TIME_POLLED:
             self.counter.poll_step(_sysreg_key(cp))
         self._sync(self._elapsed_at_pc())
-        self.uc.reg_write(reg, device.read_sysreg(name))
+        self._engine.register(reg).write((device.read_sysreg(name),))
         return 1
 
     def _on_msr(self, reg: int, cp: Any) -> int:
@@ -632,33 +612,35 @@ class UnicornArm64Cpu:
                 return int.from_bytes(ctypes.string_at(host + address - base, 8), "little")
         return 0                          # a table outside RAM reads as invalid descriptors
 
-    def _translation_regs(self) -> TranslationRegs:
-        return TranslationRegs(self.uc.cpr_read(*SCTLR_EL1), self.uc.cpr_read(*TCR_EL1),
-                               self.uc.reg_read(A.UC_ARM64_REG_TTBR0_EL1), self.uc.reg_read(A.UC_ARM64_REG_TTBR1_EL1))
+    def _translation_state(self) -> tuple[int, TranslationRegs]:
+        """PSTATE and the EL1&0 translation registers, in one native call."""
+        pstate, *regs = self._engine.translation.read()
+        return pstate, TranslationRegs(*regs)
 
-    def _instruction(self, va: int) -> int | None:
-        """The instruction word at `va`, translated as the current EL fetches it."""
-        el0 = current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE)) == 0
-        result = walk(va, self._translation_regs(), self._read_phys64, el0=el0, fetch=True)
+    def _instruction(self, va: int, state: tuple[int, TranslationRegs] | None = None) -> int | None:
+        """The instruction word at `va`, translated as the current EL fetches it (`state`: what
+        `_translation_state` gives, when the caller has it already)."""
+        pstate, regs = state or self._translation_state()
+        result = walk(va, regs, self._read_phys64, el0=current_el(pstate) == 0, fetch=True)
         if isinstance(result, Fault):
             return None
         low = self._read_phys64(result.address & ~7)
         return (low >> (8 * (result.address & 4))) & 0xFFFF_FFFF
 
     def _xreg(self, n: int) -> int:
-        return self.uc.reg_read(_BASE_REGS[n])
+        return self._engine.register(_BASE_REGS[n]).read()[0]
 
     def _mmu_abort(self, pc: int, fetch: bool) -> tuple[Kind, int, int, int]:
         """Syndrome and FAR of the abort QEMU's walk raised: decode the access, walk again (mmu.py)."""
-        pstate = self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        state = self._translation_state()
+        pstate, regs = state
         el0 = current_el(pstate) == 0
-        regs = self._translation_regs()
         if fetch:
             result = walk(pc, regs, self._read_phys64, el0=el0, fetch=True)
             if isinstance(result, Fault):
                 return Kind.SYNC, pc, abort_syndrome(pstate, True, False, result.status), pc
             raise CpuError(f"prefetch abort at pc={pc:#x}, but the translation tables map it to {result.address:#x}")
-        word = self._instruction(pc)
+        word = self._instruction(pc, state)
         access = None if word is None else decode_access(word, pc, self._xreg)
         if access is None:
             raise CpuError(f"data abort at pc={pc:#x} from an instruction that is not a load or store "
@@ -701,7 +683,7 @@ class UnicornArm64Cpu:
     # -- debugging (cosim.gdb) ----------------------------------------------------------
     def translate(self, va: int) -> int | None:
         """The physical address the guest's EL1&0 translation gives `va` (None: unmapped)."""
-        result = walk(va, self._translation_regs(), self._read_phys64, el0=False)
+        result = walk(va, self._translation_state()[1], self._read_phys64, el0=False)
         return None if isinstance(result, Fault) else result.address
 
     def insert_breakpoint(self, address: int) -> None:
@@ -962,6 +944,21 @@ class _Engine:
         for base, size in _whole_pages([m for m in mmio if m[0] not in pl011s], self.uc.ctl_get_page_size()):
             self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
+        # Registers the backend's Python paths read or write together: one native call per batch.
+        self.pc_reg = RegisterBatch(self.uc, [A.UC_ARM64_REG_PC])
+        self.pstate_reg = RegisterBatch(self.uc, [A.UC_ARM64_REG_PSTATE])
+        self.translation = RegisterBatch(self.uc, [A.UC_ARM64_REG_PSTATE, SCTLR_EL1, TCR_EL1,
+                                                   A.UC_ARM64_REG_TTBR0_EL1, A.UC_ARM64_REG_TTBR1_EL1])
+        self.entry_reads = RegisterBatch(self.uc, [A.UC_ARM64_REG_PSTATE, A.UC_ARM64_REG_VBAR_EL1, A.UC_ARM64_REG_SP,
+                                                   A.UC_ARM64_REG_SP_EL0, A.UC_ARM64_REG_SP_EL1, A.UC_ARM64_REG_ESR_EL1,
+                                                   A.UC_ARM64_REG_FAR_EL1, SCTLR_EL1])
+        # In the order single writes took before: the old SP selection's bank, the EL1 registers,
+        # PSTATE then SCTLR_EL1 (rebuilding the EL flags), the new SP, the vector.
+        self.entry_writes = RegisterBatch(self.uc, [A.UC_ARM64_REG_SP_EL0, A.UC_ARM64_REG_SP_EL1, SPSR_EL1,
+                                                    A.UC_ARM64_REG_ELR_EL1, A.UC_ARM64_REG_ESR_EL1,
+                                                    A.UC_ARM64_REG_FAR_EL1, A.UC_ARM64_REG_PSTATE, SCTLR_EL1,
+                                                    A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PC])
+        self._single: dict[int, RegisterBatch] = {}
         # Memory that something other than the CPUs writes (device DMA, a debugger, a test): unicorn
         # notices the CPUs' own stores to translated code, not these (see drop_stale_code).
         self._rams = [(m.base, m.target) for m in bus.mappings if isinstance(m.target, Memory)]
@@ -1010,6 +1007,13 @@ class _Engine:
                 if self._invalidate(self.uc._uch, base + offset, length) != 0:
                     raise CpuError(f"unicorn refused to drop the code at {base + offset:#x} (+{length:#x})")
             seen[index] = writes
+
+    def register(self, reg: int) -> RegisterBatch:
+        """A batch of the one register `reg` (an X register an MRS writes, ...), made on first use."""
+        batch = self._single.get(reg)
+        if batch is None:
+            batch = self._single[reg] = RegisterBatch(self.uc, [reg])
+        return batch
 
     def select(self, cpu: UnicornArm64Cpu) -> None:
         if self.current is cpu:

@@ -8,34 +8,6 @@ EL0T, EL1T, EL1H = 0b0000, 0b0100, 0b0101
 VBAR = 0x4000_0800
 
 
-class FakeCpu:
-    def __init__(self, pstate, sp, sp_el0=0, sp_el1=0):
-        self.pstate, self.sp, self.pc = pstate, sp, 0
-        self.banked = {0: sp_el0, 1: sp_el1}
-        self.el1 = {}
-
-    def get_sp(self):
-        return self.sp
-
-    def set_sp(self, value):
-        self.sp = value
-
-    def get_banked_sp(self, el):
-        return self.banked[el]
-
-    def set_banked_sp(self, el, value):
-        self.banked[el] = value
-
-    def set_el1_registers(self, **regs):
-        self.el1 = regs
-
-    def set_pstate(self, value):
-        self.pstate = value
-
-    def set_pc(self, value):
-        self.pc = value
-
-
 @pytest.mark.parametrize("pstate, kind, offset", [
     (EL1T, Kind.SYNC, 0x000), (EL1T, Kind.IRQ, 0x080), (EL1H, Kind.SYNC, 0x200), (EL1H, Kind.IRQ, 0x280),
     (EL1H, Kind.FIQ, 0x300), (EL0T, Kind.SYNC, 0x400), (EL0T, Kind.IRQ, 0x480), (EL0T, Kind.SERROR, 0x580),
@@ -45,26 +17,26 @@ def test_vector_offsets(pstate, kind, offset):
 
 
 def test_svc_from_el0_banks_sp_el0_and_switches_to_sp_el1():
-    cpu = FakeCpu(pstate=0x6000_0000 | EL0T, sp=0x1000, sp_el1=0x8000)
-    entry = enter_el1(cpu.pstate, VBAR, Kind.SYNC, 0x2004, esr(EC.SVC64, 0x42))
-    entry.apply(cpu)
-    assert cpu.pc == VBAR + 0x400
-    assert cpu.pstate == 0x6000_0000 | PSTATE_DAIF | EL1H      # NZCV kept, DAIF masked, EL1h
-    assert cpu.el1 == {"spsr": 0x6000_0000, "elr": 0x2004, "esr": 0x5600_0042, "far": None}
-    assert cpu.banked[0] == 0x1000 and cpu.sp == 0x8000
+    entry = enter_el1(0x6000_0000 | EL0T, VBAR, Kind.SYNC, 0x2004, esr(EC.SVC64, 0x42))
+    assert entry.pc == VBAR + 0x400
+    assert entry.pstate == 0x6000_0000 | PSTATE_DAIF | EL1H      # NZCV kept, DAIF masked, EL1h
+    assert (entry.spsr, entry.elr, entry.esr, entry.far) == (0x6000_0000, 0x2004, 0x5600_0042, None)
+    # SP_EL0, SP_EL1 and the live SP after it: the live SP banked into SP_EL0, SP_EL1 live.
+    assert entry.stacks(sp=0x1000, sp_el0=0, sp_el1=0x8000) == (0x1000, 0x8000, 0x8000)
 
 
 def test_irq_from_el1h_keeps_the_stack_and_has_no_syndrome():
-    cpu = FakeCpu(pstate=EL1H, sp=0x7F00, sp_el1=0xDEAD)
-    enter_el1(cpu.pstate, VBAR, Kind.IRQ, 0x3000).apply(cpu)
-    assert cpu.pc == VBAR + 0x280 and cpu.sp == 0x7F00      # SP_EL1 was live: banked, then reloaded
-    assert cpu.el1["esr"] is None and cpu.el1["spsr"] == EL1H
+    entry = enter_el1(EL1H, VBAR, Kind.IRQ, 0x3000)
+    assert entry.pc == VBAR + 0x280
+    # SP_EL1 was live: banked, then reloaded.
+    assert entry.stacks(sp=0x7F00, sp_el0=0x11, sp_el1=0xDEAD) == (0x11, 0x7F00, 0x7F00)
+    assert entry.esr is None and entry.spsr == EL1H
 
 
 def test_irq_from_el1t_uses_the_sp0_vectors_and_moves_to_sp_el1():
-    cpu = FakeCpu(pstate=EL1T, sp=0x5000, sp_el1=0x9000)
-    enter_el1(cpu.pstate, VBAR, Kind.IRQ, 0x3000).apply(cpu)
-    assert cpu.pc == VBAR + 0x080 and cpu.banked[0] == 0x5000 and cpu.sp == 0x9000
+    entry = enter_el1(EL1T, VBAR, Kind.IRQ, 0x3000)
+    assert entry.pc == VBAR + 0x080
+    assert entry.stacks(sp=0x5000, sp_el0=0x22, sp_el1=0x9000) == (0x5000, 0x9000, 0x9000)
 
 
 def test_nested_entry_masks_everything_until_eret():
