@@ -31,9 +31,10 @@ def ensure_qemu() -> str:
 class Console:
     """Expect-style access to a child process's serial console on stdin/stdout."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.start = time.perf_counter()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=env)
         self.buffer = b""
         self.before = b""           # what preceded the marker the last expect() found
 

@@ -118,15 +118,23 @@ def boot_once(counting: str, cpus: int = 1) -> dict[str, object]:
             "tree": str(Path(sys.modules["cosim.platforms.virt"].__file__).parent)}
 
 
-def boot_in(tree: Path, counting: str, cpus: int = 1, unicorn: str = "default") -> dict[str, object]:
-    """`boot_once` in a fresh process whose `cosim` (and models, platforms) come from `tree`, on the
-    unicorn library that tree chooses by default (cosim.patched_unicorn), or on the released one."""
-    env = {key: value for key, value in os.environ.items() if key not in ("LIBUNICORN_PATH", "COSIM_UNICORN")}
+def tree_env(tree: Path, unicorn: str = "default") -> dict[str, str]:
+    """The environment of a process whose `cosim` comes from `tree`: on the unicorn library that tree
+    chooses by default (cosim.patched_unicorn) or on the released one (`unicorn="stock"`), with its
+    bytecode cached as an installed cosim's is (PYTHONDONTWRITEBYTECODE, set where we work, would
+    compile every module from source on each start)."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("LIBUNICORN_PATH", "COSIM_UNICORN", "PYTHONDONTWRITEBYTECODE")}
     env["PYTHONPATH"] = str(tree)
     if unicorn == "stock":
         env["COSIM_UNICORN"] = "stock"
-    result = subprocess.run([sys.executable, __file__, "--boot-once", "--counting", counting, "--cpus", str(cpus)], env=env, cwd=tree,
-                            capture_output=True, text=True, check=False)
+    return env
+
+
+def boot_in(tree: Path, counting: str, cpus: int = 1, unicorn: str = "default") -> dict[str, object]:
+    """`boot_once` in a fresh process whose `cosim` (and models, platforms) come from `tree`."""
+    result = subprocess.run([sys.executable, __file__, "--boot-once", "--counting", counting, "--cpus", str(cpus)],
+                            env=tree_env(tree, unicorn), cwd=tree, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"boot in {tree} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -134,14 +142,12 @@ def boot_in(tree: Path, counting: str, cpus: int = 1, unicorn: str = "default") 
 
 def startup_in(tree: Path) -> float:
     """Wall time of a whole `cosim run virt-linux --until 1us` process whose `cosim` comes from `tree`: the
-    command as users type it, so the default images are looked up (and checked) in the cache."""
+    command as users type it, so the default images are looked up (and checked) in the cache. The
+    caller runs it once first, to write the tree's bytecode cache."""
     argv = ["run", "virt-linux", "--until", "1us"]
-    # With its bytecode cached, as an installed cosim starts (the caller runs it once first to write it).
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, __file__, "--cli", *argv], env=env, cwd=tree, capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run([sys.executable, __file__, "--cli", *argv], env=tree_env(tree), cwd=tree,
+                            capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"cosim run in {tree} failed:\n{result.stderr[-2000:]}")
@@ -220,13 +226,15 @@ def versus_qemu(runs: int, counting: str, cpus: int = 1) -> bool:
     qemu, cosim, inproc, released = [], [], [], []
     qemu_sleep = cosim_sleep = None
     loads = []
+    startup_in(ROOT)                  # writes this tree's bytecode cache, as an installed cosim has it
     for run in range(runs):
         last = run == runs - 1
         boot, slept = drive(QemuAarch64(kernel=kernel, initrd=initrd, append=bootargs, memory="256M", smp=cpus), last)
         qemu.append(boot)
         qemu_sleep = slept if last else qemu_sleep
-        console = Console([sys.executable, "-m", "cosim", "run", "virt-linux", "-P", f"kernel={kernel}",
-                           "-P", f"initrd={initrd}", "-P", f"counting={counting}", "-P", f"cpus={cpus}"])
+        console = Console([sys.executable, __file__, "--cli", "run", "virt-linux", "-P", f"kernel={kernel}",
+                           "-P", f"initrd={initrd}", "-P", f"counting={counting}", "-P", f"cpus={cpus}"],
+                          env=tree_env(ROOT))
         boot, slept = drive(console, last)
         cosim.append(boot)
         cosim_sleep = slept if last else cosim_sleep

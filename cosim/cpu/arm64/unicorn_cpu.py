@@ -1020,14 +1020,19 @@ class _Engine:
             return
         if self.running:
             raise CpuError(f"CPU {cpu.index}'s state was asked for while CPU {self.current.index} runs")
+        tables = self.translation.read()[1:]
         saved = self._contexts.get(self.current)
         if saved is None:
             self._contexts[self.current] = self.uc.context_save()
         else:
             self.uc.context_update(saved)
         self.uc.context_restore(self._contexts[cpu])
-        # Translations cached for the other CPU's tables must go (this also clears the jump cache).
-        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        # The TLB and the jump cache (by virtual address) hold the outgoing CPU's translations: they
+        # go unless the incoming CPU translates through the same tables the same way (SCTLR_EL1,
+        # TCR_EL1, TTBR0_EL1 with its ASID, TTBR1_EL1), as Linux's CPUs do in the kernel. Page table
+        # changes are no reason: Linux broadcasts its TLBIs, which flush this one shared TLB.
+        if self.translation.read()[1:] != tables:
+            self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
         self.current = cpu
 
     # The hooks: the CPU being run is the one they concern.
