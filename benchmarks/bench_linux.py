@@ -245,8 +245,8 @@ def versus_qemu(runs: int, counting: str, cpus: int = 1) -> bool:
     print(f"Debian 12 arm64 Linux ({kernel.name}) on {cpus} CPU{'s' if cpus > 1 else ''} to a busybox shell, "
           f"whole processes, {runs} interleaved runs each "
           f"(1-minute load average {min(loads):.2f}-{max(loads):.2f})")
-    print(f"  {'QEMU TCG (peer)':<34}{spread(qemu)}, sleep 10: {qemu_sleep:.2f} s")
-    print(f"  {f'cosim virt-linux (unicorn, {counting})':<34}{spread(cosim)}, sleep 10: {cosim_sleep:.2f} s")
+    print(f"  {'QEMU TCG (peer)':<42}{spread(qemu)}, sleep 10: {qemu_sleep:.2f} s")
+    print(f"  {f'cosim virt-linux (unicorn, {counting})':<42}{spread(cosim)}, sleep 10: {cosim_sleep:.2f} s")
     print(f"  ratio cosim/QEMU: boot min {min(cosim) / min(qemu):.2f}x, median "
           f"{statistics.median(cosim) / statistics.median(qemu):.2f}x (goal <= 1x); "
           f"sleep 10 {cosim_sleep / qemu_sleep:.3f}x")
