@@ -12,8 +12,9 @@ instructions, same output; Linux boots in ~0.8x the time counting per block, ~0.
 scripts/bootstrap.sh) downloads the source release from PyPI, checks its SHA-256, applies the patch
 and builds the AArch64 engine only (~35 s on 2 cores) into the artifact cache, keyed by the source,
 the patch and this recipe. `import cosim` then points unicorn's loader at that library
-(LIBUNICORN_PATH), unless unicorn is already loaded, LIBUNICORN_PATH is set, or COSIM_UNICORN=stock;
-without it everything runs on the released library, as before, only slower.
+(LIBUNICORN_PATH), unless unicorn is already loaded, LIBUNICORN_PATH is set, or COSIM_UNICORN=stock
+(or the library does not load: said on stderr); without it everything runs on the released
+library, as before, only slower.
 """
 
 from __future__ import annotations
@@ -64,8 +65,16 @@ def select(cache: Path | None = None) -> Path | None:
     if "unicorn" in sys.modules or os.environ.get("LIBUNICORN_PATH") or os.environ.get("COSIM_UNICORN") == "stock":
         return None
     library = built_library(cache)
-    if library is not None:
-        os.environ["LIBUNICORN_PATH"] = str(library.parent)
+    if library is None:
+        return None
+    import ctypes
+
+    try:
+        ctypes.CDLL(str(library))       # unicorn loads it next: this costs nothing more
+    except OSError as error:            # e.g. a cache shared with a machine it was not built for
+        print(f"cosim: {library} does not load ({error}); using the released unicorn", file=sys.stderr)
+        return None
+    os.environ["LIBUNICORN_PATH"] = str(library.parent)
     return library
 
 

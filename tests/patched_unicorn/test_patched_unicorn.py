@@ -123,6 +123,20 @@ def test_the_library_is_chosen_only_when_nobody_else_chose(tmp_path, monkeypatch
         assert loaded() == f"True {patched_unicorn.library_dir()}"
 
 
+def test_a_library_that_does_not_load_leaves_the_released_one(tmp_path):
+    """A damaged library, or one built on another machine sharing the cache, must not stop cosim."""
+    folder = patched_unicorn.library_dir(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / patched_unicorn.LIBRARY).write_bytes(b"not a shared library")
+    probe = "import cosim, os; from cosim import patched_unicorn as p; import unicorn; " \
+            "print(p.in_use(), os.environ.get('LIBUNICORN_PATH'))"
+    result = subprocess.run([sys.executable, "-c", probe], env={**_environment("patched"),
+                            "COSIM_IMAGE_CACHE": str(tmp_path)}, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False None"
+    assert f"{folder / patched_unicorn.LIBRARY} does not load" in result.stderr
+    assert "using the released unicorn" in result.stderr
+
+
 def test_the_cache_entry_is_keyed_by_the_patch(tmp_path, monkeypatch):
     before = patched_unicorn.build_key()
     changed = tmp_path / "fast-paths.patch"
