@@ -13,16 +13,7 @@ _start:
     ldr x2, =0x40000701         // block at 0x4000_0000 (RAM)
     str x2, [x1, #8]
     str xzr, [x1, #16]          // 0x8000_0000: invalid
-    msr ttbr0_el1, x1
-    mov x0, #0xff               // MAIR attr 0: normal write-back
-    msr mair_el1, x0
-    ldr x0, =(25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23))   // T0SZ 25, WB walks, inner shareable, EPD1
-    msr tcr_el1, x0
-    isb
-    mrs x0, sctlr_el1
-    orr x0, x0, #1              // M: the MMU on
-    msr sctlr_el1, x0
-    isb
+    mmu_on x1
     ldr x5, =0x80000000
     ldr x3, =RESULTS
     mov x4, #0                  // aborts taken

@@ -55,16 +55,7 @@ look:                           // x19 = this CPU: its tables, its marker, then 
     orr x3, x4, x3              // level-2 block
     str x3, [x2]
     dsb sy
-    msr ttbr0_el1, x1
-    mov x0, #0xff               // MAIR attr 0: normal write-back
-    msr mair_el1, x0
-    ldr x0, =(25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23))   // T0SZ 25, WB walks, inner shareable, EPD1
-    msr tcr_el1, x0
-    isb
-    mrs x0, sctlr_el1
-    orr x0, x0, #1              // M: the MMU on
-    msr sctlr_el1, x0
-    isb
+    mmu_on x1
     ldr x5, =WINDOW
     ldr x6, =ITER
     add x7, x19, #1             // the marker expected
