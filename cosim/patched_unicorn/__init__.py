@@ -12,8 +12,8 @@ instructions, same output; Linux boots in ~0.8x the time counting per block, ~0.
 scripts/bootstrap.sh) downloads the source release from PyPI, checks its SHA-256, applies the patch
 and builds the AArch64 engine only (~35 s on 2 cores) into the artifact cache, keyed by the source,
 the patch and this recipe. `import cosim` then points unicorn's loader at that library
-(LIBUNICORN_PATH), unless unicorn is already loaded, LIBUNICORN_PATH is set, or COSIM_UNICORN=stock
-(or the library does not load: said on stderr); without it everything runs on the released
+(LIBUNICORN_PATH), unless unicorn is already loaded, LIBUNICORN_PATH is set, or COSIM_UNICORN=stock;
+without it (or if it does not load: the CPU backend says so) everything runs on the released
 library, as before, only slower.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from .._paths import cache_dir, file_lock
 
 __all__ = ["UNICORN_VERSION", "PATCH", "BuildError", "build", "build_key", "built_library", "in_use",
-           "library_dir", "select"]
+           "library_dir", "report_fallback", "select"]
 
 UNICORN_VERSION = "2.1.4"
 # PyPI's source release of that version (unicorn-2.1.4.tar.gz), checked before it is built.
@@ -37,6 +37,7 @@ LIBRARY = "libunicorn.so.2"
 # Bump when the build steps below change what they produce.
 _RECIPE = "patched-unicorn-1: cmake Release, UNICORN_ARCH=aarch64"
 BUILD_TIMEOUT = 1200.0
+_selected: Path | None = None     # the library `select` pointed unicorn at
 
 
 class BuildError(RuntimeError):
@@ -64,17 +65,11 @@ def select(cache: Path | None = None) -> Path | None:
     chosen, or None when the released one stays (see the module's docstring for when)."""
     if "unicorn" in sys.modules or os.environ.get("LIBUNICORN_PATH") or os.environ.get("COSIM_UNICORN") == "stock":
         return None
+    global _selected
     library = built_library(cache)
-    if library is None:
-        return None
-    import ctypes
-
-    try:
-        ctypes.CDLL(str(library))       # unicorn loads it next: this costs nothing more
-    except OSError as error:            # e.g. a cache shared with a machine it was not built for
-        print(f"cosim: {library} does not load ({error}); using the released unicorn", file=sys.stderr)
-        return None
-    os.environ["LIBUNICORN_PATH"] = str(library.parent)
+    if library is not None:
+        os.environ["LIBUNICORN_PATH"] = str(library.parent)
+        _selected = library
     return library
 
 
@@ -83,6 +78,16 @@ def in_use() -> bool:
     from unicorn.unicorn_py3.unicorn import uclib
 
     return hasattr(uclib, "uc_cosim_configure")
+
+
+def report_fallback() -> None:
+    """Called where the patches are missed (unicorn loaded): if `select` chose the patched library
+    but unicorn loaded another (its loader falls back without a word when a library does not load:
+    damaged, or built on another machine sharing the cache), say so on stderr, once."""
+    global _selected
+    if _selected is not None and not in_use():
+        print(f"cosim: {_selected} did not load; running on the released unicorn (slower)", file=sys.stderr)
+        _selected = None
 
 
 def _run(args: list[str], what: str, log: Path, deadline: float, cwd: Path | None = None) -> None:

@@ -493,6 +493,9 @@ def _use_patched_fast_paths(uclib: Any, uc: Any, ffi: Any, state: Any, per_block
     check after loads and stores unless a memory hook is installed. False on the released library."""
     configure = getattr(uclib, "uc_cosim_configure", None)
     if configure is None:
+        from ...patched_unicorn import report_fallback
+
+        report_fallback()
         return False
     counter = _CosimCounter(*(int(ffi.cast("uintptr_t", ffi.addressof(state, name)))
                               for name, _ in _CosimCounter._fields_[:-1]), not per_block)
