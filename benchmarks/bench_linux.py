@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _peers import Console, QemuAarch64  # noqa: E402
+from _peers import Console, QemuAarch64, cosim_env  # noqa: E402
 
 PROMPT = b"/root # "
 STARTS_PER_ROUND = 3      # start-ups timed per tree in each A/B round: ~0.2 s each, noisier than boots
@@ -123,9 +123,7 @@ def tree_env(tree: Path, unicorn: str = "default") -> dict[str, str]:
     chooses by default (cosim.patched_unicorn) or on the released one (`unicorn="stock"`), with its
     bytecode cached as an installed cosim's is (PYTHONDONTWRITEBYTECODE, set where we work, would
     compile every module from source on each start)."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("LIBUNICORN_PATH", "COSIM_UNICORN", "PYTHONDONTWRITEBYTECODE")}
-    env["PYTHONPATH"] = str(tree)
+    env = {**cosim_env(), "PYTHONPATH": str(tree)}
     if unicorn == "stock":
         env["COSIM_UNICORN"] = "stock"
     return env

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _peers import Console, QemuAarch64  # noqa: E402
+from _peers import Console, QemuAarch64, cosim_env, warm_cosim  # noqa: E402
 
 from cosim import SEC  # noqa: E402
 from cosim.chardev import BufferBackend  # noqa: E402
@@ -60,7 +60,8 @@ def in_process(firmware: Path) -> None:
 def main() -> None:
     firmware = uboot_image()
     qemu_boot, qemu_sleep = drive(QemuAarch64(bios=firmware))
-    cosim = Console([sys.executable, "-m", "cosim", "run", "virt", "-P", f"firmware={firmware}"])
+    warm_cosim()
+    cosim = Console([sys.executable, "-m", "cosim", "run", "virt", "-P", f"firmware={firmware}"], env=cosim_env())
     cosim_boot, cosim_sleep = drive(cosim)
     print("U-Boot 2023.01 to its prompt, then `sleep 3` (wall seconds, whole processes)")
     print(f"  {'':<22}{'boot to =>':>12}{'sleep 3':>10}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _peers import Console, QemuAarch64  # noqa: E402
+from _peers import Console, QemuAarch64, cosim_env, warm_cosim  # noqa: E402
 
 from cosim import SEC  # noqa: E402
 from cosim.chardev import BufferBackend  # noqa: E402
@@ -85,8 +85,9 @@ def main() -> None:
         qemu = drive(QemuAarch64(kernel=kernel, initrd=initrd, append="console=ttyAMA0", memory="256M",
                                  extra=("-drive", f"file={images[0]},format=raw,if=none,id=d0",
                                         "-device", "virtio-blk-device,drive=d0")), mib)
+        warm_cosim()
         cosim = drive(Console([sys.executable, "-m", "cosim", "run", "virt-linux", "-P", f"kernel={kernel}",
-                               "-P", f"initrd={initrd}", "-P", f"drive={images[1]}"]), mib)
+                               "-P", f"initrd={initrd}", "-P", f"drive={images[1]}"], env=cosim_env()), mib)
         inproc = in_process(kernel, initrd, images[2], mib)
     print(f"virtio-blk: dd of {mib} MiB in Debian 12 arm64 Linux ({kernel.name}), MB/s of wall time "
           f"(whole processes; read after dropping the page cache, write with conv=fsync)")
