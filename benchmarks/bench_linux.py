@@ -119,10 +119,8 @@ def boot_once(counting: str, cpus: int = 1) -> dict[str, object]:
 
 
 def tree_env(tree: Path, unicorn: str = "default") -> dict[str, str]:
-    """The environment of a process whose `cosim` comes from `tree`: on the unicorn library that tree
-    chooses by default (cosim.patched_unicorn) or on the released one (`unicorn="stock"`), with its
-    bytecode cached as an installed cosim's is (PYTHONDONTWRITEBYTECODE, set where we work, would
-    compile every module from source on each start)."""
+    """`cosim_env()` for a process whose `cosim` comes from `tree`, on the unicorn library that tree
+    chooses by default (cosim.patched_unicorn) or on the released one (`unicorn="stock"`)."""
     env = {**cosim_env(), "PYTHONPATH": str(tree)}
     if unicorn == "stock":
         env["COSIM_UNICORN"] = "stock"

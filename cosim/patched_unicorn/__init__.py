@@ -90,7 +90,7 @@ def report_fallback() -> None:
         _selected = None
 
 
-def _run(args: list[str], what: str, log: Path, deadline: float, cwd: Path | None = None) -> None:
+def _run(args: list[str], what: str, log: Path, deadline: float) -> None:
     import subprocess
     import time
 
@@ -98,7 +98,7 @@ def _run(args: list[str], what: str, log: Path, deadline: float, cwd: Path | Non
         out.write(f"$ {' '.join(args)}\n".encode())
         out.flush()
         try:
-            result = subprocess.run(args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            result = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     timeout=max(1.0, deadline - time.monotonic()), check=False)
         except FileNotFoundError:
             raise BuildError(f"patched unicorn: {what}: {args[0]} is not installed (scripts/bootstrap.sh installs it)") \

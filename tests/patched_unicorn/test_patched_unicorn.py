@@ -152,7 +152,7 @@ def test_the_cache_entry_is_keyed_by_the_patch(tmp_path, monkeypatch):
 
 
 def test_a_source_release_that_does_not_match_is_refused(tmp_path, monkeypatch):
-    def fake_pip(args, what, log, deadline, cwd=None):
+    def fake_pip(args, what, log, deadline):
         (tmp_path / f"unicorn-{patched_unicorn.UNICORN_VERSION}.tar.gz").write_bytes(b"not the release")
 
     monkeypatch.setattr(patched_unicorn, "_run", fake_pip)

@@ -485,18 +485,18 @@ class _CosimCounter(ctypes.Structure):
                 ("per_instruction", ctypes.c_bool)]
 
 
-def _use_patched_fast_paths(uclib: Any, uc: Any, ffi: Any, state: Any, per_block: bool) -> bool:
+def _use_patched_fast_paths(uclib: Any, uc: Any, ffi: Any, state: Any, per_block: bool) -> None:
     """On cosim's patched unicorn (cosim.patched_unicorn), hand it the counter's fields, so that the
     translated code counts a block (or an instruction) itself while the budget lasts and no interrupt
     is watched (cosim_count_block's and cosim_count's common case, the same stores), and say that our
     MMIO callbacks never stop a run (they end it at the next boundary through the budget): no exit
-    check after loads and stores unless a memory hook is installed. False on the released library."""
+    check after loads and stores unless a memory hook is installed. Nothing on the released library."""
     configure = getattr(uclib, "uc_cosim_configure", None)
     if configure is None:
         from ...patched_unicorn import report_fallback
 
         report_fallback()
-        return False
+        return
     counter = _CosimCounter(*(int(ffi.cast("uintptr_t", ffi.addressof(state, name)))
                               for name, _ in _CosimCounter._fields_[:-1]), not per_block)
     configure.argtypes = [ctypes.c_void_p, ctypes.POINTER(_CosimCounter), ctypes.c_bool]
@@ -504,7 +504,6 @@ def _use_patched_fast_paths(uclib: Any, uc: Any, ffi: Any, state: Any, per_block
     status = configure(uc._uch, ctypes.byref(counter), True)
     if status != 0:
         raise CounterUnavailable(f"uc_cosim_configure failed with unicorn error {status}")
-    return True
 
 
 class NativeCounter:
@@ -540,7 +539,7 @@ class NativeCounter:
         hook_fn = int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, name)))
         _add_hook(uc, kind, hook_fn, int(self._ffi.cast("uintptr_t", self._state)))
         self._uc = uc  # the hook lives as long as the engine; keep `_state` alive with it
-        self.patched = _use_patched_fast_paths(uclib, uc, self._ffi, self._state, per_block)
+        _use_patched_fast_paths(uclib, uc, self._ffi, self._state, per_block)
 
     def arm(self, budget: int, watch: int = 0) -> None:
         """Count from 0 up to `budget`; with `watch` (PSTATE mask bits of pending
